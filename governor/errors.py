@@ -1,0 +1,121 @@
+"""The one exception hierarchy of budget-governor.
+
+Everything the package raises on purpose derives from :class:`GovernorError`, so
+an integration can catch one type. Errors about user input carry where the bad
+input is (file, line, column, JSON pointer) so the message can point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governor.decision import Decision
+
+
+class GovernorError(Exception):
+    """Base class of every error raised by budget-governor."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One validation finding (an error or a warning) located in a source file.
+
+    ``line`` and ``col`` are 1-based; 0 means unknown. ``pointer`` is the
+    RFC 6901 JSON pointer of the offending node inside the policy document.
+    """
+
+    severity: str  # "error" | "warning"
+    message: str
+    file: str = "<string>"
+    line: int = 0
+    col: int = 0
+    pointer: str = ""
+    code: str = ""  # stable machine-readable class, e.g. "unknown-key"
+    hint: str = ""  # e.g. "did you mean 'max_tokens'?"
+
+    def location(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col or 1}"
+        return self.file
+
+    def __str__(self) -> str:
+        text = f"{self.location()}: {self.severity}: {self.message}"
+        if self.pointer:
+            text += f" (at {self.pointer})"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class PolicyError(GovernorError):
+    """A policy failed to load: it holds every error found, sorted by place."""
+
+    def __init__(self, findings: Sequence[Finding], warnings: Sequence[Finding] = ()) -> None:
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        self.warnings: tuple[Finding, ...] = tuple(warnings)
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        lines = [str(f) for f in self.findings]
+        if not lines:
+            return "invalid policy"
+        head = f"{len(lines)} error(s) in policy:\n  " if len(lines) > 1 else ""
+        return head + "\n  ".join(lines)
+
+
+class PricingError(GovernorError):
+    """A model has no known price and the policy does not allow unpriced calls."""
+
+
+class TraceError(GovernorError):
+    """A trace file or record could not be read. ``line`` is 1-based (or a record index)."""
+
+    def __init__(self, message: str, *, file: str = "", line: int = 0) -> None:
+        self.file = file
+        self.line = line
+        where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
+        super().__init__(where + message)
+
+
+class LedgerError(GovernorError):
+    """The budget store is unavailable or answered something it should not."""
+
+
+class CallBlocked(GovernorError):
+    """A call was blocked by the policy. ``decision`` says which rule and why."""
+
+    def __init__(self, decision: "Decision") -> None:
+        self.decision = decision
+        rules = ", ".join(decision.rule_ids) or "-"
+        reason = "; ".join(decision.reasons) or "blocked by policy"
+        super().__init__(f"{reason} [rules: {rules}; policy revision {decision.revision}]")
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return self.decision.rule_ids
+
+
+class BudgetExceeded(CallBlocked):
+    """The call would push a budget over its hard limit (HTTP 429 in the proxy)."""
+
+
+class StopConditionHit(CallBlocked):
+    """A stop condition of the run fired: call cap, retry storm, loop, wall time."""
+
+
+class ContextTooLarge(CallBlocked):
+    """A context cap blocked the call."""
+
+
+class CostCapExceeded(CallBlocked):
+    """A per-call cost cap blocked the call."""
+
+
+class UnpricedModel(CallBlocked):
+    """The call was blocked because the model has no price (on_error fail_closed)."""
+
+
+class StoreUnavailable(CallBlocked):
+    """The budget store was down and the budget is fail_closed."""
