@@ -1,0 +1,70 @@
+"""The ``governor`` command. Each subcommand lives in its own module.
+
+Exit codes: 0 ok, 1 findings (or failed tests / changed decisions), 2 usage
+error, 3 invalid policy, 4 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+# subcommand name -> module under governor.cli; each module has
+# register(subparsers) -> None, and sets `func` (args -> int) on its parser.
+COMMANDS: dict[str, str] = {
+    "validate": "governor.cli.validate",
+    "schema": "governor.cli.schema",
+    "explain": "governor.cli.explain",
+    "replay": "governor.cli.replay",
+    "diff": "governor.cli.diff",
+    "test": "governor.cli.policytest",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="governor", description="Policy-as-code budget governor for LLM calls.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMANDS.values():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # not built yet
+        module.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from governor import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say what broke
+        print(f"governor: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    sys.exit(main())

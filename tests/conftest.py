@@ -1,0 +1,28 @@
+"""Shared test setup: offline litellm, paths to the shipped and shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Never let litellm fetch its price map: tests must not need the network.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+TAU2_DIR = SHARED / "traces" / "tau2"
+POLICIES_DIR = REPO_ROOT / "policies"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tau2_dir() -> Path:
+    if not TAU2_DIR.is_dir():
+        pytest.fail(f"shared traces not found at {TAU2_DIR}: CI must provide ../shared beside the clone")
+    return TAU2_DIR
