@@ -1,0 +1,228 @@
+"""The SQLite ledger: budgets shared by many processes on one machine.
+
+One WAL-mode database file. Every write runs in ``BEGIN IMMEDIATE`` so a
+reserve takes the database's single write lock *before* it reads the counters:
+the read-check-write of all counters of a call is one atomic step across every
+process that opens the same file (readers are never blocked by WAL).
+
+Reservations live in two tables (the reservation, and the counters it holds);
+a counter's in-flight amount is the sum of its live reservations, so nothing
+can drift. Expired reservations are ignored by every read and deleted on each
+write through an index on ``expires_at``: a crashed worker's reservations free
+their budget when their lease ends. Settled spend is kept per window slot
+(:mod:`governor.ledger.windows`), so windows roll over the same way as in the
+in-memory reference ledger. Settle is idempotent through a table of settled
+reservation ids kept for ``settled_ttl_s``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+from governor.errors import LedgerError
+from governor.ledger.base import Amount, Counter, ReserveResult
+from governor.ledger.memory import SETTLED_ID_TTL_S
+from governor.ledger.windows import ROLLING_SLOTS, Window, current_slot
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reservations (
+    rid TEXT PRIMARY KEY, expires_at REAL NOT NULL,
+    usd INTEGER NOT NULL, tokens INTEGER NOT NULL, calls INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations(expires_at);
+CREATE TABLE IF NOT EXISTS reservation_counters (
+    counter_key TEXT NOT NULL, rid TEXT NOT NULL, PRIMARY KEY (counter_key, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reservation_counters_rid ON reservation_counters(rid);
+CREATE TABLE IF NOT EXISTS slots (
+    counter_key TEXT NOT NULL, slot TEXT NOT NULL, idx INTEGER,
+    usd INTEGER NOT NULL, tokens INTEGER NOT NULL, calls INTEGER NOT NULL,
+    expires_at REAL NOT NULL, PRIMARY KEY (counter_key, slot)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS slots_idx ON slots(counter_key, idx);
+CREATE INDEX IF NOT EXISTS slots_expiry ON slots(expires_at) WHERE expires_at > 0;
+CREATE TABLE IF NOT EXISTS settled (rid TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS settled_at ON settled(at);
+"""
+
+_INFLIGHT = (
+    "SELECT COALESCE(SUM(r.usd),0), COALESCE(SUM(r.tokens),0), COALESCE(SUM(r.calls),0) "
+    "FROM reservation_counters k JOIN reservations r ON r.rid = k.rid "
+    "WHERE k.counter_key = ? AND r.expires_at > ?"
+)
+_SUM = "SELECT COALESCE(SUM(usd),0), COALESCE(SUM(tokens),0), COALESCE(SUM(calls),0) FROM slots "
+_ROLLING = _SUM + "WHERE counter_key = ? AND idx > ? AND idx <= ?"
+_SINGLE = _SUM + "WHERE counter_key = ? AND slot = ?"
+_ADD = (
+    "INSERT INTO slots (counter_key, slot, idx, usd, tokens, calls, expires_at) VALUES (?,?,?,?,?,?,?) "
+    "ON CONFLICT (counter_key, slot) DO UPDATE SET usd = usd + excluded.usd, "
+    "tokens = tokens + excluded.tokens, calls = calls + excluded.calls, "
+    "expires_at = CASE WHEN expires_at = 0 OR excluded.expires_at = 0 THEN 0 "
+    "ELSE MAX(expires_at, excluded.expires_at) END"
+)
+
+
+class SqliteLedger:
+    """A :class:`governor.ledger.base.Ledger` in one SQLite file shared by processes.
+
+    ``timeout_s`` is SQLite's busy timeout: how long a writer waits for the
+    lock before the operation fails with :class:`LedgerError`. One connection
+    per process, guarded by a lock (SQLite serialises writers anyway); a forked
+    child opens its own connection on first use.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 5.0,
+                 settled_ttl_s: float = SETTLED_ID_TTL_S) -> None:
+        self.path = str(path)
+        self.timeout_s = timeout_s
+        self.settled_ttl_s = settled_ttl_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        with self._lock:
+            self._connection()
+
+    # -- connection and transactions ------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(f"sqlite ledger {self.path}: cannot open: {exc}") from exc
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _write(self, now: float) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction (the write lock), after reclaiming expired leases."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._reclaim(conn, now)
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise LedgerError(f"sqlite ledger {self.path} unavailable: {exc}") from exc
+
+    def _reclaim(self, conn: sqlite3.Connection, now: float) -> None:
+        # Each statement is an index range scan that is empty on the common path.
+        conn.execute("DELETE FROM reservation_counters WHERE rid IN "
+                     "(SELECT rid FROM reservations WHERE expires_at <= ?)", (now,))
+        conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM settled WHERE at <= ?", (now - self.settled_ttl_s,))
+        conn.execute("DELETE FROM slots WHERE expires_at > 0 AND expires_at <= ?", (now,))
+
+    # -- reads ------------------------------------------------------------------
+    @staticmethod
+    def _used(conn: sqlite3.Connection, counter: Counter, now: float) -> Amount:
+        window = counter.window
+        if window.kind == "rolling":
+            cur = int(now // window.slot_seconds)
+            row = conn.execute(_ROLLING, (counter.key, cur - ROLLING_SLOTS, cur)).fetchone()
+        else:
+            row = conn.execute(_SINGLE, (counter.key, current_slot(window, now))).fetchone()
+        inflight = conn.execute(_INFLIGHT, (counter.key, now)).fetchone()
+        return Amount(row[0] + inflight[0], row[1] + inflight[1], row[2] + inflight[2])
+
+    @staticmethod
+    def _known(conn: sqlite3.Connection, rid: str, now: float) -> bool:
+        live = conn.execute("SELECT 1 FROM reservations WHERE rid = ? AND expires_at > ?", (rid, now))
+        if live.fetchone() is not None:
+            return True
+        return conn.execute("SELECT 1 FROM settled WHERE rid = ?", (rid,)).fetchone() is not None
+
+    # -- the Ledger protocol ---------------------------------------------------
+    def reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *,
+                now: float, lease_s: float) -> ReserveResult:
+        with self._write(now) as conn:
+            if self._known(conn, reservation_id, now):
+                return ReserveResult(True, used_after=tuple(self._used(conn, c, now) for c in counters))
+            after: list[Amount] = []
+            for c in counters:
+                total = self._used(conn, c, now) + amount
+                metric = c.limit.exceeded_by(total)
+                if metric is not None:
+                    return ReserveResult(False, denied=c, denied_metric=metric)
+                after.append(total)
+            conn.execute("INSERT INTO reservations VALUES (?,?,?,?,?)",
+                         (reservation_id, now + lease_s, amount.usd_nano, amount.tokens, amount.calls))
+            conn.executemany("INSERT OR IGNORE INTO reservation_counters VALUES (?,?)",
+                             [(c.key, reservation_id) for c in counters])
+            return ReserveResult(True, used_after=tuple(after))
+
+    def settle(self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *,
+               now: float, reserved_at: float) -> bool:
+        with self._write(now) as conn:
+            if conn.execute("SELECT 1 FROM settled WHERE rid = ?", (reservation_id,)).fetchone():
+                return False
+            self._drop(conn, reservation_id)
+            conn.executemany(_ADD, [self._slot_row(c, actual, reserved_at) for c in counters])
+            conn.execute("INSERT INTO settled VALUES (?,?)", (reservation_id, now))
+            return True
+
+    def release(self, reservation_id: str, *, now: float) -> bool:
+        # Like the reference ledger, release drops a reservation even if its
+        # lease ended and nothing reclaimed it yet (so no reclaim first).
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    dropped = self._drop(conn, reservation_id)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise LedgerError(f"sqlite ledger {self.path} unavailable: {exc}") from exc
+            return dropped
+
+    def usage(self, counter: Counter, *, now: float) -> Amount:
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN")  # one consistent snapshot for both sums
+                try:
+                    return self._used(conn, counter, now)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise LedgerError(f"sqlite ledger {self.path} unavailable: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- helpers ------------------------------------------------------------------
+    @staticmethod
+    def _drop(conn: sqlite3.Connection, rid: str) -> bool:
+        conn.execute("DELETE FROM reservation_counters WHERE rid = ?", (rid,))
+        return conn.execute("DELETE FROM reservations WHERE rid = ?", (rid,)).rowcount > 0
+
+    @staticmethod
+    def _slot_row(counter: Counter, actual: Amount, reserved_at: float) -> tuple[Any, ...]:
+        window: Window = counter.window
+        slot = current_slot(window, reserved_at)
+        idx = int(slot[1:]) if window.kind == "rolling" else None
+        ttl = window.ttl()
+        expires = reserved_at + ttl if ttl else 0.0
+        return (counter.key, slot, idx, actual.usd_nano, actual.tokens, actual.calls, expires)
+
+    def __repr__(self) -> str:
+        return f"SqliteLedger({self.path!r})"
+
