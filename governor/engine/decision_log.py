@@ -1,0 +1,291 @@
+"""The decision log: one JSON line per check, per record and per outcome.
+
+Two outputs, both optional and independent:
+
+* a log ``sink`` (``"stderr"``, ``"stdout"``, a path, an open text file, or
+  None) written through a *dedicated* structlog logger with a JSONRenderer;
+  structlog's global configuration is never touched;
+* a trace recorder (``record_to=path``): the same records appended to a JSONL
+  file in the project's own trace format, ``governor-trace/v1``
+  (docs/trace-format.md), which ``governor replay`` reads back.
+
+Prompt text is never written unless ``content=True`` (the policy's
+``logging.content``). With neither output configured every method returns
+at once, so a governor without a log pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Mapping, Sequence
+
+from governor.decision import OUTCOMES, Decision
+from governor.errors import GovernorError, TraceError
+
+TRACE_FORMAT = "governor-trace/v1"
+CANONICAL_KEYS = ("run_id", "user", "team", "task", "agent", "workflow")
+
+Sink = str | os.PathLike | IO[str] | None
+
+
+def jsonable(obj: Any) -> Any:
+    """json.dumps fallback: pydantic models, dataclasses, sets; else ``str(obj)``."""
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return str(obj)
+
+
+def _dumps(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, default=jsonable, ensure_ascii=False, separators=(",", ":"))
+
+
+class TraceRecorder:
+    """Appends records to a ``governor-trace/v1`` JSONL file, one line each, under a lock.
+
+    A new (or empty) file gets the header line first. An existing file is
+    appended to only if its first line is a ``governor-trace/v1`` header, so
+    another file is never mixed into.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        first = _first_line(self.path)
+        if first:
+            try:
+                fmt = json.loads(first).get("format")
+            except (ValueError, AttributeError):
+                fmt = None
+            if fmt != TRACE_FORMAT:
+                raise TraceError(
+                    f"refusing to append: line 1 is not a {TRACE_FORMAT} header "
+                    "(record_to must name a new file or an earlier governor trace)",
+                    file=str(self.path),
+                    line=1,
+                )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
+        if not first:
+            self.write({"format": TRACE_FORMAT, "event": "header", **header})
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        line = _dumps(record) + "\n"
+        with self._lock:
+            self._file.write(line)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except FileNotFoundError:
+        return ""
+
+
+class DecisionLog:
+    """Writes decision records to a structlog sink and/or a trace file.
+
+    The engine calls :meth:`check`, :meth:`record` and :meth:`outcome`; each
+    returns the record it wrote (or None when the log is disabled), which
+    tests and observers may inspect.
+    """
+
+    def __init__(
+        self,
+        sink: Sink = None,
+        *,
+        content: bool = False,
+        record_to: str | os.PathLike | None = None,
+        header: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.content = content
+        self._owned: IO[str] | None = None
+        self._logger = self._make_logger(sink) if sink is not None else None
+        self._recorder = (
+            TraceRecorder(record_to, {"content": content, **(header or {})}) if record_to is not None else None
+        )
+        self.enabled = self._logger is not None or self._recorder is not None
+
+    def _make_logger(self, sink: Sink) -> Any:
+        import structlog
+
+        if sink == "stderr":
+            stream: IO[str] = sys.stderr
+        elif sink == "stdout":
+            stream = sys.stdout
+        elif isinstance(sink, (str, os.PathLike)):
+            Path(sink).parent.mkdir(parents=True, exist_ok=True)
+            stream = self._owned = open(sink, "a", encoding="utf-8", buffering=1)
+        else:
+            stream = sink  # an open text stream
+        return structlog.wrap_logger(
+            structlog.WriteLogger(stream),
+            processors=[structlog.processors.JSONRenderer(default=jsonable, ensure_ascii=False)],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            context_class=dict,
+            cache_logger_on_first_use=True,
+        )
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    # -- records ------------------------------------------------------------
+    def check(
+        self, decision: Decision, *, ts: float, messages: Sequence[Mapping[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """Log one check. ``messages`` are the *requested* messages (before any trim);
+        they are written only with ``content=True``."""
+        if not self.enabled:
+            return None
+        rec = self._decision_fields("check", decision, ts)
+        rec["input_tokens"] = decision.input_tokens
+        rec["input_tokens_estimated"] = decision.input_tokens_estimated
+        rec["estimated_cost_usd"] = decision.estimated_cost_usd
+        if decision.reasons:
+            rec["reasons"] = list(decision.reasons)
+        if decision.warnings:
+            rec["warnings"] = list(decision.warnings)
+        if decision.audit:
+            rec["audit"] = [
+                {"rule_id": a.rule_id, "would": a.would, "reason": a.reason, "model": a.model} for a in decision.audit
+            ]
+        if decision.block_kind:
+            rec["block_kind"] = decision.block_kind
+        self._add_messages(rec, decision, messages)
+        self._emit(rec)
+        return rec
+
+    def record(
+        self,
+        decision: Decision,
+        *,
+        ts: float,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        cost_usd: float | None,
+        error: str | BaseException | None = None,
+        check_ts: float | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any] | None:
+        """Log one settled call: actual tokens and cost. Self-contained, so replay
+        needs no other line to rebuild the call."""
+        if not self.enabled:
+            return None
+        rec = self._decision_fields("record", decision, ts)
+        rec["estimated_input_tokens"] = decision.input_tokens
+        rec["input_tokens"] = input_tokens
+        rec["output_tokens"] = output_tokens
+        rec["cache_read_tokens"] = cache_read_tokens
+        rec["cache_write_tokens"] = cache_write_tokens
+        rec["reasoning_tokens"] = reasoning_tokens
+        rec["estimated_cost_usd"] = decision.estimated_cost_usd
+        rec["cost_usd"] = cost_usd
+        rec["error"] = None if error is None else _error_text(error)
+        if check_ts is not None:
+            rec["check_ts"] = check_ts
+        self._add_messages(rec, decision, messages)
+        self._emit(rec)
+        return rec
+
+    def outcome(
+        self,
+        run_id: str,
+        outcome: str,
+        *,
+        ts: float,
+        policy: str = "",
+        revision: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Log the outcome of a run (accepted | edited | rejected | escalated)."""
+        if outcome not in OUTCOMES:
+            raise GovernorError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
+        if not self.enabled:
+            return None
+        rec: dict[str, Any] = {"event": "outcome", "ts": ts, "policy": policy, "revision": revision}
+        rec["run_id"] = run_id
+        rec["outcome"] = outcome
+        if metadata:
+            rec["metadata"] = dict(metadata)
+        self._emit(rec)
+        return rec
+
+    # -- helpers ------------------------------------------------------------
+    def _decision_fields(self, event: str, d: Decision, ts: float) -> dict[str, Any]:
+        meta = d.metadata
+        rec: dict[str, Any] = {
+            "event": event,
+            "ts": ts,
+            "decision_id": d.decision_id,
+            "policy": d.policy_name,
+            "revision": d.revision,
+            "verdict": d.verdict,
+            "rule_ids": list(d.rule_ids),
+            "requested_model": d.requested_model or d.model,
+            "model": d.model,
+            "max_tokens": d.max_tokens,
+        }
+        for key in CANONICAL_KEYS:
+            value = meta.get(key)
+            if value is not None:
+                rec[key] = value
+        if meta:
+            rec["metadata"] = dict(meta)
+        return rec
+
+    def _add_messages(
+        self, rec: dict[str, Any], d: Decision, messages: Sequence[Mapping[str, Any]] | None
+    ) -> None:
+        sent = d.messages
+        rec["message_count"] = len(messages if messages is not None else sent)
+        if not self.content:
+            return
+        rec["messages"] = list(messages if messages is not None else sent)
+        if messages is not None and d.verdict == "trim":
+            rec["sent_messages"] = list(sent)
+
+    def _emit(self, rec: dict[str, Any]) -> None:
+        if self._logger is not None:
+            fields = dict(rec)
+            event = fields.pop("event")
+            self._logger.info(event, **fields)
+        if self._recorder is not None:
+            self._recorder.write(rec)
+
+    def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+        if self._owned is not None and not self._owned.closed:
+            self._owned.close()
+
+    def __enter__(self) -> "DecisionLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _error_text(error: str | BaseException) -> str:
+    if isinstance(error, BaseException):
+        text = str(error)
+        return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return str(error)

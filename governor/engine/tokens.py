@@ -1,0 +1,284 @@
+"""Input-token counting for checks, incremental across an agent loop's history.
+
+Agent loops resend a growing history, so counts are cached per message: a
+check on a 50-message history tokenizes only the messages it has not seen.
+The cache key is a cheap fingerprint (field name, length and Python hash of
+each value, plus the encoding name), never the text itself, so the cache does
+not keep prompts alive.
+
+Tokenizers: tiktoken's encodings, loaded from the BPE files that litellm ships
+(``litellm/litellm_core_utils/tokenizers``), so nothing ever touches the
+network and litellm itself is never imported. OpenAI models get their own
+encoding (exact count); every other model (claude-*, gemini-*, xai/*, ...) is
+counted with ``cl100k_base`` -- litellm's own default for unknown models -- and
+labelled an estimate. If no bundled BPE file is found at all, a count of one
+token per 4 characters is used, also labelled an estimate.
+
+Message accounting follows OpenAI's published recipe (and litellm's
+``token_counter``): 3 tokens per message, +1 per ``name``, 3 to prime the
+reply; the tools list adds its formatted definition plus 9 tokens (counted
+once per distinct tools list).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import threading
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from cachetools import LRUCache
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+TOOLS_OVERHEAD = 9
+IMAGE_TOKENS = 765  # one high-detail 1024x1024 image part (85 + 4 * 170); an estimate
+ESTIMATE_ENCODING = "cl100k_base"
+CHARS_PER_TOKEN = 4  # the last-resort heuristic when no BPE file is available
+
+_BUNDLED = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base")
+_EXACT_PROVIDERS = ("", "openai", "azure", "text-completion-openai")
+
+
+@dataclass(frozen=True, slots=True)
+class Tokenizer:
+    """One text tokenizer: its name, whether its counts are exact, and the counter."""
+
+    name: str
+    exact: bool
+    count: Callable[[str], int]
+
+
+def bundled_tokenizer_dir() -> Path | None:
+    """Where litellm keeps its tiktoken BPE files, found without importing litellm."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "litellm_core_utils" / "tokenizers"
+        if path.is_dir():
+            return path
+    return None
+
+
+def _load_offline(name: str, directory: Path) -> Any | None:
+    """Build tiktoken encoding ``name`` from a local BPE file, or None if it is absent.
+
+    tiktoken's constructors (``tiktoken_ext.openai_public``) name a URL and a
+    sha256; we run the constructor with a loader that maps the URL to the file
+    tiktoken's own cache would use (sha1 of the URL) in ``directory`` and checks
+    the same sha256. No environment variable is changed and no request is made.
+    """
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+    from tiktoken_ext import openai_public
+
+    ctor = openai_public.ENCODING_CONSTRUCTORS.get(name)
+    if ctor is None:
+        return None
+    missing: list[str] = []
+
+    def local_loader(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        path = directory / hashlib.sha1(url.encode()).hexdigest()
+        if not path.is_file():
+            missing.append(url)
+            return {}
+        return load_tiktoken_bpe(str(path), expected_hash=expected_hash)
+
+    scope = dict(ctor.__globals__, load_tiktoken_bpe=local_loader)
+    offline_ctor = types.FunctionType(ctor.__code__, scope, ctor.__name__)
+    params = offline_ctor()
+    if missing:
+        return None
+    return tiktoken.Encoding(**params)
+
+
+def encoding_name_for(model: str) -> tuple[str, bool]:
+    """(tiktoken encoding name, exact) for a model name, provider prefix allowed."""
+    from tiktoken.model import encoding_name_for_model
+
+    provider, _, bare = model.rpartition("/")
+    provider = provider.split("/", 1)[0]
+    if provider in _EXACT_PROVIDERS:
+        try:
+            name = encoding_name_for_model(bare)
+        except KeyError:
+            pass
+        else:
+            # o200k_harmony (gpt-oss) only adds special tokens: same counts as o200k_base
+            return ("o200k_base" if name == "o200k_harmony" else name), True
+    return ESTIMATE_ENCODING, False
+
+
+class TokenCounter:
+    """Counts a call's input tokens per message, caching each message's count.
+
+    Thread-safe: the caches are guarded by one lock, held only for lookups and
+    inserts (tokenizing happens outside it; two threads may count the same new
+    message once each, which is harmless).
+    """
+
+    def __init__(self, maxsize: int = 65536, tokenizer_dir: Path | None | str = "bundled") -> None:
+        self._dir = bundled_tokenizer_dir() if tokenizer_dir == "bundled" else (Path(tokenizer_dir) if tokenizer_dir else None)
+        self._messages: LRUCache = LRUCache(maxsize=maxsize)
+        self._tools: LRUCache = LRUCache(maxsize=256)
+        self._models: dict[str, Tokenizer] = {}
+        self._encodings: dict[str, Tokenizer] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    # -- tokenizers -------------------------------------------------------
+    def tokenizer(self, model: str) -> Tokenizer:
+        """The tokenizer used for ``model`` (loaded once per encoding)."""
+        tok = self._models.get(model)
+        if tok is not None:
+            return tok
+        name, exact = encoding_name_for(model)
+        base = self._encoding(name)
+        tok = base if exact or not base.exact else Tokenizer(base.name, False, base.count)
+        with self._lock:
+            self._models[model] = tok
+        return tok
+
+    def _encoding(self, name: str) -> Tokenizer:
+        tok = self._encodings.get(name)
+        if tok is not None:
+            return tok
+        enc = _load_offline(name, self._dir) if self._dir is not None and name in _BUNDLED else None
+        if enc is None and name != ESTIMATE_ENCODING and self._dir is not None:
+            enc = _load_offline(ESTIMATE_ENCODING, self._dir)
+            name_used, exact = ESTIMATE_ENCODING, False
+        else:
+            name_used, exact = name, True
+        if enc is None:
+            tok = Tokenizer(f"chars/{CHARS_PER_TOKEN}", False, _char_estimate)
+        else:
+            tok = Tokenizer(name_used, exact, lambda text, _enc=enc: len(_enc.encode_ordinary(text)))
+        with self._lock:
+            self._encodings[name] = tok
+        return tok
+
+    # -- counting ---------------------------------------------------------
+    def count(
+        self, model: str, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> tuple[int, bool]:
+        """(input tokens, is_estimate) of a chat call, reply priming and tools included."""
+        tok = self.tokenizer(model)
+        counts, approx = self._each(tok, messages)
+        total = REPLY_PRIMING + sum(counts)
+        if tools:
+            total += self._tools_tokens(tok, tools)
+        return total, approx or not tok.exact
+
+    def count_each(self, model: str, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Tokens of each message (its overhead included), for trimming oldest turns.
+
+        ``sum(count_each(...)) + REPLY_PRIMING`` equals ``count(...)[0]`` without tools.
+        """
+        return self._each(self.tokenizer(model), messages)[0]
+
+    tokens_of = count_each
+
+    def count_text(self, model: str, text: str) -> int:
+        return self.tokenizer(model).count(text)
+
+    def _each(self, tok: Tokenizer, messages: Sequence[Mapping[str, Any]]) -> tuple[list[int], bool]:
+        """Per-message counts, and whether any is an estimate (an image part)."""
+        keys = [_fingerprint(tok.name, m) for m in messages]
+        cache = self._messages
+        with self._lock:
+            found = [cache.get(k) for k in keys]
+            missing = [i for i, n in enumerate(found) if n is None]
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
+        if missing:
+            fresh = [(keys[i], _message_tokens(tok, messages[i])) for i in missing]
+            with self._lock:
+                for key, n in fresh:
+                    cache[key] = n
+            for i, (_, n) in zip(missing, fresh):
+                found[i] = n
+        # a negative cached count marks a message with image parts (estimated)
+        approx = any(n < 0 for n in found)  # type: ignore[operator]
+        return [abs(n) for n in found], approx  # type: ignore[arg-type]
+
+    def _tools_tokens(self, tok: Tokenizer, tools: Sequence[Mapping[str, Any]]) -> int:
+        text = json.dumps(list(tools), sort_keys=True, default=str)
+        key = (tok.name, len(text), hash(text))
+        with self._lock:
+            n = self._tools.get(key)
+        if n is None:
+            n = tok.count(text) + TOOLS_OVERHEAD
+            with self._lock:
+                self._tools[key] = n
+        return n
+
+    def clear(self) -> None:
+        with self._lock:
+            self._messages.clear()
+            self._tools.clear()
+            self.hits = self.misses = 0
+
+
+def _char_estimate(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def _fingerprint(encoding: str, message: Mapping[str, Any]) -> tuple:
+    """A hashable stand-in for a message: (key, length, hash) per field, no text kept."""
+    parts: list[Any] = [encoding]
+    for key, value in message.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            value = json.dumps(value, sort_keys=True, default=str)
+        parts.append((key, len(value), hash(value)))
+    return tuple(parts)
+
+
+def _message_tokens(tok: Tokenizer, message: Mapping[str, Any]) -> int:
+    """Tokens of one message; negative when part of it (an image) is estimated."""
+    n = TOKENS_PER_MESSAGE
+    approx = False
+    for key, value in message.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            n += tok.count(value)
+            if key == "name":
+                n += TOKENS_PER_NAME
+        elif key == "content" and isinstance(value, list):
+            parts, images = _content_parts_tokens(tok, value)
+            n += parts
+            approx = approx or images
+        elif key == "tool_calls" and isinstance(value, list):
+            for call in value:
+                fn = call.get("function") if isinstance(call, Mapping) else None
+                if isinstance(fn, Mapping):
+                    n += tok.count(str(fn.get("name") or "")) + tok.count(str(fn.get("arguments") or ""))
+        elif key == "function_call" and isinstance(value, Mapping):
+            n += tok.count(str(value.get("name") or "")) + tok.count(str(value.get("arguments") or ""))
+    return -n if approx else n
+
+
+def _content_parts_tokens(tok: Tokenizer, parts: list) -> tuple[int, bool]:
+    n = 0
+    images = False
+    for part in parts:
+        if isinstance(part, str):
+            n += tok.count(part)
+        elif isinstance(part, Mapping):
+            text = part.get("text")
+            if isinstance(text, str):
+                n += tok.count(text)
+            elif part.get("type") in ("image_url", "image", "input_image"):
+                n += IMAGE_TOKENS
+                images = True
+    return n, images
