@@ -1,0 +1,77 @@
+"""Reading trace files: gzip transparently, text as UTF-8, JSON Lines with line numbers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from governor.errors import TraceError
+
+GZIP_MAGIC = b"\x1f\x8b"
+TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's content, decompressed when it is gzip (by magic bytes, not by name)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise TraceError(f"cannot read trace file: {exc.strerror or exc}", file=str(p)) from exc
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise TraceError(f"corrupt gzip data: {exc}", file=str(p)) from exc
+    return raw
+
+
+def decode(data: bytes, file: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TraceError(f"not UTF-8 text (byte {exc.start})", file=file, line=line) from exc
+
+
+def is_trace_file(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return name.endswith(TRACE_SUFFIXES)
+
+
+def expand(paths: list[str | Path]) -> list[Path]:
+    """Files named directly, plus the trace files (.json/.jsonl/.ndjson[.gz]) inside directories, sorted."""
+    out: list[Path] = []
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_trace_file(f)))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise TraceError("no such trace file or directory", file=str(p))
+    return out
+
+
+def json_lines(text: str) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, parsed value or None, error message or None) for every non-blank line."""
+    loads = json.loads
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, loads(line), None
+        except json.JSONDecodeError as exc:
+            yield number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+
+
+def load_document(text: str, file: str) -> Any:
+    """A whole-file JSON document, or a TraceError naming the line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=file, line=exc.lineno) from exc

@@ -1,0 +1,130 @@
+"""Importer registry: pick a trace format by name or by sniffing, read files into a TraceSet.
+
+An importer is a small object with ``name``, ``description``, ``sniff(head)``
+and ``read(file, text, ctx)``. New formats register with :func:`register`;
+``--format-in`` forces one by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+from governor.errors import TraceError
+from governor.traces._io import decode, expand, read_bytes
+from governor.traces.model import TraceCall, TraceIssue, TraceRun, TraceSet
+
+SNIFF_CHARS = 65536
+
+
+@dataclass
+class ImportContext:
+    """Options and the issue sink shared by importers during one load."""
+
+    strict: bool = False
+    run_key: str | None = None
+    issues: list[TraceIssue] = field(default_factory=list)
+
+    def issue(self, file: str, line: int, message: str, where: str = "") -> None:
+        """Record a malformed record (skipped and counted), or fail at once under ``strict``."""
+        found = TraceIssue(file, line, message, where)
+        if self.strict:
+            raise TraceError(f"{where}: {message}" if where else message, file=file, line=line)
+        self.issues.append(found)
+
+
+class Importer(Protocol):
+    name: str
+    description: str
+
+    def sniff(self, head: str) -> bool: ...
+
+    def read(self, file: str, text: str, ctx: ImportContext) -> Iterable[TraceRun]: ...
+
+
+_REGISTRY: dict[str, Importer] = {}
+
+
+def register(importer: Importer) -> Importer:
+    _REGISTRY[importer.name] = importer
+    return importer
+
+
+def importers() -> dict[str, Importer]:
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    if _REGISTRY:
+        return
+    from governor.traces import litellm_payload, otel, recorded, tau2  # noqa: F401  (register on import)
+
+
+def detect(head: str, file: str) -> Importer:
+    for imp in importers().values():
+        if imp.sniff(head):
+            return imp
+    names = ", ".join(importers())
+    raise TraceError(f"cannot tell the trace format; pass --format-in (one of: {names})", file=file)
+
+
+def load_traces(
+    paths: Iterable[str | Path],
+    *,
+    format_in: str | None = None,
+    strict: bool = False,
+    run_key: str | None = None,
+    on_file: Callable[[int, int, str], None] | None = None,
+) -> TraceSet:
+    """Read every trace file (directories expanded, gzip transparent) into one TraceSet.
+
+    A run id seen in an earlier file gets the file name appended, so runs from
+    different files never merge by accident.
+    """
+    table = importers()
+    forced = None
+    if format_in is not None:
+        forced = table.get(format_in)
+        if forced is None:
+            raise TraceError(f"unknown trace format {format_in!r}; known: {', '.join(table)}")
+    ctx = ImportContext(strict=strict, run_key=run_key)
+    files = expand(list(paths))
+    runs: list[TraceRun] = []
+    seen: set[str] = set()
+    formats: dict[str, str] = {}
+    for n, path in enumerate(files, start=1):
+        file = str(path)
+        if on_file is not None:
+            on_file(n, len(files), file)
+        text = decode(read_bytes(path), file)
+        if not text.strip():
+            ctx.issue(file, 0, "empty trace file")
+            continue
+        imp = forced or detect(text[:SNIFF_CHARS], file)
+        formats[file] = imp.name
+        for run in imp.read(file, text, ctx):
+            if run.run_id in seen:
+                run = rename_run(run, f"{run.run_id}@{path.name}")
+            seen.add(run.run_id)
+            runs.append(run)
+    return TraceSet(tuple(runs), tuple(ctx.issues), formats)
+
+
+def rename_run(run: TraceRun, run_id: str) -> TraceRun:
+    calls = tuple(replace(c, run_id=run_id, metadata={**c.metadata, "run_id": run_id}) for c in run.calls)
+    return replace(run, run_id=run_id, calls=calls)
+
+
+def group_calls(calls: Iterable[TraceCall], outcomes: dict[str, str] | None = None) -> list[TraceRun]:
+    """Runs from loose calls: grouped by run id (first-seen order), ordered by time then line."""
+    by_run: dict[str, list[TraceCall]] = {}
+    for c in calls:
+        by_run.setdefault(c.run_id, []).append(c)
+    runs = []
+    for run_id, items in by_run.items():
+        items.sort(key=lambda c: (c.timestamp, c.line))
+        ordered = tuple(c if c.index == i else replace(c, index=i) for i, c in enumerate(items))
+        runs.append(TraceRun(run_id, ordered, (outcomes or {}).get(run_id), {}, items[0].file))
+    return runs

@@ -1,0 +1,218 @@
+"""tau2-bench results (one JSON object per file): each simulation is a run.
+
+A call is a message with a non-null ``usage``. ``role: assistant`` calls are
+the agent model's (``info.agent_info.llm``, metadata ``agent: agent``);
+``role: user`` calls are the user simulator's (``info.user_info.llm``,
+metadata ``agent: user-simulator``), so policies can match either. A run is
+accepted when ``reward_info.reward >= 1``, else rejected. Anthropic raw usage
+excludes cached tokens from ``input_tokens``; we normalise to inclusive input
+and verify against ``prompt_tokens``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping
+
+from governor.traces._io import load_document
+from governor.traces.model import TraceCall, TraceRun
+from governor.traces.registry import ImportContext, register
+
+AGENT_LABEL = {"assistant": "agent", "user": "user-simulator"}
+
+
+def _ts(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    dt = datetime.fromisoformat(value)  # raises on anything else
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _count(value: Any, name: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int, int]:
+    """(inclusive input, cache read, cache write, reasoning) from usage and the raw provider usage."""
+    prompt = _count(usage.get("prompt_tokens"), "usage.prompt_tokens")
+    if "prompt_tokens" not in usage:
+        raise ValueError("usage.prompt_tokens is missing")
+    _count(usage.get("completion_tokens"), "usage.completion_tokens")
+    if "completion_tokens" not in usage:
+        raise ValueError("usage.completion_tokens is missing")
+    cr = cw = reasoning = 0
+    details = usage.get("prompt_tokens_details") or {}
+    if isinstance(details, Mapping):
+        cr = _count(details.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens")
+    out_details = usage.get("completion_tokens_details") or {}
+    if isinstance(out_details, Mapping):
+        reasoning = _count(out_details.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens")
+    raw_usage = raw.get("usage") if isinstance(raw, Mapping) else None
+    if isinstance(raw_usage, Mapping) and (
+        raw_usage.get("cache_read_input_tokens") or raw_usage.get("cache_creation_input_tokens")
+    ):
+        a_in = _count(raw_usage.get("input_tokens"), "raw_data.usage.input_tokens")
+        cr = _count(raw_usage.get("cache_read_input_tokens"), "raw_data.usage.cache_read_input_tokens")
+        cw = _count(raw_usage.get("cache_creation_input_tokens"), "raw_data.usage.cache_creation_input_tokens")
+        if a_in + cr + cw == prompt:
+            pass  # prompt_tokens already inclusive (litellm's normalisation)
+        elif a_in == prompt:
+            prompt = a_in + cr + cw  # prompt_tokens is Anthropic's exclusive count
+        elif prompt < cr + cw:
+            prompt = a_in + cr + cw
+    elif isinstance(raw_usage, Mapping):
+        raw_details = raw_usage.get("prompt_tokens_details")
+        if isinstance(raw_details, Mapping) and not cr:
+            cr = _count(raw_details.get("cached_tokens"), "raw_data.usage.prompt_tokens_details.cached_tokens")
+    if cr + cw > prompt:
+        raise ValueError(f"cache tokens ({cr + cw}) exceed prompt_tokens ({prompt})")
+    return prompt, cr, cw, reasoning
+
+
+def _message(m: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompt-side shape of a tau2 message (no raw provider data)."""
+    out: dict[str, Any] = {"role": m.get("role"), "content": m.get("content") or ""}
+    calls = m.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [
+            {"name": c.get("name"), "arguments": c.get("arguments")} for c in calls if isinstance(c, Mapping)
+        ]
+    if m.get("role") == "tool" and m.get("id"):
+        out["tool_call_id"] = m["id"]
+    return out
+
+
+def _outcome(sim: Mapping[str, Any]) -> str | None:
+    info = sim.get("reward_info")
+    reward = info.get("reward") if isinstance(info, Mapping) else None
+    if isinstance(reward, bool) or not isinstance(reward, (int, float)):
+        return None
+    return "accepted" if reward >= 1 else "rejected"
+
+
+class Tau2Importer:
+    name = "tau2"
+    description = "tau2-bench results JSON (simulations with per-message usage)"
+
+    def sniff(self, head: str) -> bool:
+        start = head.lstrip()[:1]
+        return start == "{" and ('"simulations"' in head or ('"agent_info"' in head and '"user_info"' in head))
+
+    def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
+        doc = load_document(text, file)
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("simulations"), list):
+            ctx.issue(file, 0, "not a tau2 results object: no 'simulations' list", where="simulations")
+            return
+        info = doc.get("info") if isinstance(doc.get("info"), Mapping) else {}
+        models = {
+            "assistant": _get(info, "agent_info", "llm"),
+            "user": _get(info, "user_info", "llm"),
+        }
+        max_tokens = {
+            "assistant": _get(info, "agent_info", "llm_args", "max_tokens"),
+            "user": _get(info, "user_info", "llm_args", "max_tokens"),
+        }
+        domain = _get(info, "environment_info", "domain_name")
+        ids: set[str] = set()
+        for i, sim in enumerate(doc["simulations"]):
+            run = self._run(file, i, sim, models, max_tokens, domain, ids, ctx)
+            if run is not None:
+                yield run
+
+    def _run(self, file, i, sim, models, max_tokens, domain, ids, ctx) -> TraceRun | None:  # type: ignore[no-untyped-def]
+        where = f"simulations[{i}]"
+        if not isinstance(sim, Mapping) or not isinstance(sim.get("messages"), list):
+            ctx.issue(file, 0, "simulation has no 'messages' list", where=where)
+            return None
+        run_id = str(sim.get("id") or f"{file}#{i}")
+        if run_id in ids:
+            run_id = f"{run_id}#{i}"
+        ids.add(run_id)
+        task_id = sim.get("task_id")
+        labels = {}
+        for role, agent in AGENT_LABEL.items():
+            meta: dict[str, Any] = {"run_id": run_id, "agent": agent, "model_role": role}
+            if task_id is not None:
+                meta["task"] = str(task_id)
+            if domain:
+                meta["workflow"] = domain
+            labels[role] = meta
+        conv: list[dict[str, Any]] = []
+        calls: list[TraceCall] = []
+        for j, m in enumerate(sim["messages"]):
+            if not isinstance(m, Mapping):
+                ctx.issue(file, 0, "message is not an object", where=f"{where}.messages[{j}]")
+                continue
+            usage = m.get("usage")
+            if usage is not None:
+                call = self._call(file, f"{where}.messages[{j}]", m, usage, run_id, len(calls), conv, models,
+                                  max_tokens, labels, ctx)
+                if call is not None:
+                    calls.append(call)
+            conv.append(_message(m))
+        run_meta = {
+            "task_id": task_id,
+            "trial": sim.get("trial"),
+            "termination_reason": sim.get("termination_reason"),
+            "reward": _get(sim, "reward_info", "reward"),
+            "agent_model": models["assistant"],
+            "user_model": models["user"],
+        }
+        return TraceRun(run_id, tuple(calls), _outcome(sim), run_meta, file)
+
+    def _call(self, file, where, m, usage, run_id, index, conv, models, max_tokens, labels, ctx) -> TraceCall | None:  # type: ignore[no-untyped-def]
+        role = m.get("role")
+        try:
+            if not isinstance(usage, Mapping):
+                raise ValueError(f"usage must be an object, got {type(usage).__name__}")
+            if role not in AGENT_LABEL:
+                raise ValueError(f"role must be assistant or user for a message with usage, got {role!r}")
+            model = models[role]
+            if not isinstance(model, str) or not model:
+                side = "agent_info" if role == "assistant" else "user_info"
+                raise ValueError(f"info.{side}.llm names no model")
+            inp, cr, cw, reasoning = _cache_and_input(usage, m.get("raw_data"))
+            out = usage["completion_tokens"]
+            ts = _ts(m.get("timestamp"))
+            cost = m.get("cost")
+            if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0):
+                raise ValueError(f"cost must be a non-negative number, got {cost!r}")
+        except (ValueError, TypeError) as exc:
+            ctx.issue(file, 0, str(exc), where=where)
+            return None
+        return TraceCall(
+            call_id=f"{run_id}#{index + 1}",
+            file=file,
+            line=0,
+            run_id=run_id,
+            index=index,
+            timestamp=ts,
+            model=model,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cr,
+            cache_write_tokens=cw,
+            reasoning_tokens=reasoning,
+            cost_usd=None if cost is None else float(cost),
+            max_tokens=max_tokens[role],
+            metadata=labels[role],
+            messages=tuple(conv),
+            where=where,
+        )
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(k)
+    return obj
+
+
+register(Tau2Importer())
