@@ -30,10 +30,10 @@ def _n(value: Any, name: str) -> int:
 def _user_metadata(payload: Mapping[str, Any]) -> dict[str, Any]:
     meta = payload.get("metadata")
     out: dict[str, Any] = {}
-    if isinstance(meta, Mapping):
+    if isinstance(meta, dict):
         for key in USER_META:
             extra = meta.get(key)
-            if isinstance(extra, Mapping):
+            if isinstance(extra, dict):
                 for k, v in extra.items():
                     out.setdefault(k, v)
     return out
@@ -43,7 +43,7 @@ def _lookup(payload: Mapping[str, Any], user_meta: Mapping[str, Any], key: str) 
     if key in user_meta and user_meta[key] not in (None, ""):
         return user_meta[key]
     meta = payload.get("metadata")
-    if isinstance(meta, Mapping) and meta.get(key) not in (None, ""):
+    if isinstance(meta, dict) and meta.get(key) not in (None, ""):
         return meta[key]
     value = payload.get(key)
     return None if value in (None, "") else value
@@ -52,15 +52,15 @@ def _lookup(payload: Mapping[str, Any], user_meta: Mapping[str, Any], key: str) 
 def _cache(payload: Mapping[str, Any]) -> tuple[int, int, int]:
     """(cache read, cache write, reasoning) from the usage object litellm keeps in metadata."""
     meta = payload.get("metadata")
-    usage = meta.get("usage_object") if isinstance(meta, Mapping) else None
-    if not isinstance(usage, Mapping):
+    usage = meta.get("usage_object") if isinstance(meta, dict) else None
+    if not isinstance(usage, dict):
         return 0, 0, 0
     details = usage.get("prompt_tokens_details") or {}
-    cr = _n(details.get("cached_tokens") if isinstance(details, Mapping) else None, "usage.cached_tokens")
+    cr = _n(details.get("cached_tokens") if isinstance(details, dict) else None, "usage.cached_tokens")
     cr = cr or _n(usage.get("cache_read_input_tokens"), "usage.cache_read_input_tokens")
     cw = _n(usage.get("cache_creation_input_tokens"), "usage.cache_creation_input_tokens")
     out_details = usage.get("completion_tokens_details") or {}
-    rt = _n(out_details.get("reasoning_tokens") if isinstance(out_details, Mapping) else None, "usage.reasoning_tokens")
+    rt = _n(out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None, "usage.reasoning_tokens")
     return cr, cw, rt
 
 
@@ -80,7 +80,7 @@ class LitellmPayloadImporter:
             if err is not None:
                 ctx.issue(file, line, err)
                 continue
-            if isinstance(doc, Mapping) and isinstance(doc.get("standard_logging_object"), Mapping):
+            if isinstance(doc, dict) and isinstance(doc.get("standard_logging_object"), dict):
                 doc = doc["standard_logging_object"]
             call = self._call(file, line, doc, ctx)
             if call is not None:
@@ -89,7 +89,7 @@ class LitellmPayloadImporter:
 
     def _call(self, file: str, line: int, p: Any, ctx: ImportContext) -> TraceCall | None:
         try:
-            if not isinstance(p, Mapping):
+            if not isinstance(p, dict):
                 raise ValueError("line is not a StandardLoggingPayload object")
             model = p.get("model")
             if not isinstance(model, str) or not model:
@@ -115,7 +115,7 @@ class LitellmPayloadImporter:
         meta["run_id"] = run_id
         if p.get("end_user"):
             meta.setdefault("user", p["end_user"])
-        lmeta = p.get("metadata") if isinstance(p.get("metadata"), Mapping) else {}
+        lmeta = p.get("metadata") if isinstance(p.get("metadata"), dict) else {}
         if lmeta.get("user_api_key_team_id"):
             meta.setdefault("team", lmeta["user_api_key_team_id"])
         if lmeta.get("user_api_key_user_id"):
@@ -123,12 +123,12 @@ class LitellmPayloadImporter:
         tags = p.get("request_tags")
         if tags:
             meta.setdefault("tags", [str(t) for t in tags])
-        params = p.get("model_parameters") if isinstance(p.get("model_parameters"), Mapping) else {}
+        params = p.get("model_parameters") if isinstance(p.get("model_parameters"), dict) else {}
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
         status = p.get("status")
         error = None
         if status not in (None, "success"):
-            info = p.get("error_information") if isinstance(p.get("error_information"), Mapping) else {}
+            info = p.get("error_information") if isinstance(p.get("error_information"), dict) else {}
             error = str(info.get("error_class") or p.get("error_str") or status)
         msgs = p.get("messages")
         return TraceCall(
@@ -149,7 +149,7 @@ class LitellmPayloadImporter:
             retry_group=str(trace_id) if trace_id else None,
             max_tokens=int(max_tokens) if isinstance(max_tokens, int) else None,
             metadata=meta,
-            messages=tuple(m for m in msgs if isinstance(m, Mapping)) if isinstance(msgs, list) else None,
+            messages=tuple(m for m in msgs if isinstance(m, dict)) if isinstance(msgs, list) else None,
         )
 
 

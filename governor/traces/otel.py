@@ -33,7 +33,7 @@ USER = ("user.id", "enduser.id")
 
 def any_value(v: Any) -> Any:
     """An OTLP AnyValue (camelCase or snake_case keys) as a plain Python value."""
-    if not isinstance(v, Mapping):
+    if not isinstance(v, dict):
         return v
     for key in ("stringValue", "string_value"):
         if key in v:
@@ -59,7 +59,7 @@ def any_value(v: Any) -> Any:
 def attributes(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in items or ():
-        if isinstance(kv, Mapping) and isinstance(kv.get("key"), str):
+        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
             out[kv["key"]] = any_value(kv.get("value"))
     return out
 
@@ -123,11 +123,11 @@ def _messages(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
         return None
     out = []
     for m in raw:
-        if not isinstance(m, Mapping):
+        if not isinstance(m, dict):
             return None
         content = m.get("content")
         if content is None and isinstance(m.get("parts"), list):
-            content = "".join(str(p.get("content", "")) for p in m["parts"] if isinstance(p, Mapping))
+            content = "".join(str(p.get("content", "")) for p in m["parts"] if isinstance(p, dict))
         out.append({"role": m.get("role"), "content": content if content is not None else ""})
     return tuple(out)
 
@@ -179,7 +179,7 @@ class OtelImporter:
                 yield line, doc
 
     def _collect(self, file: str, line: int, doc: Any, spans: list[_Span], ctx: ImportContext) -> None:
-        rs_list = doc.get("resourceSpans", doc.get("resource_spans")) if isinstance(doc, Mapping) else None
+        rs_list = doc.get("resourceSpans", doc.get("resource_spans")) if isinstance(doc, dict) else None
         if not isinstance(rs_list, list):
             ctx.issue(file, line, "not an OTLP TracesData object: no 'resourceSpans' list")
             return

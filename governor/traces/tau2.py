@@ -48,13 +48,13 @@ def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int,
         raise ValueError("usage.completion_tokens is missing")
     cr = cw = reasoning = 0
     details = usage.get("prompt_tokens_details") or {}
-    if isinstance(details, Mapping):
+    if isinstance(details, dict):
         cr = _count(details.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens")
     out_details = usage.get("completion_tokens_details") or {}
-    if isinstance(out_details, Mapping):
+    if isinstance(out_details, dict):
         reasoning = _count(out_details.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens")
-    raw_usage = raw.get("usage") if isinstance(raw, Mapping) else None
-    if isinstance(raw_usage, Mapping) and (
+    raw_usage = raw.get("usage") if isinstance(raw, dict) else None
+    if isinstance(raw_usage, dict) and (
         raw_usage.get("cache_read_input_tokens") or raw_usage.get("cache_creation_input_tokens")
     ):
         a_in = _count(raw_usage.get("input_tokens"), "raw_data.usage.input_tokens")
@@ -66,9 +66,9 @@ def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int,
             prompt = a_in + cr + cw  # prompt_tokens is Anthropic's exclusive count
         elif prompt < cr + cw:
             prompt = a_in + cr + cw
-    elif isinstance(raw_usage, Mapping):
+    elif isinstance(raw_usage, dict):
         raw_details = raw_usage.get("prompt_tokens_details")
-        if isinstance(raw_details, Mapping) and not cr:
+        if isinstance(raw_details, dict) and not cr:
             cr = _count(raw_details.get("cached_tokens"), "raw_data.usage.prompt_tokens_details.cached_tokens")
     if cr + cw > prompt:
         raise ValueError(f"cache tokens ({cr + cw}) exceed prompt_tokens ({prompt})")
@@ -81,7 +81,7 @@ def _message(m: Mapping[str, Any]) -> dict[str, Any]:
     calls = m.get("tool_calls")
     if calls:
         out["tool_calls"] = [
-            {"name": c.get("name"), "arguments": c.get("arguments")} for c in calls if isinstance(c, Mapping)
+            {"name": c.get("name"), "arguments": c.get("arguments")} for c in calls if isinstance(c, dict)
         ]
     if m.get("role") == "tool" and m.get("id"):
         out["tool_call_id"] = m["id"]
@@ -90,7 +90,7 @@ def _message(m: Mapping[str, Any]) -> dict[str, Any]:
 
 def _outcome(sim: Mapping[str, Any]) -> str | None:
     info = sim.get("reward_info")
-    reward = info.get("reward") if isinstance(info, Mapping) else None
+    reward = info.get("reward") if isinstance(info, dict) else None
     if isinstance(reward, bool) or not isinstance(reward, (int, float)):
         return None
     return "accepted" if reward >= 1 else "rejected"
@@ -106,10 +106,10 @@ class Tau2Importer:
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
         doc = load_document(text, file)
-        if not isinstance(doc, Mapping) or not isinstance(doc.get("simulations"), list):
+        if not isinstance(doc, dict) or not isinstance(doc.get("simulations"), list):
             ctx.issue(file, 0, "not a tau2 results object: no 'simulations' list", where="simulations")
             return
-        info = doc.get("info") if isinstance(doc.get("info"), Mapping) else {}
+        info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
         models = {
             "assistant": _get(info, "agent_info", "llm"),
             "user": _get(info, "user_info", "llm"),
@@ -127,7 +127,7 @@ class Tau2Importer:
 
     def _run(self, file, i, sim, models, max_tokens, domain, ids, ctx) -> TraceRun | None:  # type: ignore[no-untyped-def]
         where = f"simulations[{i}]"
-        if not isinstance(sim, Mapping) or not isinstance(sim.get("messages"), list):
+        if not isinstance(sim, dict) or not isinstance(sim.get("messages"), list):
             ctx.issue(file, 0, "simulation has no 'messages' list", where=where)
             return None
         run_id = str(sim.get("id") or f"{file}#{i}")
@@ -146,7 +146,7 @@ class Tau2Importer:
         conv: list[dict[str, Any]] = []
         calls: list[TraceCall] = []
         for j, m in enumerate(sim["messages"]):
-            if not isinstance(m, Mapping):
+            if not isinstance(m, dict):
                 ctx.issue(file, 0, "message is not an object", where=f"{where}.messages[{j}]")
                 continue
             usage = m.get("usage")
@@ -169,7 +169,7 @@ class Tau2Importer:
     def _call(self, file, where, m, usage, run_id, index, conv, models, max_tokens, labels, ctx) -> TraceCall | None:  # type: ignore[no-untyped-def]
         role = m.get("role")
         try:
-            if not isinstance(usage, Mapping):
+            if not isinstance(usage, dict):
                 raise ValueError(f"usage must be an object, got {type(usage).__name__}")
             if role not in AGENT_LABEL:
                 raise ValueError(f"role must be assistant or user for a message with usage, got {role!r}")
@@ -209,7 +209,7 @@ class Tau2Importer:
 
 def _get(obj: Any, *keys: str) -> Any:
     for k in keys:
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             return None
         obj = obj.get(k)
     return obj
