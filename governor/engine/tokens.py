@@ -22,6 +22,7 @@ once per distinct tools list).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import json
@@ -67,16 +68,29 @@ def bundled_tokenizer_dir() -> Path | None:
     return None
 
 
+_ENCODINGS: dict[tuple[str, str], Any] = {}  # (directory, name) -> tiktoken.Encoding, per process
+_ENCODINGS_LOCK = threading.Lock()
+
+
 def _load_offline(name: str, directory: Path) -> Any | None:
-    """Build tiktoken encoding ``name`` from a local BPE file, or None if it is absent.
+    """tiktoken encoding ``name`` built from a local BPE file (cached per process), or None.
 
     tiktoken's constructors (``tiktoken_ext.openai_public``) name a URL and a
     sha256; we run the constructor with a loader that maps the URL to the file
-    tiktoken's own cache would use (sha1 of the URL) in ``directory`` and checks
-    the same sha256. No environment variable is changed and no request is made.
+    name tiktoken's own cache uses (sha1 of the URL) in ``directory``, checks
+    the same sha256 and parses it. Nothing is downloaded, no environment
+    variable is changed and nothing is written to tiktoken's cache.
     """
+    key = (str(directory), name)
+    with _ENCODINGS_LOCK:  # one load per encoding, even when threads race for it
+        if key not in _ENCODINGS:
+            _ENCODINGS[key] = _build_offline(name, directory)
+        return _ENCODINGS[key]
+
+
+def _build_offline(name: str, directory: Path) -> Any | None:
     import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
+    from tiktoken.load import check_hash
     from tiktoken_ext import openai_public
 
     ctor = openai_public.ENCODING_CONSTRUCTORS.get(name)
@@ -86,14 +100,19 @@ def _load_offline(name: str, directory: Path) -> Any | None:
 
     def local_loader(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
         path = directory / hashlib.sha1(url.encode()).hexdigest()
-        if not path.is_file():
+        data = path.read_bytes() if path.is_file() else b""
+        if not data or (expected_hash and not check_hash(data, expected_hash)):
             missing.append(url)
             return {}
-        return load_tiktoken_bpe(str(path), expected_hash=expected_hash)
+        ranks: dict[bytes, int] = {}
+        for line in data.splitlines():
+            if line:
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+        return ranks
 
     scope = dict(ctor.__globals__, load_tiktoken_bpe=local_loader)
-    offline_ctor = types.FunctionType(ctor.__code__, scope, ctor.__name__)
-    params = offline_ctor()
+    params = types.FunctionType(ctor.__code__, scope, ctor.__name__)()
     if missing:
         return None
     return tiktoken.Encoding(**params)
