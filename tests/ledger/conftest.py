@@ -1,0 +1,60 @@
+"""Ledger fixtures: every ledger kind behind one factory, and a real redis-server."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from governor.ledger.base import Ledger
+from governor.ledger.memory import MemoryLedger
+from governor.ledger.redis import RedisLedger
+from governor.ledger.sqlite import SqliteLedger
+from redis_proc import RedisServer
+
+KINDS = ("memory", "sqlite", "redis")
+_prefix = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+def unique_prefix(name: str) -> str:
+    """A key prefix no other test uses, so tests share one server without flushing it."""
+    return f"t{next(_prefix)}-{name}"
+
+
+@pytest.fixture
+def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], Ledger]]:
+    """``make_ledger(kind)`` opens a fresh ledger; every call for the same kind in one
+    test opens another handle on the *same* store (as a second process would)."""
+    opened: list[Ledger] = []
+    prefix = unique_prefix(request.node.name[:40])
+
+    def make(kind: str) -> Ledger:
+        if kind == "memory":
+            ledger: Ledger = MemoryLedger()
+        elif kind == "sqlite":
+            ledger = SqliteLedger(tmp_path / "ledger.db")
+        elif kind == "redis":
+            server = request.getfixturevalue("redis_server")
+            ledger = RedisLedger(server.url, key_prefix=prefix)
+        else:
+            raise ValueError(kind)
+        opened.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in opened:
+        ledger.close()
+
+
+@pytest.fixture(params=KINDS)
+def ledger(request: pytest.FixtureRequest, make_ledger: Callable[[str], Ledger]) -> Ledger:
+    return make_ledger(request.param)
