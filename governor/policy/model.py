@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from governor.errors import Finding
 from governor.ledger.windows import NO_WINDOW, Window
 
 MatchSpec = Mapping[str, Any]  # a validated `match:` / `exclude:` mapping
@@ -148,6 +149,8 @@ class Policy:
     calls: tuple[CallCap, ...] = ()
     budgets: tuple[Budget, ...] = ()
     document: Mapping[str, Any] = field(default_factory=dict)  # the merged document (after extends)
+    source_files: tuple[str, ...] = ()  # this file and every file it extends (what to watch)
+    warnings: tuple[Finding, ...] = ()  # validation warnings (the policy loaded despite them)
 
     def resolve(self, model: str) -> str:
         """A model name with an alias expanded (non-aliases unchanged)."""
