@@ -1,0 +1,225 @@
+"""Stages 5 and 6: reserve the worst case on every matching budget, then soft thresholds.
+
+* The worst case is input tokens + (max_tokens or the output allowance), priced
+  at the model to be sent, plus one call. It is reserved atomically on every
+  counter of every matching enforced budget (one ledger call), so concurrent
+  callers can never together pass a limit.
+* ``scope: call`` budgets compare the worst case with their limit directly.
+* Audit budgets never reserve: they compare usage + worst case with the limit
+  and say what they would do; their counters still receive the actual spend
+  at record, so "would have blocked" reflects real traffic.
+* Unknown price: ``defaults.allow_unpriced`` or ``on_error: fail_open`` allows
+  with a warning (USD unknown, tokens and calls still counted); otherwise the
+  call is blocked with a reason that says how to add a price. Never $0.
+* Store errors (:class:`LedgerError`) follow the budgets' ``on_error``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from governor.engine.caps import call_stage, context_stage
+from governor.engine.compiled import CompiledBudget, CompiledPolicy
+from governor.engine.match import CallContext
+from governor.engine.tokens import TokenCounter
+from governor.engine.work import Work
+from governor.errors import LedgerError
+from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
+
+
+class Reservation:
+    """What a check reserved, kept until record() settles it."""
+
+    __slots__ = ("counters", "audit_counters", "amount", "reserved")
+
+    def __init__(self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], amount: Amount, reserved: bool) -> None:
+        self.counters = counters
+        self.audit_counters = audit_counters
+        self.amount = amount
+        self.reserved = reserved  # False when the store was down and the budgets fail open
+
+
+def unpriced_reason(model: str) -> str:
+    return (
+        f"model {model} has no price (neither the policy's models.prices nor litellm's table lists it); "
+        f"add it under models.prices (input_per_mtok, output_per_mtok) or set defaults.allow_unpriced: true"
+    )
+
+
+def budget_stage(
+    cp: CompiledPolicy,
+    w: Work,
+    ctx: CallContext,
+    metadata: Mapping[str, Any],
+    run_chain: Sequence[str],
+    ledger: Ledger,
+    decision_id: str,
+    now: float,
+    tokens: TokenCounter,
+) -> tuple[Work, Reservation | None]:
+    ctx.model = w.model
+    ctx.input_tokens = w.input_tokens
+    budgets = [b for b in cp.view(w.model, metadata).budgets if b.holds(ctx)]
+    worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
+    if worst is None and not _unpriced(cp, w, budgets):
+        return w, None
+    w.estimated_cost = worst
+    out = cp.default_output_tokens if w.max_tokens is None else w.max_tokens
+    amount = Amount(0 if worst is None else usd_to_nano(worst), w.input_tokens + out, 1)
+
+    counters: list[Counter] = []
+    owners: list[CompiledBudget] = []
+    audit_counters: list[Counter] = []
+    audit_owners: list[CompiledBudget] = []
+    soft_hits: list[tuple[CompiledBudget, float]] = []
+    for b in budgets:
+        if b.scope == "call":
+            metric = b.limit.exceeded_by(amount)
+            if metric is not None:
+                text = f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit {_limit_text(b, metric)}"
+                if b.audit:
+                    w.note(b.id, "block", text)
+                    continue
+                w.block(b.id, "budget", text)
+                return w, None
+            if b.rule.soft is not None and b.limit.fraction(amount) >= b.rule.soft.at:
+                soft_hits.append((b, b.limit.fraction(amount)))
+            continue
+        cs = b.counters_for(metadata, run_chain)
+        if b.audit:
+            audit_counters.extend(cs)
+            audit_owners.extend([b] * len(cs))
+        else:
+            counters.extend(cs)
+            owners.extend([b] * len(cs))
+
+    reserved = False
+    if counters:
+        try:
+            result = ledger.reserve(decision_id, counters, amount, now=now, lease_s=cp.lease_s)
+        except LedgerError as exc:
+            closed = [b for b in owners if not b.fail_open]
+            if closed:
+                w.block(closed[0].id, "store", f"budget store is down ({exc}); budget {closed[0].id} is fail_closed")
+                return w, None
+            w.warnings.append(f"budget store is down ({exc}); budgets {', '.join(dict.fromkeys(b.id for b in owners))} fail open: call not counted")
+            counters, owners = [], []
+        else:
+            if not result.ok:
+                b = owners[counters.index(result.denied)] if result.denied in counters else owners[0]
+                w.block(b.id, "budget", _denied_text(b, result.denied, result.denied_metric, amount, ledger, now))
+                return w, None
+            reserved = True
+            for c, b, used in zip(counters, owners, result.used_after):
+                if b.rule.soft is not None:
+                    frac = b.limit.fraction(used)
+                    if frac >= b.rule.soft.at:
+                        soft_hits.append((b, frac))
+
+    for c, b in zip(audit_counters, audit_owners):
+        try:
+            total = ledger.usage(c, now=now) + amount
+        except LedgerError as exc:
+            w.note(b.id, "warn", f"budget {b.id}: store unavailable ({exc})")
+            continue
+        metric = b.limit.exceeded_by(total)
+        if metric is not None:
+            w.note(b.id, "block", f"budget {b.id} ({_scope_value(c)}): would exceed its {metric} limit {_limit_text(b, metric)}")
+        elif b.rule.soft is not None and b.limit.fraction(total) >= b.rule.soft.at:
+            soft = b.rule.soft
+            w.note(b.id, soft.action, f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit", soft.to)
+
+    reservation = Reservation(tuple(counters), tuple(audit_counters), amount, reserved)
+    seen: set[str] = set()
+    for b, frac in soft_hits:
+        if b.id in seen:
+            continue
+        seen.add(b.id)
+        w = _soft(cp, w, b, frac, ctx, metadata, tokens, amount)
+    return w, reservation
+
+
+def _unpriced(cp: CompiledPolicy, w: Work, budgets: Sequence[CompiledBudget]) -> bool:
+    """Handle an unknown price; False when the call is blocked."""
+    if cp.allow_unpriced:
+        w.warnings.append(f"model {w.model} has no price: cost unknown (allowed by defaults.allow_unpriced)")
+        return True
+    usd = [b for b in budgets if b.has_usd and not b.audit]
+    closed = [b for b in usd if not b.fail_open]
+    if closed or (not usd and not cp.fail_open):
+        w.block(closed[0].id if closed else "on_error", "unpriced", unpriced_reason(w.model))
+        return False
+    w.warnings.append(f"model {w.model} has no price: cost unknown (on_error: fail_open)")
+    return True
+
+
+def _soft(
+    cp: CompiledPolicy, w: Work, b: CompiledBudget, frac: float, ctx: CallContext,
+    metadata: Mapping[str, Any], tokens: TokenCounter, reserved: Amount,
+) -> Work:
+    soft = b.rule.soft
+    text = f"budget {b.id} at {frac:.0%} of its limit (soft threshold {soft.at:.0%})"
+    if soft.action == "warn" or soft.to is None or soft.to == w.model:
+        w.warnings.append(text)
+        if b.id not in w.rule_ids:
+            w.rule_ids.append(b.id)
+        return w
+    trial = w.copy()
+    trial.model = soft.to
+    trial.context_rerouted = False
+    context_stage(cp, trial, ctx, tokens, metadata)
+    if not trial.blocked and not trial.context_rerouted:
+        call_stage(cp, trial, ctx, metadata)
+    why = ""
+    if trial.blocked:
+        why = trial.reasons[-1]
+    elif trial.context_rerouted:
+        why = "a context cap would reroute it"
+    else:
+        worst = cp.worst_case_usd(trial.model, trial.input_tokens, trial.max_tokens)
+        if worst is None:
+            why = unpriced_reason(trial.model)
+        elif usd_to_nano(worst) > reserved.usd_nano:
+            why = f"its worst case ${worst:.4f} is above the reserved ${nano_to_usd(reserved.usd_nano):.4f}"
+        else:
+            trial.estimated_cost = worst
+    if why:
+        w.warnings.append(f"{text}; downgrade to {soft.to} skipped: {why}")
+        if b.id not in w.rule_ids:
+            w.rule_ids.append(b.id)
+        return w
+    trial.change(b.id, f"{text}: downgraded {w.model} -> {soft.to}")
+    trial.warnings.append(text)
+    return trial
+
+
+def _scope_value(c: Counter) -> str:
+    return c.key.partition("|")[2]
+
+
+def _limit_text(b: CompiledBudget, metric: str) -> str:
+    if metric == "usd":
+        return f"${nano_to_usd(b.limit.usd_nano or 0):.4f}"
+    return str(b.limit.tokens if metric == "tokens" else b.limit.calls)
+
+
+def _amount_text(a: Amount, metric: str) -> str:
+    if metric == "usd":
+        return f"${a.usd:.4f}"
+    return f"{a.tokens} tokens" if metric == "tokens" else f"{a.calls} call(s)"
+
+
+def _denied_text(b: CompiledBudget, c: Counter | None, metric: str | None, amount: Amount, ledger: Ledger, now: float) -> str:
+    metric = metric or "usd"
+    used = ""
+    if c is not None:
+        try:
+            u = ledger.usage(c, now=now)
+            used = f"used {_amount_text(u, metric)} + "
+        except LedgerError:
+            pass
+    where = _scope_value(c) if c is not None else b.scope
+    return (
+        f"budget {b.id} ({where}, {b.window.describe()}): {used}this call's worst case {_amount_text(amount, metric)} "
+        f"would exceed the {metric} limit {_limit_text(b, metric)}"
+    )

@@ -1,0 +1,200 @@
+"""A policy compiled once per load into what the per-call path reads.
+
+* every rule's ``match``/``exclude`` becomes a static and a dynamic closure
+  (:mod:`governor.engine.match`); the static results of all rules are cached per
+  (model, metadata fingerprint) in a bounded dict as a :class:`View`: the
+  rules of each kind whose static part holds, in policy order;
+* prices come from :class:`governor.pricing.PriceTable` (policy overrides,
+  then litellm's bundled table), resolved once per model;
+* budget counters are built once per (budget, scope value) and reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys
+from governor.ledger.base import Counter, Limit, usd_to_nano
+from governor.policy.model import Budget, ModelPrice, Policy, RuleBase
+from governor.pricing import PriceTable
+
+VIEW_CACHE_MAX = 4096
+COUNTER_CACHE_MAX = 65536
+NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's scope key
+
+
+class CompiledRule:
+    """One rule with its compiled matchers. ``rule`` is the policy-model object."""
+
+    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit")
+
+    def __init__(self, rule: RuleBase) -> None:
+        self.id = rule.id
+        self.mode = rule.mode
+        self.audit = rule.mode == "audit"
+        self.rule: Any = rule
+        self.static, self.dynamic = compile_rule_match(rule.match, rule.exclude)
+
+    def holds(self, ctx: CallContext) -> bool:
+        """The dynamic part (the static part was checked by the view)."""
+        return self.dynamic is None or self.dynamic(ctx)
+
+    def holds_fully(self, ctx: CallContext) -> bool:
+        return (self.static is None or self.static(ctx)) and (self.dynamic is None or self.dynamic(ctx))
+
+
+class CompiledBudget(CompiledRule):
+    __slots__ = ("limit", "window", "scope", "_counters", "has_usd", "fail_open")
+
+    def __init__(self, budget: Budget) -> None:
+        super().__init__(budget)
+        self.limit = Limit(
+            usd_nano=None if budget.limit_usd is None else usd_to_nano(budget.limit_usd),
+            tokens=budget.limit_tokens,
+            calls=budget.limit_calls,
+        )
+        self.window = budget.window
+        self.scope = budget.scope
+        self.has_usd = budget.limit_usd is not None
+        self.fail_open = budget.on_error == "fail_open"
+        self._counters: dict[str, Counter] = {}
+
+    def counter(self, value: str) -> Counter:
+        c = self._counters.get(value)
+        if c is None:
+            if len(self._counters) >= COUNTER_CACHE_MAX:
+                self._counters.clear()
+            key = f"{self.id}|global" if self.scope == "global" else f"{self.id}|{self.scope}={value}"
+            c = self._counters[value] = Counter(key, self.id, self.limit, self.window)
+        return c
+
+    def counters_for(self, metadata: Mapping[str, Any], run_chain: Sequence[str]) -> list[Counter]:
+        """The counters one call charges: one per scope value (run chain, tags)."""
+        scope = self.scope
+        if scope == "global":
+            return [self.counter("")]
+        if scope == "run":
+            return [self.counter(r) for r in run_chain] if run_chain else [self.counter(NONE_VALUE)]
+        if scope == "tag":
+            tags = metadata.get("tags")
+            if isinstance(tags, str):
+                tags = [tags]
+            return [self.counter(str(t)) for t in dict.fromkeys(tags)] if tags else [self.counter(NONE_VALUE)]
+        key = scope[9:] if scope.startswith("metadata.") else scope
+        value = metadata.get(key)
+        return [self.counter(NONE_VALUE if value is None else str(value))]
+
+
+class View:
+    """The rules of each kind whose static part holds for one (model, metadata)."""
+
+    __slots__ = ("stops", "routes", "context", "calls", "budgets")
+
+    def __init__(self, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple) -> None:
+        self.stops = stops
+        self.routes = routes
+        self.context = context
+        self.calls = calls
+        self.budgets = budgets
+
+
+def _live(rules: Sequence[RuleBase], make: Callable[[Any], CompiledRule] = CompiledRule) -> tuple:
+    return tuple(make(r) for r in rules if r.mode != "off")
+
+
+class CompiledPolicy:
+    """Everything the per-call path needs for one policy revision."""
+
+    def __init__(self, policy: Policy, prices: PriceTable | None = None) -> None:
+        self.policy = policy
+        self.revision = str(policy.revision)
+        self.name = policy.name
+        self.prices = prices or PriceTable(policy.prices)
+        self.stops = _live(policy.stop)
+        self.routes = _live(policy.routes)
+        self.context = _live(policy.context)
+        self.calls = _live(policy.calls)
+        self.budgets: tuple[CompiledBudget, ...] = _live(policy.budgets, CompiledBudget)
+        keys: set[str] = set()
+        for group in (self.stops, self.routes, self.context, self.calls, self.budgets):
+            for r in group:
+                keys |= referenced_metadata_keys(r.rule.match) | referenced_metadata_keys(r.rule.exclude)
+        self.meta_keys: tuple[str, ...] = tuple(sorted(keys))
+        self.fp_ttl = max((s.rule.within_s or 0.0 for s in self.stops if s.rule.type == "repeated_call"), default=600.0)
+        self.has_repeat = any(s.rule.type == "repeated_call" for s in self.stops)
+        self.default_output_tokens = policy.default_output_tokens
+        self.lease_s = policy.lease_s
+        self.allow_unpriced = policy.allow_unpriced
+        self.fail_open = policy.on_error == "fail_open"
+        self._views: dict[tuple, View] = {}
+        self._rates: dict[str, tuple[float, float] | None] = {}
+
+    # -- static matching ---------------------------------------------------------
+    def view(self, model: str, metadata: Mapping[str, Any]) -> View:
+        """The statically matching rules for ``model`` and ``metadata`` (cached)."""
+        fp: tuple = ()
+        if self.meta_keys:
+            vals = []
+            for k in self.meta_keys:
+                v = metadata.get(k)
+                if v.__class__ is list:
+                    v = tuple(v)
+                elif v.__class__ is dict or v.__class__ is set:
+                    v = repr(v)
+                vals.append(v)
+            fp = tuple(vals)
+        key = (model, fp)
+        view = self._views.get(key)
+        if view is None:
+            view = self._build_view(model, metadata)
+            if len(self._views) >= VIEW_CACHE_MAX:
+                self._views.clear()
+            self._views[key] = view
+        return view
+
+    def _build_view(self, model: str, metadata: Mapping[str, Any]) -> View:
+        ctx = CallContext(model, metadata)
+
+        def keep(group: tuple) -> tuple:
+            return tuple(r for r in group if r.static is None or _safe(r.static, ctx))
+
+        return View(keep(self.stops), keep(self.routes), keep(self.context), keep(self.calls), keep(self.budgets))
+
+    # -- prices ------------------------------------------------------------------
+    def price(self, model: str) -> ModelPrice | None:
+        return self.prices.lookup(model)
+
+    def rates(self, model: str) -> tuple[float, float] | None:
+        """(input, worst output) USD per token for reservations; None when unpriced.
+
+        The worst output rate is the higher of the output and reasoning rates.
+        """
+        try:
+            return self._rates[model]
+        except KeyError:
+            pass
+        p = self.prices.lookup(model)
+        rates = None
+        if p is not None:
+            rates = (p.input, max(p.output, p.reasoning or 0.0))
+        self._rates[model] = rates
+        return rates
+
+    def context_window(self, model: str) -> int | None:
+        p = self.prices.lookup(model)
+        return None if p is None else p.context_window
+
+    def worst_case_usd(self, model: str, input_tokens: int, max_tokens: int | None) -> float | None:
+        rates = self.rates(model)
+        if rates is None:
+            return None
+        out = self.default_output_tokens if max_tokens is None else max_tokens
+        return input_tokens * rates[0] + out * rates[1]
+
+
+def _safe(pred: Pred, ctx: CallContext) -> bool:
+    """Static predicates compare metadata values of any type; a TypeError means no match."""
+    try:
+        return pred(ctx)
+    except TypeError:
+        return False

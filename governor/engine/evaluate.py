@@ -1,0 +1,170 @@
+"""One check, in the documented order (docs/engine.md):
+
+1. stop conditions of the run (and of every enclosing run)
+2. routing: the first matching enforced route wins
+3. context caps on the routed model        (governor.engine.caps)
+4. per-call caps                           (governor.engine.caps)
+5. budgets: reserve the worst case          (governor.engine.budgets)
+6. soft thresholds: warn / downgrade        (governor.engine.budgets)
+
+Stop-condition state and the admission of the call are updated in one step
+under the run-state lock; a call blocked by a later stage is un-admitted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from governor.decision import Decision
+from governor.engine.budgets import Reservation, budget_stage
+from governor.engine.caps import call_stage, context_stage
+from governor.engine.compiled import CompiledPolicy, CompiledRule
+from governor.engine.match import CallContext
+from governor.engine.runstate import RunState, RunStates, call_fingerprint
+from governor.engine.tokens import TokenCounter
+from governor.engine.work import Work
+from governor.ledger.base import Ledger
+
+
+class Outcome:
+    """What a check produced: the decision, its reservation, the runs it was admitted to."""
+
+    __slots__ = ("decision", "reservation", "run_chain")
+
+    def __init__(self, decision: Decision, reservation: Reservation | None, run_chain: tuple[str, ...]) -> None:
+        self.decision = decision
+        self.reservation = reservation
+        self.run_chain = run_chain
+
+
+def evaluate(
+    cp: CompiledPolicy,
+    runs: RunStates,
+    ledger: Ledger,
+    tokens: TokenCounter,
+    *,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    max_tokens: int | None,
+    tools: Sequence[Any] | None,
+    metadata: Mapping[str, Any],
+    run_chain: tuple[str, ...],
+    input_tokens: int,
+    estimated: bool,
+    now: float,
+    decision_id: str,
+) -> Outcome:
+    view = cp.view(model, metadata)
+    w = Work(model, messages, max_tokens, input_tokens, estimated)
+    ctx = CallContext(model, metadata, input_tokens, messages, tools)
+
+    # 1. stop conditions, and admission of the call into its runs
+    states: list[RunState] = []
+    fp: int | None = None
+    if run_chain:
+        if cp.has_repeat and any(s.rule.type == "repeated_call" for s in view.stops):
+            fp = call_fingerprint(model, messages)
+        with runs.lock:
+            states = [runs.get(r, now) for r in run_chain]
+            ctx.run = states[-1]
+            for stop in view.stops:
+                if not stop.holds(ctx):
+                    continue
+                text = next((t for t in (_fired(stop, st, fp, now) for st in states) if t), None)
+                if text is None:
+                    continue
+                if stop.audit:
+                    w.note(stop.id, "block", text)
+                    continue
+                w.block(stop.id, "stop", text)
+                break
+            if not w.blocked:
+                for st in states:
+                    st.admit(fp, now)
+
+    # 2. routing
+    reservation = None
+    if not w.blocked:
+        audited = False
+        for route in view.routes:
+            if not route.holds(ctx):
+                continue
+            rule = route.rule
+            if route.audit:
+                if not audited:
+                    w.note(route.id, "reroute", f"route {route.id}: would send {model} to {rule.to}", rule.to)
+                    audited = True
+                continue
+            if rule.to != model:
+                w.change(route.id, f"route {route.id}: {model} -> {rule.to}")
+            else:
+                w.rule_ids.append(route.id)
+            w.model = rule.to
+            w.fallbacks = rule.fallbacks
+            break
+        # 3-6
+        context_stage(cp, w, ctx, tokens, metadata)
+        if not w.blocked:
+            call_stage(cp, w, ctx, metadata)
+        if not w.blocked:
+            w, reservation = budget_stage(cp, w, ctx, metadata, run_chain, ledger, decision_id, now, tokens)
+
+    if w.blocked:
+        if states and not w.block_kind == "stop":
+            with runs.lock:
+                for st in states:
+                    st.unadmit(fp)
+        verdict = "block"
+        if w.estimated_cost is None:
+            w.estimated_cost = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
+    elif w.trimmed:
+        verdict = "trim"
+    elif w.model != model:
+        verdict = "reroute"
+    else:
+        verdict = "allow"
+    decision = Decision(
+        verdict=verdict,
+        model=w.model,
+        messages=w.messages,
+        max_tokens=w.max_tokens,
+        rule_ids=tuple(w.rule_ids),
+        reasons=tuple(w.reasons),
+        revision=cp.revision,
+        estimated_cost_usd=w.estimated_cost,
+        decision_id=decision_id,
+        requested_model=model,
+        input_tokens=w.input_tokens,
+        input_tokens_estimated=w.estimated,
+        warnings=tuple(w.warnings),
+        audit=tuple(w.audit),
+        policy_name=cp.name,
+        metadata=metadata,
+        block_kind=w.block_kind,
+        fallbacks=w.fallbacks,
+    )
+    return Outcome(decision, reservation, run_chain if not w.blocked else ())
+
+
+def _fired(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str | None:
+    """Why ``stop`` fires for run state ``st``, or None."""
+    rule = stop.rule
+    kind = rule.type
+    limit = rule.max
+    if kind == "max_calls":
+        if st.calls >= limit:
+            return f"stop {stop.id}: run {st.run_id} already made {st.calls} calls (max {limit:g})"
+    elif kind == "consecutive_errors":
+        if st.consecutive_errors >= limit:
+            return f"stop {stop.id}: run {st.run_id} had {st.consecutive_errors} consecutive failed calls (max {limit:g})"
+    elif kind == "repeated_call":
+        if fp is not None:
+            within = rule.within_s or 600.0
+            n = st.repeats(fp, within, now)
+            if n >= limit:
+                return f"stop {stop.id}: run {st.run_id} made this identical call {n} times within {within:g}s (max {limit:g})"
+    elif kind == "max_wall_time":
+        elapsed = now - st.started_at
+        if elapsed > limit:
+            return f"stop {stop.id}: run {st.run_id} started {elapsed:.0f}s ago (max {limit:g}s)"
+    return None

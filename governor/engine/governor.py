@@ -1,0 +1,367 @@
+"""The embeddable governor: check every call before it is sent, record usage after.
+
+``check`` runs the stages of :mod:`governor.engine.evaluate` against the
+policy compiled at load, reserving the call's worst case on its budgets;
+``record`` settles the actual cost against that reservation (against the
+revision the call was checked with, even across a reload). Everything on the
+per-call path is a few dict lookups, one ledger call and one run-state lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from contextlib import AbstractContextManager
+from typing import Any, Callable, Mapping, Sequence
+
+from governor.decision import OUTCOMES, Decision
+from governor.engine import scope as _scope
+from governor.engine.budgets import Reservation
+from governor.engine.compiled import CompiledPolicy
+from governor.engine.decision_log import DecisionLog
+from governor.engine.evaluate import evaluate
+from governor.engine.reload import PolicyWatcher
+from governor.engine.runstate import RunStates
+from governor.engine.stats import Stats
+from governor.engine.tokens import TokenCounter
+from governor.errors import (
+    BudgetExceeded, CallBlocked, ContextTooLarge, CostCapExceeded, GovernorError, LedgerError, PolicyError,
+    StopConditionHit, StoreUnavailable, UnpricedModel,
+)
+from governor.ledger.base import Amount, Ledger, usd_to_nano
+from governor.ledger.factory import is_blocking, open_ledger
+from governor.policy.model import Policy
+from governor.pricing import call_cost
+
+log = logging.getLogger("governor.engine")
+
+BLOCK_ERRORS: dict[str, type[CallBlocked]] = {
+    "budget": BudgetExceeded,
+    "stop": StopConditionHit,
+    "context": ContextTooLarge,
+    "cost": CostCapExceeded,
+    "unpriced": UnpricedModel,
+    "store": StoreUnavailable,
+}
+Observer = Callable[[Decision], Any]
+
+
+class _Pending:
+    """An allowed call awaiting record(): settled against the revision that checked it."""
+
+    __slots__ = ("compiled", "reservation", "run_chain", "at")
+
+    def __init__(self, compiled: CompiledPolicy, reservation: Reservation | None, run_chain: tuple[str, ...], at: float) -> None:
+        self.compiled = compiled
+        self.reservation = reservation
+        self.run_chain = run_chain
+        self.at = at
+
+
+class Governor:
+    """Decides, for each LLM call, allow / reroute / trim / block, and accounts for it.
+
+    ``ledger`` defaults to the one the policy names (memory unless set);
+    ``clock`` is a zero-arg callable returning epoch seconds; ``log`` is a
+    decision-log sink ("stderr", "stdout", a path, a stream, or a ready
+    :class:`DecisionLog`); ``record_to`` writes a governor-trace/v1 JSONL file.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] | None = None,
+        log: Any = None,
+        record_to: str | os.PathLike[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        tokens: TokenCounter | None = None,
+    ) -> None:
+        self._clock = clock or time.time
+        self._compiled = CompiledPolicy(policy)
+        self._owns_ledger = ledger is None
+        self._ledger: Ledger = ledger if ledger is not None else open_ledger(policy.ledger)
+        self._blocking = is_blocking(self._ledger)
+        self._runs = RunStates(self._clock, self._compiled.fp_ttl)
+        self._tokens = tokens or TokenCounter()
+        if isinstance(log, DecisionLog):
+            self._log = log
+        else:
+            header = {"policy": policy.name, "revision": str(policy.revision)}
+            self._log = DecisionLog(log, content=policy.log_content, record_to=record_to, header=header)
+        self._stats = Stats()
+        self._pending: dict[str, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._observers: list[Observer] = []
+        self._path = None if path is None else os.fspath(path)
+        self._prefix = secrets.token_hex(6)
+        self._ids = itertools.count(1)
+        self._reload_lock = threading.Lock()
+        self.watcher: PolicyWatcher | None = None
+        self._auto_observers()
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] | None = None,
+        log: Any = None,
+        record_to: str | os.PathLike[str] | None = None,
+        watch: bool | float = False,
+    ) -> "Governor":
+        """Load and compile the policy at ``path``. ``watch=True`` (or seconds) polls it for changes."""
+        from governor.policy.loader import load_policy
+
+        gov = cls(load_policy(path), ledger=ledger, clock=clock, log=log, record_to=record_to, path=path)
+        if watch:
+            gov.watch(2.0 if watch is True else float(watch))
+        return gov
+
+    # -- introspection -------------------------------------------------------------
+    @property
+    def policy(self) -> Policy:
+        return self._compiled.policy
+
+    @property
+    def revision(self) -> str:
+        return self._compiled.revision
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    def stats(self) -> dict[str, Any]:
+        """Spend, calls, blocks and cost per accepted task by run / user / team / model."""
+        return self._stats.snapshot()
+
+    def add_observer(self, fn: Observer) -> None:
+        """``fn(decision)`` is called after every check; its exceptions are logged, never raised."""
+        self._observers.append(fn)
+
+    def run(
+        self, run_id: str | None = None, *, user: str | None = None, team: str | None = None, task: str | None = None, **metadata: Any
+    ) -> AbstractContextManager[_scope.Scope]:
+        """A run scope: metadata for every check inside it (threads and asyncio tasks alike)."""
+        return _scope.run_scope(run_id, user=user, team=team, task=task, **metadata)
+
+    # -- check ---------------------------------------------------------------------
+    def check(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        input_tokens: int | None = None,
+    ) -> Decision:
+        """Decide one call. Blocking is returned as ``verdict == "block"``, never raised."""
+        cp = self._compiled
+        msgs = messages if messages is not None else ()
+        md, chain = _scope.resolve(metadata)
+        model = cp.policy.aliases.get(model, model)
+        if input_tokens is None:
+            n, estimated = self._tokens.count(model, msgs, tools)
+        else:
+            n, estimated = int(input_tokens), False
+        now = self._clock()
+        did = f"{self._prefix}{next(self._ids):x}"
+        out = evaluate(
+            cp, self._runs, self._ledger, self._tokens, model=model, messages=msgs, max_tokens=max_tokens,
+            tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
+        )
+        d = out.decision
+        with self._pending_lock:
+            if d.verdict != "block":
+                self._pending[did] = _Pending(cp, out.reservation, out.run_chain, now)
+            self._expire(now)
+        self._stats.add_check(d)
+        if self._log.enabled:
+            self._log.check(d, ts=now, messages=msgs)
+        for fn in self._observers:
+            try:
+                fn(d)
+            except Exception:
+                log.exception("decision observer %r failed", fn)
+        return d
+
+    async def acheck(self, **kwargs: Any) -> Decision:
+        """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread."""
+        if self._blocking:
+            return await asyncio.to_thread(lambda: self.check(**kwargs))
+        return self.check(**kwargs)
+
+    def check_or_raise(self, **kwargs: Any) -> Decision:
+        """:meth:`check`, raising the :class:`CallBlocked` subclass that matches a block."""
+        d = self.check(**kwargs)
+        if d.verdict == "block":
+            raise BLOCK_ERRORS.get(d.block_kind or "", CallBlocked)(d)
+        return d
+
+    async def acheck_or_raise(self, **kwargs: Any) -> Decision:
+        d = await self.acheck(**kwargs)
+        if d.verdict == "block":
+            raise BLOCK_ERRORS.get(d.block_kind or "", CallBlocked)(d)
+        return d
+
+    def _expire(self, now: float) -> None:
+        """Forget pending calls older than twice the lease (lock held).
+
+        The ledger reclaims the reservation after one lease; a record arriving
+        in the second lease still settles the spend (money was spent).
+        """
+        pending = self._pending
+        while pending:
+            did = next(iter(pending))
+            p = pending[did]
+            if p.at + 2 * p.compiled.lease_s > now:
+                break
+            del pending[did]
+
+    # -- record ----------------------------------------------------------------------
+    def record(
+        self,
+        decision: Decision,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        error: str | BaseException | None = None,
+    ) -> float | None:
+        """Settle one call: its actual USD cost (None if the model is unpriced).
+
+        Idempotent by decision id. A call that failed (``error``) with no tokens
+        releases its reservation; one that failed after using tokens is charged.
+        A blocked decision records nothing (returns 0.0).
+        """
+        if decision.verdict == "block":
+            return 0.0
+        now = self._clock()
+        with self._pending_lock:
+            p = self._pending.pop(decision.decision_id, None)
+        cp = p.compiled if p is not None else self._compiled
+        price = cp.price(decision.model)
+        cost = None
+        if price is not None:
+            cost = call_cost(price, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens)
+        if p is None:
+            log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
+            return cost
+        res = p.reservation
+        if res is not None and (res.counters or res.audit_counters):
+            try:
+                if error is not None and not (input_tokens or output_tokens):
+                    self._ledger.release(decision.decision_id, now=now)
+                else:
+                    actual = Amount(0 if cost is None else usd_to_nano(cost), input_tokens + output_tokens, 1)
+                    self._ledger.settle(
+                        decision.decision_id, res.counters + res.audit_counters, actual, now=now, reserved_at=p.at
+                    )
+            except LedgerError:
+                log.exception("could not settle decision %s: budget store unavailable", decision.decision_id)
+        if p.run_chain:
+            self._runs.record(p.run_chain, cost, error is not None, now)
+        self._stats.add_record(
+            decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, error=error is not None
+        )
+        if self._log.enabled:
+            self._log.record(
+                decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=p.at,
+            )
+        return cost
+
+    async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
+        if self._blocking:
+            return await asyncio.to_thread(lambda: self.record(decision, **kwargs))
+        return self.record(decision, **kwargs)
+
+    def record_outcome(self, run_id: str, outcome: str) -> None:
+        """The run's result: accepted | edited | rejected | escalated (the latest wins)."""
+        if outcome not in OUTCOMES:
+            raise GovernorError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
+        self._stats.add_outcome(str(run_id), outcome)
+        state = self._runs.peek(str(run_id))
+        if state is not None:
+            state.outcome = outcome
+        if self._log.enabled:
+            self._log.outcome(str(run_id), outcome, ts=self._clock(), policy=self._compiled.name, revision=self.revision)
+
+    # -- reload ---------------------------------------------------------------------
+    def reload(self, policy: Policy | None = None) -> bool:
+        """Load the policy file again (or install ``policy``); False, keeping the running one, if invalid."""
+        with self._reload_lock:
+            if policy is None:
+                if self._path is None:
+                    raise GovernorError("this governor was not loaded from a file: pass reload(policy)")
+                from governor.policy.loader import load_policy
+
+                try:
+                    policy = load_policy(self._path)
+                except PolicyError as exc:
+                    log.error("policy reload rejected; still serving revision %s:\n%s", self.revision, exc)
+                    return False
+            old = self._compiled
+            if policy.ledger != old.policy.ledger:
+                log.warning("policy reload changes the ledger section; the running ledger is kept until restart")
+            compiled = CompiledPolicy(policy)
+            self._runs.fp_ttl = compiled.fp_ttl
+            self._compiled = compiled
+            log.info("policy %s reloaded: revision %s -> %s", policy.name, old.revision, compiled.revision)
+            return True
+
+    def watch(self, interval_s: float = 2.0) -> PolicyWatcher:
+        """Poll the policy file (and the files it extends) every ``interval_s``; reload on change."""
+        if self._path is None:
+            raise GovernorError("this governor was not loaded from a file: nothing to watch")
+        if self.watcher is None:
+            self.watcher = PolicyWatcher(self._watched_files, self.reload, interval_s)
+        return self.watcher
+
+    def _watched_files(self) -> Sequence[str]:
+        files = getattr(self._compiled.policy, "source_files", ()) or ()
+        return tuple(files) or ((self._path,) if self._path else ())
+
+    # -- lifecycle ------------------------------------------------------------------
+    def _auto_observers(self) -> None:
+        """Register the OpenTelemetry span observer when opentelemetry and our integration exist."""
+        try:
+            if importlib.util.find_spec("opentelemetry") is None:
+                return
+            if importlib.util.find_spec("governor.integrations.otel") is None:
+                return
+            from importlib import import_module
+
+            observer = getattr(import_module("governor.integrations.otel"), "span_observer", None)
+        except Exception:
+            log.exception("could not load the OpenTelemetry observer")
+            return
+        if callable(observer):
+            self.add_observer(observer)
+
+    def close(self) -> None:
+        """Stop the watcher, close the decision log and (if we opened it) the ledger."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self._log.close()
+        if self._owns_ledger:
+            self._ledger.close()
+
+    def __enter__(self) -> "Governor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,42 @@
+"""Open the ledger a policy names (``ledger:`` section): memory, sqlite or redis.
+
+SQLite and Redis ledgers are imported lazily, so a memory-only user never
+imports sqlite3 or redis-py.
+"""
+
+from __future__ import annotations
+
+from governor.errors import LedgerError
+from governor.ledger.base import Ledger
+from governor.policy.model import LedgerSpec
+
+
+def open_ledger(spec: LedgerSpec | None = None) -> Ledger:
+    """A ledger for ``spec`` (default: a fresh in-process MemoryLedger)."""
+    if spec is None or spec.type == "memory":
+        from governor.ledger.memory import MemoryLedger
+
+        return MemoryLedger()
+    if spec.type == "sqlite":
+        if not spec.path:
+            raise LedgerError("ledger type sqlite needs a path (ledger.path in the policy)")
+        from governor.ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(spec.path)
+    if spec.type == "redis":
+        from governor.ledger.redis import RedisLedger
+
+        if spec.url:
+            return RedisLedger(spec.url, key_prefix=spec.key_prefix)
+        return RedisLedger(key_prefix=spec.key_prefix)
+    raise LedgerError(f"unknown ledger type {spec.type!r}: expected memory, sqlite or redis")
+
+
+def is_blocking(ledger: Ledger) -> bool:
+    """True when the ledger does I/O (so async callers should run it in a thread)."""
+    from governor.ledger.memory import MemoryLedger
+
+    flag = getattr(ledger, "blocking", None)
+    if flag is not None:
+        return bool(flag)
+    return not isinstance(ledger, MemoryLedger)
