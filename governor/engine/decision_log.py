@@ -21,13 +21,17 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
+
+from cachetools import LRUCache
 
 from governor.decision import OUTCOMES, Decision
 from governor.errors import GovernorError, TraceError
 
 TRACE_FORMAT = "governor-trace/v1"
+MAX_ERROR_CHARS = 300
 CANONICAL_KEYS = ("run_id", "user", "team", "task", "agent", "workflow")
 
 Sink = str | os.PathLike | IO[str] | None
@@ -112,14 +116,18 @@ class DecisionLog:
         content: bool = False,
         record_to: str | os.PathLike | None = None,
         header: Mapping[str, Any] | None = None,
+        pending_max: int = 65536,
     ) -> None:
         self.content = content
         self._owned: IO[str] | None = None
         self._logger = self._make_logger(sink) if sink is not None else None
         self._recorder = (
-            TraceRecorder(record_to, {"content": content, **(header or {})}) if record_to is not None else None
+            TraceRecorder(record_to, {"content": content, "created": time.time(), **(header or {})}) if record_to is not None else None
         )
         self.enabled = self._logger is not None or self._recorder is not None
+        # decision_id -> what the check saw of the request, until record(); bounded
+        self._pending: LRUCache = LRUCache(maxsize=pending_max)
+        self._pending_lock = threading.Lock()
 
     def _make_logger(self, sink: Sink) -> Any:
         import structlog
@@ -147,13 +155,25 @@ class DecisionLog:
 
     # -- records ------------------------------------------------------------
     def check(
-        self, decision: Decision, *, ts: float, messages: Sequence[Mapping[str, Any]] | None = None
+        self,
+        decision: Decision,
+        *,
+        ts: float,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
-        """Log one check. ``messages`` are the *requested* messages (before any trim);
-        they are written only with ``content=True``."""
+        """Log one check. ``messages``, ``max_tokens`` and ``tools`` are what the caller
+        *requested* (before trims and clamps); messages are written only with
+        ``content=True``, tools only by name. They are kept (bounded) until the
+        call's :meth:`record`, so that line is self-contained for replay."""
         if not self.enabled:
             return None
         rec = self._decision_fields("check", decision, ts)
+        rec["requested_max_tokens"] = max_tokens
+        tool_names = _tool_names(tools)
+        if tool_names:
+            rec["tools"] = tool_names
         rec["input_tokens"] = decision.input_tokens
         rec["input_tokens_estimated"] = decision.input_tokens_estimated
         rec["estimated_cost_usd"] = decision.estimated_cost_usd
@@ -168,6 +188,10 @@ class DecisionLog:
         if decision.block_kind:
             rec["block_kind"] = decision.block_kind
         self._add_messages(rec, decision, messages)
+        if decision.verdict != "block":
+            kept = rec.get("messages")
+            with self._pending_lock:
+                self._pending[decision.decision_id] = (ts, max_tokens, tool_names, rec["message_count"], kept)
         self._emit(rec)
         return rec
 
@@ -183,14 +207,19 @@ class DecisionLog:
         reasoning_tokens: int = 0,
         cost_usd: float | None,
         error: str | BaseException | None = None,
-        check_ts: float | None = None,
-        messages: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
-        """Log one settled call: actual tokens and cost. Self-contained, so replay
-        needs no other line to rebuild the call."""
+        """Log one settled call: actual tokens and cost. Self-contained (what the
+        check saw of the request is carried over), so replay needs no other line."""
         if not self.enabled:
             return None
+        with self._pending_lock:
+            pending = self._pending.pop(decision.decision_id, None)
         rec = self._decision_fields("record", decision, ts)
+        check_ts, req_max, tool_names, count, kept = pending or (None, None, None, len(decision.messages), None)
+        rec["check_ts"] = check_ts
+        rec["requested_max_tokens"] = req_max
+        if tool_names:
+            rec["tools"] = tool_names
         rec["estimated_input_tokens"] = decision.input_tokens
         rec["input_tokens"] = input_tokens
         rec["output_tokens"] = output_tokens
@@ -200,9 +229,11 @@ class DecisionLog:
         rec["estimated_cost_usd"] = decision.estimated_cost_usd
         rec["cost_usd"] = cost_usd
         rec["error"] = None if error is None else _error_text(error)
-        if check_ts is not None:
-            rec["check_ts"] = check_ts
-        self._add_messages(rec, decision, messages)
+        rec["message_count"] = count
+        if decision.verdict == "trim":
+            rec["sent_message_count"] = len(decision.messages)
+        if self.content:
+            rec["messages"] = kept if kept is not None else list(decision.messages)
         self._emit(rec)
         return rec
 
@@ -255,13 +286,12 @@ class DecisionLog:
     def _add_messages(
         self, rec: dict[str, Any], d: Decision, messages: Sequence[Mapping[str, Any]] | None
     ) -> None:
-        sent = d.messages
-        rec["message_count"] = len(messages if messages is not None else sent)
-        if not self.content:
-            return
-        rec["messages"] = list(messages if messages is not None else sent)
-        if messages is not None and d.verdict == "trim":
-            rec["sent_messages"] = list(sent)
+        requested = messages if messages is not None else d.messages
+        rec["message_count"] = len(requested)
+        if d.verdict == "trim":
+            rec["sent_message_count"] = len(d.messages)
+        if self.content:
+            rec["messages"] = list(requested)
 
     def _emit(self, rec: dict[str, Any]) -> None:
         if self._logger is not None:
@@ -284,8 +314,21 @@ class DecisionLog:
         self.close()
 
 
+def _tool_names(tools: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    names: list[str] = []
+    for tool in tools or ():
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        name = (fn or tool).get("name") if isinstance(fn or tool, dict) else None
+        if isinstance(name, str):
+            names.append(name)
+    return names
+
+
 def _error_text(error: str | BaseException) -> str:
+    """Error text, capped at MAX_ERROR_CHARS (provider errors may echo the request)."""
     if isinstance(error, BaseException):
         text = str(error)
-        return f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return str(error)
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    else:
+        text = str(error)
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
