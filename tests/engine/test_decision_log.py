@@ -1,0 +1,233 @@
+"""Decision log and trace recorder: JSON lines, no prompt text by default, replayable records."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import structlog
+
+from governor.decision import AuditNote, Decision
+from governor.engine.decision_log import TRACE_FORMAT, DecisionLog
+from governor.errors import GovernorError, TraceError
+
+SECRET = "my SSN is 078-05-1120, please fix the invoice"
+MESSAGES = [
+    {"role": "system", "content": "You are a billing assistant."},
+    {"role": "user", "content": SECRET},
+]
+TOOLS = [{"type": "function", "function": {"name": "lookup_invoice", "description": "secret schema text",
+                                           "parameters": {"type": "object"}}}]
+META = {"run_id": "r-1", "user": "ana", "team": "billing", "task": "classify", "agent": "triage", "tags": ["beta"], "tier": "free"}
+
+
+def _decision(verdict: str = "reroute", decision_id: str = "d-1", messages=MESSAGES, **kw) -> Decision:
+    fields = dict(
+        verdict=verdict,
+        model="gpt-4o-mini",
+        messages=messages,
+        max_tokens=512,
+        rule_ids=("classify-cheap",),
+        reasons=("route classify-cheap: gpt-4o -> gpt-4o-mini",),
+        revision="3f2a9c1b7e4d",
+        estimated_cost_usd=0.00042,
+        decision_id=decision_id,
+        requested_model="gpt-4o",
+        input_tokens=37,
+        policy_name="billing",
+        metadata=META,
+    )
+    fields.update(kw)
+    return Decision(**fields)
+
+
+def _lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _round(log: DecisionLog, d: Decision | None = None) -> None:
+    d = d or _decision()
+    log.check(d, ts=100.0, messages=MESSAGES, max_tokens=2048, tools=TOOLS)
+    log.record(d, ts=101.5, input_tokens=40, output_tokens=9, cache_read_tokens=16, cache_write_tokens=0,
+               reasoning_tokens=3, cost_usd=0.0000123)
+    log.outcome("r-1", "accepted", ts=102.0, policy="billing", revision="3f2a9c1b7e4d")
+
+
+def test_one_json_line_per_check_record_and_outcome():
+    sink = io.StringIO()
+    _round(DecisionLog(sink))
+    check, record, outcome = _lines(sink.getvalue())
+    assert [check["event"], record["event"], outcome["event"]] == ["check", "record", "outcome"]
+    for line in (check, record):
+        assert line["decision_id"] == "d-1"
+        assert (line["policy"], line["revision"]) == ("billing", "3f2a9c1b7e4d")
+        assert line["rule_ids"] == ["classify-cheap"]
+        assert line["verdict"] == "reroute"
+        assert (line["requested_model"], line["model"]) == ("gpt-4o", "gpt-4o-mini")
+        assert (line["run_id"], line["user"], line["team"], line["task"], line["agent"]) == ("r-1", "ana", "billing", "classify", "triage")
+        assert line["metadata"]["tier"] == "free"
+        assert line["tools"] == ["lookup_invoice"]
+    assert check["ts"] == 100.0 and check["input_tokens"] == 37 and check["estimated_cost_usd"] == 0.00042
+    assert check["reasons"] == ["route classify-cheap: gpt-4o -> gpt-4o-mini"]
+    assert (outcome["run_id"], outcome["outcome"], outcome["revision"]) == ("r-1", "accepted", "3f2a9c1b7e4d")
+
+
+def test_record_line_carries_tokens_costs_and_the_request():
+    sink = io.StringIO()
+    _round(DecisionLog(sink))
+    record = _lines(sink.getvalue())[1]
+    assert record["ts"] == 101.5 and record["check_ts"] == 100.0
+    assert (record["input_tokens"], record["output_tokens"], record["cache_read_tokens"],
+            record["cache_write_tokens"], record["reasoning_tokens"]) == (40, 9, 16, 0, 3)
+    assert record["estimated_input_tokens"] == 37
+    assert record["cost_usd"] == 0.0000123 and record["estimated_cost_usd"] == 0.00042
+    assert record["requested_max_tokens"] == 2048 and record["max_tokens"] == 512
+    assert record["error"] is None and record["message_count"] == 2
+
+
+@pytest.mark.parametrize("content", [False, True])
+def test_prompt_text_only_with_content_logging(tmp_path: Path, content: bool):
+    sink = io.StringIO()
+    trace = tmp_path / "t.jsonl"
+    log = DecisionLog(sink, content=content, record_to=trace)
+    _round(log)
+    log.close()
+    for text in (sink.getvalue(), trace.read_text()):
+        assert (SECRET in text) is content
+        assert "secret schema text" not in text  # tool schemas never, names only
+    if content:
+        record = [r for r in _lines(trace.read_text()) if r["event"] == "record"][0]
+        assert record["messages"] == MESSAGES
+
+
+def test_trim_logs_requested_messages_and_sent_count():
+    sink = io.StringIO()
+    log = DecisionLog(sink, content=True)
+    d = _decision("trim", messages=MESSAGES[1:])
+    log.check(d, ts=1.0, messages=MESSAGES)
+    log.record(d, ts=2.0, input_tokens=20, output_tokens=5, cost_usd=0.001)
+    check, record = _lines(sink.getvalue())
+    for line in (check, record):
+        assert line["message_count"] == 2 and line["sent_message_count"] == 1
+        assert line["messages"] == MESSAGES
+
+
+def test_block_lines_carry_kind_audit_and_warnings():
+    sink = io.StringIO()
+    log = DecisionLog(sink)
+    d = _decision("block", rule_ids=("per-run",), reasons=("budget per-run: $2.01 > $2.00",), block_kind="budget",
+                  warnings=("team budget at 85%",), audit=(AuditNote("max-calls", "block", "60 calls", None),),
+                  estimated_cost_usd=None)
+    log.check(d, ts=5.0)
+    (line,) = _lines(sink.getvalue())
+    assert line["block_kind"] == "budget" and line["estimated_cost_usd"] is None
+    assert line["audit"] == [{"rule_id": "max-calls", "would": "block", "reason": "60 calls", "model": None}]
+    assert line["warnings"] == ["team budget at 85%"]
+
+
+def test_errors_are_recorded_and_capped():
+    sink = io.StringIO()
+    log = DecisionLog(sink)
+    d = _decision()
+    log.check(d, ts=1.0)
+    log.record(d, ts=2.0, input_tokens=0, output_tokens=0, cost_usd=None, error=TimeoutError("x" * 1000))
+    record = _lines(sink.getvalue())[1]
+    assert record["error"].startswith("TimeoutError: xxx") and len(record["error"]) == 300
+    assert record["cost_usd"] is None
+
+
+def test_disabled_log_writes_nothing_and_returns_none():
+    log = DecisionLog()
+    assert log.enabled is False
+    assert log.check(_decision(), ts=1.0) is None
+    assert log.record(_decision(), ts=1.0, input_tokens=1, output_tokens=1, cost_usd=0.0) is None
+
+
+def test_unknown_outcome_is_an_error():
+    with pytest.raises(GovernorError, match="unknown outcome 'done'"):
+        DecisionLog(io.StringIO()).outcome("r-1", "done", ts=1.0)
+
+
+def test_global_structlog_configuration_is_left_alone():
+    structlog.reset_defaults()
+    before = structlog.get_config()
+    user_sink = io.StringIO()
+    structlog.configure(processors=[structlog.processors.KeyValueRenderer()],
+                        logger_factory=structlog.WriteLoggerFactory(user_sink))
+    configured = structlog.get_config()
+    ours = io.StringIO()
+    _round(DecisionLog(ours))
+    assert structlog.get_config() == configured
+    structlog.get_logger().info("user-event", a=1)
+    assert user_sink.getvalue().strip() == "a=1 event='user-event'"
+    assert len(_lines(ours.getvalue())) == 3
+    structlog.reset_defaults()
+    assert structlog.get_config() == before
+
+
+def test_sink_may_be_a_path(tmp_path: Path):
+    path = tmp_path / "logs" / "decisions.jsonl"
+    log = DecisionLog(path)
+    _round(log)
+    log.close()
+    assert [r["event"] for r in _lines(path.read_text())] == ["check", "record", "outcome"]
+
+
+def test_trace_file_round_trip(tmp_path: Path):
+    trace = tmp_path / "calls.jsonl"
+    log = DecisionLog(record_to=trace, header={"policy": "billing", "revision": "3f2a9c1b7e4d"})
+    _round(log)
+    blocked = _decision("block", decision_id="d-2", block_kind="budget")
+    log.check(blocked, ts=103.0)
+    log.close()
+    lines = _lines(trace.read_text())
+    header = lines[0]
+    assert header["format"] == TRACE_FORMAT and header["event"] == "header" and header["content"] is False
+    assert header["policy"] == "billing"
+    assert [r["event"] for r in lines[1:]] == ["check", "record", "outcome", "check"]
+    records = {r["decision_id"]: r for r in lines if r["event"] == "record"}
+    checks = {r["decision_id"]: r for r in lines if r["event"] == "check"}
+    assert set(records) == {"d-1"} and set(checks) - set(records) == {"d-2"}  # blocked: check only
+
+    # a second session appends, without a second header
+    log2 = DecisionLog(record_to=trace)
+    _round(log2, _decision(decision_id="d-3"))
+    log2.close()
+    lines = _lines(trace.read_text())
+    assert sum(1 for r in lines if r.get("format") == TRACE_FORMAT) == 1
+    assert [r["decision_id"] for r in lines if r["event"] == "record"] == ["d-1", "d-3"]
+
+
+def test_recorder_refuses_to_append_to_a_foreign_file(tmp_path: Path):
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"id": "abc", "model": "gpt-4o"}\n')
+    with pytest.raises(TraceError) as err:
+        DecisionLog(record_to=other)
+    assert str(other) in str(err.value) and ":1:" in str(err.value)
+    assert other.read_text() == '{"id": "abc", "model": "gpt-4o"}\n'  # untouched
+
+
+def test_concurrent_records_are_whole_lines(tmp_path: Path):
+    trace = tmp_path / "calls.jsonl"
+    log = DecisionLog(record_to=trace)
+
+    def worker(t: int) -> None:
+        for i in range(200):
+            d = _decision(decision_id=f"d-{t}-{i}")
+            log.check(d, ts=float(i))
+            log.record(d, ts=float(i) + 0.5, input_tokens=i, output_tokens=1, cost_usd=0.001)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    lines = _lines(trace.read_text())  # every line parses
+    records = [r for r in lines if r["event"] == "record"]
+    assert len(records) == 16 * 200
+    assert len({r["decision_id"] for r in records}) == 16 * 200
+    assert all(r["check_ts"] == r["ts"] - 0.5 for r in records)
