@@ -207,16 +207,18 @@ class DecisionLog:
         reasoning_tokens: int = 0,
         cost_usd: float | None,
         error: str | BaseException | None = None,
+        check_ts: float | None = None,
     ) -> dict[str, Any] | None:
         """Log one settled call: actual tokens and cost. Self-contained (what the
-        check saw of the request is carried over), so replay needs no other line."""
+        check saw of the request is carried over), so replay needs no other line.
+        ``check_ts`` (when the call was checked) wins over the time kept from the check."""
         if not self.enabled:
             return None
         with self._pending_lock:
             pending = self._pending.pop(decision.decision_id, None)
         rec = self._decision_fields("record", decision, ts)
-        check_ts, req_max, tool_names, count, kept = pending or (None, None, None, len(decision.messages), None)
-        rec["check_ts"] = check_ts
+        seen_ts, req_max, tool_names, count, kept = pending or (None, None, None, len(decision.messages), None)
+        rec["check_ts"] = check_ts if check_ts is not None else seen_ts
         rec["requested_max_tokens"] = req_max
         if tool_names:
             rec["tools"] = tool_names
