@@ -77,6 +77,7 @@ class TraceSet:
     runs: tuple[TraceRun, ...]
     issues: tuple[TraceIssue, ...] = ()
     formats: Mapping[str, str] = field(default_factory=dict)  # file -> format name
+    notes: tuple[str, ...] = ()  # not errors, but worth saying (e.g. recorded calls without usage)
 
     @property
     def calls(self) -> int:

@@ -25,6 +25,11 @@ class ImportContext:
     strict: bool = False
     run_key: str | None = None
     issues: list[TraceIssue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Something worth telling the user that is not a malformed record."""
+        self.notes.append(text)
 
     def issue(self, file: str, line: int, message: str, where: str = "") -> None:
         """Record a malformed record (skipped and counted), or fail at once under ``strict``."""
@@ -57,9 +62,8 @@ def importers() -> dict[str, Importer]:
 
 
 def _load_builtin() -> None:
-    if _REGISTRY:
-        return
-    from governor.traces import litellm_payload, otel, recorded, tau2  # noqa: F401  (register on import)
+    # importing a module registers its importer; order is the sniffing order
+    from governor.traces import recorded, otel, litellm_payload, tau2  # noqa: F401
 
 
 def detect(head: str, file: str) -> Importer:
@@ -109,7 +113,7 @@ def load_traces(
                 run = rename_run(run, f"{run.run_id}@{path.name}")
             seen.add(run.run_id)
             runs.append(run)
-    return TraceSet(tuple(runs), tuple(ctx.issues), formats)
+    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes))
 
 
 def rename_run(run: TraceRun, run_id: str) -> TraceRun:

@@ -1,0 +1,135 @@
+"""The replay report as plain data (the ``--format json`` shape; text, markdown and HTML render it).
+
+Schema (stable keys; more may be added): ``policy {name, revision}``,
+``totals {...}``, ``runs[]``, ``rules[]``, ``outcomes {...}``,
+``diagnostics {...}``, ``skipped[]`` (every malformed record with its place).
+Costs are USD rounded to 1e-9; a cost that cannot be known is counted in
+``unpriced_calls``, never added as zero silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from governor.policy.model import Policy
+from governor.replay.diagnostics import LONG_CONTEXT_TOKENS, diagnostics
+from governor.replay.result import ReplayResult, RunResult
+
+REPORT_VERSION = 1
+
+
+def _usd(x: float | None) -> float | None:
+    return None if x is None else round(x, 9)
+
+
+def _rule_kinds(policy: Policy | None) -> dict[str, str]:
+    if policy is None:
+        return {}
+    kinds = {}
+    for kind, group in (("stop", policy.stop), ("route", policy.routes), ("context", policy.context),
+                        ("call", policy.calls), ("budget", policy.budgets)):
+        for r in group:
+            kinds[r.id] = kind
+    return kinds
+
+
+def run_row(r: RunResult) -> dict[str, Any]:
+    verdicts = Counter(c.verdict for c in r.calls)
+    return {
+        "run_id": r.run.run_id,
+        "file": r.run.file,
+        "calls": len(r.calls),
+        "calls_blocked": verdicts["block"],
+        "calls_rerouted": verdicts["reroute"],
+        "calls_trimmed": verdicts["trim"],
+        "input_tokens": sum(c.call.input_tokens for c in r.calls),
+        "output_tokens": sum(c.call.output_tokens for c in r.calls),
+        "cost_usd_recorded": _usd(r.cost_recorded),
+        "cost_usd_baseline": _usd(r.cost_baseline),
+        "cost_usd_governed": _usd(r.cost_governed),
+        "stopped_at_call": r.stopped_at_call,
+        "stop_rule": r.stop_rule,
+        "ended_by": r.end_rule,
+        "outcome": r.run.outcome,
+    }
+
+
+def build_report(result: ReplayResult, policy: Policy | None = None, *,
+                 long_context_tokens: int = LONG_CONTEXT_TOKENS, with_diagnostics: bool = True) -> dict[str, Any]:
+    calls = list(result.calls())
+    verdicts = Counter(c.verdict for c in calls)
+    runs = [run_row(r) for r in result.runs]
+    unpriced = sum(1 for c in calls if c.cost_baseline is None
+                   or (c.verdict != "block" and c.cost_governed is None) or c.block_kind == "unpriced")
+    recorded = sum(c.call.cost_usd or 0.0 for c in calls)
+    baseline = sum(c.cost_baseline or 0.0 for c in calls)
+    governed = sum(c.cost_governed or 0.0 for c in calls)
+    totals = {
+        "runs": len(result.runs),
+        "calls": len(calls),
+        "input_tokens": sum(c.call.input_tokens for c in calls),
+        "output_tokens": sum(c.call.output_tokens for c in calls),
+        "cache_read_tokens": sum(c.call.cache_read_tokens for c in calls),
+        "cache_write_tokens": sum(c.call.cache_write_tokens for c in calls),
+        "input_tokens_governed": sum(c.input_tokens for c in calls if c.verdict != "block"),
+        "output_tokens_governed": sum(c.call.output_tokens for c in calls if c.verdict != "block"),
+        "cost_usd_recorded": _usd(recorded),
+        "cost_usd_baseline": _usd(baseline),
+        "cost_usd_governed": _usd(governed),
+        "savings_usd": _usd(baseline - governed),
+        "savings_pct": round(100.0 * (baseline - governed) / baseline, 2) if baseline else None,
+        "calls_allowed": verdicts["allow"],
+        "calls_rerouted": verdicts["reroute"],
+        "calls_trimmed": verdicts["trim"],
+        "calls_trimmed_estimated": sum(1 for c in calls if c.input_estimated),
+        "calls_blocked": verdicts["block"],
+        "calls_blocked_after_stop": sum(1 for c in calls if c.cascaded),
+        "runs_stopped": sum(1 for r in result.runs if r.stopped_at_call is not None),
+        "runs_ended": sum(1 for r in result.runs if r.ended_at is not None),
+        "unpriced_calls": unpriced,
+        "calls_without_recorded_cost": sum(1 for c in calls if c.call.cost_usd is None),
+        "skipped_records": len(result.issues),
+    }
+    kinds = _rule_kinds(policy)
+    fired: Counter[str] = Counter()
+    blocked: Counter[str] = Counter()
+    audit: Counter[str] = Counter()
+    for c in calls:
+        if c.cascaded:
+            continue
+        for rid in c.rule_ids:
+            fired[rid] += 1
+        if c.verdict == "block" and c.rule_ids:
+            blocked[c.rule_ids[-1]] += 1
+        for rid in c.audit:
+            audit[rid] += 1
+    rule_ids = list(result.rule_ids) + [r for r in fired if r not in result.rule_ids]
+    rules = [{"id": rid, "kind": kinds.get(rid), "fired": fired[rid], "blocked": blocked[rid],
+              "audit_would_fire": audit[rid]} for rid in rule_ids]
+    accepted = [r for r in result.runs if r.run.outcome == "accepted"]
+    rejected = sum(1 for r in result.runs if r.run.outcome == "rejected")
+    kept = [r for r in accepted if r.stopped_at_call is None]
+    outcomes = {
+        "accepted": len(accepted),
+        "rejected": rejected,
+        "other": len(result.runs) - len(accepted) - rejected,
+        "accepted_runs_stopped": len(accepted) - len(kept),
+        "cost_per_accepted_usd_recorded": _usd(recorded / len(accepted)) if accepted else None,
+        "cost_per_accepted_usd_baseline": _usd(baseline / len(accepted)) if accepted else None,
+        "cost_per_accepted_usd_governed": _usd(governed / len(kept)) if kept else None,
+    }
+    report: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "policy": {"name": result.policy_name, "revision": result.revision},
+        "inputs": {"files": dict(result.formats)},
+        "totals": totals,
+        "runs": runs,
+        "rules": rules,
+        "outcomes": outcomes,
+    }
+    if with_diagnostics:
+        report["diagnostics"] = diagnostics(result, long_context_tokens)
+    report["skipped"] = [{"file": i.file, "line": i.line, "where": i.where, "message": i.message}
+                         for i in result.issues]
+    return report
