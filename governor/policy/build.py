@@ -29,7 +29,6 @@ from governor.policy.model import (
 from governor.policy.yamlsrc import SourceMap
 
 _PER_MTOK = 1_000_000.0
-DEFAULT_KEEP_LAST = 8
 
 
 class _Ctx:
@@ -95,7 +94,8 @@ def _route(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> Route:
 def _context(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> ContextCap:
     limit = item["max_input_tokens"]
     action = item["action"]
-    keep_last = int(item.get("keep_last", DEFAULT_KEEP_LAST)) if action == "trim" else None
+    keep = item.get("keep_last") if action == "trim" else None  # None: as many of the newest as fit
+    keep_last = None if keep is None else int(keep)
     return ContextCap(
         **ctx.base(item, ptr),
         max_input_tokens=None if limit == "window" else int(limit),

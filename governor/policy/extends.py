@@ -73,7 +73,8 @@ def _merge_list(base: Doc, over: Doc, out: SourceMap, section: str, findings: li
     for i, item in enumerate(over.data[section]):
         src_ptr = f"{ptr}/{i}"
         ident = _item_id(item)
-        index = next((n for n, (it, _, _) in enumerate(items) if ident is not None and _item_id(it) == ident), None)
+        # only the base's items are replaced: a repeated id within one file stays (and is reported as a duplicate)
+        index = next((n for n, (it, src, _) in enumerate(items) if src is base and ident is not None and _item_id(it) == ident), None)
         if isinstance(item, dict) and "remove" in item:
             loc = over.smap.key(f"{src_ptr}/remove")
             extra = sorted(set(item) - {"id", "remove"})

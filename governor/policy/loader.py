@@ -22,6 +22,8 @@ from governor.policy.revision import make_revision
 from governor.policy.structure import check_structure, extends_targets
 from governor.policy.yamlsrc import SourceMap, load_yaml
 
+_FATAL_YAML = ("yaml-syntax", "empty")  # other YAML findings (duplicate keys...) let validation go on
+_NON_BLOCKING = ("duplicate-key", "yaml-key", "yaml-value", "yaml-recursion")
 PathOrText = Union[str, "os.PathLike[str]"]
 
 
@@ -70,7 +72,7 @@ class _Chain:
     def text(self, text: str, file: str, base_dir: Path, stack: tuple[Path, ...]) -> Doc | None:
         data, smap, findings = load_yaml(text, file)
         self.findings.extend(findings)
-        if findings:
+        if any(f.code in _FATAL_YAML for f in findings):
             return None
         structure = check_structure(data, smap, file)
         if structure:
@@ -150,8 +152,10 @@ def validate_text(text: str, *, file: str = "<string>") -> Validation:
 def _finish(chain: _Chain, doc: Doc | None, file: str) -> Validation:
     errors = list(chain.findings)
     warnings: list[Finding] = []
-    if doc is not None and not errors:
-        errors, warnings = _validate_doc(doc, file)
+    if doc is not None and all(f.code in _NON_BLOCKING for f in errors):
+        seen = {(f.file, f.pointer) for f in errors}
+        later, warnings = _validate_doc(doc, file)
+        errors += [f for f in later if (f.file, f.pointer) not in seen]
     if errors or doc is None:
         return Validation(None, tuple(sort_findings(errors)), tuple(sort_findings(warnings)))
     sorted_warnings = tuple(sort_findings(warnings))

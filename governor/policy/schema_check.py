@@ -113,9 +113,8 @@ class _Converter:
         elif kind == "required":
             for name in err.validator_value:
                 if isinstance(inst, dict) and name not in inst:
-                    where = f" in {ptr}" if ptr else ""
                     close = _hint(name, [k for k in inst if k not in schema.get("properties", {})])
-                    self.add(ptr, f"missing required key '{name}'{where}", "missing-key", close)
+                    self.add(ptr, f"missing required key '{name}'", "missing-key", close)
         elif kind == "type":
             self.add(ptr, f"expected {expected or _type_names(err.validator_value)}, got {_kind(inst)} {_short(inst)}", "type")
         elif kind in ("enum", "const"):
@@ -124,7 +123,8 @@ class _Converter:
             text = f"expected {'one of ' if len(options) > 1 else ''}{expected or listed}, got {_short(inst)}"
             self.add(ptr, text, "enum", _hint(inst, [o for o in options if isinstance(o, str)]))
         elif kind == "pattern":
-            self.add(ptr, f"expected {expected or 'a string matching ' + err.validator_value}, got {_short(inst)}", "pattern")
+            self.add(ptr, f"expected {expected or 'a string matching ' + err.validator_value}, got {_short(inst)}", "pattern",
+                     _hint(inst, schema.get("x-choices", ())))
         elif kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
             self.add(ptr, f"expected a number {op} {err.validator_value}, got {_short(inst)}", "range")

@@ -1,0 +1,6 @@
+"""``python -m governor``: the same as the ``governor`` command."""
+
+from governor.cli import run
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,71 @@
+"""``governor validate FILE...``: every error and warning, located, with a stable exit code.
+
+Exit codes: 0 all valid, 1 warnings under ``--strict``, 2 a file could not be
+read, 3 at least one policy is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from governor.errors import Finding
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("validate", help="validate policy files",
+                                   description="Validate policy files: structure, JSON Schema, semantics.")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="policy YAML files")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    parser.add_argument("--strict", action="store_true", help="treat warnings as failures (exit 1)")
+    parser.set_defaults(func=run)
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {"severity": f.severity, "file": f.file, "line": f.line, "col": f.col, "pointer": f.pointer,
+            "code": f.code, "message": f.message, "hint": f.hint}
+
+
+def run(args: argparse.Namespace) -> int:
+    from governor.policy.loader import validate_file
+
+    results = []
+    code = EXIT_OK
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"governor validate: {name}: no such file", file=sys.stderr)
+            code = max(code, EXIT_USAGE)
+            continue
+        result = validate_file(path, label=name)
+        results.append((name, result))
+        if result.errors:
+            code = max(code, EXIT_INVALID)
+        elif result.warnings and args.strict and code == EXIT_OK:
+            code = EXIT_FINDINGS
+    if args.format == "json":
+        out = [
+            {
+                "file": name,
+                "valid": r.ok,
+                "revision": str(r.policy.revision) if r.policy else None,
+                "errors": [_finding_json(f) for f in r.errors],
+                "warnings": [_finding_json(f) for f in r.warnings],
+            }
+            for name, r in results
+        ]
+        print(json.dumps(out, indent=2))
+        return code
+    for name, r in results:
+        for finding in (*r.errors, *r.warnings):
+            print(finding)
+        if r.policy is not None:
+            note = f", {len(r.warnings)} warning(s)" if r.warnings else ""
+            print(f"{name}: ok: policy '{r.policy.name}' revision {r.policy.revision}{note}")
+        else:
+            print(f"{name}: invalid: {len(r.errors)} error(s), {len(r.warnings)} warning(s)")
+    return code
