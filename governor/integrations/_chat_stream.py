@@ -1,0 +1,170 @@
+"""Governed chat-completions streams (litellm and the OpenAI SDK yield the same chunks).
+
+The wrapper passes every chunk through, watches for the final usage chunk
+(``stream_options={"include_usage": True}``) and records the call exactly once
+when the stream ends, fails or is closed early. With ``stop_at_cap`` it also
+counts output approximately and stops a stream that passes the call's output
+cap, raising :class:`governor.errors.CostCapExceeded` (the stream's own usage
+so far is recorded first).
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Iterator
+
+from governor.decision import Decision
+from governor.integrations._common import OutputMeter, stream_cap_error
+from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
+
+
+def with_usage_option(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Ask the provider for a final usage chunk, keeping the caller's other stream options."""
+    options = dict(kwargs.get("stream_options") or {})
+    options.setdefault("include_usage", True)
+    kwargs["stream_options"] = options
+    return kwargs
+
+
+class _StreamState:
+    """What the sync and async wrappers share: the meter, the usage seen, the cap."""
+
+    def __init__(self, decision: Decision, stop_at_cap: bool) -> None:
+        self.decision = decision
+        self.meter = OutputMeter()
+        self.usage: Usage | None = None
+        self.cap = decision.max_tokens if stop_at_cap else None
+        self.done = False
+
+    def observe(self, chunk: Any) -> None:
+        self.meter.feed_chat_chunk(chunk)
+        found = from_chat_usage(getattr(chunk, "usage", None))
+        if found is not None:
+            self.usage = found
+
+    def over_cap(self) -> bool:
+        return self.cap is not None and self.usage is None and self.meter.tokens > self.cap
+
+    def final_usage(self) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        return Usage(
+            input_tokens=self.decision.input_tokens,
+            output_tokens=self.meter.tokens,
+            estimated=True,
+        ) if self.meter.chars else estimated_usage(self.decision.input_tokens)
+
+
+class GovernedStream:
+    """Sync iterator over a governed stream; records on end, error or close."""
+
+    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False) -> None:
+        self._stream = stream
+        self._gov = governor
+        self._state = _StreamState(decision, stop_at_cap)
+        self.decision = decision
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        state = self._state
+        try:
+            chunk = next(self._stream)
+        except StopIteration:
+            self._finish(None)
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        state.observe(chunk)
+        if state.over_cap():
+            self._close_inner()
+            error = stream_cap_error(state.decision, state.cap or 0, state.meter.tokens)
+            self._finish(error)
+            raise error
+        return chunk
+
+    def _close_inner(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._state.done:
+            return
+        self._state.done = True
+        self._gov.record(self.decision, **self._state.final_usage().as_kwargs(), error=error)
+
+    def close(self) -> None:
+        """Stop early: the output streamed so far is recorded."""
+        self._close_inner()
+        self._finish(None)
+
+    def __enter__(self) -> "GovernedStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class AsyncGovernedStream:
+    """Async iterator over a governed stream; records on end, error or close."""
+
+    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False) -> None:
+        self._stream = stream
+        self._gov = governor
+        self._state = _StreamState(decision, stop_at_cap)
+        self.decision = decision
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        state = self._state
+        try:
+            chunk = await self._stream.__anext__()
+        except StopAsyncIteration:
+            await self._finish(None)
+            raise
+        except BaseException as exc:
+            await self._finish(exc)
+            raise
+        state.observe(chunk)
+        if state.over_cap():
+            await self._close_inner()
+            error = stream_cap_error(state.decision, state.cap or 0, state.meter.tokens)
+            await self._finish(error)
+            raise error
+        return chunk
+
+    async def _close_inner(self) -> None:
+        for name in ("aclose", "close"):
+            close = getattr(self._stream, name, None)
+            if close is not None:
+                result = close()
+                if hasattr(result, "__await__"):
+                    await result
+                return
+
+    async def _finish(self, error: BaseException | None) -> None:
+        if self._state.done:
+            return
+        self._state.done = True
+        await self._gov.arecord(self.decision, **self._state.final_usage().as_kwargs(), error=error)
+
+    async def aclose(self) -> None:
+        """Stop early: the output streamed so far is recorded."""
+        await self._close_inner()
+        await self._finish(None)
+
+    async def __aenter__(self) -> "AsyncGovernedStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

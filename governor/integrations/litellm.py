@@ -1,0 +1,133 @@
+"""Governed ``litellm.completion`` / ``litellm.acompletion`` (the SDK path; no monkey-patching).
+
+    governed = GovernedLiteLLM(gov)
+    response = governed.completion(model="gpt-4o", messages=[...], governor_metadata={"task": "classify"})
+
+Each call is checked first; a block raises the ``CallBlocked`` subclass named by
+the decision (rule ids and policy revision in the message and on ``.decision``).
+Otherwise the call goes out with the decided model, messages and max_tokens,
+and its real usage (cache and reasoning tokens included) or its error is
+recorded. Streams ask for a final usage chunk and record at their end; with
+``stop_streams_at_cap=True`` a stream that passes the call's output cap is
+stopped mid-way with ``CostCapExceeded``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from governor._litellm import litellm
+from governor.decision import Decision
+from governor.integrations._chat_stream import AsyncGovernedStream, GovernedStream, with_usage_option
+from governor.integrations._common import block_error
+from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
+
+DECISION_ID_KEY = "governor_decision_id"
+
+
+def _output_text(response: Any) -> str:
+    try:
+        return str(response.choices[0].message.content or "")
+    except (AttributeError, IndexError, TypeError):
+        return ""
+
+
+def response_usage(response: Any, decision: Decision) -> Usage:
+    """The response's reported usage, or an estimate that is never zero-cost by omission."""
+    found = from_chat_usage(getattr(response, "usage", None))
+    return found if found is not None else estimated_usage(decision.input_tokens, _output_text(response))
+
+
+def send_kwargs(decision: Decision, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The request as decided: model, messages and the (possibly clamped) output cap."""
+    out = dict(kwargs)
+    out["model"] = decision.model
+    out["messages"] = list(decision.messages)
+    if decision.max_tokens is not None:
+        key = "max_completion_tokens" if "max_completion_tokens" in kwargs else "max_tokens"
+        out[key] = decision.max_tokens
+    metadata = dict(out.get("metadata") or {})
+    metadata[DECISION_ID_KEY] = decision.decision_id
+    out["metadata"] = metadata
+    return out
+
+
+def _requested_max_tokens(kwargs: Mapping[str, Any]) -> int | None:
+    value = kwargs.get("max_completion_tokens", kwargs.get("max_tokens"))
+    return None if value is None else int(value)
+
+
+class GovernedLiteLLM:
+    """litellm's completion functions behind a governor.
+
+    ``stop_streams_at_cap``: stop a stream whose approximate output passes the
+    decided ``max_tokens`` (for providers that overrun it), raising ``CostCapExceeded``.
+    """
+
+    def __init__(self, governor: Any, *, stop_streams_at_cap: bool = False) -> None:
+        self.governor = governor
+        self.stop_streams_at_cap = stop_streams_at_cap
+
+    def _check_args(
+        self, model: str, messages: Sequence[Mapping[str, Any]], kwargs: Mapping[str, Any], metadata: Any
+    ) -> dict[str, Any]:
+        return {
+            "model": model,
+            "messages": messages,
+            "max_tokens": _requested_max_tokens(kwargs),
+            "tools": kwargs.get("tools"),
+            "metadata": dict(metadata) if metadata else None,
+        }
+
+    def completion(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        governor_metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``litellm.completion`` governed; extra keyword arguments go to litellm unchanged."""
+        decision = self.governor.check(**self._check_args(model, messages, kwargs, governor_metadata))
+        if decision.blocked:
+            raise block_error(decision)
+        request = send_kwargs(decision, kwargs)
+        if request.get("stream"):
+            with_usage_option(request)
+        try:
+            response = litellm().completion(**request)
+        except Exception as exc:
+            self.governor.record(decision, input_tokens=0, output_tokens=0, error=exc)
+            raise
+        if request.get("stream"):
+            return GovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap)
+        self.governor.record(decision, **response_usage(response, decision).as_kwargs())
+        return response
+
+    async def acompletion(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        governor_metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``litellm.acompletion`` governed; extra keyword arguments go to litellm unchanged."""
+        decision = await self.governor.acheck(**self._check_args(model, messages, kwargs, governor_metadata))
+        if decision.blocked:
+            raise block_error(decision)
+        request = send_kwargs(decision, kwargs)
+        if request.get("stream"):
+            with_usage_option(request)
+        try:
+            response = await litellm().acompletion(**request)
+        except Exception as exc:
+            await self.governor.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
+            raise
+        if request.get("stream"):
+            return AsyncGovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap)
+        await self.governor.arecord(decision, **response_usage(response, decision).as_kwargs())
+        return response
+
+
+__all__ = ["DECISION_ID_KEY", "GovernedLiteLLM", "response_usage", "send_kwargs"]

@@ -1,0 +1,242 @@
+"""The governor inside a litellm proxy, as a ``CustomLogger`` callback.
+
+config.yaml::
+
+    litellm_settings:
+      callbacks: governor.integrations.litellm_proxy.proxy_handler_instance
+
+The handler is built on first access from ``GOVERNOR_POLICY`` (the policy
+file; required) and ``GOVERNOR_DECISION_LOG`` (optional JSONL decision log). A
+missing or invalid policy raises at load, so the proxy fails to start with the
+policy error instead of serving ungoverned traffic.
+
+``async_pre_call_hook`` reroutes (``data["model"]``), trims
+(``data["messages"]``), clamps ``max_tokens`` or blocks. A block becomes a
+``ProxyException``, which the proxy returns as it is: HTTP 429 for budgets and
+stop conditions, 400 for a context cap, 403 for a cost cap or an unpriced
+model, 503 when a fail-closed budget store is down; the JSON error body names
+the rule ids, reasons and policy revision. Usage is recorded from
+``standard_logging_object`` on success and the error on failure, matched to
+the decision by the id stashed in the request metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from cachetools import TTLCache
+
+from governor._litellm import litellm as _load_litellm
+
+_load_litellm()  # sets LITELLM_LOCAL_MODEL_COST_MAP before any litellm module loads
+
+from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
+from litellm.proxy._types import ProxyException  # noqa: E402
+
+from governor.decision import Decision
+from governor.errors import GovernorError
+from governor.integrations._common import block_error
+from governor.integrations.usage import estimated_usage, from_chat_usage, from_standard_logging
+
+POLICY_ENV = "GOVERNOR_POLICY"
+DECISION_LOG_ENV = "GOVERNOR_DECISION_LOG"
+DECISION_ID_KEY = "governor_decision_id"
+CANONICAL_KEYS = ("run_id", "user", "team", "task", "agent", "workflow", "tags")
+CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
+RUN_HEADER = "x-governor-run-id"
+
+STATUS_BY_KIND: Mapping[str, int] = {
+    "budget": 429,
+    "stop": 429,
+    "context": 400,
+    "cost": 403,
+    "unpriced": 403,
+    "store": 503,
+}
+ERROR_TYPE_BY_STATUS: Mapping[int, str] = {
+    429: "governor_limit_exceeded",
+    400: "invalid_request_error",
+    403: "governor_policy_violation",
+    503: "governor_store_unavailable",
+}
+
+
+def proxy_exception(decision: Decision) -> ProxyException:
+    """The HTTP error for a blocked decision; never a 500."""
+    status = STATUS_BY_KIND.get(decision.block_kind or "", 403)
+    return ProxyException(
+        message=str(block_error(decision)),
+        type=ERROR_TYPE_BY_STATUS[status],
+        param=None,
+        code=status,
+        openai_code=decision.block_kind or "blocked",
+        headers={
+            "x-governor-decision-id": decision.decision_id,
+            "x-governor-rule-ids": ",".join(decision.rule_ids),
+        },
+        provider_specific_fields={
+            "governor": {
+                "verdict": decision.verdict,
+                "block_kind": decision.block_kind,
+                "rule_ids": list(decision.rule_ids),
+                "reasons": list(decision.reasons),
+                "revision": decision.revision,
+                "decision_id": decision.decision_id,
+            }
+        },
+    )
+
+
+def _metadata_key(data: Mapping[str, Any]) -> str:
+    return "litellm_metadata" if "litellm_metadata" in data and "metadata" not in data else "metadata"
+
+
+def _canonical(source: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not source:
+        return {}
+    out = {k: source[k] for k in CANONICAL_KEYS if source.get(k) is not None}
+    nested = source.get("governor")
+    if isinstance(nested, Mapping):
+        out.update(nested)
+    return out
+
+
+def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Governor metadata of one proxy request, later sources winning.
+
+    key metadata < key user/team < litellm trace/session id < ``x-governor-run-id``
+    header < the request body's ``user`` < the request body's ``metadata``.
+    """
+    out: dict[str, Any] = _canonical(getattr(user_api_key_dict, "metadata", None))
+    user = getattr(user_api_key_dict, "user_id", None) or getattr(user_api_key_dict, "end_user_id", None)
+    if user:
+        out["user"] = user
+    team = getattr(user_api_key_dict, "team_id", None)
+    if team:
+        out["team"] = team
+    run = data.get("litellm_session_id") or data.get("litellm_trace_id")
+    if run:
+        out["run_id"] = str(run)
+    proxy_request = data.get("proxy_server_request") or {}
+    headers = {str(k).lower(): v for k, v in (proxy_request.get("headers") or {}).items()}
+    if headers.get(RUN_HEADER):
+        out["run_id"] = str(headers[RUN_HEADER])
+    if data.get("user"):
+        out["user"] = data["user"]
+    meta = data.get(_metadata_key(data)) or {}
+    requester = meta.get("requester_metadata")
+    body_meta = requester if isinstance(requester, Mapping) else meta
+    out.update({k: v for k, v in body_meta.items() if k not in ("headers", DECISION_ID_KEY)})
+    out.update(_canonical(body_meta))
+    return out
+
+
+class GovernorProxyHandler(CustomLogger):
+    """Checks each chat request before the proxy routes it; records usage after."""
+
+    def __init__(self, governor: Any, *, pending_ttl: float = 3600.0) -> None:
+        super().__init__()
+        self.governor = governor
+        self._pending: TTLCache[str, Decision] = TTLCache(maxsize=100_000, ttl=pending_ttl)
+
+    @classmethod
+    def from_env(cls) -> "GovernorProxyHandler":
+        """Build from ``GOVERNOR_POLICY``; raise a clear error if it is unset, missing or invalid."""
+        from governor.engine.governor import Governor
+
+        path = os.environ.get(POLICY_ENV, "").strip()
+        if not path:
+            raise GovernorError(f"{POLICY_ENV} is not set: point it at the policy YAML file for the litellm proxy")
+        if not Path(path).is_file():
+            raise GovernorError(f"{POLICY_ENV}={path}: no such policy file")
+        record_to = os.environ.get(DECISION_LOG_ENV) or None
+        return cls(Governor.from_path(path, record_to=record_to))
+
+    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> dict:
+        if call_type not in CHAT_CALL_TYPES or not data.get("messages") or not data.get("model"):
+            return data
+        requested_max = data.get("max_completion_tokens", data.get("max_tokens"))
+        decision = await self.governor.acheck(
+            model=data["model"],
+            messages=data["messages"],
+            max_tokens=None if requested_max is None else int(requested_max),
+            tools=data.get("tools"),
+            metadata=request_metadata(user_api_key_dict, data),
+        )
+        if decision.blocked:
+            raise proxy_exception(decision)
+        data["model"] = decision.model
+        data["messages"] = list(decision.messages)
+        if decision.max_tokens is not None:
+            data["max_completion_tokens" if "max_completion_tokens" in data else "max_tokens"] = decision.max_tokens
+        meta = data.setdefault(_metadata_key(data), {})
+        meta[DECISION_ID_KEY] = decision.decision_id
+        meta["governor_verdict"] = decision.verdict
+        meta["governor_rule_ids"] = ",".join(decision.rule_ids)
+        meta["governor_requested_model"] = decision.requested_model
+        self._pending[decision.decision_id] = decision
+        return data
+
+    def _take(self, metadata: Mapping[str, Any] | None) -> Decision | None:
+        decision_id = (metadata or {}).get(DECISION_ID_KEY)
+        return self._pending.pop(decision_id, None) if decision_id else None
+
+    @staticmethod
+    def _call_metadata(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+        params = kwargs.get("litellm_params") or {}
+        return params.get("metadata") or params.get("litellm_metadata") or kwargs.get("metadata") or {}
+
+    async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        decision = self._take(self._call_metadata(kwargs))
+        if decision is None:
+            return
+        usage = from_standard_logging(kwargs.get("standard_logging_object"))
+        if usage is None:
+            usage = from_chat_usage(getattr(response_obj, "usage", None)) or estimated_usage(decision.input_tokens)
+        await self.governor.arecord(decision, **usage.as_kwargs())
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict,
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> None:
+        """Once per failed request (after retries and fallbacks): record the error."""
+        decision = self._take(request_data.get(_metadata_key(request_data)))
+        if decision is not None:
+            await self.governor.arecord(decision, input_tokens=0, output_tokens=0, error=original_exception)
+        return None
+
+    async def async_post_call_response_headers_hook(
+        self, data: dict, user_api_key_dict: Any, response: Any, request_headers: Any = None, **_: Any
+    ) -> dict[str, str] | None:
+        """Show the decision to the client: verdict, rule ids, requested model."""
+        meta = data.get(_metadata_key(data)) or {}
+        decision_id = meta.get(DECISION_ID_KEY)
+        if not decision_id:
+            return None
+        return {
+            "x-governor-decision-id": str(decision_id),
+            "x-governor-verdict": str(meta.get("governor_verdict", "")),
+            "x-governor-rule-ids": str(meta.get("governor_rule_ids", "")),
+            "x-governor-requested-model": str(meta.get("governor_requested_model", "")),
+        }
+
+
+_instance: GovernorProxyHandler | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``proxy_handler_instance`` is built on first access, so importing this module needs no env."""
+    global _instance
+    if name == "proxy_handler_instance":
+        if _instance is None:
+            _instance = GovernorProxyHandler.from_env()
+        return _instance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["GovernorProxyHandler", "proxy_exception", "request_metadata"]

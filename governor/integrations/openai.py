@@ -1,0 +1,131 @@
+"""Governed OpenAI Python client: ``wrap(client, gov)`` governs ``chat.completions.create``.
+
+    client = wrap(OpenAI(), gov)
+    client.chat.completions.create(model="gpt-4o", messages=[...], governor_metadata={"task": "chat"})
+
+Works for ``OpenAI`` and ``AsyncOpenAI`` (and any OpenAI-compatible server
+behind ``base_url``), streaming included; everything else on the client is the
+client's own. A block raises the ``CallBlocked`` subclass of the decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from governor.integrations._chat_stream import AsyncGovernedStream, GovernedStream, with_usage_option
+from governor.integrations._common import block_error
+from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
+
+
+def _usage(response: Any, input_tokens: int) -> Usage:
+    found = from_chat_usage(getattr(response, "usage", None))
+    if found is not None:
+        return found
+    try:
+        text = response.choices[0].message.content or ""
+    except (AttributeError, IndexError):
+        text = ""
+    return estimated_usage(input_tokens, text)
+
+
+def _prepare(governor_metadata: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    requested = kwargs.get("max_completion_tokens", kwargs.get("max_tokens"))
+    return {
+        "model": kwargs["model"],
+        "messages": kwargs["messages"],
+        "max_tokens": None if requested is None else int(requested),
+        "tools": kwargs.get("tools"),
+        "metadata": dict(governor_metadata) if governor_metadata else None,
+    }
+
+
+def _decided(decision: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    out = dict(kwargs)
+    out["model"] = decision.model
+    out["messages"] = list(decision.messages)
+    if decision.max_tokens is not None:
+        out["max_completion_tokens" if "max_completion_tokens" in kwargs else "max_tokens"] = decision.max_tokens
+    if out.get("stream"):
+        with_usage_option(out)
+    return out
+
+
+class _Completions:
+    def __init__(self, inner: Any, governor: Any, stop_at_cap: bool) -> None:
+        self._inner, self._gov, self._stop_at_cap = inner, governor, stop_at_cap
+
+    def create(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        decision = self._gov.check(**_prepare(governor_metadata, kwargs))
+        if decision.blocked:
+            raise block_error(decision)
+        request = _decided(decision, kwargs)
+        try:
+            response = self._inner.create(**request)
+        except Exception as exc:
+            self._gov.record(decision, input_tokens=0, output_tokens=0, error=exc)
+            raise
+        if request.get("stream"):
+            return GovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap)
+        self._gov.record(decision, **_usage(response, decision.input_tokens).as_kwargs())
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _AsyncCompletions:
+    def __init__(self, inner: Any, governor: Any, stop_at_cap: bool) -> None:
+        self._inner, self._gov, self._stop_at_cap = inner, governor, stop_at_cap
+
+    async def create(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        decision = await self._gov.acheck(**_prepare(governor_metadata, kwargs))
+        if decision.blocked:
+            raise block_error(decision)
+        request = _decided(decision, kwargs)
+        try:
+            response = await self._inner.create(**request)
+        except Exception as exc:
+            await self._gov.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
+            raise
+        if request.get("stream"):
+            return AsyncGovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap)
+        await self._gov.arecord(decision, **_usage(response, decision.input_tokens).as_kwargs())
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Chat:
+    def __init__(self, inner: Any, completions: Any) -> None:
+        self._inner = inner
+        self.completions = completions
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class GovernedClient:
+    """An OpenAI client whose ``chat.completions.create`` is governed."""
+
+    def __init__(self, client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> None:
+        self._client = client
+        self.governor = governor
+        is_async = type(client).__name__.startswith("Async")
+        cls = _AsyncCompletions if is_async else _Completions
+        self.chat = _Chat(client.chat, cls(client.chat.completions, governor, stop_streams_at_cap))
+
+    @property
+    def unwrapped(self) -> Any:
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def wrap(client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> GovernedClient:
+    """Govern ``client.chat.completions.create`` of an ``OpenAI`` or ``AsyncOpenAI`` client."""
+    return GovernedClient(client, governor, stop_streams_at_cap=stop_streams_at_cap)
+
+
+__all__ = ["GovernedClient", "wrap"]
