@@ -51,6 +51,7 @@ def budget_stage(
     w: Work,
     ctx: CallContext,
     metadata: Mapping[str, Any],
+    fp: tuple,
     run_chain: Sequence[str],
     ledger: Ledger,
     decision_id: str,
@@ -59,7 +60,7 @@ def budget_stage(
 ) -> tuple[Work, Reservation | None]:
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens
-    budgets = [b for b in cp.view(w.model, metadata).budgets if b.holds(ctx)]
+    budgets = [b for b in cp.view(w.model, metadata, fp).budgets if b.holds(ctx)]
     worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
     if worst is None and not _unpriced(cp, w, budgets):
         return w, None
@@ -135,7 +136,7 @@ def budget_stage(
         if b.id in seen:
             continue
         seen.add(b.id)
-        w = _soft(cp, w, b, frac, ctx, metadata, tokens, amount)
+        w = _soft(cp, w, b, frac, ctx, metadata, fp, tokens, amount)
     return w, reservation
 
 
@@ -155,7 +156,7 @@ def _unpriced(cp: CompiledPolicy, w: Work, budgets: Sequence[CompiledBudget]) ->
 
 def _soft(
     cp: CompiledPolicy, w: Work, b: CompiledBudget, frac: float, ctx: CallContext,
-    metadata: Mapping[str, Any], tokens: TokenCounter, reserved: Amount,
+    metadata: Mapping[str, Any], fp: tuple, tokens: TokenCounter, reserved: Amount,
 ) -> Work:
     soft = b.rule.soft
     text = f"budget {b.id} at {frac:.0%} of its limit (soft threshold {soft.at:.0%})"
@@ -167,9 +168,9 @@ def _soft(
     trial = w.copy()
     trial.model = soft.to
     trial.context_rerouted = False
-    context_stage(cp, trial, ctx, tokens, metadata)
+    context_stage(cp, trial, ctx, tokens, metadata, fp)
     if not trial.blocked and not trial.context_rerouted:
-        call_stage(cp, trial, ctx, metadata)
+        call_stage(cp, trial, ctx, metadata, fp)
     why = ""
     if trial.blocked:
         why = trial.reasons[-1]

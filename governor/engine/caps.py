@@ -24,10 +24,12 @@ from governor.engine.tokens import REPLY_PRIMING, TokenCounter
 from governor.engine.work import Work
 
 
-def context_stage(cp: CompiledPolicy, w: Work, ctx: CallContext, tokens: TokenCounter, metadata: Mapping[str, Any]) -> None:
+def context_stage(
+    cp: CompiledPolicy, w: Work, ctx: CallContext, tokens: TokenCounter, metadata: Mapping[str, Any], fp: tuple
+) -> None:
     ctx.model = w.model
     start_model = w.model
-    for cap in cp.view(w.model, metadata).context:
+    for cap in cp.view(w.model, metadata, fp).context:
         if w.model != start_model and cap.static is not None and not cap.static(ctx):
             continue  # after a reroute, later caps must match the new model
         ctx.input_tokens = w.input_tokens
@@ -102,10 +104,10 @@ def trim(
     return kept, max(input_tokens - removed, 0)
 
 
-def call_stage(cp: CompiledPolicy, w: Work, ctx: CallContext, metadata: Mapping[str, Any]) -> None:
+def call_stage(cp: CompiledPolicy, w: Work, ctx: CallContext, metadata: Mapping[str, Any], fp: tuple) -> None:
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens
-    for cap in cp.view(w.model, metadata).calls:
+    for cap in cp.view(w.model, metadata, fp).calls:
         if not cap.holds(ctx):
             continue
         rule = cap.rule

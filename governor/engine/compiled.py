@@ -88,10 +88,11 @@ class CompiledBudget(CompiledRule):
 class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
-    __slots__ = ("stops", "routes", "context", "calls", "budgets")
+    __slots__ = ("stops", "routes", "context", "calls", "budgets", "repeat")
 
     def __init__(self, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple) -> None:
         self.stops = stops
+        self.repeat = any(s.rule.type == "repeated_call" for s in stops)  # needs a call fingerprint
         self.routes = routes
         self.context = context
         self.calls = calls
@@ -130,20 +131,26 @@ class CompiledPolicy:
         self._rates: dict[str, tuple[float, float] | None] = {}
 
     # -- static matching ---------------------------------------------------------
-    def view(self, model: str, metadata: Mapping[str, Any]) -> View:
-        """The statically matching rules for ``model`` and ``metadata`` (cached)."""
-        fp: tuple = ()
-        if self.meta_keys:
-            vals = []
-            for k in self.meta_keys:
-                v = metadata.get(k)
-                if v.__class__ is list:
-                    v = tuple(v)
-                elif v.__class__ is dict or v.__class__ is set:
-                    v = repr(v)
-                vals.append(v)
-            fp = tuple(vals)
-        key = (model, fp)
+    def fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
+        """The values of the metadata keys any static matcher reads (hashable)."""
+        if not self.meta_keys:
+            return ()
+        vals = []
+        for k in self.meta_keys:
+            v = metadata.get(k)
+            if v.__class__ is list:
+                v = tuple(v)
+            elif v.__class__ is dict or v.__class__ is set:
+                v = repr(v)
+            vals.append(v)
+        return tuple(vals)
+
+    def view(self, model: str, metadata: Mapping[str, Any], fp: tuple | None = None) -> View:
+        """The statically matching rules for ``model`` and ``metadata`` (cached).
+
+        ``fp`` is ``fingerprint(metadata)`` when the caller already has it.
+        """
+        key = (model, self.fingerprint(metadata) if fp is None else fp)
         view = self._views.get(key)
         if view is None:
             view = self._build_view(model, metadata)

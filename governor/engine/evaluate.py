@@ -13,6 +13,7 @@ under the run-state lock; a call blocked by a later stage is un-admitted.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 from governor.decision import Decision
@@ -24,6 +25,25 @@ from governor.engine.runstate import RunState, RunStates, call_fingerprint
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.ledger.base import Ledger
+
+
+_FIELDS = (
+    "verdict", "model", "messages", "max_tokens", "rule_ids", "reasons", "revision", "estimated_cost_usd",
+    "decision_id", "requested_model", "input_tokens", "input_tokens_estimated", "warnings", "audit",
+    "policy_name", "metadata", "block_kind", "fallbacks",
+)
+if tuple(f.name for f in dataclasses.fields(Decision)) != _FIELDS:  # pragma: no cover - contract guard
+    raise ImportError("governor.decision.Decision changed its fields: update governor.engine.evaluate._FIELDS")
+_SETTERS = tuple(getattr(Decision, name).__set__ for name in _FIELDS)
+
+
+def _new_decision(values: tuple) -> Decision:
+    """Build a Decision through its slot descriptors: the frozen dataclass __init__
+    (one object.__setattr__ per field) costs about twice as much on the hot path."""
+    d = object.__new__(Decision)
+    for setter, value in zip(_SETTERS, values):
+        setter(d, value)
+    return d
 
 
 class Outcome:
@@ -54,23 +74,27 @@ def evaluate(
     now: float,
     decision_id: str,
 ) -> Outcome:
-    view = cp.view(model, metadata)
+    fp = cp.fingerprint(metadata)
+    view = cp.view(model, metadata, fp)
     w = Work(model, messages, max_tokens, input_tokens, estimated)
     ctx = CallContext(model, metadata, input_tokens, messages, tools)
 
     # 1. stop conditions, and admission of the call into its runs
     states: list[RunState] = []
-    fp: int | None = None
+    call_fp: int | None = None
     if run_chain:
-        if cp.has_repeat and any(s.rule.type == "repeated_call" for s in view.stops):
-            fp = call_fingerprint(model, messages)
+        if view.repeat:
+            call_fp = call_fingerprint(model, messages)
         with runs.lock:
             states = [runs.get(r, now) for r in run_chain]
             ctx.run = states[-1]
             for stop in view.stops:
                 if not stop.holds(ctx):
                     continue
-                text = next((t for t in (_fired(stop, st, fp, now) for st in states) if t), None)
+                for st in states:
+                    text = _fired(stop, st, call_fp, now)
+                    if text is not None:
+                        break
                 if text is None:
                     continue
                 if stop.audit:
@@ -80,7 +104,7 @@ def evaluate(
                 break
             if not w.blocked:
                 for st in states:
-                    st.admit(fp, now)
+                    st.admit(call_fp, now)
 
     # 2. routing
     reservation = None
@@ -103,17 +127,17 @@ def evaluate(
             w.fallbacks = rule.fallbacks
             break
         # 3-6
-        context_stage(cp, w, ctx, tokens, metadata)
+        context_stage(cp, w, ctx, tokens, metadata, fp)
         if not w.blocked:
-            call_stage(cp, w, ctx, metadata)
+            call_stage(cp, w, ctx, metadata, fp)
         if not w.blocked:
-            w, reservation = budget_stage(cp, w, ctx, metadata, run_chain, ledger, decision_id, now, tokens)
+            w, reservation = budget_stage(cp, w, ctx, metadata, fp, run_chain, ledger, decision_id, now, tokens)
 
     if w.blocked:
         if states and not w.block_kind == "stop":
             with runs.lock:
                 for st in states:
-                    st.unadmit(fp)
+                    st.unadmit(call_fp)
         verdict = "block"
         if w.estimated_cost is None:
             w.estimated_cost = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
@@ -123,26 +147,11 @@ def evaluate(
         verdict = "reroute"
     else:
         verdict = "allow"
-    decision = Decision(
-        verdict=verdict,
-        model=w.model,
-        messages=w.messages,
-        max_tokens=w.max_tokens,
-        rule_ids=tuple(w.rule_ids),
-        reasons=tuple(w.reasons),
-        revision=cp.revision,
-        estimated_cost_usd=w.estimated_cost,
-        decision_id=decision_id,
-        requested_model=model,
-        input_tokens=w.input_tokens,
-        input_tokens_estimated=w.estimated,
-        warnings=tuple(w.warnings),
-        audit=tuple(w.audit),
-        policy_name=cp.name,
-        metadata=metadata,
-        block_kind=w.block_kind,
-        fallbacks=w.fallbacks,
-    )
+    decision = _new_decision((
+        verdict, w.model, w.messages, w.max_tokens, tuple(w.rule_ids), tuple(w.reasons), cp.revision,
+        w.estimated_cost, decision_id, model, w.input_tokens, w.estimated, tuple(w.warnings), tuple(w.audit),
+        cp.name, metadata, w.block_kind, w.fallbacks,
+    ))
     return Outcome(decision, reservation, run_chain if not w.blocked else ())
 
 

@@ -103,6 +103,7 @@ class Governor:
         self._path = None if path is None else os.fspath(path)
         self._prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
+        self._expiry_tick = itertools.count(1)
         self._reload_lock = threading.Lock()
         self.watcher: PolicyWatcher | None = None
         self._auto_observers()
@@ -180,9 +181,9 @@ class Governor:
             tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
         )
         d = out.decision
-        with self._pending_lock:
-            if d.verdict != "block":
-                self._pending[did] = _Pending(cp, out.reservation, out.run_chain, now)
+        if d.verdict != "block":
+            self._pending[did] = _Pending(cp, out.reservation, out.run_chain, now)
+        if next(self._expiry_tick) % 64 == 0:
             self._expire(now)
         self._stats.add_check(d)
         if self._log.enabled:
@@ -214,18 +215,24 @@ class Governor:
         return d
 
     def _expire(self, now: float) -> None:
-        """Forget pending calls older than twice the lease (lock held).
+        """Forget pending calls older than twice the lease (checked every 64 checks).
 
         The ledger reclaims the reservation after one lease; a record arriving
-        in the second lease still settles the spend (money was spent).
+        in the second lease still settles the spend (money was spent). Inserts
+        and pops are atomic dict operations; only this sweep takes the lock,
+        and a concurrent insert merely ends the sweep early.
         """
         pending = self._pending
-        while pending:
-            did = next(iter(pending))
-            p = pending[did]
-            if p.at + 2 * p.compiled.lease_s > now:
-                break
-            del pending[did]
+        with self._pending_lock:
+            try:
+                while pending:
+                    did = next(iter(pending))
+                    p = pending.get(did)
+                    if p is not None and p.at + 2 * p.compiled.lease_s > now:
+                        break
+                    pending.pop(did, None)
+            except RuntimeError:  # the dict changed size under us: sweep again next time
+                pass
 
     # -- record ----------------------------------------------------------------------
     def record(
@@ -248,8 +255,7 @@ class Governor:
         if decision.verdict == "block":
             return 0.0
         now = self._clock()
-        with self._pending_lock:
-            p = self._pending.pop(decision.decision_id, None)
+        p = self._pending.pop(decision.decision_id, None)
         cp = p.compiled if p is not None else self._compiled
         price = cp.price(decision.model)
         cost = None

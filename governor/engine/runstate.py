@@ -16,7 +16,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
-from cachetools import LRUCache, TTLCache
+from collections import OrderedDict
+
+from cachetools import TTLCache
 
 MAX_RUNS = 50_000
 MAX_FINGERPRINTS = 4096  # per run
@@ -86,14 +88,19 @@ class RunStates:
     def __init__(self, clock: Callable[[], float], fp_ttl: float = 600.0) -> None:
         self.lock = threading.Lock()
         self._clock = clock
-        self._runs: LRUCache = LRUCache(MAX_RUNS)
+        self._runs: OrderedDict[str, RunState] = OrderedDict()  # LRU order
         self.fp_ttl = fp_ttl  # the longest repeated_call window of the current policy
 
     def get(self, run_id: str, now: float) -> RunState:
         """The state of ``run_id``, created on first sight. Call with the lock held."""
-        state = self._runs.get(run_id)
+        runs = self._runs
+        state = runs.get(run_id)
         if state is None:
-            state = self._runs[run_id] = RunState(run_id, now, self.fp_ttl, self._clock)
+            state = runs[run_id] = RunState(run_id, now, self.fp_ttl, self._clock)
+            if len(runs) > MAX_RUNS:
+                runs.popitem(last=False)
+        else:
+            runs.move_to_end(run_id)
         return state
 
     def peek(self, run_id: str) -> RunState | None:
