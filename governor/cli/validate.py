@@ -16,6 +16,9 @@ from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from governor.errors import Finding
 
 
+TEST_SUFFIXES = (".test.yaml", ".test.yml")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("validate", help="validate policy files",
                                    description="Validate policy files: structure, JSON Schema, semantics.")
@@ -37,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for name in args.files:
         path = Path(name)
+        if name.endswith(TEST_SUFFIXES):  # policies/*.yaml globs catch the policy test files beside them
+            print(f"{name}: skipped: a policy test file (run `governor test`)")
+            continue
         if not path.is_file():
             print(f"governor validate: {name}: no such file", file=sys.stderr)
             code = max(code, EXIT_USAGE)

@@ -82,7 +82,8 @@ class _Chain:
         merged = Doc({}, SourceMap(), [])
         ok = True
         for target, pointer in extends_targets(data, smap, file, self.findings):
-            path = (base_dir / target).resolve()
+            shown = Path(os.path.normpath(base_dir / target))  # as the user would write it, for messages
+            path = shown.resolve()
             loc = smap.value(pointer)
             if path in stack:
                 cycle = " -> ".join(str(p) for p in (*stack[stack.index(path):], path))
@@ -98,7 +99,7 @@ class _Chain:
                 )
                 ok = False
                 continue
-            base = self.file(path, stack)
+            base = self.file(shown, stack)
             if base is None:
                 ok = False
                 continue
