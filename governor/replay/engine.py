@@ -74,6 +74,11 @@ class Replayer:
         self.policy = policy
         self.clock = SimClock()
         make = governor_factory or Governor
+        if ledger is None:
+            from governor.ledger.memory import MemoryLedger
+
+            ledger = MemoryLedger()  # never the policy's production store
+        self.ledger = ledger
         self.gov = make(policy, ledger=ledger, clock=self.clock)
         self.prices = prices or PriceTable(policy.prices)
         self._ending = self._ending_rules(policy)

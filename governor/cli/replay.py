@@ -1,0 +1,139 @@
+"""``governor replay POLICY --traces PATH...``: what the policy would have done to recorded traffic.
+
+Exit codes: 0 done, 1 a malformed record under ``--strict``, 2 usage error
+(missing file, unknown format), 3 invalid policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
+
+
+def add_trace_options(parser: argparse.ArgumentParser) -> None:
+    """Trace-reading options shared by ``replay`` and ``diff``."""
+    parser.add_argument("--traces", nargs="+", metavar="PATH", default=[],
+                        help="trace files or directories (gzip read transparently)")
+    parser.add_argument("--format-in", metavar="NAME", help="force a trace format: governor, otel, litellm, tau2")
+    parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
+    parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
+    parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="dry-run a policy on recorded traces",
+        description="Replay recorded LLM calls through a policy: what it would block, reroute, trim and save.")
+    parser.add_argument("policy", metavar="POLICY", help="policy file, or REV:path in this git repository")
+    parser.add_argument("paths", nargs="*", metavar="TRACES", help="trace files or directories (or use --traces)")
+    add_trace_options(parser)
+    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="report format")
+    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    parser.add_argument("--long-context-tokens", type=int, default=32000, metavar="N",
+                        help="input tokens above which a call counts as long context (default 32000)")
+    parser.set_defaults(func=run)
+
+
+class Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or not total:
+            return
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total} calls")
+        if done >= total:
+            sys.stderr.write("\r" + " " * (width + 40) + "\r")
+        sys.stderr.flush()
+
+
+def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(ReplayResult, report dict) of one policy over already-loaded traces."""
+    from governor.replay.engine import Replayer
+    from governor.replay.report import build_report
+    from governor.replay.state import apply_spend, load_state
+
+    replayer = Replayer(policy)
+    if getattr(args, "state", None):
+        state = load_state(args.state)
+        first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
+        apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
+    result = replayer.replay(traces, progress)
+    report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000))
+    report["notes"] = list(traces.notes)
+    return result, report
+
+
+def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[Any], Any] | int:
+    """Policies and traces, or an exit code after printing the error."""
+    from governor.errors import GovernorError, PolicyError, TraceError
+    from governor.replay.policyref import load_policy_ref
+    from governor.traces import load_traces
+
+    policies = []
+    for ref in policy_refs:
+        try:
+            policies.append(load_policy_ref(ref))
+        except PolicyError as exc:
+            print(f"governor: invalid policy {ref}:\n  {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        except GovernorError as exc:
+            print(f"governor: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    paths = list(getattr(args, "paths", []) or []) + list(args.traces)
+    if not paths:
+        print("governor: no traces given (pass files or directories, or --traces PATH...)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key)
+    except TraceError as exc:
+        print(f"governor: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS if args.strict and exc.line else EXIT_USAGE
+    return policies, traces
+
+
+def emit(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from governor.errors import GovernorError
+    from governor.replay.render import render_markdown, render_text
+
+    loaded = load_inputs(args, [args.policy])
+    if isinstance(loaded, int):
+        return loaded
+    (policy,), traces = loaded
+    try:
+        result, report = replay_report(policy, args, traces, Progress(not args.no_progress))
+    except GovernorError as exc:
+        print(f"governor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.format == "json":
+        emit(json.dumps(report, indent=2, ensure_ascii=False) + "\n", args.output)
+    elif args.format == "markdown":
+        emit(render_markdown(report), args.output)
+    else:
+        emit(render_text(report), args.output)
+    if args.html:
+        from governor.replay.html import render_html
+
+        Path(args.html).write_text(render_html(report, result), encoding="utf-8")
+    for note in report["notes"]:
+        print(f"governor: note: {note}", file=sys.stderr)
+    return EXIT_OK

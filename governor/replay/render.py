@@ -1,0 +1,133 @@
+"""Text and Markdown renderings of a replay report (the JSON report is the source of truth)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+MAX_ROWS = 15
+
+
+def usd(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"${x:,.4f}" if abs(x) < 100 else f"${x:,.2f}"
+
+
+def num(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) else ("-" if x is None else str(x))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    if markdown:
+        out = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells[1:]]
+        return "\n".join(out)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
+    t, o = rep["totals"], rep["outcomes"]
+    out: list[tuple[str, str]] = []
+    summary = table(
+        ["", "recorded", "baseline (repriced)", "governed"],
+        [
+            ["cost", usd(t["cost_usd_recorded"]), usd(t["cost_usd_baseline"]), usd(t["cost_usd_governed"])],
+            ["input tokens", num(t["input_tokens"]), num(t["input_tokens"]), num(t["input_tokens_governed"])],
+            ["output tokens", num(t["output_tokens"]), num(t["output_tokens"]), num(t["output_tokens_governed"])],
+            ["cost per accepted run", usd(o["cost_per_accepted_usd_recorded"]),
+             usd(o["cost_per_accepted_usd_baseline"]), usd(o["cost_per_accepted_usd_governed"])],
+        ], md)
+    pct = "" if t["savings_pct"] is None else f" ({t['savings_pct']}% of baseline)"
+    lines = [
+        summary, "",
+        f"Savings against baseline: {usd(t['savings_usd'])}{pct}",
+        f"Calls: {num(t['calls'])} = allowed {num(t['calls_allowed'])}, rerouted {num(t['calls_rerouted'])}, "
+        f"trimmed {num(t['calls_trimmed'])}"
+        + (f" ({t['calls_trimmed_estimated']} estimated)" if t["calls_trimmed_estimated"] else "")
+        + f", blocked {num(t['calls_blocked'])} ({num(t['calls_blocked_after_stop'])} after their run was stopped)",
+        f"Runs: {num(t['runs'])}; stopped {num(t['runs_stopped'])}; outcomes: accepted {o['accepted']}, "
+        f"rejected {o['rejected']}, other {o['other']}; accepted runs the policy would stop: {o['accepted_runs_stopped']}",
+    ]
+    if t["unpriced_calls"]:
+        lines.append(f"Unpriced calls: {num(t['unpriced_calls'])} (their cost is unknown, not zero; see below)")
+    if t["skipped_records"]:
+        lines.append(f"Skipped malformed records: {num(t['skipped_records'])} (listed below)")
+    out.append(("Summary", "\n".join(lines)))
+    out.append(("Rules", table(["rule", "kind", "fired", "blocked", "audit would fire"],
+                               [[r["id"], r["kind"] or "-", r["fired"], r["blocked"], r["audit_would_fire"]]
+                                for r in rep["rules"]], md) if rep["rules"] else "(the policy has no rules)"))
+    stopped = [r for r in rep["runs"] if r["stopped_at_call"] is not None]
+    if stopped:
+        rows = [[r["run_id"], r["calls"], r["stopped_at_call"], r["stop_rule"] or "-", usd(r["cost_usd_recorded"]),
+                 usd(r["cost_usd_governed"]), r["outcome"] or "-"] for r in stopped[:MAX_ROWS]]
+        more = f"\n... and {len(stopped) - MAX_ROWS} more (see --format json)" if len(stopped) > MAX_ROWS else ""
+        out.append(("Stopped runs", table(["run", "calls", "stopped at call", "rule", "recorded", "governed",
+                                           "outcome"], rows, md) + more))
+    diag = rep.get("diagnostics")
+    if diag:
+        out.extend(_diagnostics(diag, md))
+    if rep.get("skipped"):
+        rows = [[f"{s['file']}:{s['line'] or s['where']}" if not (s["line"] and s["where"])
+                 else f"{s['file']}:{s['line']}:{s['where']}", s["message"]] for s in rep["skipped"][:50]]
+        out.append(("Skipped records", table(["where", "problem"], rows, md)))
+    return out
+
+
+def _diagnostics(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
+    out = []
+    if d["unpriced_models"]:
+        out.append(("Unpriced models", table(["model", "recorded calls", "governed calls"],
+                    [[u["model"], u["calls_recorded"], u["calls_governed"]] for u in d["unpriced_models"]], md)
+                    + "\nPrice them under models.prices in the policy, or set defaults.allow_unpriced."))
+    rows = [[r["model"], r["calls"], r["accepted_runs"], usd(r["cost_usd_recorded"]),
+             usd(r["cost_per_accepted_usd_recorded"]), usd(r["cost_per_accepted_usd_governed"])]
+            for r in d["cost_per_accepted_by_model"]]
+    out.append(("Cost per accepted task by model", table(
+        ["model", "calls", "accepted runs", "recorded", "per accepted (recorded)", "per accepted (governed)"], rows, md)))
+    rows = [[r["agent"], r["calls"], r["accepted_runs"], usd(r["cost_usd_recorded"]),
+             usd(r["cost_per_accepted_usd_recorded"]), usd(r["cost_per_accepted_usd_governed"])]
+            for r in d["cost_per_accepted_by_agent"]]
+    out.append(("Cost per accepted task by agent", table(
+        ["agent", "calls", "accepted runs", "recorded", "per accepted (recorded)", "per accepted (governed)"], rows, md)))
+    rows = [[r["run_id"], r["calls"], num(r["input_tokens"]), usd(r["cost_usd_recorded"]), usd(r["cost_usd_governed"]),
+             r["outcome"] or "-"] for r in d["most_expensive_runs"][:5]]
+    out.append(("Most expensive runs", table(["run", "calls", "input tokens", "recorded", "governed", "outcome"], rows, md)))
+    lc = d["long_context"]
+    rc = d["repeated_identical_calls"]
+    lines = [
+        f"Long context: {lc['calls_over_threshold']} calls above {lc['threshold_tokens']:,} input tokens "
+        f"({lc['share_of_input'] * 100:.1f}% of all input); {lc['growing_runs_count']} run/model streams whose "
+        f"context grew 4x or more",
+    ]
+    for g in lc["growing_runs"][:5]:
+        lines.append(f"  - run {g['run_id']} ({g['model']}): {g['first_input_tokens']:,} -> "
+                     f"{g['last_input_tokens']:,} input tokens over {g['calls']} calls")
+    lines.append(f"Repeated identical calls: {rc['repeated_calls']} (recorded cost {usd(rc['cost_usd_recorded'])}; "
+                 f"{rc['calls_with_messages']} calls had messages to compare)")
+    lines.append(f"Retry storms: {len(d['retry_storms'])}")
+    for s in d["retry_storms"][:5]:
+        lines.append(f"  - {s['kind']} in run {s['run_id']}: {s['calls']} calls, {s['errors']} errors")
+    out.append(("Waste", "\n".join(lines)))
+    return out
+
+
+def render_text(rep: Mapping[str, Any]) -> str:
+    p = rep["policy"]
+    head = f"Replay of policy {p['name']} (revision {p['revision']}) over {len(rep['inputs']['files'])} file(s)"
+    parts = [head, "=" * len(head)]
+    for title, body in _sections(rep, False):
+        parts += ["", title, "-" * len(title), body]
+    return "\n".join(parts) + "\n"
+
+
+def render_markdown(rep: Mapping[str, Any]) -> str:
+    p = rep["policy"]
+    parts = [f"## Replay of policy `{p['name']}` (revision `{p['revision']}`)"]
+    for title, body in _sections(rep, True):
+        parts += ["", f"### {title}", "", body]
+    return "\n".join(parts) + "\n"
