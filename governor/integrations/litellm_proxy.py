@@ -35,6 +35,11 @@ _load_litellm()  # sets LITELLM_LOCAL_MODEL_COST_MAP before any litellm module l
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 from litellm.proxy._types import ProxyException  # noqa: E402
 
+try:  # the flag litellm's own complexity router sets so a rerouted response names the model that served it
+    from litellm.constants import RETURN_RAW_MODEL_NAME_METADATA_KEY as _RAW_MODEL_KEY  # noqa: E402
+except ImportError:  # pragma: no cover - older litellm
+    _RAW_MODEL_KEY = "_complexity_router_return_raw_model_name"
+
 from governor.decision import Decision
 from governor.errors import GovernorError
 from governor.integrations._common import block_error
@@ -103,6 +108,11 @@ def _canonical(source: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _internal_key(key: str) -> bool:
+    """litellm's own bookkeeping in request metadata (not the caller's)."""
+    return key in ("headers", DECISION_ID_KEY) or key.startswith(("user_api_key", "used_", "litellm_", "governor_"))
+
+
 def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     """Governor metadata of one proxy request, later sources winning.
 
@@ -128,7 +138,7 @@ def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[st
     meta = data.get(_metadata_key(data)) or {}
     requester = meta.get("requester_metadata")
     body_meta = requester if isinstance(requester, Mapping) else meta
-    out.update({k: v for k, v in body_meta.items() if k not in ("headers", DECISION_ID_KEY)})
+    out.update({k: v for k, v in body_meta.items() if not _internal_key(k)})
     out.update(_canonical(body_meta))
     return out
 
@@ -167,6 +177,7 @@ class GovernorProxyHandler(CustomLogger):
         )
         if decision.blocked:
             raise proxy_exception(decision)
+        requested_model = data["model"]
         data["model"] = decision.model
         data["messages"] = list(decision.messages)
         if decision.max_tokens is not None:
@@ -176,6 +187,8 @@ class GovernorProxyHandler(CustomLogger):
         meta["governor_verdict"] = decision.verdict
         meta["governor_rule_ids"] = ",".join(decision.rule_ids)
         meta["governor_requested_model"] = decision.requested_model
+        if decision.model != requested_model:
+            meta[_RAW_MODEL_KEY] = True  # else the proxy stamps the requested model on the response
         self._pending[decision.decision_id] = decision
         return data
 
