@@ -189,7 +189,10 @@ def _soft(
         if b.id not in w.rule_ids:
             w.rule_ids.append(b.id)
         return w
-    trial.change(b.id, f"{text}: downgraded {w.model} -> {soft.to}")
+    # the budget caused the downgrade: it comes before what the re-checked caps changed
+    n_ids, n_reasons = len(w.rule_ids), len(w.reasons)
+    trial.rule_ids[n_ids:n_ids] = [b.id]
+    trial.reasons[n_reasons:n_reasons] = [f"{text}: downgraded {w.model} -> {soft.to}"]
     trial.warnings.append(text)
     return trial
 
