@@ -47,7 +47,7 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 def git_facts(files: Iterable[str]) -> tuple[str | None, bool]:
     """(HEAD commit, dirty) for the work tree holding the first file; (None, False) without git."""
-    paths = [Path(f).resolve() for f in files if f and not f.startswith("<")]
+    paths = [Path(f).resolve() for f in files if f and not f.startswith("<") and Path(f).is_file()]
     if not paths:
         return None, False
     top = _git(paths[0].parent, "rev-parse", "--show-toplevel")

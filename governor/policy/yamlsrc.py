@@ -62,13 +62,25 @@ def escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-class _PolicyLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2-style booleans and no implicit timestamps."""
+if getattr(yaml, "__with_libyaml__", False):  # libyaml's parser: ~10x faster, same nodes and marks
+
+    class _PolicyLoader(yaml.cyaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+        """A safe loader with YAML 1.2-style booleans and no implicit timestamps."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.cyaml.CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class _PolicyLoader(yaml.SafeLoader):  # type: ignore[no-redef]
+        """A safe loader with YAML 1.2-style booleans and no implicit timestamps."""
 
 
 _PolicyLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
 _PolicyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
