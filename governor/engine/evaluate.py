@@ -169,9 +169,9 @@ def _fired(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str 
     elif kind == "repeated_call":
         if fp is not None:
             within = rule.within_s or 600.0
-            n = st.repeats(fp, within, now)
+            n = st.repeats(fp, within, now) + 1  # this call is the n-th identical one
             if n >= limit:
-                return f"stop {stop.id}: run {st.run_id} made this identical call {n} times within {within:g}s (max {limit:g})"
+                return f"stop {stop.id}: run {st.run_id} would make the same call {n} times within {within:g}s (max {limit:g})"
     elif kind == "max_wall_time":
         elapsed = now - st.started_at
         if elapsed > limit:
