@@ -221,3 +221,18 @@ def test_counting_needs_no_network_and_no_litellm_import(tmp_path: Path):
     assert counts == "[(9, False), (9, False), (9, False), (9, True)]"
     assert litellm_imported == "False"
     assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").iterdir())
+
+
+def test_litellm_message_objects_count_like_dicts(counter):
+    from governor._litellm import litellm
+
+    as_dicts = [{"role": "user", "content": "Where is my order W123?"}, {"role": "assistant", "content": "Checking now."}]
+    as_objects = [litellm().Message(**m) for m in as_dicts]
+    assert counter.count("gpt-4o", as_objects) == counter.count("gpt-4o", as_dicts)
+
+
+def test_message_cache_stays_bounded():
+    counter = TokenCounter(maxsize=100)
+    for i in range(1000):
+        counter.count("gpt-4o", [{"role": "user", "content": f"message {i}"}])
+    assert len(counter._messages) <= 100

@@ -1,0 +1,252 @@
+"""Per-call overhead of the governor, against the naive alternatives, in one run.
+
+    LITELLM_LOCAL_MODEL_COST_MAP=True /work/venv/bin/python benchmarks/bench_check.py [--quick]
+
+Prints a table (p50 / p99 in microseconds, calls/s from the mean) and the two
+ratios issue 3 asks for. Runs offline (litellm's bundled price map, mock
+responses, tokenizer files shipped with litellm) in well under a minute.
+Figures, not assertions: speed is never a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+HERE = Path(__file__).resolve().parent
+POLICY = HERE / "policies" / "thirty-rules.yaml"
+MODEL = "gpt-4o"
+WORDS = (
+    "the agent reads file config parser returns error value when input list is empty we should "
+    "check bounds before indexing then retry with a smaller batch size and log the failure order "
+    "customer refund invoice shipping address update ticket priority escalate summary function "
+    "class module import test fails assert expected actual diff patch commit branch merge review"
+).split()
+
+
+def text(rng: random.Random, n_words: int) -> str:
+    out = []
+    for i in range(n_words):
+        out.append(rng.choice(WORDS))
+        if i % 17 == 16:
+            out.append(f"`x{rng.randrange(1000)}` = {rng.randrange(10**6)};\n")
+    return " ".join(out)
+
+
+def history(rng: random.Random, episode: int, n: int = 40) -> list[dict[str, Any]]:
+    """An agent loop's history: system prompt, then user / assistant / tool turns (~200 tokens each)."""
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": f"[episode {episode}] You are a coding agent. " + text(rng, 120)}]
+    for i in range(1, n):
+        kind = i % 3
+        if kind == 1:
+            msgs.append({"role": "user", "content": text(rng, rng.randrange(60, 260))})
+        elif kind == 2:
+            msgs.append({"role": "assistant", "content": text(rng, rng.randrange(40, 200))})
+        else:
+            msgs.append({"role": "tool", "tool_call_id": f"call_{episode}_{i}", "content": text(rng, rng.randrange(80, 300))})
+    return msgs
+
+
+def measure(fn: Callable[[int], Any], n: int, warmup: int) -> list[int]:
+    for i in range(warmup):
+        fn(i)
+    samples = [0] * n
+    clock = time.perf_counter_ns
+    for i in range(n):
+        t0 = clock()
+        fn(warmup + i)
+        samples[i] = clock() - t0
+    return samples
+
+
+def pct(samples: list[int], q: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(q * len(s)))] / 1000.0
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int, float, float, float]] = []
+
+    def add(self, name: str, samples: list[int]) -> float:
+        p50 = pct(samples, 0.50)
+        self.rows.append((name, len(samples), p50, pct(samples, 0.99), 1e9 / statistics.fmean(samples)))
+        print(f"  measured: {name} (p50 {p50:,.1f} us)", file=sys.stderr)
+        return p50
+
+    def print(self) -> None:
+        width = max(len(r[0]) for r in self.rows)
+        print(f"| {'scenario':<{width}} | {'n':>6} | {'p50 us':>9} | {'p99 us':>9} | {'calls/s':>9} |")
+        print(f"|{'-' * (width + 2)}|{'-' * 8}|{'-' * 11}|{'-' * 11}|{'-' * 11}|")
+        for name, n, p50, p99, rate in self.rows:
+            print(f"| {name:<{width}} | {n:>6} | {p50:>9,.1f} | {p99:>9,.1f} | {rate:>9,.0f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier figures)")
+    args = ap.parse_args()
+    scale = 0.2 if args.quick else 1.0
+
+    def n(x: int) -> int:
+        return max(50, int(x * scale))
+
+    from governor import Governor
+    from governor._litellm import litellm
+    from governor.engine.tokens import TokenCounter
+
+    ll = litellm()
+    rng = random.Random(7)
+    table = Table()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-governor-"))
+
+    # (a) check+record on a 30-rule policy, input tokens given ------------------------------------
+    tasks = ("code", "classify", "summarize", "chat", "plan")
+    system = {"role": "system", "content": "You are a helpful assistant. " + text(rng, 60)}
+    n_a = n(20000)
+    calls = []
+    for i in range(n_a + 2000):
+        msgs = [system, {"role": "user", "content": f"#{i} " + text(rng, 30)}]
+        md = {"run_id": f"run-{i // 50}", "user": f"user-{i % 10}", "team": f"team-{i % 3}",
+              "task": tasks[i % len(tasks)], "agent": "coder"}
+        calls.append((msgs, md))
+
+    def bench_gov(gov: Any) -> Callable[[int], Any]:
+        def one(i: int) -> None:
+            msgs, md = calls[i]
+            d = gov.check(model=MODEL, messages=msgs, max_tokens=512, metadata=md, input_tokens=1200)
+            gov.record(d, input_tokens=1200, output_tokens=180)
+        return one
+
+    gov = Governor.from_path(POLICY)
+    p50_gov = table.add("(a) governor check+record, 30 rules, input_tokens given", measure(bench_gov(gov), n_a, 2000))
+    gov_rec = Governor.from_path(POLICY, record_to=tmp / "trace.jsonl")
+    table.add("(a') same, recording a governor-trace/v1 file", measure(bench_gov(gov_rec), n(10000), 1000))
+    gov_rec.close()
+
+    # (b) a 40-message growing agent history, with token counting -----------------------------------
+    episodes = [history(rng, e) for e in range(max(4, int(60 * scale)))]
+    steps = [(e, k) for e in range(len(episodes)) for k in range(1, 41)]
+    gov_b = Governor.from_path(POLICY)
+
+    def gov_history(i: int) -> None:
+        e, k = steps[i % len(steps)]
+        d = gov_b.check(model=MODEL, messages=episodes[e][:k], max_tokens=1024,
+                        metadata={"run_id": f"ep-{e}-{i // len(steps)}", "user": "u", "team": "t", "task": "code"})
+        gov_b.record(d, input_tokens=d.input_tokens, output_tokens=200)
+
+    table.add("(b) governor check+record, 40-msg growing history, counting", measure(gov_history, len(steps) - 80, 80))
+
+    inc = TokenCounter()
+
+    def incremental(i: int) -> None:
+        e, k = steps[i % len(steps)]
+        inc.count(MODEL, episodes[e][:k])
+
+    # warm up on two episodes, then measure episodes the counter has not seen
+    p50_inc = table.add("(b) token counting, incremental (TokenCounter cache)", measure(incremental, len(steps) - 80, 80))
+
+    whole = TokenCounter()
+
+    def whole_tiktoken(i: int) -> None:
+        e, k = steps[i % len(steps)]
+        whole.clear()
+        whole.count(MODEL, episodes[e][:k])
+
+    table.add("(b) token counting, whole history each time (same tiktoken)", measure(whole_tiktoken, n(800), 40))
+
+    def whole_litellm(i: int) -> None:
+        e, k = steps[i % len(steps)]
+        ll.token_counter(model=MODEL, messages=episodes[e][:k])
+
+    p50_whole = table.add("(b) token counting, whole history (litellm.token_counter)", measure(whole_litellm, n(800), 40))
+
+    # (c) the naive alternative ----------------------------------------------------------------------
+    def cost_per_token(i: int) -> None:
+        ll.cost_per_token(model=MODEL, prompt_tokens=1200, completion_tokens=180)
+
+    p50_cpt = table.add("(c) litellm.cost_per_token alone", measure(cost_per_token, n(4000), 300))
+
+    def naive(i: int) -> None:
+        msgs, _ = calls[i % len(calls)]
+        t = ll.token_counter(model=MODEL, messages=msgs)
+        ll.cost_per_token(model=MODEL, prompt_tokens=t, completion_tokens=180)
+
+    table.add("(c) naive: litellm.token_counter + cost_per_token", measure(naive, n(3000), 200))
+
+    def naive_history(i: int) -> None:
+        e, k = steps[i % len(steps)]
+        t = ll.token_counter(model=MODEL, messages=episodes[e][:k])
+        ll.cost_per_token(model=MODEL, prompt_tokens=t, completion_tokens=200)
+
+    table.add("(c) naive on the 40-msg growing history", measure(naive_history, n(800), 40))
+
+    # (d) Shekel's budget(): per-call overhead on a real litellm call (mock_response) -----------------
+    shekel_rows(table, ll, n(1500))
+
+    print()
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; litellm {version('litellm')}, "
+          f"tiktoken {version('tiktoken')}, shekel {version('shekel')}")
+    print()
+    table.print()
+    print()
+    r1 = p50_gov / p50_cpt
+    r2 = p50_inc / p50_whole
+    print(f"check+record p50 / litellm.cost_per_token p50      = {r1:.3f}  (target <= 0.100: {'met' if r1 <= 0.1 else 'NOT met'})")
+    print(f"incremental counting p50 / whole-history p50       = {r2:.3f}  (target <= 0.100: {'met' if r2 <= 0.1 else 'NOT met'})")
+
+
+def shekel_rows(table: Table, ll: Any, n_calls: int) -> None:
+    """litellm.completion(mock_response=...) with and without an active shekel budget.
+
+    Blocks of 50 calls alternate between the two so drift hits both alike;
+    the difference of the p50s is Shekel's per-call overhead (its patched
+    wrapper plus its cost bookkeeping). Shekel's own bookkeeping step alone
+    (``_patch._record`` in an active budget) is measured directly too.
+    """
+    import shekel
+    from shekel import _patch
+
+    msgs = [{"role": "user", "content": "Classify: my invoice was charged twice."}]
+
+    def call() -> int:
+        t0 = time.perf_counter_ns()
+        ll.completion(model="gpt-4o-mini", messages=msgs, mock_response="billing")
+        return time.perf_counter_ns() - t0
+
+    for _ in range(100):  # warm litellm's mock path
+        call()
+    plain: list[int] = []
+    inside: list[int] = []
+    with shekel.budget(max_usd=1e9, name="bench") as b:
+        for _ in range(30):
+            call()
+    while len(plain) < n_calls:
+        plain.extend(call() for _ in range(50))
+        with shekel.budget(max_usd=1e9, name="bench"):
+            inside.extend(call() for _ in range(50))
+    p_plain = table.add("(d) litellm.completion(mock_response), no budget", plain)
+    p_in = table.add("(d) same inside shekel budget()", inside)
+
+    def record(i: int) -> None:
+        _patch._record(1200, 180, "gpt-4o-mini")
+
+    with shekel.budget(max_usd=1e9, name="bench-record"):
+        table.add("(d) shekel bookkeeping per call (_patch._record)", measure(record, 20000, 1000))
+    table.rows.append(("(d) shekel budget() overhead per call (p50 difference)", 0, p_in - p_plain, float("nan"), float("nan")))
+    del b
+
+
+if __name__ == "__main__":
+    main()
