@@ -87,6 +87,7 @@ _PolicyLoader.add_implicit_resolver(
 )
 
 _MAX_DEPTH = 64
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 class _Walker:
@@ -108,6 +109,9 @@ class _Walker:
         self.smap.values[pointer] = self.loc(node)
         if depth > _MAX_DEPTH or id(node) in self._active:
             self.error(node, pointer, "document nests too deeply (or an alias refers to itself)", "yaml-recursion")
+            return None
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            self.error(node, pointer, f"cannot read value: unsupported YAML tag {node.tag}", "yaml-value")
             return None
         if isinstance(node, yaml.MappingNode):
             self._active.add(id(node))
