@@ -101,3 +101,26 @@ def charge_at(spec: LedgerSpec, counter: Counter, rid: str, usd_nano: int, now: 
         ledger.settle(rid, [counter], Amount(usd_nano), now=now + 1, reserved_at=now)
     out.put((rid, ok, ledger.usage(counter, now=now + 1).usd_nano))
     ledger.close()
+
+
+def governed_calls(policy_path: str, worker: int, calls: int, barrier: Any, out: Any) -> None:
+    """Calls through Governor.check/record, as an agent worker process would make them."""
+    from governor import Governor
+    from governor.ledger.base import usd_to_nano
+
+    gov = Governor.from_path(policy_path)
+    rng = random.Random(worker)
+    costs: list[int] = []
+    blocked: list[tuple[str, tuple[str, ...], str, str]] = []
+    barrier.wait()
+    for i in range(calls):
+        d = gov.check(model="gpt-4o-mini", messages=[{"role": "user", "content": f"task {worker}-{i}"}],
+                      max_tokens=500, input_tokens=200, metadata={"team": "search", "run_id": f"w{worker}"})
+        if d.blocked:
+            blocked.append((d.block_kind or "", d.rule_ids, d.revision, d.reasons[0]))
+            continue
+        cost = gov.record(d, input_tokens=200, output_tokens=rng.randint(0, 500))
+        assert cost is not None
+        costs.append(usd_to_nano(cost))
+    gov.close()
+    out.put({"costs": costs, "blocked": blocked})
