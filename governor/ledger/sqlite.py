@@ -29,6 +29,8 @@ from governor.ledger.base import Amount, Counter, ReserveResult
 from governor.ledger.memory import SETTLED_ID_TTL_S
 from governor.ledger.windows import ROLLING_SLOTS, Window, current_slot
 
+KEEP_MARGIN_S = 60.0  # a slot outlives its window by this much before it is deleted
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reservations (
     rid TEXT PRIMARY KEY, expires_at REAL NOT NULL,
@@ -103,21 +105,36 @@ class SqliteLedger:
         return conn
 
     @contextmanager
-    def _write(self, now: float) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction (the write lock), after reclaiming expired leases."""
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        """One transaction; any SQLite error becomes a LedgerError and rolls back."""
         with self._lock:
+            conn = None
             try:
                 conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._reclaim(conn, now)
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                conn.execute(begin)
+                yield conn
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._rollback(conn)
                 raise LedgerError(f"sqlite ledger {self.path} unavailable: {exc}") from exc
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection | None) -> None:
+        if conn is not None and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # pragma: no cover - the connection is gone as well
+                pass
+
+    @contextmanager
+    def _write(self, now: float) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` (the write lock, taken before any read), after reclaiming expired leases."""
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            self._reclaim(conn, now)
+            yield conn
 
     def _reclaim(self, conn: sqlite3.Connection, now: float) -> None:
         # Each statement is an index range scan that is empty on the common path.
@@ -178,29 +195,12 @@ class SqliteLedger:
     def release(self, reservation_id: str, *, now: float) -> bool:
         # Like the reference ledger, release drops a reservation even if its
         # lease ended and nothing reclaimed it yet (so no reclaim first).
-        with self._lock:
-            try:
-                conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    dropped = self._drop(conn, reservation_id)
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(f"sqlite ledger {self.path} unavailable: {exc}") from exc
-            return dropped
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            return self._drop(conn, reservation_id)
 
     def usage(self, counter: Counter, *, now: float) -> Amount:
-        with self._lock:
-            try:
-                conn = self._connection()
-                conn.execute("BEGIN")  # one consistent snapshot for both sums
-                try:
-                    return self._used(conn, counter, now)
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(f"sqlite ledger {self.path} unavailable: {exc}") from exc
+        with self._transaction("BEGIN") as conn:  # one consistent snapshot for both sums
+            return self._used(conn, counter, now)
 
     def close(self) -> None:
         with self._lock:
@@ -220,7 +220,7 @@ class SqliteLedger:
         slot = current_slot(window, reserved_at)
         idx = int(slot[1:]) if window.kind == "rolling" else None
         ttl = window.ttl()
-        expires = reserved_at + ttl if ttl else 0.0
+        expires = reserved_at + ttl + KEEP_MARGIN_S if ttl else 0.0
         return (counter.key, slot, idx, actual.usd_nano, actual.tokens, actual.calls, expires)
 
     def __repr__(self) -> str:
