@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from governor.errors import PolicyError
+    from governor.errors import GovernorError, PolicyError
     from governor.replay.policytest import TestFileError, find_test_files, run_file
 
     try:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         except PolicyError as exc:
             print(f"governor test: {path}: invalid policy:\n  {exc}", file=sys.stderr)
             code = EXIT_INVALID
-        except TestFileError as exc:
+        except GovernorError as exc:  # a malformed test file or starting state
             print(f"governor test: {exc}", file=sys.stderr)
             code = max(code, EXIT_USAGE)
     failed = [r for r in results if not r.ok]
