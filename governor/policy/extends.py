@@ -85,7 +85,8 @@ def _merge_list(base: Doc, over: Doc, out: SourceMap, section: str, findings: li
                 known = [i for i in (_item_id(it) for it, _, _ in items) if i]
                 close = difflib.get_close_matches(ident, known, n=1)
                 where = f"the base {section}" if base.files else f"any base policy ({over.files[0]} extends nothing)"
-                findings.append(_finding(loc, over.files[0], f"{src_ptr}/id", f"remove: no item '{ident}' in {where}",
+                findings.append(_finding(over.smap.value(f"{src_ptr}/id"), over.files[0], f"{src_ptr}/id",
+                                         f"remove: no item '{ident}' in {where}",
                                          "remove-unknown", f"did you mean '{close[0]}'?" if close else ""))
             else:
                 del items[index]
