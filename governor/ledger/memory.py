@@ -2,6 +2,14 @@
 
 One lock guards every operation, so reserve is atomic across all counters of a
 call, for threads and for asyncio tasks alike (nothing here awaits).
+
+It sits on every check's path, so the bookkeeping is plain ints rather than
+``Amount`` values: per counter, settled spend by slot as ``[usd, tokens,
+calls]`` lists plus the in-flight sum; a rolling window keeps the running sum
+of its live buckets (re-summed only when the current bucket moves); the
+calendar slot is computed once per (zone, unit, minute). Every calendar
+boundary falls on a whole minute in every zone whose UTC offset is a whole
+number of minutes (all zones since 1972).
 """
 
 from __future__ import annotations
@@ -11,50 +19,54 @@ import threading
 from collections import OrderedDict
 from typing import Sequence
 
-from governor.ledger.base import ZERO, Amount, Counter, ReserveResult
+from governor.ledger.base import Amount, Counter, ReserveResult
 from governor.ledger.windows import ROLLING_SLOTS, Window, current_slot
 
 SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency
+_CAL_CACHE_MAX = 4096
+
+_new = object.__new__
+_set_usd = Amount.usd_nano.__set__  # type: ignore[attr-defined]
+_set_tokens = Amount.tokens.__set__  # type: ignore[attr-defined]
+_set_calls = Amount.calls.__set__  # type: ignore[attr-defined]
+
+
+def _amount(usd: int, tokens: int, calls: int) -> Amount:
+    """An Amount without the frozen-dataclass __init__ (a third of reserve's time)."""
+    a = _new(Amount)
+    _set_usd(a, usd)
+    _set_tokens(a, tokens)
+    _set_calls(a, calls)
+    return a
 
 
 class _Cell:
-    """Settled spend of one counter, by slot, plus its live reservations."""
+    """One counter: settled spend by slot, its live reservations, a rolling sum."""
 
-    __slots__ = ("slots", "inflight")
+    __slots__ = ("slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc")
 
     def __init__(self) -> None:
-        self.slots: dict[str, Amount] = {}
-        self.inflight: Amount = ZERO
-
-    def settled(self, window: Window, now: float) -> Amount:
-        if window.kind != "rolling":
-            return self.slots.get(current_slot(window, now), ZERO)
-        cur = int(now // window.slot_seconds)
-        low = cur - ROLLING_SLOTS
-        total = ZERO
-        stale = []
-        for slot, amount in self.slots.items():
-            idx = int(slot[1:])
-            if idx <= low:
-                stale.append(slot)
-            elif idx <= cur:
-                total = total + amount
-        for slot in stale:
-            del self.slots[slot]
-        return total
+        self.slots: dict = {}  # slot -> [usd, tokens, calls]; rolling windows key by bucket index
+        self.fu = self.ft = self.fc = 0  # in flight
+        self.r_cur: int | None = None  # rolling: the bucket the running sum is for
+        self.ru = self.rt = self.rc = 0
 
 
 class _Reservation:
-    __slots__ = ("keys", "amount", "expires_at")
+    __slots__ = ("cells", "usd", "tokens", "calls", "expires_at")
 
-    def __init__(self, keys: tuple[str, ...], amount: Amount, expires_at: float) -> None:
-        self.keys = keys
-        self.amount = amount
+    def __init__(self, cells: tuple[_Cell, ...], usd: int, tokens: int, calls: int, expires_at: float) -> None:
+        self.cells = cells
+        self.usd = usd
+        self.tokens = tokens
+        self.calls = calls
         self.expires_at = expires_at
 
 
 class MemoryLedger:
     """A :class:`governor.ledger.base.Ledger` held in this process's memory."""
+
+    blocking = False  # no I/O: async callers need no worker thread
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -62,6 +74,7 @@ class MemoryLedger:
         self._reservations: dict[str, _Reservation] = {}
         self._expiry: list[tuple[float, str]] = []
         self._settled_ids: OrderedDict[str, float] = OrderedDict()
+        self._cal: dict[tuple[str, str, int], str] = {}
 
     # -- internal, lock held --------------------------------------------------
     def _cell(self, key: str) -> _Cell:
@@ -71,23 +84,66 @@ class MemoryLedger:
         return cell
 
     def _reclaim(self, now: float) -> None:
-        while self._expiry and self._expiry[0][0] <= now:
-            _, rid = heapq.heappop(self._expiry)
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            _, rid = heapq.heappop(expiry)
             res = self._reservations.get(rid)
             if res is not None and res.expires_at <= now:
                 self._drop(rid, res)
-        while self._settled_ids:
-            rid, at = next(iter(self._settled_ids.items()))
-            if at + SETTLED_ID_TTL_S > now:
+        settled = self._settled_ids
+        while settled:
+            rid = next(iter(settled))
+            if settled[rid] + SETTLED_ID_TTL_S > now:
                 break
-            self._settled_ids.popitem(last=False)
+            del settled[rid]
 
     def _drop(self, rid: str, res: _Reservation) -> None:
         del self._reservations[rid]
-        neg = Amount(-res.amount.usd_nano, -res.amount.tokens, -res.amount.calls)
-        for key in res.keys:
-            cell = self._cells[key]
-            cell.inflight = cell.inflight + neg
+        for cell in res.cells:
+            cell.fu -= res.usd
+            cell.ft -= res.tokens
+            cell.fc -= res.calls
+
+    def _calendar_slot(self, window: Window, now: float) -> str:
+        key = (window.tz, window.unit, int(now // 60))
+        slot = self._cal.get(key)
+        if slot is None:
+            if len(self._cal) >= _CAL_CACHE_MAX:
+                self._cal.clear()
+            slot = self._cal[key] = current_slot(window, now)
+        return slot
+
+    def _slot_key(self, window: Window, at: float) -> object:
+        kind = window.kind
+        if kind == "rolling":
+            return int(at // window.slot_seconds)
+        if kind == "calendar":
+            return self._calendar_slot(window, at)
+        return "all"
+
+    def _settled(self, cell: _Cell, window: Window, now: float) -> tuple[int, int, int]:
+        if window.kind != "rolling":
+            s = cell.slots.get(self._slot_key(window, now))
+            return (s[0], s[1], s[2]) if s is not None else (0, 0, 0)
+        cur = int(now // window.slot_seconds)
+        if cur != cell.r_cur:
+            low = cur - ROLLING_SLOTS
+            u = t = c = 0
+            for idx in [i for i in cell.slots if i <= low]:
+                del cell.slots[idx]
+            for idx, s in cell.slots.items():
+                if idx <= cur:
+                    u += s[0]
+                    t += s[1]
+                    c += s[2]
+            cell.r_cur, cell.ru, cell.rt, cell.rc = cur, u, t, c
+        return cell.ru, cell.rt, cell.rc
+
+    def _used(self, cell: _Cell | None, window: Window, now: float) -> tuple[int, int, int]:
+        if cell is None:
+            return 0, 0, 0
+        u, t, c = self._settled(cell, window, now)
+        return u + cell.fu, t + cell.ft, c + cell.fc
 
     # -- the Ledger protocol ---------------------------------------------------
     def reserve(
@@ -99,23 +155,35 @@ class MemoryLedger:
         now: float,
         lease_s: float,
     ) -> ReserveResult:
+        au, at, ac = amount.usd_nano, amount.tokens, amount.calls
         with self._lock:
             self._reclaim(now)
             if reservation_id in self._reservations or reservation_id in self._settled_ids:
-                return ReserveResult(True, used_after=tuple(self._used(c, now) for c in counters))
+                used = [self._used(self._cells.get(c.key), c.window, now) for c in counters]
+                return ReserveResult(True, used_after=tuple(_amount(*u) for u in used))
+            cells: list[_Cell] = []
             after: list[Amount] = []
             for c in counters:
-                total = self._used(c, now) + amount
-                metric = c.limit.exceeded_by(total)
-                if metric is not None:
-                    return ReserveResult(False, denied=c, denied_metric=metric)
-                after.append(total)
-            keys = tuple(c.key for c in counters)
-            for key in keys:
-                cell = self._cell(key)
-                cell.inflight = cell.inflight + amount
+                cell = self._cell(c.key)
+                u, t, n = self._used(cell, c.window, now)
+                u += au
+                t += at
+                n += ac
+                lim = c.limit
+                if lim.usd_nano is not None and u > lim.usd_nano:
+                    return ReserveResult(False, denied=c, denied_metric="usd")
+                if lim.tokens is not None and t > lim.tokens:
+                    return ReserveResult(False, denied=c, denied_metric="tokens")
+                if lim.calls is not None and n > lim.calls:
+                    return ReserveResult(False, denied=c, denied_metric="calls")
+                cells.append(cell)
+                after.append(_amount(u, t, n))
+            for cell in cells:
+                cell.fu += au
+                cell.ft += at
+                cell.fc += ac
             expires = now + lease_s
-            self._reservations[reservation_id] = _Reservation(keys, amount, expires)
+            self._reservations[reservation_id] = _Reservation(tuple(cells), au, at, ac, expires)
             heapq.heappush(self._expiry, (expires, reservation_id))
             return ReserveResult(True, used_after=tuple(after))
 
@@ -128,6 +196,7 @@ class MemoryLedger:
         now: float,
         reserved_at: float,
     ) -> bool:
+        au, at, ac = actual.usd_nano, actual.tokens, actual.calls
         with self._lock:
             self._reclaim(now)
             if reservation_id in self._settled_ids:
@@ -137,8 +206,19 @@ class MemoryLedger:
                 self._drop(reservation_id, res)
             for c in counters:
                 cell = self._cell(c.key)
-                slot = current_slot(c.window, reserved_at)
-                cell.slots[slot] = cell.slots.get(slot, ZERO) + actual
+                window = c.window
+                slot = self._slot_key(window, reserved_at)
+                s = cell.slots.get(slot)
+                if s is None:
+                    cell.slots[slot] = [au, at, ac]
+                else:
+                    s[0] += au
+                    s[1] += at
+                    s[2] += ac
+                if window.kind == "rolling" and cell.r_cur is not None and cell.r_cur - ROLLING_SLOTS < slot <= cell.r_cur:  # type: ignore[operator]
+                    cell.ru += au
+                    cell.rt += at
+                    cell.rc += ac
             self._settled_ids[reservation_id] = now
             return True
 
@@ -153,13 +233,7 @@ class MemoryLedger:
     def usage(self, counter: Counter, *, now: float) -> Amount:
         with self._lock:
             self._reclaim(now)
-            return self._used(counter, now)
-
-    def _used(self, counter: Counter, now: float) -> Amount:
-        cell = self._cells.get(counter.key)
-        if cell is None:
-            return ZERO
-        return cell.settled(counter.window, now) + cell.inflight
+            return _amount(*self._used(self._cells.get(counter.key), counter.window, now))
 
     def close(self) -> None:
         return None
