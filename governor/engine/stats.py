@@ -1,6 +1,6 @@
 """Running totals from the governor: spend, calls, blocks, errors, outcomes.
 
-Kept by run, user, team and model, plus a grand total, so ``gov.stats()``
+Reported by run, user, team and model, plus a grand total, so ``gov.stats()``
 answers "what did this cost, and what did we get for it" without a database.
 
 Definitions (also in the README):
@@ -14,107 +14,101 @@ Definitions (also in the README):
   its runs whose outcome is ``accepted`` -- None when there are none.
   Outcomes are not kept per model (a run may use several).
 
-Per-run entries live in an LRU of ``max_runs`` so a long-lived service stays
-bounded; totals by user/team/model are exact regardless.
+Hot path: a call updates one cell, keyed (model, run, user, team); the views
+by dimension are summed from the cells in :meth:`Stats.snapshot`. Cells and
+runs are bounded: the oldest cell is folded into its (model, user, team) cell
+without a run, and the oldest run's outcome into its (user, team) counts, so
+totals by user, team and model stay exact while per-run detail is bounded.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-from cachetools import LRUCache
+from typing import Any, Mapping
 
 from governor.decision import OUTCOMES, Decision
 from governor.errors import GovernorError
 
-DIMENSIONS = ("run", "user", "team", "model")
+_FIELDS = (
+    "checks", "blocks", "reroutes", "trims", "calls", "errors", "spend_usd", "unpriced_calls",
+    "input_tokens", "output_tokens",
+)  # fmt: skip
 
 
-class _Group:
-    """Mutable counters of one group (hot: slots, plain ints)."""
+class _Cell:
+    """Counters of one (model, run, user, team) combination (hot: slots, plain numbers)."""
 
-    __slots__ = (
-        "checks", "blocks", "reroutes", "trims", "calls", "errors", "spend_usd", "unpriced_calls",
-        "input_tokens", "output_tokens", "outcomes",
-    )  # fmt: skip
+    __slots__ = _FIELDS
 
     def __init__(self) -> None:
         self.checks = self.blocks = self.reroutes = self.trims = 0
         self.calls = self.errors = self.unpriced_calls = 0
         self.input_tokens = self.output_tokens = 0
         self.spend_usd = 0.0
-        self.outcomes: dict[str, int] = {}
 
-    def as_dict(self) -> dict[str, Any]:
-        accepted = self.outcomes.get("accepted", 0)
-        return {
-            "checks": self.checks,
-            "blocks": self.blocks,
-            "reroutes": self.reroutes,
-            "trims": self.trims,
-            "calls": self.calls,
-            "errors": self.errors,
-            "spend_usd": self.spend_usd,
-            "unpriced_calls": self.unpriced_calls,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "outcomes": {o: self.outcomes[o] for o in OUTCOMES if self.outcomes.get(o)},
-            "cost_per_accepted_task": (self.spend_usd / accepted) if accepted else None,
-        }
+    def add(self, other: "_Cell") -> None:
+        for name in _FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class _Run(_Group):
+class _Run:
     __slots__ = ("user", "team", "outcome")
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.user: str | None = None
-        self.team: str | None = None
+    def __init__(self, user: Any = None, team: Any = None) -> None:
+        self.user = user
+        self.team = team
         self.outcome: str | None = None
 
 
+class _View(_Cell):
+    """A cell summed over a dimension, with outcome counts: what snapshot() reports."""
+
+    __slots__ = ("outcomes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: dict[str, int] = {}
+
+    def as_dict(self, outcomes: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS}
+        if outcomes:
+            accepted = self.outcomes.get("accepted", 0)
+            d["outcomes"] = {o: self.outcomes[o] for o in OUTCOMES if self.outcomes.get(o)}
+            d["cost_per_accepted_task"] = (self.spend_usd / accepted) if accepted else None
+        return d
+
+
 class Stats:
-    """Thread-safe aggregates; ``add_*`` are a lock and a few increments."""
+    """Thread-safe aggregates; ``add_check``/``add_record`` are a lock, a dict get and a few increments."""
 
-    def __init__(self, max_runs: int = 100_000) -> None:
+    def __init__(self, max_cells: int = 100_000, max_runs: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._total = _Group()
-        self._runs: LRUCache = LRUCache(maxsize=max_runs)
-        self._users: dict[str, _Group] = {}
-        self._teams: dict[str, _Group] = {}
-        self._models: dict[str, _Group] = {}
+        self._cells: dict[tuple, _Cell] = {}
+        self._runs: dict[Any, _Run] = {}  # insertion order = age
+        self._folded: dict[tuple, dict[str, int]] = {}  # (user, team) -> outcomes of evicted runs
+        self._max_cells = max_cells
+        self._max_runs = max_runs
 
-    def _groups(self, meta: Any, model: str) -> tuple[_Group, ...]:
-        """The groups a call counts in (caller holds the lock)."""
-        groups: list[_Group] = [self._total, _get(self._models, model, _Group)]
-        run_id = meta.get("run_id")
-        user = meta.get("user")
-        team = meta.get("team")
-        if run_id is not None:
-            run = self._runs.get(run_id)
-            if run is None:
-                run = self._runs[run_id] = _Run()
-            run.user = user if user is not None else run.user
-            run.team = team if team is not None else run.team
-            groups.append(run)
-        if user is not None:
-            groups.append(_get(self._users, str(user), _Group))
-        if team is not None:
-            groups.append(_get(self._teams, str(team), _Group))
-        return tuple(groups)
+    # -- hot path ----------------------------------------------------------------------
+    def _cell(self, meta: Mapping[str, Any], model: str) -> _Cell:
+        """The cell of one call (caller holds the lock)."""
+        key = (model, meta.get("run_id"), meta.get("user"), meta.get("team"))
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._new_cell(key)
+        return cell
 
     def add_check(self, decision: Decision) -> None:
         verdict = decision.verdict
         with self._lock:
-            for g in self._groups(decision.metadata, decision.model):
-                g.checks += 1
-                if verdict == "block":
-                    g.blocks += 1
-                elif verdict == "reroute":
-                    g.reroutes += 1
-                elif verdict == "trim":
-                    g.trims += 1
+            cell = self._cell(decision.metadata, decision.model)
+            cell.checks += 1
+            if verdict == "block":
+                cell.blocks += 1
+            elif verdict == "reroute":
+                cell.reroutes += 1
+            elif verdict == "trim":
+                cell.trims += 1
 
     def add_record(
         self,
@@ -126,62 +120,111 @@ class Stats:
         error: bool = False,
     ) -> None:
         with self._lock:
-            for g in self._groups(decision.metadata, decision.model):
-                g.calls += 1
-                g.input_tokens += input_tokens
-                g.output_tokens += output_tokens
-                if error:
-                    g.errors += 1
-                if cost_usd is None:
-                    g.unpriced_calls += 1
-                else:
-                    g.spend_usd += cost_usd
+            cell = self._cell(decision.metadata, decision.model)
+            cell.calls += 1
+            cell.input_tokens += input_tokens
+            cell.output_tokens += output_tokens
+            if error:
+                cell.errors += 1
+            if cost_usd is None:
+                cell.unpriced_calls += 1
+            else:
+                cell.spend_usd += cost_usd
 
     def add_outcome(self, run_id: str, outcome: str) -> None:
         """Set a run's outcome; a later call replaces the earlier one."""
         if outcome not in OUTCOMES:
             raise GovernorError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
         with self._lock:
-            run = self._runs.get(run_id)
-            if run is None:
-                run = self._runs[run_id] = _Run()
-            groups: list[_Group] = [self._total, run]
-            if run.user is not None:
-                groups.append(_get(self._users, run.user, _Group))
-            if run.team is not None:
-                groups.append(_get(self._teams, run.team, _Group))
-            previous, run.outcome = run.outcome, outcome
-            for g in groups:
-                if previous is not None and g.outcomes.get(previous, 0) > 0:
-                    g.outcomes[previous] -= 1
-                g.outcomes[outcome] = g.outcomes.get(outcome, 0) + 1
+            self._run(run_id, None, None).outcome = outcome
 
+    # -- bookkeeping (lock held) ---------------------------------------------------------
+    def _new_cell(self, key: tuple) -> _Cell:
+        model, run_id, user, team = key
+        if len(self._cells) >= self._max_cells:
+            self._fold_oldest_cell()
+        cell = self._cells[key] = _Cell()
+        if run_id is not None:
+            self._run(run_id, user, team)
+        return cell
+
+    def _run(self, run_id: Any, user: Any, team: Any) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            if len(self._runs) >= self._max_runs:
+                self._fold_oldest_run()
+            run = self._runs[run_id] = _Run(user, team)
+        else:
+            run.user = user if user is not None else run.user
+            run.team = team if team is not None else run.team
+        return run
+
+    def _fold_oldest_cell(self) -> None:
+        key = next(iter(self._cells))
+        cell = self._cells.pop(key)
+        model, _, user, team = key
+        target = self._cells.get((model, None, user, team))
+        if target is None:
+            target = self._cells[(model, None, user, team)] = _Cell()
+        target.add(cell)
+
+    def _fold_oldest_run(self) -> None:
+        run_id = next(iter(self._runs))
+        run = self._runs.pop(run_id)
+        if run.outcome is not None:
+            counts = self._folded.setdefault((run.user, run.team), {})
+            counts[run.outcome] = counts.get(run.outcome, 0) + 1
+
+    # -- reporting -------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """A plain-dict copy: {"total": {...}, "by_run": {...}, "by_user", "by_team", "by_model"}."""
+        total = _View()
+        by: dict[str, dict[Any, _View]] = {"run": {}, "user": {}, "team": {}, "model": {}}
         with self._lock:
-            return {
-                "total": self._total.as_dict(),
-                "by_run": {k: _run_dict(r) for k, r in self._runs.items()},
-                "by_user": {k: g.as_dict() for k, g in self._users.items()},
-                "by_team": {k: g.as_dict() for k, g in self._teams.items()},
-                "by_model": {k: _model_dict(g) for k, g in self._models.items()},
-            }
+            for (model, run_id, user, team), cell in self._cells.items():
+                total.add(cell)
+                for dim, value in (("model", model), ("user", user), ("team", team)):
+                    if value is not None:
+                        _view(by[dim], value).add(cell)
+                if run_id is not None and run_id in self._runs:  # evicted runs: totals only
+                    _view(by["run"], run_id).add(cell)
+            outcomes = [(run.user, run.team, run.outcome, run_id) for run_id, run in self._runs.items()]
+            folded = [(u, t, dict(c)) for (u, t), c in self._folded.items()]
+            runs = {run_id: (run.user, run.team, run.outcome) for run_id, run in self._runs.items()}
+        for user, team, outcome, run_id in outcomes:
+            if outcome is not None:
+                _count(total, by, user, team, outcome, 1)
+                _view(by["run"], run_id).outcomes[outcome] = 1
+        for user, team, counts in folded:
+            for outcome, n in counts.items():
+                _count(total, by, user, team, outcome, n)
+        by_run = {}
+        for run_id, view in by["run"].items():
+            d = view.as_dict()
+            user, team, outcome = runs.get(run_id, (None, None, None))
+            d.update(user=user, team=team, outcome=outcome)
+            by_run[str(run_id)] = d
+        return {
+            "total": total.as_dict(),
+            "by_run": by_run,
+            "by_user": {str(k): v.as_dict() for k, v in by["user"].items()},
+            "by_team": {str(k): v.as_dict() for k, v in by["team"].items()},
+            "by_model": {str(k): v.as_dict(outcomes=False) for k, v in by["model"].items()},
+        }
 
 
-def _get(table: dict[str, _Group], key: str, factory: type[_Group]) -> _Group:
-    g = table.get(key)
-    if g is None:
-        g = table[key] = factory()
-    return g
+def _view(table: dict[Any, _View], key: Any) -> _View:
+    v = table.get(key)
+    if v is None:
+        v = table[key] = _View()
+    return v
 
 
-def _run_dict(run: _Run) -> dict[str, Any]:
-    d = run.as_dict()
-    d.update(user=run.user, team=run.team, outcome=run.outcome)
-    return d
-
-
-def _model_dict(g: _Group) -> dict[str, Any]:
-    d = g.as_dict()
-    del d["outcomes"], d["cost_per_accepted_task"]
-    return d
+def _count(total: _View, by: dict[str, dict[Any, _View]], user: Any, team: Any, outcome: str, n: int) -> None:
+    total.outcomes[outcome] = total.outcomes.get(outcome, 0) + n
+    if user is not None:
+        u = _view(by["user"], user).outcomes
+        u[outcome] = u.get(outcome, 0) + n
+    if team is not None:
+        t = _view(by["team"], team).outcomes
+        t[outcome] = t.get(outcome, 0) + n

@@ -93,12 +93,17 @@ def test_snapshot_is_a_detached_copy():
 
 
 def test_runs_are_bounded_but_totals_stay_exact():
-    s = Stats(max_runs=10)
+    s = Stats(max_cells=10, max_runs=10)
     for i in range(50):
-        _call(s, _d(f"r{i}", "ana", None), 0.5)
+        _call(s, _d(f"r{i}", "ana", "t"), 0.5)
+        s.add_outcome(f"r{i}", "accepted" if i % 2 else "rejected")
     snap = s.snapshot()
-    assert len(snap["by_run"]) == 10
+    assert len(snap["by_run"]) <= 10
     assert snap["total"]["calls"] == 50 and snap["by_user"]["ana"]["spend_usd"] == pytest.approx(25.0)
+    assert snap["by_model"]["gpt-4o-mini"]["calls"] == 50
+    # outcomes of evicted runs still count for their user and team
+    assert snap["by_user"]["ana"]["outcomes"] == {"accepted": 25, "rejected": 25}
+    assert snap["by_team"]["t"]["cost_per_accepted_task"] == pytest.approx(25.0 / 25)
 
 
 def test_concurrent_adds_lose_nothing():
