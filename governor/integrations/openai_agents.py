@@ -8,9 +8,11 @@ the model registered (or provided) under the decided name, with trimmed input
 items and a clamped ``max_tokens``; the response's ``usage`` is recorded. A
 block raises the ``CallBlocked`` subclass (``on_block="raise"``, the default)
 or returns a final assistant message naming the rule (``on_block="end"``),
-which ends the run as its output. ``GovernorRunHooks`` adds the agent name to
-the metadata. The governor's ``run_id`` is the SDK's trace id (or, with
-tracing disabled, an id minted per ``Runner.run``).
+which ends the run as its output. The governor's ``run_id`` is the SDK's trace
+id (or, with tracing disabled, an id minted per ``Runner.run``); give the
+agent's name as ``metadata={"agent": ...}`` to match rules on it. (``RunHooks``
+cannot carry this: the runner gathers them in separate tasks, so nothing they
+set reaches the model call, and they cannot change or stop it.)
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from dataclasses import replace
 from typing import Any, AsyncIterator, Callable, Literal, Mapping
 
 from agents.items import ModelResponse
-from agents.lifecycle import RunHooks
 from agents.models.interface import Model, ModelProvider
 from agents.usage import Usage as AgentsUsage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputText
@@ -198,16 +199,4 @@ class GovernedModelProvider(ModelProvider):
         return GovernedModel(self.governor, inner, name=str(name), resolve=self.inner.get_model, **self.options)
 
 
-class GovernorRunHooks(RunHooks):
-    """Records the agent's name as the ``agent`` metadata of the governed calls it makes."""
-
-    def __init__(self, model: GovernedModel | None = None) -> None:
-        self.model = model
-
-    async def on_agent_start(self, context: Any, agent: Any) -> None:
-        model = self.model or getattr(agent, "model", None)
-        if isinstance(model, GovernedModel):
-            model.metadata.setdefault("agent", agent.name)
-
-
-__all__ = ["GovernedModel", "GovernedModelProvider", "GovernorRunHooks", "current_run_id", "to_chat_messages"]
+__all__ = ["GovernedModel", "GovernedModelProvider", "current_run_id", "to_chat_messages"]

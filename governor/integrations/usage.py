@@ -94,10 +94,12 @@ def from_responses_usage(usage: Any) -> Usage | None:
     out = _get(usage, "output_tokens")
     if inp is None and out is None:
         return None
+    in_details = _get(usage, "input_tokens_details")
     return Usage(
         input_tokens=_int(inp),
         output_tokens=_int(out),
-        cache_read_tokens=_int(_get(_get(usage, "input_tokens_details"), "cached_tokens")),
+        cache_read_tokens=_int(_get(in_details, "cached_tokens")),
+        cache_write_tokens=_int(_get(in_details, "cache_write_tokens")),
         reasoning_tokens=_int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens")),
     )
 
