@@ -231,3 +231,61 @@ def test_concurrent_records_are_whole_lines(tmp_path: Path):
     assert len(records) == 16 * 200
     assert len({r["decision_id"] for r in records}) == 16 * 200
     assert all(r["check_ts"] == r["ts"] - 0.5 for r in records)
+
+
+POLICY = """
+apiVersion: governor/v1
+kind: Policy
+metadata: {name: recorder-test}
+logging: {content: CONTENT}
+models:
+  aliases: {cheap: gpt-4o-mini}
+routes:
+  - id: classify-cheap
+    match: {task: classify}
+    to: cheap
+budgets:
+  - id: per-run
+    scope: run
+    limit: {usd: 0.001}
+"""
+
+
+@pytest.mark.parametrize("content", [False, True])
+def test_governor_record_to_writes_a_replayable_trace(tmp_path: Path, content: bool):
+    from governor import Governor
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace("CONTENT", "true" if content else "false"))
+    trace = tmp_path / "calls.jsonl"
+    clock = iter(float(t) for t in range(1000, 2000))
+    gov = Governor.from_path(policy, record_to=trace, clock=lambda: next(clock))
+    with gov.run(run_id="r-7", user="ana", task="classify"):
+        d = gov.check(model="gpt-4o", messages=MESSAGES, max_tokens=64)
+        cost = gov.record(d, input_tokens=40, output_tokens=9, cache_read_tokens=8)
+        big = gov.check(model="gpt-4o", messages=MESSAGES, max_tokens=100_000)  # over the run budget
+    gov.record_outcome("r-7", "accepted")
+    gov.close()
+
+    lines = _lines(trace.read_text())
+    assert lines[0]["format"] == TRACE_FORMAT and lines[0]["policy"] == "recorder-test"
+    assert lines[0]["revision"] == gov.revision
+    by_event: dict[str, list[dict]] = {}
+    for line in lines[1:]:
+        by_event.setdefault(line["event"], []).append(line)
+    assert [c["decision_id"] for c in by_event["check"]] == [d.decision_id, big.decision_id]
+    blocked = by_event["check"][1]
+    assert blocked["verdict"] == "block" and blocked["rule_ids"][-1] == "per-run" and blocked["block_kind"] == "budget"
+    (record,) = by_event["record"]
+    assert record["decision_id"] == d.decision_id and record["revision"] == gov.revision
+    assert (record["requested_model"], record["model"], record["verdict"]) == ("gpt-4o", "gpt-4o-mini", "reroute")
+    assert record["rule_ids"] == ["classify-cheap"]
+    assert (record["input_tokens"], record["output_tokens"], record["cache_read_tokens"]) == (40, 9, 8)
+    assert cost is not None and cost > 0 and record["cost_usd"] == pytest.approx(cost)
+    assert record["check_ts"] < record["ts"]
+    assert (record["run_id"], record["user"], record["task"]) == ("r-7", "ana", "classify")
+    (outcome,) = by_event["outcome"]
+    assert (outcome["run_id"], outcome["outcome"]) == ("r-7", "accepted")
+    assert (SECRET in trace.read_text()) is content
+    if content:
+        assert record["messages"] == MESSAGES
