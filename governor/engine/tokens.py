@@ -299,17 +299,17 @@ def _char_estimate(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _fingerprint(encoding: str, message: Mapping[str, Any]) -> tuple:
-    """A hashable stand-in for a message: the 64-bit hash of its (field, value) pairs.
+def message_hash(message: Mapping[str, Any]) -> int:
+    """A 64-bit hash of a message's (field, value) pairs: cheap for a resent message.
 
     ``hash(str)`` is computed once per string object and cached by Python, so
-    re-fingerprinting a resent message is a tuple hash, not a pass over its
-    text, and no text is kept in the cache. Fields that are not hashable
-    (content parts, tool_calls) go through canonical JSON first. A 64-bit
-    collision (~1e-10 for a full cache) would only misstate one message's count.
+    re-hashing a resent message is a tuple hash, not a pass over its text.
+    Fields that are not hashable (content parts, tool_calls) go through
+    canonical JSON first. Usable by other per-message caches (e.g. a
+    repeated-call fingerprint) so a check hashes each message once.
     """
     try:
-        return (encoding, hash(tuple(message.items())))
+        return hash(tuple(message.items()))
     except TypeError:
         pass
     except AttributeError:  # a message object (e.g. litellm's Message), not a dict
@@ -319,7 +319,16 @@ def _fingerprint(encoding: str, message: Mapping[str, Any]) -> tuple:
         if value is not None and value.__class__ is not str:
             value = json.dumps(value, sort_keys=True, default=str)
         parts.append((key, value))
-    return (encoding, hash(tuple(parts)))
+    return hash(tuple(parts))
+
+
+def _fingerprint(encoding: str, message: Mapping[str, Any]) -> tuple:
+    """The cache key of a message's count: no text is kept, only a hash.
+
+    A 64-bit collision (~1e-10 for a full cache) would only misstate one
+    message's count.
+    """
+    return (encoding, message_hash(message))
 
 
 def _as_dict(message: Any) -> Mapping[str, Any]:
