@@ -51,6 +51,7 @@ def _fmt_rate(value: float | None) -> str:
 
 
 def explain_lines(policy: Any) -> list[str]:
+    from governor.policy.bundled_prices import LazyPriceTable
     from governor.pricing import PriceTable
 
     d = policy.mode
@@ -79,7 +80,7 @@ def explain_lines(policy: Any) -> list[str]:
             f"block above ${c.max_cost_usd:g} worst-case cost" if c.max_cost_usd is not None else "") if x)
         + f", {_when(c)}" for c in policy.calls))
     out += _section("5. budgets", (_budget(b, d) for b in policy.budgets))
-    table = PriceTable(policy.prices)
+    table = PriceTable(policy.prices, table=LazyPriceTable())
     rows = []
     for model in _models(policy):
         price = table.lookup(model)

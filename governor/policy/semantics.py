@@ -93,13 +93,14 @@ def _check_ids(doc: dict[str, Any], rep: _Report) -> None:
 
 def _check_models(doc: dict[str, Any], rep: _Report) -> None:
     from governor.policy.build import price_from_spec
+    from governor.policy.bundled_prices import LazyPriceTable
     from governor.pricing import PriceTable
 
     models = doc.get("models") or {}
     aliases: dict[str, str] = models.get("aliases") or {}
     prices = models.get("prices") or {}
     allow_unpriced = bool((doc.get("defaults") or {}).get("allow_unpriced", False))
-    table = PriceTable({m: price_from_spec(m, p) for m, p in prices.items()})
+    table = PriceTable({m: price_from_spec(m, p) for m, p in prices.items()}, table=LazyPriceTable())
     used: set[str] = set()
     for name, target in aliases.items():
         if target in aliases:
@@ -139,9 +140,9 @@ def _check_models(doc: dict[str, Any], rep: _Report) -> None:
 
 
 def _litellm_names(name: str) -> list[str]:
-    from governor._litellm import model_cost_table
+    from governor.policy.bundled_prices import litellm_price_table
 
-    return [k for k in model_cost_table() if k[:1] == name[:1]] if name else []
+    return [k for k in litellm_price_table() if k[:1] == name[:1]] if name else []
 
 
 def _check_routes(doc: dict[str, Any], rep: _Report) -> None:

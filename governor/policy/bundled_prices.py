@@ -1,0 +1,68 @@
+"""litellm's price table for validation, without importing litellm when possible.
+
+Importing litellm costs seconds; ``governor validate`` only needs to know
+which models have a price. When litellm is already imported we use its live
+``litellm.model_cost`` (which may hold the user's registrations); otherwise we
+read the JSON file bundled with the installed litellm the same way litellm
+does with ``LITELLM_LOCAL_MODEL_COST_MAP=True``: parse it, drop the
+``fallback_generalizations`` block, and expand each entry's ``aliases`` into
+top-level names (existing names win). A test asserts that the result equals
+``litellm.model_cost`` for the installed version.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+_FILE = "model_prices_and_context_window_backup.json"
+_RESERVED = "fallback_generalizations"
+
+
+def litellm_price_table() -> Mapping[str, Any]:
+    """The table to price models from at validation time."""
+    module = sys.modules.get("litellm")
+    cost = getattr(module, "model_cost", None) if module is not None else None
+    if isinstance(cost, Mapping):
+        return cost
+    try:
+        return _bundled()
+    except (OSError, ValueError, ModuleNotFoundError):  # no bundled file: ask litellm itself
+        from governor._litellm import model_cost_table
+
+        return model_cost_table()
+
+
+@lru_cache(maxsize=1)
+def _bundled() -> dict[str, Any]:
+    spec = importlib.util.find_spec("litellm")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("litellm")
+    path = Path(next(iter(spec.submodule_search_locations))) / _FILE
+    table: dict[str, Any] = json.loads(path.read_bytes())
+    table.pop(_RESERVED, None)
+    added: dict[str, Any] = {}
+    for entry in list(table.values()):
+        aliases = entry.pop("aliases", None) if isinstance(entry, dict) else None
+        for alias in aliases if isinstance(aliases, list) else ():
+            if alias not in table and alias not in added:
+                added[alias] = entry
+    table.update(added)
+    return table
+
+
+class LazyPriceTable(Mapping[str, Any]):
+    """:func:`litellm_price_table`, read on first lookup (a policy pricing all its models never reads it)."""
+
+    def __getitem__(self, model: str) -> Any:
+        return litellm_price_table()[model]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(litellm_price_table())
+
+    def __len__(self) -> int:
+        return len(litellm_price_table())
