@@ -115,6 +115,9 @@ class LitellmPayloadImporter:
         meta["run_id"] = run_id
         if p.get("end_user"):
             meta.setdefault("user", p["end_user"])
+        params = p.get("model_parameters") if isinstance(p.get("model_parameters"), dict) else {}
+        if params.get("user"):
+            meta.setdefault("user", str(params["user"]))  # the OpenAI `user` parameter (SDK calls)
         lmeta = p.get("metadata") if isinstance(p.get("metadata"), dict) else {}
         if lmeta.get("user_api_key_team_id"):
             meta.setdefault("team", lmeta["user_api_key_team_id"])
@@ -123,7 +126,6 @@ class LitellmPayloadImporter:
         tags = p.get("request_tags")
         if tags:
             meta.setdefault("tags", [str(t) for t in tags])
-        params = p.get("model_parameters") if isinstance(p.get("model_parameters"), dict) else {}
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
         status = p.get("status")
         error = None
