@@ -12,10 +12,12 @@ client reconnects on the next call, so service resumes by itself when Redis is
 back. Every host must run with a synchronised clock (NTP): window slots and
 lease expiry use the caller's ``now``.
 
-Redis Cluster: a counter's keys share the hash tag ``{prefix:budget_id}``, but
-a reservation record and a call spanning several budgets touch several slots,
-so this ledger needs a single Redis primary (standalone, Sentinel, or a managed
-primary with replicas). See docs/ledgers.md.
+Redis Cluster (detected, or ``cluster=True``): every key of one budget carries
+the hash tag ``{prefix:budget_id}``, so each budget lives in one slot. A call
+spanning several budgets is reserved budget by budget in a fixed (sorted)
+order, and the budgets already reserved are released again when a later one
+denies; settle and release work per budget too. On a single primary one script
+covers all budgets of a call. See docs/ledgers.md.
 """
 
 from __future__ import annotations
@@ -53,12 +55,13 @@ class RedisLedger:
 
     ``url`` is a redis-py URL (``redis://[:password@]host:port/db``,
     ``rediss://`` for TLS). ``key_prefix`` namespaces every key, so several
-    governors (or environments) can share one Redis.
+    governors (or environments) can share one Redis. ``cluster``: None detects
+    Redis Cluster on first use; True or False skips the detection.
     """
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, key_prefix: str = "governor",
                  socket_timeout_s: float = 0.25, connect_timeout_s: float = 0.25,
-                 settled_ttl_s: float = SETTLED_ID_TTL_S) -> None:
+                 settled_ttl_s: float = SETTLED_ID_TTL_S, cluster: bool | None = None) -> None:
         try:
             import redis
             from redis.backoff import NoBackoff
@@ -66,10 +69,15 @@ class RedisLedger:
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise LedgerError("the redis ledger needs the redis package: "
                               "pip install 'budget-governor[redis]'") from exc
+        if "{" in key_prefix or "}" in key_prefix:
+            raise LedgerError(f"redis ledger key_prefix {key_prefix!r} must not contain braces (hash tags)")
         self.url = url
         self.where = redact(url)
         self.prefix = key_prefix
         self.settled_ttl_s = max(1, int(math.ceil(settled_ttl_s)))
+        self.cluster = cluster
+        self._redis = redis
+        self._timeouts = {"socket_timeout": socket_timeout_s, "socket_connect_timeout": connect_timeout_s}
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
         self._down: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError,
                                                        redis.exceptions.TimeoutError)
@@ -77,17 +85,38 @@ class RedisLedger:
             # One retry, on connection errors only: it replaces a pooled
             # connection that died while Redis restarted. Timeouts are not
             # retried, so an unresponsive Redis costs one socket timeout.
-            self._client = redis.Redis.from_url(
-                url, socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-                retry_on_timeout=False)
+            client = redis.Redis.from_url(
+                url, retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+                retry_on_timeout=False, **self._timeouts)
         except (ValueError, redis.exceptions.RedisError) as exc:
             raise LedgerError(f"redis ledger {self.where}: bad url: {exc}") from exc
-        self._reserve = self._client.register_script(redis_scripts.RESERVE)
-        self._settle = self._client.register_script(redis_scripts.SETTLE)
-        self._release = self._client.register_script(redis_scripts.RELEASE)
-        self._usage = self._client.register_script(redis_scripts.USAGE)
+        self._use(client)
         self._bases: dict[str, str] = {}
+
+    def _use(self, client: Any) -> None:
+        self._client = client
+        self._reserve = client.register_script(redis_scripts.RESERVE)
+        self._settle = client.register_script(redis_scripts.SETTLE)
+        self._release = client.register_script(redis_scripts.RELEASE)
+        self._usage = client.register_script(redis_scripts.USAGE)
+
+    def _clustered(self) -> bool:
+        """Whether the server is a Redis Cluster (asked once, on first use)."""
+        if self.cluster is None:
+            try:
+                info = self._call(lambda: self._client.info("cluster"))
+            except LedgerError as exc:
+                if not isinstance(exc.__cause__, self._redis.exceptions.ResponseError):
+                    raise
+                info = {}  # INFO not allowed (ACL, renamed command): a single primary
+            self.cluster = bool(info.get("cluster_enabled"))
+            if self.cluster:
+                old = self._client
+                self._use(self._call(lambda: self._redis.cluster.RedisCluster.from_url(self.url, **self._timeouts)))
+                old.close()
+        elif self.cluster and not hasattr(self._client, "get_nodes"):
+            self._use(self._call(lambda: self._redis.cluster.RedisCluster.from_url(self.url, **self._timeouts)))
+        return self.cluster
 
     # -- keys ------------------------------------------------------------------------
     def _base(self, counter: Counter) -> str:
@@ -105,8 +134,12 @@ class RedisLedger:
             keys += (base + ":s", base + ":i", base + ":z", base + ":a")
         return keys
 
-    def _id_keys(self, rid: str) -> list[str]:
-        return [f"{self.prefix}:res:{rid}", f"{self.prefix}:done:{rid}"]
+    def _id_keys(self, rid: str, budget: str | None = None) -> list[str]:
+        tag = self.prefix if budget is None else f"{{{self.prefix}:{budget}}}"
+        return [f"{tag}:res:{rid}", f"{tag}:done:{rid}"]
+
+    def _locator(self, rid: str) -> str:
+        return f"{self.prefix}:loc:{rid}"
 
     @staticmethod
     def _window_args(counter: Counter, now: float) -> list[str]:
@@ -116,48 +149,105 @@ class RedisLedger:
             return ["r", str(cur - ROLLING_SLOTS), str(cur)]
         return ["c", current_slot(window, now), ""]
 
-    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    @staticmethod
+    def _groups(counters: Sequence[Counter]) -> list[tuple[str, list[int]]]:
+        """Counter positions by budget, budgets in a fixed order (so callers never deadlock-wait)."""
+        by: dict[str, list[int]] = {}
+        for i, c in enumerate(counters):
+            by.setdefault(c.budget_id, []).append(i)
+        return sorted(by.items())
+
+    def _call(self, fn: Any) -> Any:
         try:
-            return script(keys=keys, args=args)
+            return fn()
         except self._down as exc:
             raise LedgerError(f"redis ledger {self.where} unavailable: "
                               f"{type(exc).__name__}: {exc}") from exc
         except self._errors as exc:
             raise LedgerError(f"redis ledger {self.where} failed: {type(exc).__name__}: {exc}") from exc
 
+    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        return self._call(lambda: script(keys=keys, args=args))
+
     # -- the Ledger protocol -------------------------------------------------------
     def reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *,
                 now: float, lease_s: float) -> ReserveResult:
         keep_ms = int((lease_s + KEEP_MARGIN_S) * 1000)
-        args: list[Any] = [reservation_id, repr(now), repr(now + lease_s), amount.usd_nano,
-                           amount.tokens, amount.calls, keep_ms,
-                           json.dumps([self._base(c) for c in counters])]
+        if not self._clustered():
+            out = self._reserve_some(reservation_id, counters, amount, now, lease_s, keep_ms, None)
+            if not out[0]:
+                return ReserveResult(False, denied=counters[int(out[1]) - 1], denied_metric=_text(out[2]))
+            return ReserveResult(True, used_after=_amounts(out[3:]))
+        groups = self._groups(counters)
+        loc = self._locator(reservation_id)
+        self._call(lambda: self._client.set(loc, json.dumps([b for b, _ in groups]), px=keep_ms, nx=True))
+        used: list[Amount] = [Amount()] * len(counters)
+        done: list[str] = []
+        for budget, idx in groups:
+            part = [counters[i] for i in idx]
+            out = self._reserve_some(reservation_id, part, amount, now, lease_s, keep_ms, budget)
+            if not out[0]:
+                for b in done:  # compensate: the call is denied as a whole
+                    self._run(self._release, self._id_keys(reservation_id, b)[:1], [reservation_id])
+                self._call(lambda: self._client.delete(loc))
+                return ReserveResult(False, denied=part[int(out[1]) - 1], denied_metric=_text(out[2]))
+            done.append(budget)
+            for i, a in zip(idx, _amounts(out[3:])):
+                used[i] = a
+        return ReserveResult(True, used_after=tuple(used))
+
+    def _reserve_some(self, rid: str, counters: Sequence[Counter], amount: Amount, now: float,
+                      lease_s: float, keep_ms: int, budget: str | None) -> Any:
+        args: list[Any] = [rid, repr(now), repr(now + lease_s), amount.usd_nano, amount.tokens,
+                           amount.calls, keep_ms, json.dumps([self._base(c) for c in counters])]
         for c in counters:
             lim = c.limit
             args += self._window_args(c, now)
             args += [_lim(lim.usd_nano), _lim(lim.tokens), _lim(lim.calls)]
-        out = self._run(self._reserve, self._id_keys(reservation_id) + self._counter_keys(counters), args)
-        if not out[0]:
-            metric = out[2].decode() if isinstance(out[2], bytes) else str(out[2])
-            return ReserveResult(False, denied=counters[int(out[1]) - 1], denied_metric=metric)
-        vals = [int(v) for v in out[3:]]
-        used = tuple(Amount(vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3))
-        return ReserveResult(True, used_after=used)
+        return self._run(self._reserve, self._id_keys(rid, budget) + self._counter_keys(counters), args)
 
     def settle(self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *,
                now: float, reserved_at: float) -> bool:
-        args: list[Any] = [reservation_id, repr(now), self.settled_ttl_s,
-                           actual.usd_nano, actual.tokens, actual.calls]
+        if not self._clustered():
+            return self._settle_some(reservation_id, counters, actual, now, reserved_at, None)
+        settled = False
+        seen = set()
+        for budget, idx in self._groups(counters):
+            seen.add(budget)
+            part = [counters[i] for i in idx]
+            settled = self._settle_some(reservation_id, part, actual, now, reserved_at, budget) or settled
+        loc = self._locator(reservation_id)
+        held = self._call(lambda: self._client.get(loc))
+        for budget in json.loads(held) if held else ():
+            if budget not in seen:  # reserved on a budget this settle does not charge
+                self._run(self._release, self._id_keys(reservation_id, budget)[:1], [reservation_id])
+        self._call(lambda: self._client.delete(loc))
+        return settled
+
+    def _settle_some(self, rid: str, counters: Sequence[Counter], actual: Amount, now: float,
+                     reserved_at: float, budget: str | None) -> bool:
+        args: list[Any] = [rid, repr(now), self.settled_ttl_s, actual.usd_nano, actual.tokens, actual.calls]
         for c in counters:
             ttl = c.window.ttl()
             args += [current_slot(c.window, reserved_at), int(math.ceil(ttl)) + KEEP_MARGIN_S if ttl else 0]
-        out = self._run(self._settle, self._id_keys(reservation_id) + self._counter_keys(counters), args)
-        return bool(out)
+        return bool(self._run(self._settle, self._id_keys(rid, budget) + self._counter_keys(counters), args))
 
     def release(self, reservation_id: str, *, now: float) -> bool:
-        return bool(self._run(self._release, self._id_keys(reservation_id)[:1], [reservation_id]))
+        if not self._clustered():
+            return bool(self._run(self._release, self._id_keys(reservation_id)[:1], [reservation_id]))
+        loc = self._locator(reservation_id)
+        held = self._call(lambda: self._client.get(loc))
+        if not held:
+            return False
+        dropped = False
+        for budget in json.loads(held):
+            dropped = bool(self._run(self._release, self._id_keys(reservation_id, budget)[:1],
+                                     [reservation_id])) or dropped
+        self._call(lambda: self._client.delete(loc))
+        return dropped
 
     def usage(self, counter: Counter, *, now: float) -> Amount:
+        self._clustered()
         out = self._run(self._usage, self._counter_keys([counter]), [repr(now)] + self._window_args(counter, now))
         return Amount(int(out[0]), int(out[1]), int(out[2]))
 
@@ -169,3 +259,12 @@ class RedisLedger:
 
     def __repr__(self) -> str:
         return f"RedisLedger({self.where!r}, key_prefix={self.prefix!r})"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _amounts(flat: Sequence[Any]) -> tuple[Amount, ...]:
+    vals = [int(v) for v in flat]
+    return tuple(Amount(vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3))

@@ -12,9 +12,9 @@ from governor.ledger.base import Ledger
 from governor.ledger.memory import MemoryLedger
 from governor.ledger.redis import RedisLedger
 from governor.ledger.sqlite import SqliteLedger
-from redis_proc import RedisServer
+from redis_proc import RedisClusterNodes, RedisServer
 
-KINDS = ("memory", "sqlite", "redis")
+KINDS = ("memory", "sqlite", "redis", "redis-cluster")
 _prefix = itertools.count()
 
 
@@ -23,6 +23,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    cluster = RedisClusterNodes(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 def unique_prefix(name: str) -> str:
@@ -45,6 +52,9 @@ def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Call
         elif kind == "redis":
             server = request.getfixturevalue("redis_server")
             ledger = RedisLedger(server.url, key_prefix=prefix)
+        elif kind == "redis-cluster":
+            nodes = request.getfixturevalue("redis_cluster")
+            ledger = RedisLedger(nodes.url, key_prefix=prefix)
         else:
             raise ValueError(kind)
         opened.append(ledger)

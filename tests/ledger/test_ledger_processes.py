@@ -13,7 +13,7 @@ import pytest
 from governor.ledger.base import Amount, ZERO
 from ledger_workers import LedgerSpec, charge_at, churn, hold, open_spec, shared_counters, spend
 from conftest import unique_prefix
-from redis_proc import RedisServer
+from redis_proc import RedisClusterNodes, RedisServer
 from governor.ledger.windows import Window
 from governor.ledger.base import Counter, Limit
 
@@ -24,10 +24,13 @@ CALL_LIMIT = 790
 MAX_WORST = 5_000_000  # the largest reservation a worker makes
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def spec(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerSpec:
     if request.param == "sqlite":
         return ("sqlite", str(tmp_path / "ledger.db"), "")
+    if request.param == "redis-cluster":
+        nodes: RedisClusterNodes = request.getfixturevalue("redis_cluster")
+        return ("redis", nodes.url, unique_prefix("procs"))
     server: RedisServer = request.getfixturevalue("redis_server")
     return ("redis", server.url, unique_prefix("procs"))
 

@@ -175,7 +175,7 @@ def test_calendar_month_rolls_over(ledger: Ledger) -> None:
 
 
 def test_two_handles_share_one_store(make_ledger, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
-    for kind in ("sqlite", "redis"):
+    for kind in ("sqlite", "redis", "redis-cluster"):
         a, b = make_ledger(kind), make_ledger(kind)
         c = usd_counter(1.0, f"shared-{kind}|x")
         assert a.reserve("r1", [c], usd(0.6), now=T0, lease_s=LEASE).ok
