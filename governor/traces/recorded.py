@@ -97,7 +97,9 @@ class RecordedImporter:
         run_id = rec.get("run_id", meta.get("run_id"))
         run_id = str(run_id) if run_id is not None else did
         meta = {**meta, "run_id": run_id}
-        max_tokens = rec.get("requested_max_tokens", rec.get("max_tokens"))
+        max_tokens = rec.get("requested_max_tokens")
+        if max_tokens is None:
+            max_tokens = rec.get("max_tokens")  # as sent (after clamps): the closest we have
         msgs = rec.get("messages")
         return TraceCall(
             call_id=did, file=file, line=line, run_id=run_id, index=0, timestamp=float(ts), model=model,
