@@ -16,7 +16,7 @@ from typing import Union
 
 from governor.errors import Finding, PolicyError
 from governor.policy.build import build_policy
-from governor.policy.extends import Doc, merge
+from governor.policy.extends import LIST_SECTIONS, Doc, merge
 from governor.policy.model import Policy
 from governor.policy.revision import make_revision
 from governor.policy.structure import check_structure, extends_targets
@@ -106,7 +106,14 @@ class _Chain:
             merged = merge(merged, base, self.findings)
         if not ok:
             return None
+        if not merged.files and not _has_removals(data):
+            return doc  # nothing to merge: skip copying every location
         return merge(merged, doc, self.findings)
+
+
+def _has_removals(data: dict) -> bool:
+    return any(isinstance(item, dict) and "remove" in item
+               for section in LIST_SECTIONS if isinstance(data.get(section), list) for item in data[section])
 
 
 def _validate_doc(doc: Doc, file: str) -> tuple[list[Finding], list[Finding]]:

@@ -82,13 +82,13 @@ def _load(text: str) -> None:
     assert isinstance(result, Policy)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_documents_raise_only_policy_error(doc: Any) -> None:
     _load(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(POLICIES), st.data())
 def test_damaged_yaml_text_raises_only_policy_error(path: Path, data: st.DataObject) -> None:
     text = path.read_text()
