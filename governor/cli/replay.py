@@ -81,6 +81,7 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
     from governor.errors import GovernorError, PolicyError, TraceError
     from governor.replay.policyref import load_policy_ref
     from governor.traces import load_traces
+    from governor.traces.registry import MalformedRecord
 
     policies = []
     for ref in policy_refs:
@@ -100,7 +101,7 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key)
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
-        return EXIT_FINDINGS if args.strict and exc.line else EXIT_USAGE
+        return EXIT_FINDINGS if isinstance(exc, MalformedRecord) else EXIT_USAGE
     return policies, traces
 
 

@@ -18,6 +18,10 @@ from governor.traces.model import TraceCall, TraceIssue, TraceRun, TraceSet
 SNIFF_CHARS = 65536
 
 
+class MalformedRecord(TraceError):
+    """A record that could not be read, raised instead of skipped under ``strict``."""
+
+
 @dataclass
 class ImportContext:
     """Options and the issue sink shared by importers during one load."""
@@ -35,7 +39,7 @@ class ImportContext:
         """Record a malformed record (skipped and counted), or fail at once under ``strict``."""
         found = TraceIssue(file, line, message, where)
         if self.strict:
-            raise TraceError(f"{where}: {message}" if where else message, file=file, line=line)
+            raise MalformedRecord(f"{where}: {message}" if where else message, file=file, line=line)
         self.issues.append(found)
 
 
