@@ -6,133 +6,47 @@ The cache key is a cheap fingerprint (the encoding name and the hash of the
 message's fields), never the text itself, so the cache does not keep prompts
 alive. The cache is bounded (:class:`MessageCache`, near-LRU).
 
-Tokenizers: tiktoken's encodings, loaded from the BPE files that litellm ships
-(``litellm/litellm_core_utils/tokenizers``), so nothing ever touches the
-network and litellm itself is never imported. OpenAI models get their own
-encoding (exact count); every other model (claude-*, gemini-*, xai/*, ...) is
-counted with ``cl100k_base`` -- litellm's own default for unknown models -- and
-labelled an estimate. If no bundled BPE file is found at all, a count of one
-token per 4 characters is used, also labelled an estimate.
+Tokenizers (which one per model, loaded offline, exact or estimate) live in
+:mod:`governor.engine.tokenizers`.
 
 Message accounting follows OpenAI's published recipe (and litellm's
 ``token_counter``): 3 tokens per message, +1 per ``name``, 3 to prime the
-reply; the tools list adds its formatted definition plus 9 tokens (counted
-once per distinct tools list).
+reply; the tools list adds its rendered definitions plus 9 tokens, 4 fewer
+with a system message (counted
+once per distinct tools list; :mod:`governor.engine.tool_schema`). Providers
+do not publish how they tokenize tool schemas, so a count with tools is
+labelled an estimate.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import importlib.util
 import json
-import math
 import threading
-import types
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from cachetools import LRUCache
+
+from governor.engine.tokenizers import (  # re-exported: part of this module's interface
+    ESTIMATE_ENCODING,
+    Tokenizer,
+    Tokenizers,
+    bundled_tokenizer_dir,
+    encoding_name_for,
+)
+from governor.engine.tool_schema import render_tools
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 TOOLS_OVERHEAD = 9
+TOOLS_WITH_SYSTEM_SAVING = 4
 IMAGE_TOKENS = 765  # one high-detail 1024x1024 image part (85 + 4 * 170); an estimate
-ESTIMATE_ENCODING = "cl100k_base"
-CHARS_PER_TOKEN = 4  # the last-resort heuristic when no BPE file is available
 
-_BUNDLED = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base")
-_EXACT_PROVIDERS = ("", "openai", "azure", "text-completion-openai")
-
-
-@dataclass(frozen=True, slots=True)
-class Tokenizer:
-    """One text tokenizer: its name, whether its counts are exact, and the counter."""
-
-    name: str
-    exact: bool
-    count: Callable[[str], int]
-
-
-def bundled_tokenizer_dir() -> Path | None:
-    """Where litellm keeps its tiktoken BPE files, found without importing litellm."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "litellm_core_utils" / "tokenizers"
-        if path.is_dir():
-            return path
-    return None
-
-
-_ENCODINGS: dict[tuple[str, str], Any] = {}  # (directory, name) -> tiktoken.Encoding, per process
-_ENCODINGS_LOCK = threading.Lock()
-
-
-def _load_offline(name: str, directory: Path) -> Any | None:
-    """tiktoken encoding ``name`` built from a local BPE file (cached per process), or None.
-
-    tiktoken's constructors (``tiktoken_ext.openai_public``) name a URL and a
-    sha256; we run the constructor with a loader that maps the URL to the file
-    name tiktoken's own cache uses (sha1 of the URL) in ``directory``, checks
-    the same sha256 and parses it. Nothing is downloaded, no environment
-    variable is changed and nothing is written to tiktoken's cache.
-    """
-    key = (str(directory), name)
-    with _ENCODINGS_LOCK:  # one load per encoding, even when threads race for it
-        if key not in _ENCODINGS:
-            _ENCODINGS[key] = _build_offline(name, directory)
-        return _ENCODINGS[key]
-
-
-def _build_offline(name: str, directory: Path) -> Any | None:
-    import tiktoken
-    from tiktoken.load import check_hash
-    from tiktoken_ext import openai_public
-
-    ctor = openai_public.ENCODING_CONSTRUCTORS.get(name)
-    if ctor is None:
-        return None
-    missing: list[str] = []
-
-    def local_loader(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
-        path = directory / hashlib.sha1(url.encode()).hexdigest()
-        data = path.read_bytes() if path.is_file() else b""
-        if not data or (expected_hash and not check_hash(data, expected_hash)):
-            missing.append(url)
-            return {}
-        ranks: dict[bytes, int] = {}
-        for line in data.splitlines():
-            if line:
-                token, rank = line.split()
-                ranks[base64.b64decode(token)] = int(rank)
-        return ranks
-
-    scope = dict(ctor.__globals__, load_tiktoken_bpe=local_loader)
-    params = types.FunctionType(ctor.__code__, scope, ctor.__name__)()
-    if missing:
-        return None
-    return tiktoken.Encoding(**params)
-
-
-def encoding_name_for(model: str) -> tuple[str, bool]:
-    """(tiktoken encoding name, exact) for a model name, provider prefix allowed."""
-    from tiktoken.model import encoding_name_for_model
-
-    provider, _, bare = model.rpartition("/")
-    provider = provider.split("/", 1)[0]
-    if provider in _EXACT_PROVIDERS:
-        try:
-            name = encoding_name_for_model(bare)
-        except KeyError:
-            pass
-        else:
-            # o200k_harmony (gpt-oss) only adds special tokens: same counts as o200k_base
-            return ("o200k_base" if name == "o200k_harmony" else name), True
-    return ESTIMATE_ENCODING, False
+__all__ = [
+    "ESTIMATE_ENCODING", "IMAGE_TOKENS", "REPLY_PRIMING", "TOKENS_PER_MESSAGE", "TOKENS_PER_NAME", "TOOLS_OVERHEAD",
+    "MessageCache", "TokenCounter", "Tokenizer", "bundled_tokenizer_dir", "encoding_name_for", "message_hash",
+]  # fmt: skip
 
 
 class MessageCache:
@@ -195,45 +109,17 @@ class TokenCounter:
     """
 
     def __init__(self, maxsize: int = 65536, tokenizer_dir: Path | None | str = "bundled") -> None:
-        self._dir = bundled_tokenizer_dir() if tokenizer_dir == "bundled" else (Path(tokenizer_dir) if tokenizer_dir else None)
+        self._tokenizers = Tokenizers(tokenizer_dir)
         self._messages = MessageCache(maxsize)
         self._tools: LRUCache = LRUCache(maxsize=256)
-        self._models: dict[str, Tokenizer] = {}
-        self._encodings: dict[str, Tokenizer] = {}
+        self._tools_by_id: dict[int, tuple[Any, int, str, int]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    # -- tokenizers -------------------------------------------------------
     def tokenizer(self, model: str) -> Tokenizer:
         """The tokenizer used for ``model`` (loaded once per encoding)."""
-        tok = self._models.get(model)
-        if tok is not None:
-            return tok
-        name, exact = encoding_name_for(model)
-        base = self._encoding(name)
-        tok = base if exact or not base.exact else Tokenizer(base.name, False, base.count)
-        with self._lock:
-            self._models[model] = tok
-        return tok
-
-    def _encoding(self, name: str) -> Tokenizer:
-        tok = self._encodings.get(name)
-        if tok is not None:
-            return tok
-        enc = _load_offline(name, self._dir) if self._dir is not None and name in _BUNDLED else None
-        if enc is None and name != ESTIMATE_ENCODING and self._dir is not None:
-            enc = _load_offline(ESTIMATE_ENCODING, self._dir)
-            name_used, exact = ESTIMATE_ENCODING, False
-        else:
-            name_used, exact = name, True
-        if enc is None:
-            tok = Tokenizer(f"chars/{CHARS_PER_TOKEN}", False, _char_estimate)
-        else:
-            tok = Tokenizer(name_used, exact, lambda text, _enc=enc: len(_enc.encode_ordinary(text)))
-        with self._lock:
-            self._encodings[name] = tok
-        return tok
+        return self._tokenizers.for_model(model)
 
     # -- counting ---------------------------------------------------------
     def count(
@@ -245,6 +131,9 @@ class TokenCounter:
         total = REPLY_PRIMING + sum(counts)
         if tools:
             total += self._tools_tokens(tok, tools)
+            if any(_role(m) == "system" for m in messages):
+                total -= TOOLS_WITH_SYSTEM_SAVING  # the tools preamble merges into the system message
+            approx = True  # providers do not publish how tool schemas are tokenized
         return total, approx or not tok.exact
 
     def count_each(self, model: str, messages: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -278,25 +167,37 @@ class TokenCounter:
         return found, False  # type: ignore[return-value]
 
     def _tools_tokens(self, tok: Tokenizer, tools: Sequence[Mapping[str, Any]]) -> int:
+        """Tokens of the tools list, rendered and tokenized once per distinct list.
+
+        Agent loops pass the same list object on every call, so the last few
+        lists are also remembered by identity (and length), which skips even
+        the canonical JSON that keys the distinct-list cache; a list edited in
+        place after its first use keeps its first count (tools lists are not
+        usually edited in place).
+        """
+        memo = self._tools_by_id.get(id(tools))
+        if memo is not None and memo[0] is tools and memo[1] == len(tools) and memo[2] == tok.name:
+            return memo[3]
         text = json.dumps(list(tools), sort_keys=True, default=str)
         key = (tok.name, len(text), hash(text))
         with self._lock:
             n = self._tools.get(key)
         if n is None:
-            n = tok.count(text) + TOOLS_OVERHEAD
+            n = tok.count(render_tools(tools)) + TOOLS_OVERHEAD
             with self._lock:
                 self._tools[key] = n
+        with self._lock:
+            if len(self._tools_by_id) >= 64:
+                self._tools_by_id.clear()
+            self._tools_by_id[id(tools)] = (tools, len(tools), tok.name, n)
         return n
 
     def clear(self) -> None:
         with self._lock:
             self._messages.clear()
             self._tools.clear()
+            self._tools_by_id.clear()
             self.hits = self.misses = 0
-
-
-def _char_estimate(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def message_hash(message: Mapping[str, Any]) -> int:
@@ -329,6 +230,11 @@ def _fingerprint(encoding: str, message: Mapping[str, Any]) -> tuple:
     message's count.
     """
     return (encoding, message_hash(message))
+
+
+def _role(message: Any) -> Any:
+    get = getattr(message, "get", None)
+    return get("role") if get is not None else getattr(message, "role", None)
 
 
 def _as_dict(message: Any) -> Mapping[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import tiktoken
 
+from governor.engine.tool_schema import render_tools
 from governor.engine.tokens import (
     REPLY_PRIMING,
     TOKENS_PER_MESSAGE,
@@ -162,9 +163,37 @@ def test_tool_calls_and_tools_schema_are_counted(counter, tiktoken_direct):
     tools = [{"type": "function", "function": {"name": "get_order", "description": "Look up an order",
                                                 "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}}]
     base, _ = counter.count("gpt-4o", [call])
-    with_tools, _ = counter.count("gpt-4o", [call], tools=tools)
+    with_tools, estimate = counter.count("gpt-4o", [call], tools=tools)
+    assert estimate is True  # tool schema tokenization is not published: labelled an estimate
     assert with_tools > base + 9
     assert counter.count("gpt-4o", [call], tools=json.loads(json.dumps(tools)))[0] == with_tools
+    assert counter.count("gpt-4o", [call], tools=tools)[0] == with_tools  # identity memo
+
+    from governor._litellm import litellm
+
+    # the same rendering as litellm's token_counter (jtokkit's reconstruction of OpenAI's)
+    assert with_tools == litellm().token_counter(model="gpt-4o", messages=[call], tools=tools) + len(enc.encode("get_order"))
+
+
+def test_tools_schemas_render_like_litellm(counter, tiktoken_direct):
+    from governor._litellm import litellm
+
+    tools = [{"type": "function", "function": {
+        "name": f"tool_{i}", "description": "Look up an order and return its status. " * (i + 1),
+        "parameters": {"type": "object", "required": ["order_id"], "properties": {
+            "order_id": {"type": "string", "description": "The order id, like W123"},
+            "include": {"type": "array", "items": {"type": "string", "enum": ["items", "address"]}},
+            "limit": {"type": "integer"}, "dry_run": {"type": "boolean"},
+            "filter": {"type": "object", "properties": {"status": {"type": "string"}}}}}}} for i in range(6)]
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where is W123?"}]
+    ours, estimate = counter.count("gpt-4o", msgs, tools=tools)
+    assert estimate is True
+    rendered = render_tools(tools)
+    # tools add their rendering + 9, minus 4 when a system message is present (OpenAI's accounting)
+    assert ours == counter.count("gpt-4o", msgs)[0] + len(tiktoken_direct("o200k_base").encode(rendered)) + 9 - 4
+    # litellm renders tools the same way; its long-text counter may differ by a token
+    theirs = litellm().token_counter(model="gpt-4o", messages=msgs, tools=tools)
+    assert abs(ours - theirs) <= 2
 
 
 def test_without_any_bpe_file_counts_are_a_labelled_char_estimate():
