@@ -1,0 +1,88 @@
+"""Report renderings: text, markdown, self-contained HTML, and the progress bar only on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import threading
+import sys
+import xml.dom.minidom
+from pathlib import Path
+
+from governor.cli import main
+
+POLICY = """\
+apiVersion: governor/v1
+kind: Policy
+metadata: {name: fmt}
+defaults: {allow_unpriced: true}
+stop:
+  - {id: cap, type: max_calls, max: 8}
+"""
+
+
+def _policy(tmp_path: Path) -> Path:
+    p = tmp_path / "fmt.yaml"
+    p.write_text(POLICY)
+    return p
+
+
+def test_text_markdown_and_html_agree_with_json(tmp_path: Path, tau2_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    policy = _policy(tmp_path)
+    html = tmp_path / "report.html"
+    assert main(["replay", str(policy), str(tau2_dir), "--format", "json", "-o", str(tmp_path / "r.json"),
+                 "--html", str(html)]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert main(["replay", str(policy), str(tau2_dir)]) == 0
+    text = capsys.readouterr().out
+    assert f"blocked {rep['totals']['calls_blocked']:,}" in text
+    assert "cap" in text and "Stopped runs" in text
+    assert main(["replay", str(policy), str(tau2_dir), "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("## Replay of policy `fmt`")
+    assert re.search(r"^\| cap \| stop \| " + str(rep["rules"][0]["fired"]) + r" \|", md, re.M)
+
+    page = html.read_text()
+    assert page.startswith("<!doctype html>")
+    # self-contained: no scripts, no external fetches
+    assert "<script" not in page and "src=" not in page and "href=" not in page and "@import" not in page
+    svgs = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert len(svgs) == 5
+    for svg in svgs:
+        xml.dom.minidom.parseString(svg)  # well-formed
+    stopped = sum(1 for r in rep["runs"] if r["stopped_at_call"])
+    assert page.count(f'fill="#c0392b"><title>') >= 1  # stop points drawn on the cumulative chart
+    assert stopped and "stopped at call 9 by cap" in page
+
+
+def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path: Path, tau2_dir: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    policy = _policy(tmp_path)
+    assert main(["replay", str(policy), str(tau2_dir), "-o", os.devnull]) == 0
+    assert "replaying" not in capsys.readouterr().err  # not a terminal: no bar
+    master, slave = pty.openpty()
+    seen: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    tty = os.fdopen(slave, "w", buffering=1)
+    monkeypatch.setattr(sys, "stderr", tty)
+    try:
+        assert main(["replay", str(policy), str(tau2_dir), "-o", os.devnull]) == 0
+    finally:
+        monkeypatch.undo()
+        tty.close()
+        reader.join(timeout=5)
+        os.close(master)
+    assert b"replaying [" in b"".join(seen)
