@@ -118,7 +118,8 @@ def main() -> None:
     calls = []
     for i in range(n_a + 2000):
         msgs = [system, {"role": "user", "content": f"#{i} " + text(rng, 30)}]
-        md = {"run_id": f"run-{i // 50}", "user": f"user-{i % 10}", "team": f"team-{i % 3}",
+        run = i // 50  # a run of 50 calls by one user of one team; the task varies per call
+        md = {"run_id": f"run-{run}", "user": f"user-{run % 10}", "team": f"team-{run % 3}",
               "task": tasks[i % len(tasks)], "agent": "coder"}
         calls.append((msgs, md))
 
