@@ -26,6 +26,20 @@ from governor.traces.model import TraceCall, TraceRun, TraceSet
 Progress = Callable[[int, int], None]
 
 
+_TOKENS: Any = None
+
+
+def shared_token_counter() -> Any:
+    """One token counter per process for all replays: ``diff`` replays the same messages twice,
+    and per-message counts are cached by content fingerprint, so the second pass tokenizes nothing."""
+    global _TOKENS
+    if _TOKENS is None:
+        from governor.engine.tokens import TokenCounter
+
+        _TOKENS = TokenCounter()
+    return _TOKENS
+
+
 class SimClock:
     """A settable clock: replay moves it to each call's recorded timestamp."""
 
@@ -59,7 +73,7 @@ def _ordered(runs: Iterable[TraceRun]) -> Iterable[tuple[int, TraceCall]]:
 
 
 class Replayer:
-    """Replays a TraceSet under one policy. ``governor_factory(policy, clock)`` builds the Governor."""
+    """Replays a TraceSet under one policy with the production Governor, a fresh ledger and a simulated clock."""
 
     def __init__(
         self,
@@ -67,19 +81,17 @@ class Replayer:
         *,
         ledger: Any = None,
         prices: PriceTable | None = None,
-        governor_factory: Callable[..., Any] | None = None,
     ) -> None:
         from governor.engine.governor import Governor  # the production engine, imported on use
 
         self.policy = policy
         self.clock = SimClock()
-        make = governor_factory or Governor
         if ledger is None:
             from governor.ledger.memory import MemoryLedger
 
             ledger = MemoryLedger()  # never the policy's production store
         self.ledger = ledger
-        self.gov = make(policy, ledger=ledger, clock=self.clock)
+        self.gov = Governor(policy, ledger=ledger, clock=self.clock, tokens=shared_token_counter())
         self.prices = prices or PriceTable(policy.prices)
         self._ending = self._ending_rules(policy)
         self._trim_limits = {c.id: c for c in policy.context if isinstance(c, ContextCap)}
