@@ -27,6 +27,36 @@ from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
+PLAN_CACHE_MAX = 1024  # per view: distinct (scope values, run chain) pairs
+
+
+class Plan:
+    """Which counters a call charges, for one set of matching budgets and scope values.
+
+    Cached on the view when no budget of it has a per-call (dynamic) match, so a
+    check of an ongoing run reuses it.
+    """
+
+    __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft")
+
+    def __init__(self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str]) -> None:
+        self.budgets = tuple(budgets)
+        self.per_call = tuple(b for b in budgets if b.scope == "call")
+        counters: list[Counter] = []
+        owners: list[CompiledBudget] = []
+        audit_counters: list[Counter] = []
+        audit_owners: list[CompiledBudget] = []
+        for b in budgets:
+            if b.scope == "call":
+                continue
+            cs = b.counters_for(metadata, run_chain)
+            (audit_counters if b.audit else counters).extend(cs)
+            (audit_owners if b.audit else owners).extend([b] * len(cs))
+        self.counters, self.owners = tuple(counters), tuple(owners)
+        self.audit_counters, self.audit_owners = tuple(audit_counters), tuple(audit_owners)
+        self.soft = any(b.rule.soft is not None for b in owners)
+
+
 class Reservation:
     """What a check reserved, kept until record() settles it."""
 
@@ -60,39 +90,38 @@ def budget_stage(
 ) -> tuple[Work, Reservation | None]:
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens
-    budgets = [b for b in cp.view(w.model, metadata, fp).budgets if b.holds(ctx)]
+    view = cp.view(w.model, metadata, fp)
+    if view.static_budgets:
+        key = (cp.scope_fingerprint(metadata), tuple(run_chain))
+        plan = view.plans.get(key)
+        if plan is None:
+            plan = Plan(view.budgets, metadata, run_chain)
+            if len(view.plans) >= PLAN_CACHE_MAX:
+                view.plans.clear()
+            view.plans[key] = plan
+    else:
+        plan = Plan([b for b in view.budgets if b.holds(ctx)], metadata, run_chain)
     worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
-    if worst is None and not _unpriced(cp, w, budgets):
+    if worst is None and not _unpriced(cp, w, plan.budgets):
         return w, None
     w.estimated_cost = worst
     out = cp.default_output_tokens if w.max_tokens is None else w.max_tokens
     amount = Amount(0 if worst is None else usd_to_nano(worst), w.input_tokens + out, 1)
 
-    counters: list[Counter] = []
-    owners: list[CompiledBudget] = []
-    audit_counters: list[Counter] = []
-    audit_owners: list[CompiledBudget] = []
     soft_hits: list[tuple[CompiledBudget, float]] = []
-    for b in budgets:
-        if b.scope == "call":
-            metric = b.limit.exceeded_by(amount)
-            if metric is not None:
-                text = f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit {_limit_text(b, metric)}"
-                if b.audit:
-                    w.note(b.id, "block", text)
-                    continue
-                w.block(b.id, "budget", text)
-                return w, None
-            if b.rule.soft is not None and b.limit.fraction(amount) >= b.rule.soft.at:
-                soft_hits.append((b, b.limit.fraction(amount)))
-            continue
-        cs = b.counters_for(metadata, run_chain)
-        if b.audit:
-            audit_counters.extend(cs)
-            audit_owners.extend([b] * len(cs))
-        else:
-            counters.extend(cs)
-            owners.extend([b] * len(cs))
+    for b in plan.per_call:
+        metric = b.limit.exceeded_by(amount)
+        if metric is not None:
+            text = f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit {_limit_text(b, metric)}"
+            if b.audit:
+                w.note(b.id, "block", text)
+                continue
+            w.block(b.id, "budget", text)
+            return w, None
+        if b.rule.soft is not None and b.limit.fraction(amount) >= b.rule.soft.at:
+            soft_hits.append((b, b.limit.fraction(amount)))
+    counters, owners = plan.counters, plan.owners
+    audit_counters, audit_owners = plan.audit_counters, plan.audit_owners
 
     reserved = False
     if counters:
@@ -104,14 +133,14 @@ def budget_stage(
                 w.block(closed[0].id, "store", f"budget store is down ({exc}); budget {closed[0].id} is fail_closed")
                 return w, None
             w.warnings.append(f"budget store is down ({exc}); budgets {', '.join(dict.fromkeys(b.id for b in owners))} fail open: call not counted")
-            counters, owners = [], []
+            counters, owners = (), ()
         else:
             if not result.ok:
                 b = owners[counters.index(result.denied)] if result.denied in counters else owners[0]
                 w.block(b.id, "budget", _denied_text(b, result.denied, result.denied_metric, amount, ledger, now))
                 return w, None
             reserved = True
-            for c, b, used in zip(counters, owners, result.used_after):
+            for c, b, used in zip(counters, owners, result.used_after) if plan.soft else ():
                 if b.rule.soft is not None:
                     frac = b.limit.fraction(used)
                     if frac >= b.rule.soft.at:
@@ -130,7 +159,7 @@ def budget_stage(
             soft = b.rule.soft
             w.note(b.id, soft.action, f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit", soft.to)
 
-    reservation = Reservation(tuple(counters), tuple(audit_counters), amount, reserved)
+    reservation = Reservation(counters, audit_counters, amount, reserved)
     seen: set[str] = set()
     for b, frac in soft_hits:
         if b.id in seen:

@@ -88,11 +88,13 @@ class CompiledBudget(CompiledRule):
 class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
-    __slots__ = ("stops", "routes", "context", "calls", "budgets", "repeat")
+    __slots__ = ("stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans")
 
     def __init__(self, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple) -> None:
         self.stops = stops
         self.repeat = any(s.rule.type == "repeated_call" for s in stops)  # needs a call fingerprint
+        self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
+        self.plans: dict[tuple, Any] = {}  # (scope values, run chain) -> governor.engine.budgets.Plan
         self.routes = routes
         self.context = context
         self.calls = calls
@@ -121,6 +123,9 @@ class CompiledPolicy:
             for r in group:
                 keys |= referenced_metadata_keys(r.rule.match) | referenced_metadata_keys(r.rule.exclude)
         self.meta_keys: tuple[str, ...] = tuple(sorted(keys))
+        scope_keys = {"tags" if b.scope == "tag" else b.scope[9:] if b.scope.startswith("metadata.") else b.scope
+                      for b in self.budgets if b.scope not in ("run", "global", "call")}
+        self.scope_keys: tuple[str, ...] = tuple(sorted(scope_keys))
         self.fp_ttl = max((s.rule.within_s or 0.0 for s in self.stops if s.rule.type == "repeated_call"), default=600.0)
         self.has_repeat = any(s.rule.type == "repeated_call" for s in self.stops)
         self.default_output_tokens = policy.default_output_tokens
@@ -142,6 +147,18 @@ class CompiledPolicy:
                 v = tuple(v)
             elif v.__class__ is dict or v.__class__ is set:
                 v = repr(v)
+            vals.append(v)
+        return tuple(vals)
+
+    def scope_fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
+        """The values of the metadata keys budget scopes read (run ids travel separately)."""
+        vals = []
+        for k in self.scope_keys:
+            v = metadata.get(k)
+            if v.__class__ is list:
+                v = tuple(v)
+            elif v is not None and v.__class__ is not str:
+                v = str(v) if v.__hash__ is not None else repr(v)
             vals.append(v)
         return tuple(vals)
 

@@ -2,9 +2,11 @@
 
 A run is identified by its ``run_id`` metadata. States live in a bounded LRU
 (``MAX_RUNS``) so a long-lived process never grows without bound; a run evicted
-from it simply starts over. Identical-call fingerprints live in a per-run
-``cachetools.TTLCache`` whose timer is the governor's (injectable) clock, so a
-fingerprint is forgotten ``within`` after it was last seen.
+from it simply starts over. Identical-call fingerprints live in a small per-run
+TTL map on the governor's (injectable) clock: a fingerprint is forgotten
+``within`` after it was last seen, and at most ``MAX_FINGERPRINTS`` are kept.
+(``cachetools.TTLCache`` did the same at ~15 us per get+set once full, more
+than the whole check is allowed to cost.)
 
 All mutation happens under :attr:`RunStates.lock`: the stop check and the
 admission of a call are one atomic step, so N threads of one run cannot all
@@ -16,9 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
-from collections import OrderedDict
-
-from cachetools import TTLCache
+from collections import OrderedDict, deque
 
 MAX_RUNS = 50_000
 MAX_FINGERPRINTS = 4096  # per run
@@ -47,20 +47,22 @@ def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]]) -> int:
 class RunState:
     """What one run did so far. Mutated only under the store lock."""
 
-    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fingerprints", "outcome")
+    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "_seen", "_order", "outcome")
 
-    def __init__(self, run_id: str, now: float, fp_ttl: float, timer: Callable[[], float]) -> None:
+    def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
         self.run_id = run_id
         self.calls = 0
         self.consecutive_errors = 0
         self.cost_usd = 0.0
         self.started_at = now
-        self.fingerprints: TTLCache = TTLCache(MAX_FINGERPRINTS, max(fp_ttl, 1.0), timer=timer)
+        self.fp_ttl = fp_ttl
+        self._seen: dict[int, tuple[float, ...]] = {}  # fingerprint -> sighting times
+        self._order: deque[tuple[float, int]] = deque()  # (time, fingerprint), oldest first
         self.outcome: str | None = None
 
     def repeats(self, fp: int, within: float, now: float) -> int:
         """How many admitted calls with this fingerprint fall within the last ``within`` seconds."""
-        seen = self.fingerprints.get(fp)
+        seen = self._seen.get(fp)
         if not seen:
             return 0
         low = now - within
@@ -69,17 +71,28 @@ class RunState:
     def admit(self, fp: int | None, now: float) -> None:
         self.calls += 1
         if fp is not None:
-            seen = self.fingerprints.get(fp)
-            # re-set so the TTL counts from the latest sighting
-            self.fingerprints[fp] = (seen or ())[-MAX_SIGHTINGS:] + (now,)
+            seen = self._seen.get(fp)
+            self._seen[fp] = (seen[-MAX_SIGHTINGS:] + (now,)) if seen else (now,)
+            self._order.append((now, fp))
+            self._forget(now)
 
     def unadmit(self, fp: int | None) -> None:
         """Undo :meth:`admit` for a call that a later stage blocked."""
         self.calls -= 1
         if fp is not None:
-            seen = self.fingerprints.get(fp)
+            seen = self._seen.get(fp)
             if seen:
-                self.fingerprints[fp] = seen[:-1]
+                self._seen[fp] = seen[:-1]
+
+    def _forget(self, now: float) -> None:
+        """Drop fingerprints last seen longer than ``fp_ttl`` ago, and the oldest beyond the bound."""
+        order, seen = self._order, self._seen
+        low = now - self.fp_ttl
+        while order and (order[0][0] <= low or len(order) > MAX_FINGERPRINTS):
+            t, fp = order.popleft()
+            times = seen.get(fp)
+            if times is not None and (not times or times[-1] <= t):
+                del seen[fp]
 
 
 class RunStates:
@@ -96,7 +109,7 @@ class RunStates:
         runs = self._runs
         state = runs.get(run_id)
         if state is None:
-            state = runs[run_id] = RunState(run_id, now, self.fp_ttl, self._clock)
+            state = runs[run_id] = RunState(run_id, now, self.fp_ttl)
             if len(runs) > MAX_RUNS:
                 runs.popitem(last=False)
         else:

@@ -15,12 +15,13 @@ number of minutes (all zones since 1972).
 from __future__ import annotations
 
 import heapq
+from datetime import datetime, timedelta
 import threading
 from collections import OrderedDict
 from typing import Sequence
 
 from governor.ledger.base import Amount, Counter, ReserveResult
-from governor.ledger.windows import ROLLING_SLOTS, Window, current_slot
+from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
 SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency
 _CAL_CACHE_MAX = 4096
@@ -40,16 +41,53 @@ def _amount(usd: int, tokens: int, calls: int) -> Amount:
     return a
 
 
+def _calendar_bounds(window: Window, at: float) -> tuple[float, float]:
+    """[start, end) in epoch seconds of the calendar day or month containing ``at``.
+
+    Callers verify the bounds against :func:`current_slot` (a DST change at
+    midnight could make wall-clock arithmetic miss), and fall back to
+    per-minute caching when they disagree.
+    """
+    zone = _zone(window.tz)
+    local = datetime.fromtimestamp(at, tz=zone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window.unit == "month":
+        start = start.replace(day=1)
+        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    else:
+        end = start + timedelta(days=1)
+    return start.timestamp(), end.timestamp()
+
+
+_rr_set = tuple(getattr(ReserveResult, f).__set__ for f in ("ok", "denied", "denied_metric", "used_after"))  # type: ignore[attr-defined]
+
+
+def _granted(used_after: tuple[Amount, ...]) -> ReserveResult:
+    """ReserveResult(True, used_after=...) without the frozen-dataclass __init__."""
+    r = _new(ReserveResult)
+    ok, denied, metric, after = _rr_set
+    ok(r, True)
+    denied(r, None)
+    metric(r, None)
+    after(r, used_after)
+    return r
+
+
 class _Cell:
     """One counter: settled spend by slot, its live reservations, a rolling sum."""
 
-    __slots__ = ("slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc")
+    __slots__ = ("window", "kind", "slot_s", "slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc", "cal_lo", "cal_hi", "cal_slot")
 
-    def __init__(self) -> None:
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.kind = window.kind
+        self.slot_s = window.slot_seconds
         self.slots: dict = {}  # slot -> [usd, tokens, calls]; rolling windows key by bucket index
         self.fu = self.ft = self.fc = 0  # in flight
         self.r_cur: int | None = None  # rolling: the bucket the running sum is for
         self.ru = self.rt = self.rc = 0
+        self.cal_lo = self.cal_hi = 0.0  # calendar: [lo, hi) epoch seconds of cal_slot
+        self.cal_slot = ""
 
 
 class _Reservation:
@@ -77,10 +115,14 @@ class MemoryLedger:
         self._cal: dict[tuple[str, str, int], str] = {}
 
     # -- internal, lock held --------------------------------------------------
-    def _cell(self, key: str) -> _Cell:
-        cell = self._cells.get(key)
+    def _cell(self, counter: Counter) -> _Cell:
+        cell = self._cells.get(counter.key)
         if cell is None:
-            cell = self._cells[key] = _Cell()
+            cell = self._cells[counter.key] = _Cell(counter.window)
+        elif cell.window is not counter.window and cell.window != counter.window:
+            # the policy changed this budget's window: keep the spend, read it the new way
+            cell.window, cell.kind, cell.slot_s, cell.r_cur = counter.window, counter.window.kind, counter.window.slot_seconds, None
+            cell.cal_lo = cell.cal_hi = 0.0
         return cell
 
     def _reclaim(self, now: float) -> None:
@@ -104,32 +146,39 @@ class MemoryLedger:
             cell.ft -= res.tokens
             cell.fc -= res.calls
 
-    def _calendar_slot(self, window: Window, now: float) -> str:
-        key = (window.tz, window.unit, int(now // 60))
+    def _calendar_slot(self, cell: _Cell, at: float) -> str:
+        """The calendar slot of ``at``; the cell remembers the current slot's bounds."""
+        if cell.cal_lo <= at < cell.cal_hi:
+            return cell.cal_slot
+        window = cell.window
+        key = (window.tz, window.unit, int(at // 60))
         slot = self._cal.get(key)
         if slot is None:
             if len(self._cal) >= _CAL_CACHE_MAX:
                 self._cal.clear()
-            slot = self._cal[key] = current_slot(window, now)
+            slot = self._cal[key] = current_slot(window, at)
+        lo, hi = _calendar_bounds(window, at)
+        if lo <= at < hi and current_slot(window, lo) == slot == current_slot(window, hi - 0.001) and current_slot(window, hi) != slot:
+            cell.cal_lo, cell.cal_hi, cell.cal_slot = lo, hi, slot
         return slot
 
-    def _slot_key(self, window: Window, at: float) -> object:
-        kind = window.kind
+    def _slot_key(self, cell: _Cell, at: float) -> object:
+        kind = cell.kind
         if kind == "rolling":
-            return int(at // window.slot_seconds)
+            return int(at // cell.slot_s)
         if kind == "calendar":
-            return self._calendar_slot(window, at)
+            return self._calendar_slot(cell, at)
         return "all"
 
-    def _settled(self, cell: _Cell, window: Window, now: float) -> tuple[int, int, int]:
-        if window.kind != "rolling":
-            s = cell.slots.get(self._slot_key(window, now))
+    def _settled(self, cell: _Cell, now: float) -> tuple[int, int, int]:
+        if cell.kind != "rolling":
+            s = cell.slots.get(self._slot_key(cell, now))
             return (s[0], s[1], s[2]) if s is not None else (0, 0, 0)
-        cur = int(now // window.slot_seconds)
+        cur = int(now // cell.slot_s)
         if cur != cell.r_cur:
             low = cur - ROLLING_SLOTS
             u = t = c = 0
-            for idx in [i for i in cell.slots if i <= low]:
+            for idx in [i for i in cell.slots if i.__class__ is not int or i <= low]:
                 del cell.slots[idx]
             for idx, s in cell.slots.items():
                 if idx <= cur:
@@ -139,10 +188,10 @@ class MemoryLedger:
             cell.r_cur, cell.ru, cell.rt, cell.rc = cur, u, t, c
         return cell.ru, cell.rt, cell.rc
 
-    def _used(self, cell: _Cell | None, window: Window, now: float) -> tuple[int, int, int]:
+    def _used(self, cell: _Cell | None, now: float) -> tuple[int, int, int]:
         if cell is None:
             return 0, 0, 0
-        u, t, c = self._settled(cell, window, now)
+        u, t, c = self._settled(cell, now)
         return u + cell.fu, t + cell.ft, c + cell.fc
 
     # -- the Ledger protocol ---------------------------------------------------
@@ -159,16 +208,29 @@ class MemoryLedger:
         with self._lock:
             self._reclaim(now)
             if reservation_id in self._reservations or reservation_id in self._settled_ids:
-                used = [self._used(self._cells.get(c.key), c.window, now) for c in counters]
+                used = [self._used(self._cells.get(c.key), now) for c in counters]
                 return ReserveResult(True, used_after=tuple(_amount(*u) for u in used))
             cells: list[_Cell] = []
             after: list[Amount] = []
+            cells_get = self._cells.get
             for c in counters:
-                cell = self._cell(c.key)
-                u, t, n = self._used(cell, c.window, now)
-                u += au
-                t += at
-                n += ac
+                cell = cells_get(c.key)
+                if cell is None or cell.window is not c.window:
+                    cell = self._cell(c)
+                kind = cell.kind
+                if kind != "rolling":
+                    if kind == "none":
+                        s = cell.slots.get("all")
+                    elif cell.cal_lo <= now < cell.cal_hi:
+                        s = cell.slots.get(cell.cal_slot)
+                    else:
+                        s = cell.slots.get(self._calendar_slot(cell, now))
+                    u, t, n = (s[0] + cell.fu + au, s[1] + cell.ft + at, s[2] + cell.fc + ac) if s else (cell.fu + au, cell.ft + at, cell.fc + ac)
+                else:
+                    u, t, n = self._settled(cell, now)
+                    u += cell.fu + au
+                    t += cell.ft + at
+                    n += cell.fc + ac
                 lim = c.limit
                 if lim.usd_nano is not None and u > lim.usd_nano:
                     return ReserveResult(False, denied=c, denied_metric="usd")
@@ -185,7 +247,7 @@ class MemoryLedger:
             expires = now + lease_s
             self._reservations[reservation_id] = _Reservation(tuple(cells), au, at, ac, expires)
             heapq.heappush(self._expiry, (expires, reservation_id))
-            return ReserveResult(True, used_after=tuple(after))
+            return _granted(tuple(after))
 
     def settle(
         self,
@@ -204,10 +266,18 @@ class MemoryLedger:
             res = self._reservations.get(reservation_id)
             if res is not None:
                 self._drop(reservation_id, res)
+            cells_get = self._cells.get
             for c in counters:
-                cell = self._cell(c.key)
-                window = c.window
-                slot = self._slot_key(window, reserved_at)
+                cell = cells_get(c.key)
+                if cell is None or cell.window is not c.window:
+                    cell = self._cell(c)
+                kind = cell.kind
+                if kind == "none":
+                    slot: object = "all"
+                elif kind == "calendar" and cell.cal_lo <= reserved_at < cell.cal_hi:
+                    slot = cell.cal_slot
+                else:
+                    slot = self._slot_key(cell, reserved_at)
                 s = cell.slots.get(slot)
                 if s is None:
                     cell.slots[slot] = [au, at, ac]
@@ -215,7 +285,7 @@ class MemoryLedger:
                     s[0] += au
                     s[1] += at
                     s[2] += ac
-                if window.kind == "rolling" and cell.r_cur is not None and cell.r_cur - ROLLING_SLOTS < slot <= cell.r_cur:  # type: ignore[operator]
+                if kind == "rolling" and cell.r_cur is not None and cell.r_cur - ROLLING_SLOTS < slot <= cell.r_cur:  # type: ignore[operator]
                     cell.ru += au
                     cell.rt += at
                     cell.rc += ac
@@ -233,7 +303,10 @@ class MemoryLedger:
     def usage(self, counter: Counter, *, now: float) -> Amount:
         with self._lock:
             self._reclaim(now)
-            return _amount(*self._used(self._cells.get(counter.key), counter.window, now))
+            cell = self._cells.get(counter.key)
+            if cell is not None and cell.window is not counter.window:
+                cell = self._cell(counter)
+            return _amount(*self._used(cell, now))
 
     def close(self) -> None:
         return None

@@ -96,7 +96,7 @@ def test_last_user_message_contains_regex_case_and_limit() -> None:
 
 
 def test_run_state_conditions() -> None:
-    run = RunState("r", 0.0, 60.0, lambda: 0.0)
+    run = RunState("r", 0.0, 60.0)
     run.calls, run.cost_usd, run.consecutive_errors = 20, 1.5, 2
     assert holds({"run_calls": {"gte": 20}}, run=run)
     assert holds({"run_cost_usd": {"gt": 1.0}}, run=run)
