@@ -16,6 +16,7 @@ at once, so a governor without a log pays nothing for it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -38,10 +39,12 @@ Sink = str | os.PathLike | IO[str] | None
 
 
 def jsonable(obj: Any) -> Any:
-    """json.dumps fallback: pydantic models, dataclasses, sets; else ``str(obj)``."""
+    """JSON fallback: pydantic models, dataclasses, sets, mappings; else ``str(obj)``."""
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
         return dump()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     if isinstance(obj, Mapping):
@@ -77,8 +80,8 @@ class TraceRecorder:
     def __init__(self, path: str | os.PathLike, header: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        first = _first_line(self.path)
-        if first:
+        first, ends_cleanly = _inspect(self.path)
+        if first is not None:
             try:
                 fmt = json.loads(first).get("format")
             except (ValueError, AttributeError):
@@ -92,12 +95,16 @@ class TraceRecorder:
                 )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
-        if not first:
+        if first is None:
             self.write({"format": TRACE_FORMAT, "event": "header", **header})
+        elif not ends_cleanly:  # a line cut short by a crash stays on its own line
+            self._file.write("\n")
 
     def write(self, record: Mapping[str, Any]) -> None:
         line = _dumps(record) + "\n"
         with self._lock:
+            if self._file.closed:
+                raise TraceError("the trace recorder was closed (Governor.close()); nothing more is recorded", file=str(self.path))
             self._file.write(line)
 
     def close(self) -> None:
@@ -106,12 +113,17 @@ class TraceRecorder:
                 self._file.close()
 
 
-def _first_line(path: Path) -> str:
+def _inspect(path: Path) -> tuple[str | None, bool]:
+    """(first line, whether the file ends with a newline); (None, True) for a new or empty file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.readline().strip()
+        with open(path, "rb") as f:
+            first = f.readline()
+            if not first:
+                return None, True
+            f.seek(-1, os.SEEK_END)
+            return first.decode("utf-8", "replace").strip(), f.read(1) == b"\n"
     except FileNotFoundError:
-        return ""
+        return None, True
 
 
 class DecisionLog:

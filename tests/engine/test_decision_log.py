@@ -289,3 +289,25 @@ def test_governor_record_to_writes_a_replayable_trace(tmp_path: Path, content: b
     assert (SECRET in trace.read_text()) is content
     if content:
         assert record["messages"] == MESSAGES
+
+
+def test_appending_after_a_cut_line_starts_a_new_line(tmp_path: Path):
+    trace = tmp_path / "calls.jsonl"
+    log = DecisionLog(record_to=trace)
+    _round(log)
+    log.close()
+    with open(trace, "a") as f:
+        f.write('{"event":"record","decision_id":"cut-sh')  # a crash in the middle of a line
+    log2 = DecisionLog(record_to=trace)
+    _round(log2, _decision(decision_id="d-9"))
+    log2.close()
+    lines = trace.read_text().splitlines()
+    assert lines[4] == '{"event":"record","decision_id":"cut-sh'
+    assert [json.loads(line)["event"] for line in lines[5:]] == ["check", "record", "outcome"]
+
+
+def test_recording_after_close_is_an_error_not_a_silent_loss(tmp_path: Path):
+    log = DecisionLog(record_to=tmp_path / "calls.jsonl")
+    log.close()
+    with pytest.raises(TraceError, match="closed"):
+        log.check(_decision(), ts=1.0)
