@@ -33,7 +33,7 @@ def context_stage(
         if w.model != start_model and cap.static is not None and not cap.static(ctx):
             continue  # after a reroute, later caps must match the new model
         ctx.input_tokens = w.input_tokens
-        if not cap.holds(ctx):
+        if cap.dynamic is not None and not cap.dynamic(ctx):
             continue
         rule = cap.rule
         limit = rule.max_input_tokens
@@ -108,7 +108,7 @@ def call_stage(cp: CompiledPolicy, w: Work, ctx: CallContext, metadata: Mapping[
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens
     for cap in cp.view(w.model, metadata, fp).calls:
-        if not cap.holds(ctx):
+        if cap.dynamic is not None and not cap.dynamic(ctx):
             continue
         rule = cap.rule
         cap_out = rule.max_output_tokens

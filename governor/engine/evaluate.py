@@ -89,7 +89,7 @@ def evaluate(
             states = [runs.get(r, now) for r in run_chain]
             ctx.run = states[-1]
             for stop in view.stops:
-                if not stop.holds(ctx):
+                if stop.dynamic is not None and not stop.dynamic(ctx):
                     continue
                 for st in states:
                     text = _fired(stop, st, call_fp, now)
@@ -111,7 +111,7 @@ def evaluate(
     if not w.blocked:
         audited = False
         for route in view.routes:
-            if not route.holds(ctx):
+            if route.dynamic is not None and not route.dynamic(ctx):
                 continue
             rule = route.rule
             if route.audit:
