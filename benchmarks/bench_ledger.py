@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import sqlite3
-import statistics
 import sys
 import tempfile
 import threading

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,10 +11,10 @@ from governor.ledger.base import Ledger
 from governor.ledger.memory import MemoryLedger
 from governor.ledger.redis import RedisLedger
 from governor.ledger.sqlite import SqliteLedger
+from ledger_workers import unique_prefix
 from redis_proc import RedisClusterNodes, RedisServer
 
 KINDS = ("memory", "sqlite", "redis", "redis-cluster")
-_prefix = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +29,6 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     cluster = RedisClusterNodes(tmp_path_factory.mktemp("redis-cluster")).start()
     yield cluster
     cluster.stop()
-
-
-def unique_prefix(name: str) -> str:
-    """A key prefix no other test uses, so tests share one server without flushing it."""
-    return f"t{next(_prefix)}-{name}"
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ They live in a module of their own so a spawned child can import them.
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 import time
 from typing import Any
@@ -13,6 +15,12 @@ from governor.ledger.base import Amount, Counter, Ledger, Limit
 from governor.ledger.windows import NO_WINDOW, Window
 
 LedgerSpec = tuple[str, str, str]  # (kind, path-or-url, key prefix)
+_prefixes = itertools.count()
+
+
+def unique_prefix(name: str) -> str:
+    """A key prefix no other test uses, so tests share one Redis without flushing it."""
+    return f"t{os.getpid()}-{next(_prefixes)}-{name}"
 
 
 def open_spec(spec: LedgerSpec) -> Ledger:

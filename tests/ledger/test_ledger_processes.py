@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from governor.ledger.base import Amount, ZERO
-from ledger_workers import LedgerSpec, charge_at, churn, hold, open_spec, shared_counters, spend
-from conftest import unique_prefix
-from redis_proc import RedisClusterNodes, RedisServer
+from governor.ledger.base import ZERO, Amount, Counter, Limit
 from governor.ledger.windows import Window
-from governor.ledger.base import Counter, Limit
+from ledger_workers import LedgerSpec, charge_at, churn, hold, open_spec, shared_counters, spend, unique_prefix
+from redis_proc import RedisClusterNodes, RedisServer
 
 SPAWN = mp.get_context("spawn")
 WORKERS, CALLS = 8, 200

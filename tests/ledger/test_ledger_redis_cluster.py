@@ -5,7 +5,7 @@ from __future__ import annotations
 from governor.ledger.base import ZERO, Amount, Counter, Limit
 from governor.ledger.redis import RedisLedger
 from governor.ledger.windows import NO_WINDOW
-from conftest import unique_prefix
+from ledger_workers import unique_prefix
 from redis_proc import RedisClusterNodes
 
 T0 = 1_790_000_000.0
