@@ -111,3 +111,20 @@ def test_a_bad_policy_path_fails_the_proxy_start_with_a_clear_message(tmp_path: 
     code, output = wait_exit(config, {"GOVERNOR_POLICY": str(missing)}, tmp_path / "proxy.log")
     assert code is not None and code != 0, output[-2000:]
     assert f"GOVERNOR_POLICY={missing}: no such policy file" in output
+
+
+def test_streamed_requests_are_recorded_with_their_usage(client: openai.OpenAI, governed_proxy: GovernedProxy) -> None:
+    run = f"stream-{uuid.uuid4().hex[:8]}"
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "stream please"}],
+        stream=True,
+        extra_headers={"x-litellm-trace-id": run},
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "strong model answer"
+    records = eventually(
+        governed_proxy.decisions, lambda rs: any(r.get("run_id") == run and r["event"] == "record" for r in rs)
+    )
+    (record,) = [r for r in records if r.get("run_id") == run and r["event"] == "record"]
+    assert record["output_tokens"] > 0 and record["error"] is None and record["cost_usd"] > 0
