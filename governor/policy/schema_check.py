@@ -113,8 +113,10 @@ class _Converter:
         elif kind == "required":
             for name in err.validator_value:
                 if isinstance(inst, dict) and name not in inst:
-                    close = _hint(name, [k for k in inst if k not in schema.get("properties", {})])
-                    self.add(ptr, f"missing required key '{name}'", "missing-key", close)
+                    unknown = [k for k in inst if k not in _allowed_keys(schema, inst)]
+                    close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
+                    hint = f"'{close[0]}' looks like a misspelling of it" if close else ""
+                    self.add(ptr, f"missing required key '{name}'", "missing-key", hint)
         elif kind == "type":
             self.add(ptr, f"expected {expected or _type_names(err.validator_value)}, got {_kind(inst)} {_short(inst)}", "type")
         elif kind in ("enum", "const"):

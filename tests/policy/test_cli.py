@@ -37,7 +37,7 @@ def test_misspelled_key_exits_3_with_location_and_suggestion(tmp_path: Path) -> 
     assert proc.returncode == 3
     assert f"{bad}:8:5: error: unknown key 'limt'" in proc.stdout
     assert "(at /budgets/0/limt); did you mean 'limit'?" in proc.stdout
-    assert f"{bad}:6:5: error: missing required key 'limit' (at /budgets/0); did you mean 'limt'?" in proc.stdout
+    assert f"{bad}:6:5: error: missing required key 'limit' (at /budgets/0); 'limt' looks like a misspelling of it" in proc.stdout
 
 
 def test_json_format(tmp_path: Path) -> None:
