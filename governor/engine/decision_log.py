@@ -16,8 +16,6 @@ at once, so a governor without a log pays nothing for it.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import sys
@@ -29,101 +27,15 @@ from typing import IO, Any, Mapping, Sequence
 from cachetools import LRUCache
 
 from governor.decision import OUTCOMES, Decision
-from governor.errors import GovernorError, TraceError
+from governor.engine.trace_recorder import TRACE_FORMAT, MessagesDigest, TraceRecorder, dumps, jsonable
+from governor.errors import GovernorError
 
-TRACE_FORMAT = "governor-trace/v1"
+__all__ = ["TRACE_FORMAT", "DecisionLog", "jsonable"]
+
 MAX_ERROR_CHARS = 300
 CANONICAL_KEYS = ("run_id", "user", "team", "task", "agent", "workflow")
 
 Sink = str | os.PathLike | IO[str] | None
-
-
-def jsonable(obj: Any) -> Any:
-    """JSON fallback: pydantic models, dataclasses, sets, mappings; else ``str(obj)``."""
-    dump = getattr(obj, "model_dump", None)
-    if callable(dump):
-        return dump()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    return str(obj)
-
-
-def _json_dumps(record: Any, **_: Any) -> str:
-    return json.dumps(record, default=jsonable, ensure_ascii=False, separators=(",", ":"))
-
-
-try:  # orjson, when installed, serialises a record ~10x faster than json
-    import orjson as _orjson
-
-    def _dumps(record: Any, **_: Any) -> str:
-        try:
-            return _orjson.dumps(record, default=jsonable).decode()
-        except TypeError:  # e.g. non-string keys in free-form metadata
-            return _json_dumps(record)
-
-except ImportError:  # pragma: no cover - depends on the environment
-    _dumps = _json_dumps
-
-
-class TraceRecorder:
-    """Appends records to a ``governor-trace/v1`` JSONL file, one line each, under a lock.
-
-    A new (or empty) file gets the header line first. An existing file is
-    appended to only if its first line is a ``governor-trace/v1`` header, so
-    another file is never mixed into.
-    """
-
-    def __init__(self, path: str | os.PathLike, header: Mapping[str, Any]) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        first, ends_cleanly = _inspect(self.path)
-        if first is not None:
-            try:
-                fmt = json.loads(first).get("format")
-            except (ValueError, AttributeError):
-                fmt = None
-            if fmt != TRACE_FORMAT:
-                raise TraceError(
-                    f"refusing to append: line 1 is not a {TRACE_FORMAT} header "
-                    "(record_to must name a new file or an earlier governor trace)",
-                    file=str(self.path),
-                    line=1,
-                )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
-        if first is None:
-            self.write({"format": TRACE_FORMAT, "event": "header", **header})
-        elif not ends_cleanly:  # a line cut short by a crash stays on its own line
-            self._file.write("\n")
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        line = _dumps(record) + "\n"
-        with self._lock:
-            if self._file.closed:
-                raise TraceError("the trace recorder was closed (Governor.close()); nothing more is recorded", file=str(self.path))
-            self._file.write(line)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._file.closed:
-                self._file.close()
-
-
-def _inspect(path: Path) -> tuple[str | None, bool]:
-    """(first line, whether the file ends with a newline); (None, True) for a new or empty file."""
-    try:
-        with open(path, "rb") as f:
-            first = f.readline()
-            if not first:
-                return None, True
-            f.seek(-1, os.SEEK_END)
-            return first.decode("utf-8", "replace").strip(), f.read(1) == b"\n"
-    except FileNotFoundError:
-        return None, True
 
 
 class DecisionLog:
@@ -153,6 +65,7 @@ class DecisionLog:
         # decision_id -> what the check saw of the request, until record(); bounded
         self._pending: LRUCache = LRUCache(maxsize=pending_max)
         self._pending_lock = threading.Lock()
+        self._digest = MessagesDigest() if self.enabled else None
 
     def _make_logger(self, sink: Sink) -> Any:
         import structlog
@@ -168,7 +81,7 @@ class DecisionLog:
             stream = sink  # an open text stream
         return structlog.wrap_logger(
             structlog.WriteLogger(stream),
-            processors=[structlog.processors.JSONRenderer(serializer=_dumps)],
+            processors=[structlog.processors.JSONRenderer(serializer=dumps)],
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
             context_class=dict,
             cache_logger_on_first_use=True,
@@ -216,7 +129,9 @@ class DecisionLog:
         if decision.verdict != "block":
             kept = rec.get("messages")
             with self._pending_lock:
-                self._pending[decision.decision_id] = (ts, max_tokens, tool_names, rec["message_count"], kept)
+                self._pending[decision.decision_id] = (
+                    ts, max_tokens, tool_names, rec["message_count"], rec.get("messages_digest"), kept
+                )
         self._emit(rec)
         return rec
 
@@ -242,7 +157,7 @@ class DecisionLog:
         with self._pending_lock:
             pending = self._pending.pop(decision.decision_id, None)
         rec = self._decision_fields("record", decision, ts)
-        seen_ts, req_max, tool_names, count, kept = pending or (None, None, None, len(decision.messages), None)
+        seen_ts, req_max, tool_names, count, digest, kept = pending or (None, None, None, len(decision.messages), None, None)
         rec["check_ts"] = check_ts if check_ts is not None else seen_ts
         rec["requested_max_tokens"] = req_max
         if tool_names:
@@ -257,6 +172,8 @@ class DecisionLog:
         rec["cost_usd"] = cost_usd
         rec["error"] = None if error is None else _error_text(error)
         rec["message_count"] = count
+        if digest is not None:
+            rec["messages_digest"] = digest
         if decision.verdict == "trim":
             rec["sent_message_count"] = len(decision.messages)
         if self.content:
@@ -315,6 +232,8 @@ class DecisionLog:
     ) -> None:
         requested = messages if messages is not None else d.messages
         rec["message_count"] = len(requested)
+        if requested and self._digest is not None:
+            rec["messages_digest"] = self._digest(requested)
         if d.verdict == "trim":
             rec["sent_message_count"] = len(d.messages)
         if self.content:

@@ -311,3 +311,28 @@ def test_recording_after_close_is_an_error_not_a_silent_loss(tmp_path: Path):
     log.close()
     with pytest.raises(TraceError, match="closed"):
         log.check(_decision(), ts=1.0)
+
+
+def test_messages_digest_marks_identical_prompts_without_their_text():
+    import hashlib
+
+    sink = io.StringIO()
+    log = DecisionLog(sink)
+    same = json.loads(json.dumps(MESSAGES))  # equal content, new objects
+    edited = MESSAGES[:1] + [{"role": "user", "content": SECRET + "!"}]
+    for i, msgs in enumerate((MESSAGES, same, edited)):
+        log.check(_decision(decision_id=f"d-{i}", messages=msgs), ts=float(i), messages=msgs)
+    a, b, c = (line["messages_digest"] for line in _lines(sink.getvalue()))
+    assert a == b != c
+    # stable across processes and versions: the documented construction
+    parts = b"".join(hashlib.blake2b(json.dumps(m, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
+                     for m in MESSAGES)
+    assert a == hashlib.blake2b(parts, digest_size=16).hexdigest()
+    assert SECRET not in sink.getvalue()
+
+
+def test_record_line_carries_the_digest_of_the_checked_messages():
+    sink = io.StringIO()
+    _round(DecisionLog(sink))
+    check, record, _ = _lines(sink.getvalue())
+    assert record["messages_digest"] == check["messages_digest"]

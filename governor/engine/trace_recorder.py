@@ -1,0 +1,137 @@
+"""Writing ``governor-trace/v1`` files, and the JSON helpers the decision log shares.
+
+:class:`TraceRecorder` appends one JSON line per record under a lock, behind a
+header line that names the format (docs/trace-format.md); it never appends to
+a file that is not such a trace. :class:`MessagesDigest` gives a stable digest
+of a call's messages, so a trace without prompt text still shows which calls
+sent identical messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from governor.errors import TraceError
+
+TRACE_FORMAT = "governor-trace/v1"
+
+
+def jsonable(obj: Any) -> Any:
+    """JSON fallback: pydantic models, dataclasses, sets, mappings; else ``str(obj)``."""
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return str(obj)
+
+
+def _json_dumps(record: Any, **_: Any) -> str:
+    return json.dumps(record, default=jsonable, ensure_ascii=False, separators=(",", ":"))
+
+
+try:  # orjson, when installed, serialises a record ~10x faster than json
+    import orjson as _orjson
+
+    def dumps(record: Any, **_: Any) -> str:
+        """One record as compact JSON text (orjson when installed, else json)."""
+        try:
+            return _orjson.dumps(record, default=jsonable).decode()
+        except TypeError:  # e.g. non-string keys in free-form metadata
+            return _json_dumps(record)
+
+except ImportError:  # pragma: no cover - depends on the environment
+    dumps = _json_dumps
+
+
+class TraceRecorder:
+    """Appends records to a ``governor-trace/v1`` JSONL file, one line each, under a lock.
+
+    A new (or empty) file gets the header line first. An existing file is
+    appended to only if its first line is a ``governor-trace/v1`` header, so
+    another file is never mixed into.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        first, ends_cleanly = _inspect(self.path)
+        if first is not None:
+            try:
+                fmt = json.loads(first).get("format")
+            except (ValueError, AttributeError):
+                fmt = None
+            if fmt != TRACE_FORMAT:
+                raise TraceError(
+                    f"refusing to append: line 1 is not a {TRACE_FORMAT} header "
+                    "(record_to must name a new file or an earlier governor trace)",
+                    file=str(self.path),
+                    line=1,
+                )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
+        if first is None:
+            self.write({"format": TRACE_FORMAT, "event": "header", **header})
+        elif not ends_cleanly:  # a line cut short by a crash stays on its own line
+            self._file.write("\n")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        line = dumps(record) + "\n"
+        with self._lock:
+            if self._file.closed:
+                raise TraceError("the trace recorder was closed (Governor.close()); nothing more is recorded", file=str(self.path))
+            self._file.write(line)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+
+def _inspect(path: Path) -> tuple[str | None, bool]:
+    """(first line, whether the file ends with a newline); (None, True) for a new or empty file."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+            if not first:
+                return None, True
+            f.seek(-1, os.SEEK_END)
+            return first.decode("utf-8", "replace").strip(), f.read(1) == b"\n"
+    except FileNotFoundError:
+        return None, True
+
+
+class MessagesDigest:
+    """A stable digest of a message list, so traces without prompt text can still show
+    that two calls sent the same messages (repeated-call detection in replay).
+
+    blake2b-128 over the per-message blake2b-128 of canonical JSON. Each
+    message is digested once (cached by its in-process hash), so an agent
+    loop's growing history costs one new message's digest per call.
+    """
+
+    def __init__(self, maxsize: int = 16384) -> None:
+        from governor.engine.tokens import MessageCache, message_hash
+
+        self._cache = MessageCache(maxsize)
+        self._hash = message_hash
+
+    def __call__(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        keys = [self._hash(m) for m in messages]
+        parts = self._cache.get_many(keys)
+        for i, part in enumerate(parts):
+            if part is None:
+                canonical = json.dumps(messages[i], sort_keys=True, default=jsonable, ensure_ascii=False)
+                part = parts[i] = hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+                self._cache.put(keys[i], part)
+        return hashlib.blake2b(b"".join(parts), digest_size=16).hexdigest()  # type: ignore[arg-type]
