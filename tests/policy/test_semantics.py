@@ -143,7 +143,9 @@ def test_an_alias_named_in_a_model_match_counts_as_used(check) -> None:
 def test_call_scoped_budget_with_a_window_and_a_budget_switched_off(check) -> None:
     result = check("budgets:\n  - {id: a, scope: call, limit: {usd: 1}, window: 1h}\n  - {id: b, scope: run, limit: {usd: 1}, mode: 'off'}\n")
     assert result.errors == ()
-    assert only(result.warnings, "call-window").pointer == "/budgets/0/window"
+    window = only(result.warnings, "call-window")
+    assert window.message == "budget 'a' has scope call: each call has its own counter, so its window has no effect"
+    assert (window.line, window.col, window.pointer) == (6, 51, "/budgets/0/window")
     off = only(result.warnings, "unused-budget")
     assert off.message == "budget 'b' is off: it counts nothing"
     assert (off.line, off.pointer) == (7, "/budgets/1")

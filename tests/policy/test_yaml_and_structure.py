@@ -64,13 +64,14 @@ def test_python_tags_are_refused(check) -> None:
 def test_self_referencing_alias(check) -> None:
     result = check("routes: &r\n  - id: a\n    to: gpt-4o-mini\n    fallbacks: *r\n")
     finding = only(result.errors, "yaml-recursion")
-    assert finding.pointer == "/routes/0/fallbacks"
+    assert finding.message == "document nests too deeply (or an alias refers to itself)"
+    assert (finding.line, finding.col, finding.pointer) == (5, 9, "/routes/0/fallbacks")  # at the anchor (&r) it refers to
 
 
 def test_bad_merge_key(check) -> None:
     finding = only(check("defaults:\n  <<: 3\n").errors, "yaml-merge")
-    assert finding.pointer == "/defaults"
-    assert finding.line == 6
+    assert finding.message.startswith("bad merge key: expected a mapping or list of mappings for merging")
+    assert (finding.line, finding.col, finding.pointer) == (6, 3, "/defaults")
 
 
 def test_anchors_aliases_and_merge_keys_are_allowed(check) -> None:
