@@ -119,10 +119,12 @@ class MemoryLedger:
         cell = self._cells.get(counter.key)
         if cell is None:
             cell = self._cells[counter.key] = _Cell(counter.window)
-        elif cell.window is not counter.window and cell.window != counter.window:
-            # the policy changed this budget's window: keep the spend, read it the new way
-            cell.window, cell.kind, cell.slot_s, cell.r_cur = counter.window, counter.window.kind, counter.window.slot_seconds, None
-            cell.cal_lo = cell.cal_hi = 0.0
+        elif cell.window is not counter.window:
+            if cell.window != counter.window:
+                # the policy changed this budget's window: keep the spend, read it the new way
+                cell.kind, cell.slot_s, cell.r_cur = counter.window.kind, counter.window.slot_seconds, None
+                cell.cal_lo = cell.cal_hi = 0.0
+            cell.window = counter.window  # an equal window from a reloaded policy: take it, stay on the fast path
         return cell
 
     def _reclaim(self, now: float) -> None:
