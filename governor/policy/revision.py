@@ -56,7 +56,7 @@ def git_facts(files: Iterable[str]) -> tuple[str | None, bool]:
         return None, False
     root = Path(top.strip())
     inside = [str(p.relative_to(root)) for p in paths if p.is_relative_to(root)]
-    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *inside)
+    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--ignored", "--", *inside)
     dirty = bool(status and status.strip()) or head is None
     return (head.strip() if head else None), dirty
 

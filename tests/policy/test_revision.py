@@ -103,3 +103,22 @@ def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:
     assert (dirty.git_commit, dirty.git_dirty) == (head, True)
     assert dirty.content_hash == clean.content_hash  # comments do not change the content hash
     assert str(dirty).endswith("+dirty")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_an_ignored_policy_file_is_dirty(tmp_path: Path) -> None:
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    (tmp_path / ".gitignore").write_text("*.yaml\n")
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY)
+    assert load_policy(path).revision.git_dirty is True  # not in HEAD, so not what HEAD says
+
+
+def test_without_a_git_binary_the_revision_is_just_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=False)
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no `git` to be found
+    revision = load_policy(path).revision
+    assert (revision.git_commit, revision.git_dirty) == (None, False)
+    assert str(revision) == revision.content_hash
