@@ -114,6 +114,7 @@ def test_an_ignored_policy_file_is_dirty(tmp_path: Path) -> None:
     assert load_policy(path).revision.git_dirty is True  # not in HEAD, so not what HEAD says
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_without_a_git_binary_the_revision_is_just_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=False)
     path = tmp_path / "p.yaml"
