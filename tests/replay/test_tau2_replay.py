@@ -33,6 +33,15 @@ stop:
   - {id: per-run-calls, type: max_calls, max: %d}
 """
 
+CAP_BUDGET = """\
+apiVersion: governor/v1
+kind: Policy
+metadata: {name: cap-calls-budget}
+defaults: {allow_unpriced: true}   # else a fail_closed budget blocks every unpriced (grok) call
+budgets:
+  - {id: per-run-calls, scope: run, limit: {calls: %d}}
+"""
+
 PRICED_GROK = """\
 apiVersion: governor/v1
 kind: Policy
@@ -101,9 +110,9 @@ def test_totals_equal_an_independent_count(docs, tau2_dir, replay_json) -> None:
         sum(c[3] for c in calls) / accepted, abs=1e-6)
 
 
-@pytest.mark.parametrize("cap", [1, 6, 20])
-def test_per_run_call_cap_matches_independent_computation(docs, tau2_dir, replay_json, cap) -> None:  # type: ignore[no-untyped-def]
-    rep = replay_json(CAP % cap, tau2_dir)
+@pytest.mark.parametrize("cap, form", [(1, CAP), (6, CAP), (20, CAP), (6, CAP_BUDGET), (13, CAP_BUDGET)])
+def test_per_run_call_cap_matches_independent_computation(docs, tau2_dir, replay_json, cap, form) -> None:  # type: ignore[no-untyped-def]
+    rep = replay_json(form % cap, tau2_dir)
     runs = {r["run_id"]: r for r in rep["runs"]}
     stopped = blocked = 0
     governed = 0.0
