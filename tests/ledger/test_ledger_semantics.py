@@ -183,3 +183,26 @@ def test_two_handles_share_one_store(make_ledger, request: pytest.FixtureRequest
         assert b.settle("r1", [c], usd(0.5), now=T0, reserved_at=T0)  # settled by another process
         assert a.settle("r1", [c], usd(0.5), now=T0, reserved_at=T0) is False
         assert a.usage(c, now=T0) == b.usage(c, now=T0) == usd(0.5)
+
+
+def test_threads_sharing_one_ledger_object(ledger: Ledger) -> None:
+    import threading
+
+    c = Counter("g|all", "g", Limit(usd_nano=250, calls=10**6), NO_WINDOW)
+    results: list[bool] = []
+
+    def work(t: int) -> None:
+        for i in range(40):
+            rid = f"t{t}-{i}"
+            ok = ledger.reserve(rid, [c], Amount(2, 0, 1), now=T0, lease_s=LEASE).ok
+            if ok:
+                assert ledger.settle(rid, [c], Amount(1, 0, 1), now=T0, reserved_at=T0)
+            results.append(ok)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(results) == 320 and 234 < sum(results) <= 250  # denied only near the limit
+    assert ledger.usage(c, now=T0) == Amount(sum(results), 0, sum(results))
