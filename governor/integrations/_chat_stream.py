@@ -45,13 +45,12 @@ class _StreamState:
         return self.cap is not None and self.usage is None and self.meter.tokens > self.cap
 
     def final_usage(self) -> Usage:
+        """The provider's usage chunk, else the counted output (an estimate, never zero-cost)."""
         if self.usage is not None:
             return self.usage
-        return Usage(
-            input_tokens=self.decision.input_tokens,
-            output_tokens=self.meter.tokens,
-            estimated=True,
-        ) if self.meter.chars else estimated_usage(self.decision.input_tokens)
+        if self.meter.chars:
+            return Usage(input_tokens=self.decision.input_tokens, output_tokens=self.meter.tokens, estimated=True)
+        return estimated_usage(self.decision.input_tokens)
 
 
 class GovernedStream:
@@ -107,6 +106,8 @@ class GovernedStream:
         self.close()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._stream, name)
 
 
@@ -167,4 +168,6 @@ class AsyncGovernedStream:
         await self.aclose()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._stream, name)

@@ -134,7 +134,7 @@ class GovernorMiddleware(AgentMiddleware):
 
     def _apply(self, request: ModelRequest, decision: Decision, originals: list[Any], sent: list[Any]) -> ModelRequest:
         overrides: dict[str, Any] = {}
-        if decision.model != decision.requested_model and decision.model != self.name_of(request.model):
+        if decision.model != self.name_of(request.model):
             overrides["model"] = self.model_for(decision.model)
         if len(decision.messages) != len(sent):
             kept = kept_messages(originals, sent, decision.messages)

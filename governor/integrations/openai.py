@@ -111,7 +111,9 @@ class GovernedClient:
     def __init__(self, client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> None:
         self._client = client
         self.governor = governor
-        is_async = type(client).__name__.startswith("Async")
+        from openai import AsyncClient  # the base of AsyncOpenAI and AsyncAzureOpenAI
+
+        is_async = isinstance(client, AsyncClient)
         cls = _AsyncCompletions if is_async else _Completions
         self.chat = _Chat(client.chat, cls(client.chat.completions, governor, stop_streams_at_cap))
 
