@@ -50,7 +50,8 @@ __all__ = [
 
 
 class MessageCache:
-    """A bounded fingerprint -> count map with near-LRU eviction and C-speed lookups.
+    """A bounded key -> value map (here: message fingerprint -> count) with near-LRU
+    eviction and C-speed lookups.
 
     Two generations of plain dicts: inserts go to the young one; a hit in the
     old one is promoted; when the young one holds ``maxsize // 2`` entries it
@@ -66,11 +67,12 @@ class MessageCache:
         if maxsize < 2:
             raise ValueError("MessageCache maxsize must be at least 2")
         self._half = maxsize // 2
-        self._young: dict[Any, int] = {}
-        self._old: dict[Any, int] = {}
+        self._young: dict[Any, Any] = {}
+        self._old: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
-    def get_many(self, keys: Sequence[Any]) -> list[int | None]:
+    def get_many(self, keys: Sequence[Any]) -> list[Any]:
+        """The value of each key, None where absent (hits in the old generation are promoted)."""
         get = self._young.get
         found = [get(k) for k in keys]
         if None in found:
@@ -83,7 +85,7 @@ class MessageCache:
                         self.put(k, n)
         return found
 
-    def put(self, key: Any, n: int) -> None:
+    def put(self, key: Any, n: Any) -> None:
         with self._lock:
             self._young[key] = n
             if len(self._young) >= self._half:
