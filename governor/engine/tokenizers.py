@@ -28,6 +28,7 @@ CHARS_PER_TOKEN = 4  # the last-resort heuristic when no BPE file is available
 _BUNDLED = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base")
 _EXACT_PROVIDERS = ("", "openai", "azure", "text-completion-openai")
 
+
 @dataclass(frozen=True, slots=True)
 class Tokenizer:
     """One text tokenizer: its name, whether its counts are exact, and the counter."""
