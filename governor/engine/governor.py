@@ -187,7 +187,7 @@ class Governor:
             self._expire(now)
         self._stats.add_check(d)
         if self._log.enabled:
-            self._log.check(d, ts=now, messages=msgs)
+            self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools)
         for fn in self._observers:
             try:
                 fn(d)
@@ -195,8 +195,19 @@ class Governor:
                 log.exception("decision observer %r failed", fn)
         return d
 
-    async def acheck(self, **kwargs: Any) -> Decision:
-        """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread."""
+    async def acheck(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        input_tokens: int | None = None,
+    ) -> Decision:
+        """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread
+        (which inherits this task's run scope)."""
+        kwargs = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata, input_tokens=input_tokens)
         if self._blocking:
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)
