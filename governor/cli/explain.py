@@ -60,9 +60,9 @@ def explain_lines(policy: Any) -> list[str]:
     if policy.description:
         out.append(f"  {policy.description}")
     out += _section("1. stop conditions (all checked; the first that fires blocks)", (
-        f"  {s.id}{_mode(s, d)}: {s.type} max {s.max:g}"
-        + ("s" if s.type == "max_wall_time" else "")
-        + (f" within {s.within_s:g}s" if s.within_s else "") + f", {_when(s)}" for s in policy.stop))
+        f"  {s.id}{_mode(s, d)}: {s.type} max "
+        + (_human(s.max) if s.type == "max_wall_time" else f"{s.max:g}")
+        + (f" within {_human(s.within_s)}" if s.within_s else "") + f", {_when(s)}" for s in policy.stop))
     out += _section("2. routes (first match wins)", (
         f"  {r.id}{_mode(r, d)}: {_when(r)} -> {_model(r.to, r.to_alias)}"
         + (f", fallbacks {', '.join(r.fallbacks)}" if r.fallbacks else "") for r in policy.routes))
@@ -101,10 +101,18 @@ def _budget(b: Any, default_mode: str) -> str:
     limits = [f"${b.limit_usd:g}" if b.limit_usd is not None else "",
               f"{b.limit_tokens} tokens" if b.limit_tokens is not None else "",
               f"{b.limit_calls} calls" if b.limit_calls is not None else ""]
-    text = f"  {b.id}{_mode(b, default_mode)}: {' / '.join(x for x in limits if x)} per {b.scope}, {b.window.describe()}"
+    window = f"rolling {_human(b.window.seconds)}" if b.window.kind == "rolling" else b.window.describe()
+    text = f"  {b.id}{_mode(b, default_mode)}: {' / '.join(x for x in limits if x)} per {b.scope}, {window}"
     if b.soft is not None:
         text += f", soft at {b.soft.at:.0%}: {b.soft.action}" + (f" to {b.soft.to}" if b.soft.to else "")
     return text + f", on_error {b.on_error}, {_when(b)}"
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _models(policy: Any) -> list[str]:
