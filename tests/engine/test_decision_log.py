@@ -283,6 +283,7 @@ def test_governor_record_to_writes_a_replayable_trace(tmp_path: Path, content: b
     assert (record["input_tokens"], record["output_tokens"], record["cache_read_tokens"]) == (40, 9, 8)
     assert cost is not None and cost > 0 and record["cost_usd"] == pytest.approx(cost)
     assert record["check_ts"] < record["ts"]
+    assert record["requested_max_tokens"] == 64
     assert (record["run_id"], record["user"], record["task"]) == ("r-7", "ana", "classify")
     (outcome,) = by_event["outcome"]
     assert (outcome["run_id"], outcome["outcome"]) == ("r-7", "accepted")
