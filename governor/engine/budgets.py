@@ -23,8 +23,9 @@ from governor.engine.compiled import CompiledBudget, CompiledPolicy
 from governor.engine.match import CallContext
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
+from governor.engine.work import amount as make_amount
 from governor.errors import LedgerError
-from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
+from governor.ledger.base import NANO, Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
 PLAN_CACHE_MAX = 1024  # per view: distinct (scope values, run chain) pairs
@@ -106,7 +107,7 @@ def budget_stage(
         return w, None
     w.estimated_cost = worst
     out = cp.default_output_tokens if w.max_tokens is None else w.max_tokens
-    amount = Amount(0 if worst is None else usd_to_nano(worst), w.input_tokens + out, 1)
+    amount = make_amount(0 if worst is None else int(round(worst * NANO)), w.input_tokens + out, 1)
 
     soft_hits: list[tuple[CompiledBudget, float]] = []
     for b in plan.per_call:

@@ -34,7 +34,8 @@ from governor.errors import (
     BudgetExceeded, CallBlocked, ContextTooLarge, CostCapExceeded, GovernorError, LedgerError, PolicyError,
     StopConditionHit, StoreUnavailable, UnpricedModel,
 )
-from governor.ledger.base import Amount, Ledger, usd_to_nano
+from governor.engine.work import amount as make_amount
+from governor.ledger.base import Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.policy.model import Policy
 from governor.pricing import call_cost
@@ -281,7 +282,7 @@ class Governor:
                 if error is not None and not (input_tokens or output_tokens):
                     self._ledger.release(decision.decision_id, now=now)
                 else:
-                    actual = Amount(0 if cost is None else usd_to_nano(cost), input_tokens + output_tokens, 1)
+                    actual = make_amount(0 if cost is None else usd_to_nano(cost), input_tokens + output_tokens, 1)
                     self._ledger.settle(
                         decision.decision_id, res.counters + res.audit_counters, actual, now=now, reserved_at=p.at
                     )

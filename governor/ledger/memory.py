@@ -17,7 +17,6 @@ from __future__ import annotations
 import heapq
 from datetime import datetime, timedelta
 import threading
-from collections import OrderedDict
 from typing import Sequence
 
 from governor.ledger.base import Amount, Counter, ReserveResult
@@ -111,7 +110,8 @@ class MemoryLedger:
         self._cells: dict[str, _Cell] = {}
         self._reservations: dict[str, _Reservation] = {}
         self._expiry: list[tuple[float, str]] = []
-        self._settled_ids: OrderedDict[str, float] = OrderedDict()
+        self._settled_ids: dict[str, float] = {}  # insertion-ordered: oldest first
+        self._next_forget = 0.0  # when the oldest settled id may be forgotten
         self._cal: dict[tuple[str, str, int], str] = {}
 
     # -- internal, lock held --------------------------------------------------
@@ -134,12 +134,17 @@ class MemoryLedger:
             res = self._reservations.get(rid)
             if res is not None and res.expires_at <= now:
                 self._drop(rid, res)
-        settled = self._settled_ids
-        while settled:
-            rid = next(iter(settled))
-            if settled[rid] + SETTLED_ID_TTL_S > now:
-                break
-            del settled[rid]
+        if now >= self._next_forget:
+            settled = self._settled_ids
+            while settled:
+                rid = next(iter(settled))
+                at = settled[rid]
+                if at + SETTLED_ID_TTL_S > now:
+                    self._next_forget = at + SETTLED_ID_TTL_S
+                    break
+                del settled[rid]
+            else:
+                self._next_forget = now + SETTLED_ID_TTL_S
 
     def _drop(self, rid: str, res: _Reservation) -> None:
         del self._reservations[rid]
@@ -208,7 +213,8 @@ class MemoryLedger:
     ) -> ReserveResult:
         au, at, ac = amount.usd_nano, amount.tokens, amount.calls
         with self._lock:
-            self._reclaim(now)
+            if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
+                self._reclaim(now)
             if reservation_id in self._reservations or reservation_id in self._settled_ids:
                 used = [self._used(self._cells.get(c.key), now) for c in counters]
                 return ReserveResult(True, used_after=tuple(_amount(*u) for u in used))
@@ -262,7 +268,8 @@ class MemoryLedger:
     ) -> bool:
         au, at, ac = actual.usd_nano, actual.tokens, actual.calls
         with self._lock:
-            self._reclaim(now)
+            if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
+                self._reclaim(now)
             if reservation_id in self._settled_ids:
                 return False
             res = self._reservations.get(reservation_id)
