@@ -83,8 +83,15 @@ class _Chain:
         ok = True
         for target, pointer in extends_targets(data, smap, file, self.findings):
             shown = Path(os.path.normpath(base_dir / target))  # as the user would write it, for messages
-            path = shown.resolve()
             loc = smap.value(pointer)
+            try:
+                path = shown.resolve()
+                is_file = path.is_file()
+            except (OSError, ValueError) as exc:  # e.g. a NUL byte, a name too long, a symlink loop
+                self.findings.append(Finding("error", f"extends: cannot use path {target!r}: {exc}", file,
+                                             loc.line if loc else 0, loc.col if loc else 0, pointer, "extends-missing"))
+                ok = False
+                continue
             if path in stack:
                 cycle = " -> ".join(str(p) for p in (*stack[stack.index(path):], path))
                 self.findings.append(
@@ -92,7 +99,7 @@ class _Chain:
                 )
                 ok = False
                 continue
-            if not path.is_file():
+            if not is_file:
                 self.findings.append(
                     Finding("error", f"extends: no such file {target!r} (looked for {path})", file,
                             loc.line if loc else 0, loc.col if loc else 0, pointer, "extends-missing")

@@ -182,3 +182,14 @@ def test_example_overlay_in_the_repository_loads() -> None:
     assert [s.id for s in policy.stop] == ["retry-storm", "max-calls"]
     assert [b.id for b in policy.budgets] == ["per-run", "org-monthly", "team-daily"]
     assert policy.labels["cost-center"] == "4200"
+
+
+def test_unusable_base_paths_are_findings_not_crashes(tmp_path: Path) -> None:
+    path = tmp_path / "team.yaml"
+    path.write_text(_overlay("", extends='["a\\0b", "' + "x" * 5000 + '", "."]'))
+    findings = validate_file(path).errors
+    assert [(f.code, f.pointer, f.line, f.col) for f in findings] == [
+        ("extends-missing", "/extends/0", 3, 11), ("extends-missing", "/extends/1", 3, 19), ("extends-missing", "/extends/2", 3, 5023)]
+    assert findings[0].message == "extends: cannot use path 'a\\x00b': embedded null byte"
+    assert "File name too long" in findings[1].message
+    assert findings[2].message.startswith("extends: no such file '.'")

@@ -56,7 +56,7 @@ def mutated(draw: st.DrawFn) -> Any:
             break
         path = draw(st.sampled_from(paths))
         parent, key = _parent(doc, path), path[-1]
-        action = draw(st.sampled_from(["delete", "replace", "rename", "insert"]))
+        action = draw(st.sampled_from(["delete", "replace", "rename", "insert", "extends"]))
         if action == "delete":
             del parent[key]
         elif action == "replace":
@@ -68,6 +68,9 @@ def mutated(draw: st.DrawFn) -> Any:
             parent[draw(st.text(min_size=1, max_size=8))] = draw(junk)
         elif action == "insert" and isinstance(parent, list):
             parent.insert(key, draw(junk))
+        elif action == "extends" and isinstance(doc, dict):  # bases that do not exist, are not files, or are odd
+            doc["extends"] = draw(junk | st.sampled_from(["a\x00b", ".", "..", "/dev/null", "policies", "x" * 300])
+                                  | st.lists(st.sampled_from(["/dev/null", "a\x00b", "mutant.yaml"]), max_size=3))
     return doc
 
 
