@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Mapping, Sequence
 
-from governor.replay.result import CallResult, ReplayResult, RunResult
+from governor.replay.result import CallResult, ReplayResult
 
 LONG_CONTEXT_TOKENS = 32_000
 GROWTH_FACTOR = 4.0

@@ -16,7 +16,7 @@ blocked too without being checked.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from governor.policy.model import Budget, ContextCap, Policy
 from governor.pricing import PriceTable, call_cost
@@ -55,13 +55,14 @@ class SimClock:
 class _Run:
     """Mutable bookkeeping for one run while its calls are replayed."""
 
-    __slots__ = ("run", "results", "stopped_at", "stop_rule", "stop_reason")
+    __slots__ = ("run", "results", "stopped_at", "stop_rule", "stop_kind", "stop_reason")
 
     def __init__(self, run: TraceRun) -> None:
         self.run = run
         self.results: list[CallResult] = []
         self.stopped_at: int | None = None
         self.stop_rule: str | None = None
+        self.stop_kind: str | None = None
         self.stop_reason: str | None = None
 
 
@@ -141,46 +142,47 @@ class Replayer:
         baseline = self._baseline(call)
         if st.stopped_at is not None:
             return CallResult(call, "block", call.model, (st.stop_rule or "",), "run already stopped",
-                              "stop", call.input_tokens, False, baseline, 0.0, cascaded=True)
+                              st.stop_kind, call.input_tokens, False, baseline, 0.0, cascaded=True)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
         d = self.gov.check(model=call.model, messages=messages, max_tokens=call.max_tokens,
                            metadata=call.metadata, input_tokens=call.input_tokens)
         audit = tuple(a.rule_id for a in d.audit)
+        inp, estimated, extra = call.input_tokens, False, ()
+        if d.verdict == "block" and call.messages is None and d.block_kind == "context":
+            limit = self._trim_limit(d, call)
+            if limit is not None:
+                # the engine cannot trim messages the trace never kept: assume the trim reached the
+                # cap, and re-check the call at that size (labelled as an estimate)
+                extra = d.rule_ids
+                d = self.gov.check(model=call.model, messages=(), max_tokens=call.max_tokens,
+                                   metadata=call.metadata, input_tokens=limit)
+                inp, estimated = limit, True
+        rule_ids = tuple(dict.fromkeys((*extra, *d.rule_ids))) if extra else d.rule_ids
+        reason = "; ".join(d.reasons)
         if d.verdict == "block":
-            if call.messages is None and d.block_kind == "context":
-                trimmed = self._estimated_trim(call, d, baseline, audit)
-                if trimmed is not None:
-                    return trimmed
             rule = d.rule_ids[-1] if d.rule_ids else ""
             if rule in self._ending and d.block_kind in ("stop", "budget"):
-                st.stopped_at = call.index + 1
-                st.stop_rule = rule
-                st.stop_reason = "; ".join(d.reasons)
-            return CallResult(call, "block", d.model, d.rule_ids, "; ".join(d.reasons), d.block_kind,
-                              call.input_tokens, False, baseline, 0.0, audit=audit)
-        inp = call.input_tokens
-        estimated = False
-        if d.verdict == "trim":
+                st.stopped_at, st.stop_rule, st.stop_kind, st.stop_reason = call.index + 1, rule, d.block_kind, reason
+            return CallResult(call, "block", d.model, rule_ids, reason, d.block_kind, call.input_tokens, False,
+                              baseline, 0.0, audit=audit)
+        if d.verdict == "trim" and not estimated:
             inp = min(d.input_tokens, call.input_tokens)  # the engine subtracts what the trim removed
-        return self._settle(call, d, inp, estimated, baseline, audit)
-
-    def _settle(self, call: TraceCall, d: Any, inp: int, estimated: bool, baseline: float | None,
-                audit: tuple[str, ...]) -> CallResult:
+        out = call.output_tokens
+        if d.max_tokens is not None and out > d.max_tokens:
+            out = d.max_tokens  # a clamped call could not have produced more
         cr = min(call.cache_read_tokens, inp)
         cw = min(call.cache_write_tokens, inp - cr)
-        cost = self.gov.record(d, input_tokens=inp, output_tokens=call.output_tokens, cache_read_tokens=cr,
-                               cache_write_tokens=cw, reasoning_tokens=call.reasoning_tokens, error=call.error)
-        return CallResult(call, d.verdict, d.model, d.rule_ids, "; ".join(d.reasons), None, inp, estimated,
-                          baseline, cost, audit=audit)
+        cost = self.gov.record(d, input_tokens=inp, output_tokens=out, cache_read_tokens=cr, cache_write_tokens=cw,
+                               reasoning_tokens=min(call.reasoning_tokens, out), error=call.error)
+        verdict = "trim" if estimated else d.verdict  # trim outranks reroute and allow
+        if estimated:
+            reason += f"{'; ' if reason else ''}trim assumed to reach {inp} input tokens (estimate: no messages)"
+        return CallResult(call, verdict, d.model, rule_ids, reason, None, inp, estimated, baseline, cost,
+                          audit=audit, output_tokens=out)
 
-    def _estimated_trim(self, call: TraceCall, d: Any, baseline: float | None,
-                        audit: tuple[str, ...]) -> CallResult | None:
-        """A trim cap on a trace without messages: assume the trim brought input down to the cap.
-
-        The engine cannot trim messages it never saw, so it blocks; we re-check
-        the call at the capped size and label its input as estimated.
-        """
+    def _trim_limit(self, d: Any, call: TraceCall) -> int | None:
+        """The cap a trim-action context cap would trim to, when it is below the recorded input."""
         cap = self._trim_limits.get(d.rule_ids[-1]) if d.rule_ids else None
         if cap is None or cap.action != "trim":
             return None
@@ -188,13 +190,4 @@ class Replayer:
         if limit is None:
             price = self.prices.lookup(d.model)
             limit = price.context_window if price is not None else None
-        if limit is None or limit >= call.input_tokens:
-            return None
-        d2 = self.gov.check(model=call.model, messages=(), max_tokens=call.max_tokens,
-                            metadata=call.metadata, input_tokens=limit)
-        if d2.verdict == "block":
-            return None
-        result = self._settle(call, d2, limit, True, baseline, audit)
-        rule_ids = tuple(dict.fromkeys((*d.rule_ids, *d2.rule_ids)))
-        return CallResult(call, "trim", result.model, rule_ids, result.reason + f"; trimmed to {limit} (estimated)",
-                          None, limit, True, baseline, result.cost_governed, audit=audit)
+        return limit if limit is not None and limit < call.input_tokens else None

@@ -29,6 +29,7 @@ class CallResult:
     cost_governed: float | None
     cascaded: bool = False  # blocked because an earlier call ended the run
     audit: tuple[str, ...] = ()  # audit-mode rules that would have acted
+    output_tokens: int | None = None  # governed output tokens (clamped to max_tokens); None when blocked
 
     @property
     def changed(self) -> bool:

@@ -67,7 +67,10 @@ def importers() -> dict[str, Importer]:
 
 def _load_builtin() -> None:
     # importing a module registers its importer; order is the sniffing order
-    from governor.traces import recorded, otel, litellm_payload, tau2  # noqa: F401
+    import governor.traces.recorded  # noqa: F401
+    import governor.traces.otel  # noqa: F401
+    import governor.traces.litellm_payload  # noqa: F401
+    import governor.traces.tau2  # noqa: F401
 
 
 def detect(head: str, file: str) -> Importer:

@@ -53,7 +53,7 @@ def test_text_markdown_and_html_agree_with_json(tmp_path: Path, tau2_dir: Path, 
     for svg in svgs:
         xml.dom.minidom.parseString(svg)  # well-formed
     stopped = sum(1 for r in rep["runs"] if r["stopped_at_call"])
-    assert page.count(f'fill="#c0392b"><title>') >= 1  # stop points drawn on the cumulative chart
+    assert page.count('fill="#c0392b"><title>') >= 1  # stop points drawn on the cumulative chart
     assert stopped and "stopped at call 9 by cap" in page
 
 

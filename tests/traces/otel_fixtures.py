@@ -88,7 +88,7 @@ def agent_session(tp: TracerProvider, conversation: str | None, *, deprecated: b
             else:
                 a.update({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                           "gen_ai.usage.cache_read.input_tokens": 200})
-            with tracer.start_as_current_span(f"chat gpt-4o-mini", attributes=a,
+            with tracer.start_as_current_span("chat gpt-4o-mini", attributes=a,
                                               start_time=t0 + (i + 1) * 1_000_000_000) as span:
                 if fail_last and i == calls - 1:
                     span.set_status(Status(StatusCode.ERROR, "rate limited"))
