@@ -95,3 +95,24 @@ async def test_asyncio_tasks_never_exceed_the_budget(make_gov, tmp_path, kind: s
     final = ledger.usage(gov._compiled.budgets[0].counter(""), now=gov._clock())
     assert final.usd_nano == sum(settled) <= usd_to_nano(LIMIT_USD)
     assert len(settled) >= 4
+
+
+def test_threads_of_one_run_never_exceed_max_calls(make_gov) -> None:
+    gov = make_gov("stop: [{id: cap, type: max_calls, max: 100}]\n")
+    allowed: list[int] = []
+    start = threading.Barrier(32)
+
+    def worker() -> None:
+        start.wait()
+        n = 0
+        with gov.run(run_id="shared-run"):
+            for _ in range(10):
+                n += gov.check(model="gpt-4o-mini", messages=MSGS, input_tokens=10).allowed
+        allowed.append(n)
+
+    threads = [threading.Thread(target=worker) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(allowed) == 100 and gov._runs.peek("shared-run").calls == 100
