@@ -87,6 +87,7 @@ _PolicyLoader.add_implicit_resolver(
 )
 
 _MAX_DEPTH = 64
+_MAX_NODES = 100_000
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
@@ -97,6 +98,7 @@ class _Walker:
         self.smap = SourceMap()
         self.findings: list[Finding] = []
         self._active: set[int] = set()
+        self.nodes = 0
 
     def loc(self, node: yaml.Node) -> Loc:
         return Loc(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -106,6 +108,12 @@ class _Walker:
         self.findings.append(Finding("error", message, loc.file, loc.line, loc.col, pointer, code))
 
     def build(self, node: yaml.Node, pointer: str, depth: int = 0) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:  # aliases can expand exponentially ("billion laughs")
+            if self.nodes == _MAX_NODES + 1:
+                self.error(node, pointer, f"document expands to more than {_MAX_NODES} values (aliases of aliases?)",
+                           "yaml-recursion")
+            return None
         self.smap.values[pointer] = self.loc(node)
         if depth > _MAX_DEPTH or id(node) in self._active:
             self.error(node, pointer, "document nests too deeply (or an alias refers to itself)", "yaml-recursion")

@@ -142,3 +142,17 @@ def test_unreadable_files(tmp_path: Path) -> None:
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"\xff\xfe\x00bad")
     assert only(validate_file(binary).errors, "unreadable").file == str(binary)
+
+
+def test_alias_bomb_is_cut_off(check) -> None:
+    bomb = "x0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]\n" + "".join(
+        f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))  # 9**10 values if expanded
+    finding = only(check(bomb).errors, "yaml-recursion")
+    assert finding.message == "document expands to more than 100000 values (aliases of aliases?)"
+    assert finding.line == 5 and finding.pointer.startswith("/x5/")
+
+
+def test_deep_nesting_is_an_error_not_a_recursion_error(check) -> None:
+    finding = only(check("routes: " + "[" * 3000 + "]" * 3000 + "\n").errors, "yaml-recursion")
+    assert finding.message == "document nests too deeply (or an alias refers to itself)"
+    assert (finding.line, finding.col) == (5, 73)  # the 65th level
