@@ -6,7 +6,9 @@ the agent model's (``info.agent_info.llm``, metadata ``agent: agent``);
 metadata ``agent: user-simulator``), so policies can match either. A run is
 accepted when ``reward_info.reward >= 1``, else rejected. Anthropic raw usage
 excludes cached tokens from ``input_tokens``; we normalise to inclusive input
-and verify against ``prompt_tokens``.
+and verify against ``prompt_tokens``. Timestamps are ISO-8601 without a zone,
+read as UTC; a call without one takes the previous call's time (else the
+simulation's start), so its usage is never dropped for want of a clock.
 """
 
 from __future__ import annotations
@@ -145,14 +147,19 @@ class Tau2Importer:
             labels[role] = meta
         conv: list[dict[str, Any]] = []
         calls: list[TraceCall] = []
+        try:  # a message without a timestamp takes the previous call's, else the run's start
+            start = _ts(sim.get("start_time")) if sim.get("start_time") is not None else 0.0
+        except (ValueError, TypeError):
+            start = 0.0
         for j, m in enumerate(sim["messages"]):
             if not isinstance(m, dict):
                 ctx.issue(file, 0, "message is not an object", where=f"{where}.messages[{j}]")
                 continue
             usage = m.get("usage")
             if usage is not None:
+                fallback = calls[-1].timestamp if calls else start
                 call = self._call(file, f"{where}.messages[{j}]", m, usage, run_id, len(calls), conv, models,
-                                  max_tokens, labels, ctx)
+                                  max_tokens, labels, ctx, fallback)
                 if call is not None:
                     calls.append(call)
             conv.append(_message(m))
@@ -166,7 +173,8 @@ class Tau2Importer:
         }
         return TraceRun(run_id, tuple(calls), _outcome(sim), run_meta, file)
 
-    def _call(self, file, where, m, usage, run_id, index, conv, models, max_tokens, labels, ctx) -> TraceCall | None:  # type: ignore[no-untyped-def]
+    def _call(self, file, where, m, usage, run_id, index, conv, models, max_tokens, labels, ctx,  # type: ignore[no-untyped-def]
+              fallback_ts: float) -> TraceCall | None:
         role = m.get("role")
         try:
             if not isinstance(usage, dict):
@@ -179,7 +187,8 @@ class Tau2Importer:
                 raise ValueError(f"info.{side}.llm names no model")
             inp, cr, cw, reasoning = _cache_and_input(usage, m.get("raw_data"))
             out = usage["completion_tokens"]
-            ts = _ts(m.get("timestamp"))
+            stamp = m.get("timestamp")
+            ts = fallback_ts if stamp is None else _ts(stamp)
             cost = m.get("cost")
             if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0):
                 raise ValueError(f"cost must be a non-negative number, got {cost!r}")

@@ -121,3 +121,16 @@ def test_unknown_format_and_forced_format(tmp_path: Path, sample) -> None:  # ty
     assert forced.runs == () and len(forced.issues) == 1
     with pytest.raises(TraceError):
         load_traces([weird], format_in="nope")
+
+
+def test_a_call_without_timestamp_is_kept_at_the_previous_calls_time(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    name, doc = sample
+    doc = copy.deepcopy(doc)
+    sim = doc["simulations"][0]
+    first, second = _usage_positions(sim)[:2]
+    sim["messages"][second]["timestamp"] = None
+    ts = load_traces([_write(tmp_path, name, doc)])
+    assert ts.issues == ()
+    calls = ts.runs[0].calls
+    assert len(calls) == len(_usage_positions(sim))
+    assert calls[1].timestamp == calls[0].timestamp
