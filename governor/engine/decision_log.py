@@ -59,7 +59,7 @@ class DecisionLog:
         self._owned: IO[str] | None = None
         self._logger = self._make_logger(sink) if sink is not None else None
         self._recorder = (
-            TraceRecorder(record_to, {"content": content, "created": time.time(), **(header or {})}) if record_to is not None else None
+            TraceRecorder(record_to, {"content": content, "created": time.time(), "governor_version": _version(), **(header or {})}) if record_to is not None else None
         )
         self.enabled = self._logger is not None or self._recorder is not None
         # decision_id -> what the check saw of the request, until record(); bounded
@@ -258,6 +258,12 @@ class DecisionLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _version() -> str:
+    from governor import __version__
+
+    return __version__
 
 
 def _tool_names(tools: Sequence[Mapping[str, Any]] | None) -> list[str]:

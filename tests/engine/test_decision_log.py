@@ -186,7 +186,7 @@ def test_trace_file_round_trip(tmp_path: Path):
     lines = _lines(trace.read_text())
     header = lines[0]
     assert header["format"] == TRACE_FORMAT and header["event"] == "header" and header["content"] is False
-    assert header["policy"] == "billing"
+    assert header["policy"] == "billing" and header["governor_version"]
     assert [r["event"] for r in lines[1:]] == ["check", "record", "outcome", "check"]
     records = {r["decision_id"]: r for r in lines if r["event"] == "record"}
     checks = {r["decision_id"]: r for r in lines if r["event"] == "check"}
