@@ -10,7 +10,6 @@ per-call path is a few dict lookups, one ledger call and one run-state lock.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
 import logging
 import os
@@ -26,12 +25,12 @@ from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
-from governor.engine.reload import PolicyWatcher
+from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunStates
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter
 from governor.errors import (
-    BudgetExceeded, CallBlocked, ContextTooLarge, CostCapExceeded, GovernorError, LedgerError, PolicyError,
+    BudgetExceeded, CallBlocked, ContextTooLarge, CostCapExceeded, GovernorError, LedgerError,
     StopConditionHit, StoreUnavailable, UnpricedModel,
 )
 from governor.engine.work import amount as make_amount
@@ -107,7 +106,7 @@ class Governor:
         self._expiry_tick = itertools.count(1)
         self._reload_lock = threading.Lock()
         self.watcher: PolicyWatcher | None = None
-        self._auto_observers()
+        self._observers.extend(default_observers())
 
     @classmethod
     def from_path(
@@ -324,12 +323,8 @@ class Governor:
             if policy is None:
                 if self._path is None:
                     raise GovernorError("this governor was not loaded from a file: pass reload(policy)")
-                from governor.policy.loader import load_policy
-
-                try:
-                    policy = load_policy(self._path)
-                except PolicyError as exc:
-                    log.error("policy reload rejected; still serving revision %s:\n%s", self.revision, exc)
+                policy = load_or_log(self._path, self.revision)
+                if policy is None:
                     return False
             old = self._compiled
             if policy.ledger != old.policy.ledger:
@@ -345,30 +340,10 @@ class Governor:
         if self._path is None:
             raise GovernorError("this governor was not loaded from a file: nothing to watch")
         if self.watcher is None:
-            self.watcher = PolicyWatcher(self._watched_files, self.reload, interval_s)
+            self.watcher = PolicyWatcher(lambda: watched_files(self._compiled.policy, self._path), self.reload, interval_s)
         return self.watcher
 
-    def _watched_files(self) -> Sequence[str]:
-        files = getattr(self._compiled.policy, "source_files", ()) or ()
-        return tuple(files) or ((self._path,) if self._path else ())
-
     # -- lifecycle ------------------------------------------------------------------
-    def _auto_observers(self) -> None:
-        """Register the OpenTelemetry span observer when opentelemetry and our integration exist."""
-        try:
-            if importlib.util.find_spec("opentelemetry") is None:
-                return
-            if importlib.util.find_spec("governor.integrations.otel") is None:
-                return
-            from importlib import import_module
-
-            observer = getattr(import_module("governor.integrations.otel"), "span_observer", None)
-        except Exception:
-            log.exception("could not load the OpenTelemetry observer")
-            return
-        if callable(observer):
-            self.add_observer(observer)
-
     def close(self) -> None:
         """Stop the watcher, close the decision log and (if we opened it) the ledger."""
         if self.watcher is not None:

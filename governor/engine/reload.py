@@ -1,18 +1,59 @@
-"""The opt-in policy file watcher: a daemon thread polling the file's mtime.
+"""Reloading a running governor: loading with the error logged, the opt-in file
+watcher, and the observers a governor registers by itself.
 
-Polling (not inotify) keeps it dependency-free and works on every platform
-and on mounted config maps. A change triggers ``gov.reload()``; a policy that
-fails validation is logged and never replaces the running one.
+The watcher is a daemon thread polling mtimes: polling (not inotify) keeps it
+dependency-free and works on every platform and on mounted config maps. A
+change triggers ``gov.reload()``; a policy that fails validation is logged and
+never replaces the running one.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from governor.errors import PolicyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governor.policy.model import Policy
 
 log = logging.getLogger("governor.engine")
+
+
+def load_or_log(path: str, running_revision: str) -> "Policy | None":
+    """The policy at ``path``, or None (with the findings logged) when it is invalid."""
+    from governor.policy.loader import load_policy
+
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        log.error("policy reload rejected; still serving revision %s:\n%s", running_revision, exc)
+        return None
+
+
+def watched_files(policy: "Policy", path: str | None) -> Sequence[str]:
+    """The policy file and every file it extends (what a change must trigger on)."""
+    files = tuple(getattr(policy, "source_files", ()) or ())
+    return files or ((path,) if path else ())
+
+
+def default_observers() -> list[Callable[[Any], Any]]:
+    """The OpenTelemetry span observer, when opentelemetry and our integration are installed."""
+    try:
+        if importlib.util.find_spec("opentelemetry") is None:
+            return []
+        if importlib.util.find_spec("governor.integrations.otel") is None:
+            return []
+        from importlib import import_module
+
+        observer = getattr(import_module("governor.integrations.otel"), "span_observer", None)
+    except Exception:
+        log.exception("could not load the OpenTelemetry observer")
+        return []
+    return [observer] if callable(observer) else []
 
 
 def _mtimes(paths: Sequence[str]) -> tuple[float, ...]:
