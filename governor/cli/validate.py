@@ -10,10 +10,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from governor.errors import Finding
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governor.policy.loader import Validation
 
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -33,15 +36,26 @@ def _finding_json(f: Finding) -> dict[str, Any]:
             "code": f.code, "message": f.message, "hint": f.hint}
 
 
+def _result_json(name: str, r: Validation | None) -> dict[str, Any]:
+    return {
+        "file": name,
+        "skipped": r is None,  # a policy test file
+        "valid": None if r is None else r.ok,
+        "revision": str(r.policy.revision) if r is not None and r.policy else None,
+        "errors": [_finding_json(f) for f in r.errors] if r is not None else [],
+        "warnings": [_finding_json(f) for f in r.warnings] if r is not None else [],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from governor.policy.loader import validate_file
 
-    results = []
+    results: list[tuple[str, Validation | None]] = []  # None: skipped
     code = EXIT_OK
     for name in args.files:
         path = Path(name)
         if name.endswith(TEST_SUFFIXES):  # policies/*.yaml globs catch the policy test files beside them
-            print(f"{name}: skipped: a policy test file (run `governor test`)")
+            results.append((name, None))
             continue
         if not path.is_file():
             print(f"governor validate: {name}: no such file", file=sys.stderr)
@@ -54,19 +68,12 @@ def run(args: argparse.Namespace) -> int:
         elif result.warnings and args.strict and code == EXIT_OK:
             code = EXIT_FINDINGS
     if args.format == "json":
-        out = [
-            {
-                "file": name,
-                "valid": r.ok,
-                "revision": str(r.policy.revision) if r.policy else None,
-                "errors": [_finding_json(f) for f in r.errors],
-                "warnings": [_finding_json(f) for f in r.warnings],
-            }
-            for name, r in results
-        ]
-        print(json.dumps(out, indent=2))
+        print(json.dumps([_result_json(name, r) for name, r in results], indent=2))
         return code
     for name, r in results:
+        if r is None:
+            print(f"{name}: skipped: a policy test file (run `governor test`)")
+            continue
         for finding in (*r.errors, *r.warnings):
             print(finding)
         if r.policy is not None:

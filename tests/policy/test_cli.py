@@ -46,7 +46,7 @@ def test_json_format(tmp_path: Path) -> None:
     proc = governor("validate", "--format", "json", str(bad), "policies/coding-agent.yaml")
     assert proc.returncode == 3
     out = json.loads(proc.stdout)
-    assert [r["valid"] for r in out] == [False, True]
+    assert [(r["valid"], r["skipped"]) for r in out] == [(False, False), (True, False)]
     (error,) = out[0]["errors"]
     assert error == {"severity": "error", "file": str(bad), "line": 4, "col": 7, "pointer": "/mode", "code": "enum",
                      "message": 'expected one of "enforce", "audit", "off", got "enfroce"', "hint": "did you mean 'enforce'?"}
@@ -146,3 +146,13 @@ def test_validation_reads_the_same_price_table_as_litellm() -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.stdout.split() == ["True", "True", "True"], proc.stderr
+
+
+def test_policy_test_files_are_skipped_in_order_and_json_stays_json(tmp_path: Path) -> None:
+    test_file = tmp_path / "p.test.yaml"
+    test_file.write_text("this is not a policy: [")
+    text = governor("validate", str(test_file), "policies/support-bot.yaml")
+    assert text.returncode == 0
+    assert text.stdout.splitlines()[0] == f"{test_file}: skipped: a policy test file (run `governor test`)"
+    out = json.loads(governor("validate", "--format", "json", str(test_file)).stdout)
+    assert out == [{"file": str(test_file), "skipped": True, "valid": None, "revision": None, "errors": [], "warnings": []}]
