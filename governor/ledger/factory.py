@@ -6,13 +6,20 @@ imports sqlite3 or redis-py.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from governor.errors import LedgerError
 from governor.ledger.base import Ledger
 from governor.policy.model import LedgerSpec
 
 
-def open_ledger(spec: LedgerSpec | None = None) -> Ledger:
-    """A ledger for ``spec`` (default: a fresh in-process MemoryLedger)."""
+def open_ledger(spec: LedgerSpec | None = None, *, base_dir: str | os.PathLike[str] | None = None) -> Ledger:
+    """A ledger for ``spec`` (default: a fresh in-process MemoryLedger).
+
+    A relative SQLite path is taken relative to ``base_dir`` (the policy file's
+    directory, as ``extends`` is) when given, else to the working directory.
+    """
     if spec is None or spec.type == "memory":
         from governor.ledger.memory import MemoryLedger
 
@@ -22,7 +29,10 @@ def open_ledger(spec: LedgerSpec | None = None) -> Ledger:
             raise LedgerError("ledger type sqlite needs a path (ledger.path in the policy)")
         from governor.ledger.sqlite import SqliteLedger
 
-        return SqliteLedger(spec.path)
+        path = Path(spec.path).expanduser()
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        return SqliteLedger(path)
     if spec.type == "redis":
         from governor.ledger.redis import RedisLedger
 
