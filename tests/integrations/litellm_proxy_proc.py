@@ -59,7 +59,7 @@ def litellm_cli() -> str:
 
 
 def write_config(directory: Path, *, governed: bool, probe: bool = True) -> Path:
-    """config.yaml with two mock deployments (gpt-4o, gpt-4o-mini) and the callbacks."""
+    """config.yaml with mock deployments (gpt-4o, gpt-4o-mini; gpt-4.1 always fails) and the callbacks."""
     callbacks = []
     if governed:
         callbacks.append("governor.integrations.litellm_proxy.proxy_handler_instance")
@@ -72,6 +72,8 @@ def write_config(directory: Path, *, governed: bool, probe: bool = True) -> Path
         "    litellm_params: {model: openai/gpt-4o, api_key: sk-fake, mock_response: 'strong model answer'}",
         "  - model_name: gpt-4o-mini",
         "    litellm_params: {model: openai/gpt-4o-mini, api_key: sk-fake, mock_response: 'cheap model answer'}",
+        "  - model_name: gpt-4.1",  # an upstream that always fails (not retried by litellm)
+        "    litellm_params: {model: openai/gpt-4.1, api_key: sk-fake, mock_response: litellm.ContextWindowExceededError}",
         "litellm_settings:",
         "  telemetry: false",
     ]

@@ -128,3 +128,20 @@ def test_streamed_requests_are_recorded_with_their_usage(client: openai.OpenAI, 
     )
     (record,) = [r for r in records if r.get("run_id") == run and r["event"] == "record"]
     assert record["output_tokens"] > 0 and record["error"] is None and record["cost_usd"] > 0
+
+
+def test_an_upstream_failure_is_passed_through_and_recorded_as_an_error(
+    client: openai.OpenAI, governed_proxy: GovernedProxy
+) -> None:
+    run = f"fail-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-litellm-trace-id": run}
+        )
+    assert "governor" not in str(info.value.body)  # the provider's error, not a block
+    records = eventually(
+        governed_proxy.decisions, lambda rs: any(r.get("run_id") == run and r["event"] == "record" for r in rs)
+    )
+    (record,) = [r for r in records if r.get("run_id") == run and r["event"] == "record"]
+    assert record["error"] and "ContextWindowExceeded" in record["error"]
+    assert (record["input_tokens"], record["output_tokens"]) == (0, 0)
