@@ -11,7 +11,7 @@ from governor.ledger.base import Ledger
 from governor.ledger.memory import MemoryLedger
 from governor.ledger.redis import RedisLedger
 from governor.ledger.sqlite import SqliteLedger
-from ledger_workers import unique_prefix
+from ledger_workers import SLOW_BOX, unique_prefix
 from redis_proc import RedisClusterNodes, RedisServer
 
 KINDS = ("memory", "sqlite", "redis", "redis-cluster")
@@ -45,10 +45,10 @@ def make_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Call
             ledger = SqliteLedger(tmp_path / "ledger.db")
         elif kind == "redis":
             server = request.getfixturevalue("redis_server")
-            ledger = RedisLedger(server.url, key_prefix=prefix)
+            ledger = RedisLedger(server.url, key_prefix=prefix, **SLOW_BOX)
         elif kind == "redis-cluster":
             nodes = request.getfixturevalue("redis_cluster")
-            ledger = RedisLedger(nodes.url, key_prefix=prefix)
+            ledger = RedisLedger(nodes.url, key_prefix=prefix, **SLOW_BOX)
         else:
             raise ValueError(kind)
         opened.append(ledger)

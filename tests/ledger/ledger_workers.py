@@ -16,6 +16,9 @@ from governor.ledger.windows import NO_WINDOW, Window
 
 LedgerSpec = tuple[str, str, str]  # (kind, path-or-url, key prefix)
 _prefixes = itertools.count()
+# Tests that are not about timeouts allow a loaded CI box a slow answer; the
+# outage tests use the short production timeouts.
+SLOW_BOX = {"socket_timeout_s": 2.0, "connect_timeout_s": 2.0}
 
 
 def unique_prefix(name: str) -> str:
@@ -31,7 +34,7 @@ def open_spec(spec: LedgerSpec) -> Ledger:
         return SqliteLedger(target)
     from governor.ledger.redis import RedisLedger
 
-    return RedisLedger(target, key_prefix=prefix)
+    return RedisLedger(target, key_prefix=prefix, **SLOW_BOX)
 
 
 def shared_counters(usd_limit_nano: int, call_limit: int) -> tuple[Counter, Counter]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from governor.ledger.base import ZERO, Amount, Counter, Limit
 from governor.ledger.redis import RedisLedger
 from governor.ledger.windows import NO_WINDOW
-from ledger_workers import unique_prefix
+from ledger_workers import SLOW_BOX, unique_prefix
 from redis_proc import RedisClusterNodes
 
 T0 = 1_790_000_000.0
@@ -25,7 +25,7 @@ def _budgets_on_distinct_nodes(ledger: RedisLedger, n: int) -> list[Counter]:
 
 
 def test_cluster_is_detected_and_a_budget_keeps_its_keys_in_one_slot(redis_cluster: RedisClusterNodes) -> None:
-    ledger = RedisLedger(redis_cluster.url, key_prefix=unique_prefix("cluster"))
+    ledger = RedisLedger(redis_cluster.url, key_prefix=unique_prefix("cluster"), **SLOW_BOX)
     c = Counter("team-usd|team=a", "team-usd", Limit(usd_nano=1000), NO_WINDOW)
     assert ledger.reserve("r1", [c], Amount(10), now=T0, lease_s=30).ok
     assert ledger.cluster is True
@@ -35,7 +35,7 @@ def test_cluster_is_detected_and_a_budget_keeps_its_keys_in_one_slot(redis_clust
 
 
 def test_denial_on_a_later_budget_releases_the_earlier_ones(redis_cluster: RedisClusterNodes) -> None:
-    ledger = RedisLedger(redis_cluster.url, key_prefix=unique_prefix("cluster"))
+    ledger = RedisLedger(redis_cluster.url, key_prefix=unique_prefix("cluster"), **SLOW_BOX)
     a, b, c = _budgets_on_distinct_nodes(ledger, 3)
     assert ledger.reserve("fill", [c], Amount(950), now=T0, lease_s=30).ok
     r = ledger.reserve("call", [a, b, c], Amount(100), now=T0, lease_s=30)

@@ -14,6 +14,7 @@ from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Limit
 from governor.ledger.redis import RedisLedger
 from governor.ledger.windows import NO_WINDOW
+from ledger_workers import SLOW_BOX
 from redis_proc import RedisServer
 
 TEAM = Counter("team-usd|team=a", "team-usd", Limit(usd_nano=10**15, calls=10**6), NO_WINDOW)
@@ -37,7 +38,7 @@ def call(ledger: RedisLedger, rid: str, actual: int, pending: dict[str, int]) ->
 
 
 def test_stop_and_restart_on_the_same_port(durable_redis: RedisServer) -> None:
-    ledger = RedisLedger(durable_redis.url, key_prefix="outage")
+    ledger = RedisLedger(durable_redis.url, key_prefix="outage", **SLOW_BOX)  # refused connections fail at once
     pending: dict[str, int] = {}
     for i in range(50):
         call(ledger, f"before-{i}", 1000 + i, pending)
@@ -63,7 +64,7 @@ def test_stop_and_restart_on_the_same_port(durable_redis: RedisServer) -> None:
 
 
 def test_calls_running_through_an_outage_keep_exact_totals(durable_redis: RedisServer) -> None:
-    ledger = RedisLedger(durable_redis.url, key_prefix="busy")
+    ledger = RedisLedger(durable_redis.url, key_prefix="busy", **SLOW_BOX)
     pending: dict[str, int] = {}
     settled_ok: dict[str, int] = {}
     errors: list[str] = []
@@ -105,7 +106,7 @@ def test_calls_running_through_an_outage_keep_exact_totals(durable_redis: RedisS
 
 
 def test_unresponsive_redis_times_out_and_a_late_settle_counts_once(durable_redis: RedisServer) -> None:
-    ledger = RedisLedger(durable_redis.url, key_prefix="paused", socket_timeout_s=0.2)
+    ledger = RedisLedger(durable_redis.url, key_prefix="paused", socket_timeout_s=0.5)
     t = time.time()
     assert ledger.reserve("r1", [TEAM], Amount(5000, 0, 1), now=t, lease_s=60).ok
     durable_redis.pause()  # SIGSTOP: the port accepts, nothing answers

@@ -190,8 +190,15 @@ def test_threads_sharing_one_ledger_object(ledger: Ledger) -> None:
 
     c = Counter("g|all", "g", Limit(usd_nano=250, calls=10**6), NO_WINDOW)
     results: list[bool] = []
+    errors: list[BaseException] = []
 
     def work(t: int) -> None:
+        try:
+            calls(t)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    def calls(t: int) -> None:
         for i in range(40):
             rid = f"t{t}-{i}"
             ok = ledger.reserve(rid, [c], Amount(2, 0, 1), now=T0, lease_s=LEASE).ok
@@ -204,5 +211,6 @@ def test_threads_sharing_one_ledger_object(ledger: Ledger) -> None:
         th.start()
     for th in threads:
         th.join()
+    assert errors == []
     assert len(results) == 320 and 234 < sum(results) <= 250  # denied only near the limit
     assert ledger.usage(c, now=T0) == Amount(sum(results), 0, sum(results))
