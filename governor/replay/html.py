@@ -69,7 +69,8 @@ def cumulative(result: ReplayResult | None, runs: Sequence[Mapping[str, Any]], w
         return out
     data = []
     for r in series:
-        rec = cum([c.call.cost_usd if c.call.cost_usd is not None else (c.cost_baseline or 0.0) for c in r.calls])
+        # like with like: the recorded usage repriced with the policy's table (the recorded cost when unpriced)
+        rec = cum([c.cost_baseline if c.cost_baseline is not None else (c.call.cost_usd or 0.0) for c in r.calls])
         gov = cum([c.cost_governed or 0.0 for c in r.calls])
         data.append((r, rec, gov))
     top = max(max(rec[-1], gov[-1]) for _, rec, gov in data if rec) or 1.0
@@ -79,7 +80,7 @@ def cumulative(result: ReplayResult | None, runs: Sequence[Mapping[str, Any]], w
              f'<text x="0" y="12">{escape(usd(top))}</text>',
              f'<line x1="60" y1="{height}" x2="{width}" y2="{height}" stroke="#888"/>']
     for r, rec, gov in data:
-        for vals, color, dash in ((rec, REC, ' stroke-dasharray="4 3"'), (gov, GOV, "")):
+        for vals, color, dash in ((rec, BASE, ' stroke-dasharray="4 3"'), (gov, GOV, "")):
             pts = " ".join(f"{60 + k * sx:.1f},{height - v * sy:.1f}" for k, v in enumerate(vals))
             parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.5"{dash}>'
                          f'<title>{escape(r.run.run_id)}</title></polyline>')
@@ -89,7 +90,8 @@ def cumulative(result: ReplayResult | None, runs: Sequence[Mapping[str, Any]], w
             parts.append(f'<circle cx="{60 + k * sx:.1f}" cy="{height - gov[k] * sy:.1f}" r="4" fill="{STOP}">'
                          f'<title>{escape(f"{r.run.run_id}: stopped at call {stop} by {r.stop_rule}")}</title></circle>')
     parts.append(f'<text x="60" y="{height + 26}">call number within the run (up to {longest})</text></svg>')
-    return _legend([("recorded (dashed)", REC), ("governed", GOV), ("stop point", STOP)]) + "".join(parts)
+    return _legend([("without the policy (recorded usage repriced, dashed)", BASE), ("governed", GOV),
+                    ("stop point", STOP)]) + "".join(parts)
 
 
 def hbars(items: Sequence[tuple[str, Sequence[float]]], colors: Sequence[str], fmt: Any = str, width: int = 1040) -> str:
@@ -117,7 +119,8 @@ def render_html(report: Mapping[str, Any], result: ReplayResult | None = None) -
     verdicts = [(v, [t[f"calls_{k}"]]) for v, k in (("allow", "allowed"), ("reroute", "rerouted"),
                                                        ("trim", "trimmed"), ("block", "blocked"))]
     rules = [(r["id"], [r["fired"], r["blocked"]]) for r in report["rules"]]
-    models = [(m["model"], [m["cost_per_accepted_usd_recorded"], m["cost_per_accepted_usd_governed"]])
+    models = [(m["model"], [m["cost_per_accepted_usd_recorded"], m["cost_per_accepted_usd_baseline"],
+                            m["cost_per_accepted_usd_governed"]])
               for m in report.get("diagnostics", {}).get("cost_per_accepted_by_model", [])]
     title = f"Replay of {p['name']} ({p['revision']})"
     body = [
@@ -131,8 +134,9 @@ def render_html(report: Mapping[str, Any], result: ReplayResult | None = None) -
         "<h2>Calls by verdict</h2>", hbars(verdicts, [GOV], lambda v: f"{int(v):,}"),
         "<h2>Calls by rule</h2>", _legend([("fired", GOV), ("blocked", STOP)]),
         hbars(rules, [GOV, STOP], lambda v: f"{int(v):,}"),
-        "<h2>Cost per accepted task by model</h2>", _legend([("recorded", REC), ("governed", GOV)]),
-        hbars(models, [REC, GOV], usd),
+        "<h2>Cost per accepted task by model</h2>",
+        _legend([("recorded", REC), ("baseline (repriced)", BASE), ("governed", GOV)]),
+        hbars(models, [REC, BASE, GOV], usd),
         "<h2>Full report</h2>", f"<pre>{escape(render_markdown(report))}</pre>",
     ]
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
