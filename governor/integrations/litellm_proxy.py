@@ -114,32 +114,38 @@ def _internal_key(key: str) -> bool:
 
 
 def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Governor metadata of one proxy request, later sources winning.
+    """Governor metadata of one proxy request.
 
-    key metadata < key user/team < litellm trace/session id < ``x-governor-run-id``
-    header < the request body's ``user`` < the request body's ``metadata``.
+    The caller's request supplies the free-form keys and the run: body
+    ``metadata`` (all its keys), else the ``x-governor-run-id`` header, else
+    litellm's session / trace id (``x-litellm-session-id`` / ``x-litellm-trace-id``).
+    Identity comes from the virtual key and always wins, so a client cannot
+    dodge a user or team budget by naming someone else: ``user`` is the key's
+    ``user_id`` (the request's ``user`` field only when the key has none; it is
+    also kept as ``end_user``), ``team`` the key's ``team_id``, and the key's
+    metadata (canonical keys or a ``governor:`` mapping) overrides the rest.
     """
-    out: dict[str, Any] = _canonical(getattr(user_api_key_dict, "metadata", None))
-    user = getattr(user_api_key_dict, "user_id", None) or getattr(user_api_key_dict, "end_user_id", None)
+    meta = data.get(_metadata_key(data)) or {}
+    requester = meta.get("requester_metadata")
+    body_meta = requester if isinstance(requester, Mapping) else meta
+    out: dict[str, Any] = {k: v for k, v in body_meta.items() if not _internal_key(k)}
+    out.update(_canonical(body_meta))
+    if not out.get("run_id"):
+        proxy_request = data.get("proxy_server_request") or {}
+        headers = {str(k).lower(): v for k, v in (proxy_request.get("headers") or {}).items()}
+        run = headers.get(RUN_HEADER) or data.get("litellm_session_id") or data.get("litellm_trace_id")
+        if run:
+            out["run_id"] = str(run)
+    if data.get("user"):
+        out["end_user"] = data["user"]
+        out["user"] = data["user"]
+    user = getattr(user_api_key_dict, "user_id", None)
     if user:
         out["user"] = user
     team = getattr(user_api_key_dict, "team_id", None)
     if team:
         out["team"] = team
-    run = data.get("litellm_session_id") or data.get("litellm_trace_id")
-    if run:
-        out["run_id"] = str(run)
-    proxy_request = data.get("proxy_server_request") or {}
-    headers = {str(k).lower(): v for k, v in (proxy_request.get("headers") or {}).items()}
-    if headers.get(RUN_HEADER):
-        out["run_id"] = str(headers[RUN_HEADER])
-    if data.get("user"):
-        out["user"] = data["user"]
-    meta = data.get(_metadata_key(data)) or {}
-    requester = meta.get("requester_metadata")
-    body_meta = requester if isinstance(requester, Mapping) else meta
-    out.update({k: v for k, v in body_meta.items() if not _internal_key(k)})
-    out.update(_canonical(body_meta))
+    out.update(_canonical(getattr(user_api_key_dict, "metadata", None)))
     return out
 
 
