@@ -15,8 +15,7 @@ blocked too without being checked.
 
 from __future__ import annotations
 
-import heapq
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Sequence
 
 from governor.policy.model import Budget, ContextCap, Policy
 from governor.pricing import PriceTable, call_cost
@@ -66,11 +65,21 @@ class _Run:
         self.stop_reason: str | None = None
 
 
-def _ordered(runs: Iterable[TraceRun]) -> Iterable[tuple[int, TraceCall]]:
-    """(run position, call) for every call, in recorded time order across runs (stable)."""
-    streams = [[(c.timestamp, i, k, c) for k, c in enumerate(r.calls)] for i, r in enumerate(runs)]
-    for ts, i, k, c in heapq.merge(*streams):
-        yield i, c
+def _ordered(runs: Sequence[TraceRun]) -> list[tuple[float, int, int, TraceCall]]:
+    """(time, run position, index, call) for every call in recorded time order across runs.
+
+    A run's own order is kept even if its timestamps step back (clock skew):
+    each call's sort time is the latest time seen so far in its run.
+    """
+    out = []
+    for i, r in enumerate(runs):
+        latest = float("-inf")
+        for k, c in enumerate(r.calls):
+            if c.timestamp > latest:
+                latest = c.timestamp
+            out.append((latest, i, k, c))
+    out.sort(key=lambda t: (t[0], t[1], t[2]))
+    return out
 
 
 class Replayer:
@@ -110,7 +119,7 @@ class Replayer:
         total = traces.calls
         done = 0
         step = max(total // 200, 1)
-        for i, call in _ordered(runs):
+        for _, i, _, call in _ordered(runs):
             st = state[i]
             st.results.append(self._one(st, call))
             done += 1
