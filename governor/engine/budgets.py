@@ -92,6 +92,12 @@ def budget_stage(
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens
     view = cp.view(w.model, metadata, fp)
+    if not view.budgets:  # nothing to reserve: only the price matters
+        worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
+        if worst is None and not _unpriced(cp, w, ()):
+            return w, None
+        w.estimated_cost = worst
+        return w, None
     if view.static_budgets:
         key = (cp.scope_fingerprint(metadata), tuple(run_chain))
         plan = view.plans.get(key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys
+from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys, uses_run_state
 from governor.ledger.base import Counter, Limit, usd_to_nano
 from governor.policy.model import Budget, ModelPrice, Policy, RuleBase
 from governor.pricing import PriceTable
@@ -128,6 +128,11 @@ class CompiledPolicy:
         self.scope_keys: tuple[str, ...] = tuple(sorted(scope_keys))
         self.fp_ttl = max((s.rule.within_s or 0.0 for s in self.stops if s.rule.type == "repeated_call"), default=600.0)
         self.has_repeat = any(s.rule.type == "repeated_call" for s in self.stops)
+        # run state is kept only when something reads it: stop conditions or run_* match conditions
+        self.needs_runs = bool(self.stops) or any(
+            uses_run_state(r.rule.match) or uses_run_state(r.rule.exclude)
+            for group in (self.routes, self.context, self.calls, self.budgets) for r in group
+        )
         self.default_output_tokens = policy.default_output_tokens
         self.lease_s = policy.lease_s
         self.allow_unpriced = policy.allow_unpriced

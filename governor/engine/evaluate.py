@@ -34,16 +34,25 @@ _FIELDS = (
 )
 if tuple(f.name for f in dataclasses.fields(Decision)) != _FIELDS:  # pragma: no cover - contract guard
     raise ImportError("governor.decision.Decision changed its fields: update governor.engine.evaluate._FIELDS")
-_SETTERS = tuple(getattr(Decision, name).__set__ for name in _FIELDS)
 
 
-def _new_decision(values: tuple) -> Decision:
-    """Build a Decision through its slot descriptors: the frozen dataclass __init__
-    (one object.__setattr__ per field) costs about twice as much on the hot path."""
-    d = object.__new__(Decision)
-    for setter, value in zip(_SETTERS, values):
-        setter(d, value)
-    return d
+def _decision_factory() -> Any:
+    """A Decision constructor that sets each slot through its descriptor, unrolled.
+
+    The frozen dataclass __init__ does ``object.__setattr__(self, "name", v)``
+    per field; calling the 18 slot descriptors directly, without a loop, costs
+    about half as much, on every check. Generated once, as dataclasses does.
+    """
+    args = ", ".join(_FIELDS)
+    body = "".join(f"    _set_{name}(d, {name})\n" for name in _FIELDS)
+    src = f"def new_decision({args}):\n    d = _new(_Decision)\n{body}    return d\n"
+    scope: dict[str, Any] = {"_new": object.__new__, "_Decision": Decision}
+    scope.update({f"_set_{name}": getattr(Decision, name).__set__ for name in _FIELDS})
+    exec(src, scope)  # noqa: S102 - built from the field names above, no outside input
+    return scope["new_decision"]
+
+
+_new_decision = _decision_factory()
 
 
 class Outcome:
@@ -82,7 +91,7 @@ def evaluate(
     # 1. stop conditions, and admission of the call into its runs
     states: list[RunState] = []
     call_fp: int | None = None
-    if run_chain:
+    if run_chain and cp.needs_runs:
         if view.repeat:
             call_fp = call_fingerprint(model, messages)
         with runs.lock:
@@ -147,11 +156,11 @@ def evaluate(
         verdict = "reroute"
     else:
         verdict = "allow"
-    decision = _new_decision((
+    decision = _new_decision(
         verdict, w.model, w.messages, w.max_tokens, tuple(w.rule_ids), tuple(w.reasons), cp.revision,
         w.estimated_cost, decision_id, model, w.input_tokens, w.estimated, tuple(w.warnings), tuple(w.audit),
         cp.name, metadata, w.block_kind, w.fallbacks,
-    ))
+    )
     return Outcome(decision, reservation, run_chain if not w.blocked else ())
 
 

@@ -288,7 +288,7 @@ class Governor:
                     )
             except LedgerError:
                 log.exception("could not settle decision %s: budget store unavailable", decision.decision_id)
-        if p.run_chain:
+        if p.run_chain and p.compiled.needs_runs:
             self._runs.record(p.run_chain, cost, error is not None, now)
         self._stats.add_record(
             decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, error=error is not None

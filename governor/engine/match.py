@@ -331,3 +331,17 @@ def referenced_metadata_keys(spec: Any) -> set[str]:
         elif key == "not":
             keys |= referenced_metadata_keys(cond)
     return keys
+
+
+def uses_run_state(spec: Any) -> bool:
+    """Whether a match mapping reads run state (run_calls, run_cost_usd, run_errors)."""
+    if not isinstance(spec, Mapping):
+        return False
+    for key, cond in spec.items():
+        if key in RUN_KEYS:
+            return True
+        if key in ("any", "all") and any(uses_run_state(sub) for sub in cond):
+            return True
+        if key == "not" and uses_run_state(cond):
+            return True
+    return False

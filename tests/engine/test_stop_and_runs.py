@@ -151,3 +151,13 @@ def test_scope_is_per_thread_and_per_task(make_gov) -> None:
         t.join()
         asyncio.run(main())
     assert seen == {"thread": None, "tasks": ["a", "b", "c"]}  # a new thread starts with an empty scope
+
+
+def test_run_state_conditions_work_without_stop_conditions(make_gov) -> None:
+    gov = make_gov("routes: [{id: long-run, match: {run_calls: {gte: 2}}, to: gpt-4.1-nano}]\n")
+    models = []
+    for _ in range(3):
+        d = go(gov, run_id="r")
+        models.append(d.model)
+        gov.record(d, input_tokens=100, output_tokens=10)
+    assert models == ["gpt-4o-mini", "gpt-4o-mini", "gpt-4.1-nano"]
