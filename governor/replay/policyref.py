@@ -17,7 +17,7 @@ from governor.errors import GovernorError
 from governor.policy.model import Policy
 
 
-def _git(cwd: Path, *args: str, binary: bool = False) -> bytes:
+def _git(cwd: Path, *args: str) -> bytes:
     try:
         proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
