@@ -21,7 +21,7 @@ from governor.engine.budgets import Reservation, budget_stage
 from governor.engine.caps import call_stage, context_stage
 from governor.engine.compiled import CompiledPolicy, CompiledRule
 from governor.engine.match import CallContext
-from governor.engine.runstate import RunState, RunStates, call_fingerprint
+from governor.engine.runstate import RunSnapshot, RunState, RunStates, call_fingerprint
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.ledger.base import Ledger
@@ -96,7 +96,8 @@ def evaluate(
             call_fp = call_fingerprint(model, messages)
         with runs.lock:
             states = [runs.get(r, now) for r in run_chain]
-            ctx.run = states[-1]
+            cur = states[-1]
+            ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
             for stop in view.stops:
                 if stop.dynamic is not None and not stop.dynamic(ctx):
                     continue

@@ -44,6 +44,17 @@ def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]]) -> int:
     return hash((model, tuple(items)))
 
 
+class RunSnapshot:
+    """The run so far, as match conditions (``run_calls`` ...) see it: before this call."""
+
+    __slots__ = ("calls", "cost_usd", "consecutive_errors")
+
+    def __init__(self, calls: int, cost_usd: float, consecutive_errors: int) -> None:
+        self.calls = calls
+        self.cost_usd = cost_usd
+        self.consecutive_errors = consecutive_errors
+
+
 class RunState:
     """What one run did so far. Mutated only under the store lock."""
 
