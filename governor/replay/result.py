@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from governor.traces.model import TraceCall, TraceIssue, TraceRun
 
@@ -81,6 +81,6 @@ class ReplayResult:
     formats: Mapping[str, str] = field(default_factory=dict)
     rule_ids: tuple[str, ...] = ()
 
-    def calls(self):  # type: ignore[no-untyped-def]
+    def calls(self) -> Iterator[CallResult]:
         for r in self.runs:
             yield from r.calls

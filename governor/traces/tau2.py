@@ -127,7 +127,8 @@ class Tau2Importer:
             if run is not None:
                 yield run
 
-    def _run(self, file, i, sim, models, max_tokens, domain, ids, ctx) -> TraceRun | None:  # type: ignore[no-untyped-def]
+    def _run(self, file: str, i: int, sim: Any, models: dict[str, Any], max_tokens: dict[str, Any],
+             domain: Any, ids: set[str], ctx: ImportContext) -> TraceRun | None:
         where = f"simulations[{i}]"
         if not isinstance(sim, dict) or not isinstance(sim.get("messages"), list):
             ctx.issue(file, 0, "simulation has no 'messages' list", where=where)
@@ -173,8 +174,9 @@ class Tau2Importer:
         }
         return TraceRun(run_id, tuple(calls), _outcome(sim), run_meta, file)
 
-    def _call(self, file, where, m, usage, run_id, index, conv, models, max_tokens, labels, ctx,  # type: ignore[no-untyped-def]
-              fallback_ts: float) -> TraceCall | None:
+    def _call(self, file: str, where: str, m: dict[str, Any], usage: Any, run_id: str, index: int,
+              conv: list[dict[str, Any]], models: dict[str, Any], max_tokens: dict[str, Any],
+              labels: dict[str, dict[str, Any]], ctx: ImportContext, fallback_ts: float) -> TraceCall | None:
         role = m.get("role")
         try:
             if not isinstance(usage, dict):
