@@ -3,8 +3,8 @@
 Each operation is one Lua script (:mod:`governor.ledger.redis_scripts`), so a
 reserve checks and charges every counter of a call atomically on the server; no
 client-side read-check-write window exists for concurrent workers to race in.
-Scripts run by EVALSHA; after a Redis restart (script cache empty) they are
-loaded again on NOSCRIPT.
+Scripts run by EVALSHA; a server that answers NOSCRIPT (restarted, or a new
+cluster node) gets the script once by EVAL, which caches it there.
 
 Connection errors and timeouts raise :class:`LedgerError` quickly (0.25 s socket
 timeouts by default) so the engine can apply the budget's ``on_error``; the
@@ -22,6 +22,7 @@ covers all budgets of a call. See docs/ledgers.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any, Sequence
@@ -95,10 +96,10 @@ class RedisLedger:
 
     def _use(self, client: Any) -> None:
         self._client = client
-        self._reserve = client.register_script(redis_scripts.RESERVE)
-        self._settle = client.register_script(redis_scripts.SETTLE)
-        self._release = client.register_script(redis_scripts.RELEASE)
-        self._usage = client.register_script(redis_scripts.USAGE)
+        self._reserve = _Script(redis_scripts.RESERVE)
+        self._settle = _Script(redis_scripts.SETTLE)
+        self._release = _Script(redis_scripts.RELEASE)
+        self._usage = _Script(redis_scripts.USAGE)
 
     def _clustered(self) -> bool:
         """Whether the server is a Redis Cluster (asked once, on first use)."""
@@ -166,8 +167,16 @@ class RedisLedger:
         except self._errors as exc:
             raise LedgerError(f"redis ledger {self.where} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        return self._call(lambda: script(keys=keys, args=args))
+    def _run(self, script: "_Script", keys: list[str], args: list[Any]) -> Any:
+        def go() -> Any:
+            try:
+                return self._client.evalsha(script.sha, len(keys), *keys, *args)
+            except self._redis.exceptions.NoScriptError:
+                # Not in this server's script cache (a restart, a new node): EVAL
+                # runs it once and caches it on the server that owns these keys.
+                return self._client.eval(script.source, len(keys), *keys, *args)
+
+        return self._call(go)
 
     # -- the Ledger protocol -------------------------------------------------------
     def reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *,
@@ -259,6 +268,16 @@ class RedisLedger:
 
     def __repr__(self) -> str:
         return f"RedisLedger({self.where!r}, key_prefix={self.prefix!r})"
+
+
+class _Script:
+    """A Lua script called by SHA1 (EVALSHA), sent in full only when a server lacks it."""
+
+    __slots__ = ("source", "sha")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
 def _text(value: Any) -> str:

@@ -97,13 +97,13 @@ class RedisServer:
 class RedisClusterNodes:
     """A three-primary Redis Cluster on 127.0.0.1, made with ``redis-cli --cluster create``."""
 
-    def __init__(self, workdir: Path, size: int = 3) -> None:
+    def __init__(self, workdir: Path, size: int = 3, *, persist: bool = False) -> None:
         self.nodes = []
         for i in range(size):
             port = free_cluster_port()
             extra = ("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
                      "--cluster-node-timeout", "2000")
-            self.nodes.append(RedisServer(Path(workdir) / f"node{i}", port=port, extra=extra))
+            self.nodes.append(RedisServer(Path(workdir) / f"node{i}", port=port, persist=persist, extra=extra))
 
     @property
     def url(self) -> str:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pytest
+
+from governor.errors import LedgerError
 from governor.ledger.base import ZERO, Amount, Counter, Limit
 from governor.ledger.redis import RedisLedger
 from governor.ledger.windows import NO_WINDOW
@@ -51,3 +57,36 @@ def test_denial_on_a_later_budget_releases_the_earlier_ones(redis_cluster: Redis
     assert ledger.settle("ok2", [a, b, c], Amount(40), now=T0, reserved_at=T0) is False
     assert [ledger.usage(x, now=T0).usd_nano for x in (a, b, c)] == [40, 40, 990]
     ledger.close()
+
+
+def test_a_node_down_fails_its_budgets_fast_and_recovers(tmp_path: Path) -> None:
+    nodes = RedisClusterNodes(tmp_path / "cluster", persist=True).start()
+    try:
+        ledger = RedisLedger(nodes.url, key_prefix="node-down", **SLOW_BOX)
+        a, b = _budgets_on_distinct_nodes(ledger, 2)
+        now = time.time()
+        assert ledger.reserve("r1", [a, b], Amount(10), now=now, lease_s=60).ok
+        assert ledger.settle("r1", [a, b], Amount(7), now=now, reserved_at=now)
+        port = ledger._client.get_node_from_key(ledger._base(b) + ":s").port
+        victim = next(n for n in nodes.nodes if n.port == port)
+        victim.stop()
+        with pytest.raises(LedgerError, match="unavailable"):
+            ledger.reserve("r2", [a, b], Amount(10), now=now, lease_s=60)
+        assert ledger.usage(a, now=now) == Amount(7)  # the other nodes keep serving their budgets
+        victim.start()  # same port, data and cluster config: it rejoins
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert ledger.reserve("r3", [a, b], Amount(10), now=now, lease_s=60).ok
+                break
+            except LedgerError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert ledger.settle("r3", [a, b], Amount(5), now=now, reserved_at=now)
+        # r2 may have reserved on a before b failed; after its lease only settled spend is left
+        later = now + 61
+        assert ledger.usage(a, now=later) == ledger.usage(b, now=later) == Amount(12)
+        ledger.close()
+    finally:
+        nodes.stop()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import redis
 
 from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Limit
@@ -58,6 +59,9 @@ def test_stop_and_restart_on_the_same_port(durable_redis: RedisServer) -> None:
     for i in range(50):
         call(ledger, f"after-{i}", 2000 + i, pending)
     assert ledger.settle("across", [TEAM], Amount(777, 0, 1), now=time.time(), reserved_at=t)
+    # the restarted server had no scripts: each was sent once in full (EVAL), then by SHA
+    stats = redis.Redis.from_url(durable_redis.url).info("commandstats")
+    assert stats["cmdstat_eval"]["calls"] == 2 and stats["cmdstat_evalsha"]["calls"] > 100
     expected = sum(1000 + i for i in range(50)) + sum(2000 + i for i in range(50)) + 777
     assert ledger.usage(TEAM, now=time.time()) == Amount(expected, 0, 101)
     ledger.close()
