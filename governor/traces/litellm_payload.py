@@ -66,6 +66,7 @@ def _cache(payload: Mapping[str, Any]) -> tuple[int, int, int]:
 
 class LitellmPayloadImporter:
     name = "litellm"
+    streams = True  # one run may continue in the next file
     description = "LiteLLM StandardLoggingPayload JSON Lines (one payload per line)"
 
     def sniff(self, head: str) -> bool:

@@ -134,6 +134,7 @@ def _messages(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
 
 class OtelImporter:
     name = "otel"
+    streams = True  # one run may continue in the next file
     description = "OpenTelemetry GenAI spans, OTLP JSON (one object or JSON Lines)"
 
     def sniff(self, head: str) -> bool:

@@ -31,6 +31,7 @@ def _count(rec: dict[str, Any], key: str) -> int:
 
 class RecordedImporter:
     name = "governor"
+    streams = True  # one run may continue in the next file
     description = "budget-governor recorded JSONL, governor-trace/v1 (record_to=)"
 
     def sniff(self, head: str) -> bool:

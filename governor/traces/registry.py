@@ -46,6 +46,7 @@ class ImportContext:
 class Importer(Protocol):
     name: str
     description: str
+    streams: bool  # True: a run may continue in another file (merged by run id)
 
     def sniff(self, head: str) -> bool: ...
 
@@ -91,8 +92,10 @@ def load_traces(
 ) -> TraceSet:
     """Read every trace file (directories expanded, gzip transparent) into one TraceSet.
 
-    A run id seen in an earlier file gets the file name appended, so runs from
-    different files never merge by accident.
+    Logs that stream calls (governor, otel, litellm: ``importer.streams``) may
+    split one run over several files (daily rotation), so a run id seen again
+    merges into the earlier run, in time order. For whole-result formats (tau2)
+    a repeated run id is another run: it gets the file name appended.
     """
     table = importers()
     forced = None
@@ -103,7 +106,7 @@ def load_traces(
     ctx = ImportContext(strict=strict, run_key=run_key)
     files = expand(list(paths))
     runs: list[TraceRun] = []
-    seen: set[str] = set()
+    seen: dict[str, tuple[int, bool]] = {}  # run id -> (position in runs, from a streaming format)
     formats: dict[str, str] = {}
     for n, path in enumerate(files, start=1):
         file = str(path)
@@ -115,10 +118,15 @@ def load_traces(
             continue
         imp = forced or detect(text[:SNIFF_CHARS], file)
         formats[file] = imp.name
+        streams = bool(getattr(imp, "streams", False))
         for run in imp.read(file, text, ctx):
-            if run.run_id in seen:
+            earlier = seen.get(run.run_id)
+            if earlier is not None and streams and earlier[1]:
+                runs[earlier[0]] = merge_runs(runs[earlier[0]], run)
+                continue
+            if earlier is not None:
                 run = rename_run(run, f"{run.run_id}@{path.name}")
-            seen.add(run.run_id)
+            seen[run.run_id] = (len(runs), streams)
             runs.append(run)
     return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes))
 
@@ -126,6 +134,13 @@ def load_traces(
 def rename_run(run: TraceRun, run_id: str) -> TraceRun:
     calls = tuple(replace(c, run_id=run_id, metadata={**c.metadata, "run_id": run_id}) for c in run.calls)
     return replace(run, run_id=run_id, calls=calls)
+
+
+def merge_runs(a: TraceRun, b: TraceRun) -> TraceRun:
+    """One run from two parts read from different files: calls in time order, the later outcome wins."""
+    calls = sorted((*a.calls, *b.calls), key=lambda c: c.timestamp)  # stable: file order breaks ties
+    ordered = tuple(c if c.index == i else replace(c, index=i) for i, c in enumerate(calls))
+    return replace(a, calls=ordered, outcome=b.outcome or a.outcome, metadata={**a.metadata, **b.metadata})
 
 
 def group_calls(calls: Iterable[TraceCall], outcomes: dict[str, str] | None = None) -> list[TraceRun]:

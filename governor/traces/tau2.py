@@ -100,6 +100,7 @@ def _outcome(sim: Mapping[str, Any]) -> str | None:
 
 class Tau2Importer:
     name = "tau2"
+    streams = False  # each file is a complete result set
     description = "tau2-bench results JSON (simulations with per-message usage)"
 
     def sniff(self, head: str) -> bool:

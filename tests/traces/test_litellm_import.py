@@ -110,3 +110,16 @@ def test_replay_of_litellm_payloads_through_the_cli(payload_file, tmp_path: Path
     assert rep["totals"]["calls"] == 5 and rep["totals"]["runs"] == 3
     assert rep["totals"]["calls_rerouted"] == 1
     assert rep["totals"]["cost_usd_recorded"] == pytest.approx(sum(p["response_cost"] or 0 for p in written), abs=1e-9)
+
+
+def test_a_run_split_over_two_files_is_merged_in_time_order(payload_file, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path, _ = payload_file
+    lines = path.read_text().splitlines(keepends=True)
+    (tmp_path / "a.jsonl").write_text("".join(lines[1::2]))
+    (tmp_path / "b.jsonl").write_text("".join(lines[0::2]))
+    whole = {r.run_id: r for r in load_traces([path], run_key="run").runs}
+    split = {r.run_id: r for r in load_traces([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], run_key="run").runs}
+    assert sorted(split) == sorted(whole)
+    for run_id, run in whole.items():
+        assert [c.call_id for c in split[run_id].calls] == [c.call_id for c in run.calls]
+        assert [c.index for c in split[run_id].calls] == list(range(len(run.calls)))
