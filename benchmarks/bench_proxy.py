@@ -74,6 +74,36 @@ def one(client: openai.OpenAI, i: int) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def hook_alone(policy_path: Path, n: int) -> list[float]:
+    """The pre-call hook plus the success hook in-process, in microseconds per request."""
+    import asyncio
+    import os
+
+    from litellm.proxy._types import UserAPIKeyAuth
+
+    os.environ["GOVERNOR_POLICY"] = str(policy_path)
+    from governor.integrations.litellm_proxy import GovernorProxyHandler
+
+    handler = GovernorProxyHandler.from_env()
+    key = UserAPIKeyAuth(user_id="bench-user", team_id="bench-team")
+
+    async def run() -> list[float]:
+        out = []
+        for i in range(n):
+            data = {"model": "gpt-4o", "messages": [dict(m) for m in MESSAGES], "litellm_trace_id": f"run-{i // 50}",
+                    "metadata": {"requester_metadata": {"task": "support"}}}
+            slo = {"prompt_tokens": 40, "completion_tokens": 12, "metadata": {"usage_object": None}}
+            start = time.perf_counter_ns()
+            data = await handler.async_pre_call_hook(key, None, data, "acompletion")
+            await handler.async_log_success_event(
+                {"litellm_params": {"metadata": data["metadata"]}, "standard_logging_object": slo}, None, None, None
+            )
+            out.append((time.perf_counter_ns() - start) / 1000.0)
+        return out
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="measured requests per proxy (default 400)")
@@ -121,6 +151,15 @@ def main() -> None:
     d99 = percentile(times["governed"], 0.99) - percentile(times["plain"], 0.99)
     dmean = statistics.fmean(times["governed"]) - statistics.fmean(times["plain"])
     print(f"{'difference':<22}{d50:>+9.2f}{d99:>+9.2f}{dmean:>+9.2f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        policy = Path(tmp) / "policy.yaml"
+        policy.write_text(POLICY)
+        hook = hook_alone(policy, 200 if args.quick else 5000)[100:]
+    print()
+    print(f"the hook alone, in-process (pre-call check + success record), {len(hook)} requests")
+    print(f"{'':<22}{'p50 us':>9}{'p99 us':>9}{'mean us':>9}")
+    print(f"{'governor hook':<22}{percentile(hook, .5):>9.1f}{percentile(hook, .99):>9.1f}{statistics.fmean(hook):>9.1f}")
 
 
 if __name__ == "__main__":
