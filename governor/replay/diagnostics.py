@@ -66,6 +66,7 @@ def long_context(result: ReplayResult, threshold: int = LONG_CONTEXT_TOKENS) -> 
                                "first_input_tokens": sizes[0], "last_input_tokens": sizes[-1],
                                "input_tokens": sum(sizes)})
     growth.sort(key=lambda g: -g["input_tokens"])
+    stale = _growth_without_new_content(result)
     return {
         "threshold_tokens": threshold,
         "calls_over_threshold": len(big),
@@ -77,19 +78,47 @@ def long_context(result: ReplayResult, threshold: int = LONG_CONTEXT_TOKENS) -> 
                           for c in sorted(big, key=lambda c: -c.call.input_tokens)[:TOP]],
         "growing_runs": growth[:TOP],
         "growing_runs_count": len(growth),
+        "grew_without_new_content": {
+            "calls": len(stale),
+            "input_tokens_added": sum(n for _, n in stale),
+            "examples": [c.call.call_id for c, _ in stale[:TOP]],
+        },
     }
 
 
+def _growth_without_new_content(result: ReplayResult) -> list[tuple[CallResult, int]]:
+    """Calls whose prompt grew over the previous call of the same run and model, yet every message
+    added repeats one already sent (re-sent tool results, duplicated history): tokens paid for nothing."""
+    memo: dict[int, int] = {}
+    out = []
+    for run in result.runs:
+        last: dict[str, tuple[int, int, set[int]]] = {}  # model -> (input tokens, message count, seen hashes)
+        for c in run.calls:
+            msgs = c.call.messages
+            if not msgs:
+                continue
+            hashes = [_message_hash(m, memo) for m in msgs]
+            prev = last.get(c.call.model)
+            if prev is not None and c.call.input_tokens > prev[0] and len(hashes) > prev[1]:
+                added = hashes[prev[1]:]
+                if all(h in prev[2] for h in added):
+                    out.append((c, c.call.input_tokens - prev[0]))
+            last[c.call.model] = (c.call.input_tokens, len(hashes), set(hashes))
+    return out
+
+
+def _message_hash(m: Mapping[str, Any], memo: dict[int, int]) -> int:
+    """Hash of one message's role, content and tool calls, memoised by object id (histories share dicts)."""
+    key = id(m)
+    h = memo.get(key)
+    if h is None:
+        h = memo[key] = hash((m.get("role"), str(m.get("content")), repr(m.get("tool_calls"))))
+    return h
+
+
 def _fingerprint(model: str, messages: Sequence[Mapping[str, Any]], memo: dict[int, int]) -> int:
-    """Hash of model + messages; per-message hashes memoised by object id (histories share dicts)."""
-    parts = []
-    for m in messages:
-        key = id(m)
-        h = memo.get(key)
-        if h is None:
-            h = memo[key] = hash((m.get("role"), str(m.get("content")), repr(m.get("tool_calls"))))
-        parts.append(h)
-    return hash((model, tuple(parts)))
+    """Hash of model + messages."""
+    return hash((model, tuple(_message_hash(m, memo) for m in messages)))
 
 
 def repeated_calls(result: ReplayResult) -> dict[str, Any]:

@@ -104,6 +104,9 @@ def _diagnostics(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         f"({lc['share_of_input'] * 100:.1f}% of all input); {lc['growing_runs_count']} run/model streams whose "
         f"context grew 4x or more",
     ]
+    g0 = lc["grew_without_new_content"]
+    lines.append(f"Context grown without new content: {g0['calls']} calls added {g0['input_tokens_added']:,} input "
+                 f"tokens by re-sending messages already sent")
     for g in lc["growing_runs"][:5]:
         lines.append(f"  - run {g['run_id']} ({g['model']}): {g['first_input_tokens']:,} -> "
                      f"{g['last_input_tokens']:,} input tokens over {g['calls']} calls")

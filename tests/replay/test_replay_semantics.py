@@ -115,3 +115,20 @@ budgets:
     assert {r["id"]: r["blocked"] for r in rep["rules"]}["user-usd"] == rep["totals"]["calls"]
     fresh = replay(tmp_path, policy, trace)
     assert fresh["totals"]["calls_blocked"] == 0
+
+
+def test_context_grown_by_resending_old_messages_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "resend.jsonl"
+    now = [1_760_000_000.0]
+    gov = Governor(load_policy_text(OPEN), ledger=MemoryLedger(), clock=lambda: now[0], record_to=path)
+    q = {"role": "user", "content": "fix the failing test"}
+    r = {"role": "tool", "content": "FAILED test_x.py::test_y - AssertionError"}
+    new = {"role": "user", "content": "now also update the docs"}
+    for msgs, tokens in (([q, r], 900), ([q, r, r], 1300), ([q, r, r, new], 1500)):
+        now[0] += 1
+        d = gov.check(model="gpt-4o-mini", messages=msgs, input_tokens=tokens, metadata={"run_id": "x"})
+        gov.record(d, input_tokens=tokens, output_tokens=10)
+    gov.close()
+    rep = replay(tmp_path, OPEN, path)
+    stale = rep["diagnostics"]["long_context"]["grew_without_new_content"]
+    assert stale["calls"] == 1 and stale["input_tokens_added"] == 400  # the re-sent tool result only
