@@ -87,6 +87,17 @@ def _final_message(text: str) -> ModelResponse:
     return ModelResponse(output=[message], usage=AgentsUsage(), response_id=None)
 
 
+def _completed_event(response: ModelResponse) -> Any:
+    """A streamed run's graceful stop: one ``response.completed`` event carrying the final message."""
+    from openai.types.responses import Response, ResponseCompletedEvent
+
+    done = Response(
+        id=f"governor-{uuid.uuid4().hex[:12]}", created_at=0, model="governor", object="response",
+        output=response.output, parallel_tool_calls=False, tool_choice="none", tools=[],
+    )
+    return ResponseCompletedEvent(response=done, sequence_number=0, type="response.completed")
+
+
 class GovernedModel(Model):
     """A ``Model`` that checks with the governor before delegating to the decided model."""
 
@@ -169,7 +180,8 @@ class GovernedModel(Model):
     async def stream_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def, override]
         decision, plan = await self._decide(system_instructions, input, model_settings, tools)
         if plan is None:
-            raise block_error(decision)
+            yield _completed_event(self._blocked(decision))
+            return
         model, system_instructions, input, model_settings = plan
         usage = None
         try:

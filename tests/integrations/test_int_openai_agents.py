@@ -173,3 +173,52 @@ async def test_model_provider_governs_every_model_and_resolves_reroutes(gov: Gov
     with gov.run("p1", task="classify"):
         result = await Runner.run(agent, "label this", run_config=config)
     assert result.final_output == "cheap"
+
+
+class StreamingModel(ScriptedModel):
+    """Streams one text answer as the Responses API does: a single ``response.completed`` event."""
+
+    async def stream_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw):  # type: ignore[no-untyped-def, override]
+        from openai.types.responses import Response, ResponseCompletedEvent, ResponseUsage
+
+        self.calls.append((system_instructions, input, model_settings))
+        reply = self.replies.pop(0)
+        response = Response(
+            id="resp_1", created_at=0, model="gpt-4o", object="response", output=reply.output,
+            parallel_tool_calls=False, tool_choice="auto", tools=[],
+            usage=ResponseUsage(
+                input_tokens=70, output_tokens=9, total_tokens=79,
+                input_tokens_details=InputTokensDetails(cached_tokens=30, cache_write_tokens=0),
+                output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+            ),
+        )
+        yield ResponseCompletedEvent(response=response, sequence_number=1, type="response.completed")
+
+
+async def test_streamed_runs_are_governed_and_record_the_completed_usage(gov: Governor, tmp_path: Path) -> None:
+    cheap = StreamingModel(text("streamed spam"))
+    model = GovernedModel(gov, StreamingModel(), name="gpt-4o", models={"gpt-4o-mini": cheap},
+                          metadata={"task": "classify"})
+    result = Runner.run_streamed(Agent(name="s", model=model), "win a prize", run_config=NO_TRACING)
+    async for _ in result.stream_events():
+        pass
+    assert result.final_output == "streamed spam"
+    (rec,) = records(tmp_path)
+    assert (rec["verdict"], rec["model"]) == ("reroute", "gpt-4o-mini")
+    assert (rec["input_tokens"], rec["output_tokens"], rec["cache_read_tokens"]) == (70, 9, 30)
+
+
+async def test_a_blocked_streamed_run_raises_or_ends_with_the_reason(gov: Governor) -> None:
+    async def run(on_block: Any) -> Any:
+        model = GovernedModel(gov, StreamingModel(text("one"), text("two")), name="gpt-4o", on_block=on_block)
+        agent = Agent(name="s", model=model)
+        with gov.run(f"outer-{on_block}", task="loop"):  # per-run budget: one call across both runs
+            for prompt in ("first", "second"):
+                result = Runner.run_streamed(agent, prompt, run_config=NO_TRACING)
+                async for _ in result.stream_events():
+                    pass
+        return result.final_output
+
+    with pytest.raises(BudgetExceeded):
+        await run("raise")
+    assert "per-run" in await run("end")
