@@ -114,3 +114,14 @@ async def test_test_model_usage_is_recorded(gov: Governor, tmp_path: Path) -> No
     (rec,) = records(tmp_path)
     usage = result.usage if hasattr(result.usage, "input_tokens") else result.usage()  # a method before 2.x
     assert (rec["input_tokens"], rec["output_tokens"]) == (usage.input_tokens, usage.output_tokens)
+
+
+async def test_streamed_runs_are_rerouted_and_recorded(gov: Governor, tmp_path: Path) -> None:
+    cheap = TestModel(model_name="gpt-4o-mini", custom_output_text="cheap stream")
+    capability = GovernorCapability(gov, models={"gpt-4o-mini": cheap}, metadata={"task": "classify"})
+    agent = Agent(TestModel(model_name="gpt-4o"), capabilities=[capability])
+    async with agent.run_stream("win a prize now") as run:
+        output = await run.get_output()
+    assert output == "cheap stream"
+    (rec,) = records(tmp_path)
+    assert (rec["verdict"], rec["model"]) == ("reroute", "gpt-4o-mini") and rec["output_tokens"] > 0
