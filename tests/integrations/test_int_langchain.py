@@ -143,3 +143,13 @@ def test_thread_id_is_the_run_id_and_async_works(gov: Governor, tmp_path: Path) 
     asyncio.run(agent.ainvoke({"messages": [HumanMessage("again")]}, config=config))
     assert [r["run_id"] for r in records(tmp_path)] == ["thread-7", "thread-7"]
     assert gov.stats()["by_run"]["thread-7"]["calls"] == 2
+
+
+def test_streamed_agent_runs_are_governed(gov: Governor, tmp_path: Path) -> None:
+    strong, cheap = fake(AIMessage(content="strong")), fake(AIMessage(content="cheap stream"))
+    middleware = GovernorMiddleware(gov, models={"gpt-4o": strong, "gpt-4o-mini": cheap}, metadata={"task": "classify"})
+    agent = create_agent(strong, tools=[], middleware=[middleware])
+    states = list(agent.stream({"messages": [HumanMessage("label this")]}, stream_mode="values"))
+    assert states[-1]["messages"][-1].content == "cheap stream"
+    (rec,) = records(tmp_path)
+    assert (rec["verdict"], rec["model"]) == ("reroute", "gpt-4o-mini")
