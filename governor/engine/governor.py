@@ -90,7 +90,7 @@ class Governor:
         base_dir = os.path.dirname(os.fspath(path)) if path is not None else None
         self._ledger: Ledger = ledger if ledger is not None else open_ledger(policy.ledger, base_dir=base_dir)
         self._blocking = is_blocking(self._ledger)
-        self._runs = RunStates(self._clock, self._compiled.fp_ttl)
+        self._runs = RunStates(self._compiled.fp_ttl)
         self._tokens = tokens or TokenCounter()
         if isinstance(log, DecisionLog):
             self._log = log

@@ -16,7 +16,7 @@ slip under ``max_calls``.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from collections import OrderedDict, deque
 
@@ -109,9 +109,8 @@ class RunState:
 class RunStates:
     """The bounded store of run states, shared by every check of one governor."""
 
-    def __init__(self, clock: Callable[[], float], fp_ttl: float = 600.0) -> None:
+    def __init__(self, fp_ttl: float = 600.0) -> None:
         self.lock = threading.Lock()
-        self._clock = clock
         self._runs: OrderedDict[str, RunState] = OrderedDict()  # LRU order
         self.fp_ttl = fp_ttl  # the longest repeated_call window of the current policy
 
@@ -125,6 +124,8 @@ class RunStates:
                 runs.popitem(last=False)
         else:
             runs.move_to_end(run_id)
+            if state.fp_ttl != self.fp_ttl:  # a reload changed the longest repeated_call window
+                state.fp_ttl = self.fp_ttl
         return state
 
     def peek(self, run_id: str) -> RunState | None:
