@@ -145,3 +145,16 @@ def test_an_upstream_failure_is_passed_through_and_recorded_as_an_error(
     (record,) = [r for r in records if r.get("run_id") == run and r["event"] == "record"]
     assert record["error"] and "ContextWindowExceeded" in record["error"]
     assert (record["input_tokens"], record["output_tokens"]) == (0, 0)
+
+
+def test_an_invalid_policy_fails_the_proxy_start_naming_file_line_and_field(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: bad}\n"
+        "budgets:\n  - id: per-run\n    scope: run\n    limitt: {calls: 3}\n"
+    )
+    config = write_config(tmp_path, governed=True, probe=False)
+    code, output = wait_exit(config, {"GOVERNOR_POLICY": str(policy)}, tmp_path / "proxy.log")
+    assert code is not None and code != 0, output[-2000:]
+    assert f"{policy}:7:5: error: unknown key 'limitt'" in output
+    assert "did you mean 'limit'?" in output
