@@ -8,27 +8,11 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence, TypeVar
 
 from governor.decision import Decision
-from governor.errors import (
-    BudgetExceeded,
-    CallBlocked,
-    ContextTooLarge,
-    CostCapExceeded,
-    StopConditionHit,
-    StoreUnavailable,
-    UnpricedModel,
-)
+from governor.engine.governor import BLOCK_ERRORS  # the engine's kind -> exception map
+from governor.errors import CallBlocked, CostCapExceeded
 from governor.integrations.usage import estimate_tokens
 
 T = TypeVar("T")
-
-BLOCK_ERRORS: Mapping[str, type[CallBlocked]] = {
-    "budget": BudgetExceeded,
-    "stop": StopConditionHit,
-    "context": ContextTooLarge,
-    "cost": CostCapExceeded,
-    "unpriced": UnpricedModel,
-    "store": StoreUnavailable,
-}
 
 STREAM_CAP_RULE = "stream-output-cap"
 
