@@ -156,7 +156,7 @@ class Replayer:
         messages = call.messages if call.messages is not None else ()
         d = self.gov.check(model=call.model, messages=messages, max_tokens=call.max_tokens,
                            metadata=call.metadata, input_tokens=call.input_tokens)
-        audit = tuple(a.rule_id for a in d.audit)
+        audit = tuple(a.rule_id for a in d.audit) if d.audit else ()
         inp, estimated, extra = call.input_tokens, False, ()
         if d.verdict == "block" and call.messages is None and d.block_kind == "context":
             limit = self._trim_limit(d, call)
