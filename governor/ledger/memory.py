@@ -247,7 +247,11 @@ class MemoryLedger:
                 if lim.calls is not None and n > lim.calls:
                     return ReserveResult(False, denied=c, denied_metric="calls")
                 cells.append(cell)
-                after.append(_amount(u, t, n))
+                a = _new(Amount)  # _amount(u, t, n), inlined: this loop runs for every counter of every call
+                _set_usd(a, u)
+                _set_tokens(a, t)
+                _set_calls(a, n)
+                after.append(a)
             for cell in cells:
                 cell.fu += au
                 cell.ft += at
