@@ -47,8 +47,9 @@ def _opt_int(value: object) -> int | None:
 class PriceTable:
     """Model name -> :class:`ModelPrice`, with policy overrides winning.
 
-    ``table`` defaults to litellm's bundled ``model_cost`` (loaded lazily, on
-    the first lookup that the overrides do not answer).
+    ``table`` defaults to litellm's price table (loaded lazily, on the first
+    lookup that the overrides do not answer; read from litellm's bundled file
+    without importing litellm unless litellm is already imported).
     """
 
     def __init__(self, overrides: Mapping[str, ModelPrice] | None = None, table: Mapping | None = None) -> None:
@@ -59,9 +60,10 @@ class PriceTable:
 
     def _litellm_table(self) -> Mapping:
         if self._table is None:
-            from governor._litellm import model_cost_table
+            # litellm's bundled price file, read without importing litellm (~3 s)
+            from governor.policy.bundled_prices import litellm_price_table
 
-            self._table = model_cost_table()
+            self._table = litellm_price_table()
         return self._table
 
     def lookup(self, model: str) -> ModelPrice | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -24,11 +25,21 @@ _RESERVED = "fallback_generalizations"
 
 
 def litellm_price_table() -> Mapping[str, Any]:
-    """The table to price models from at validation time."""
+    """litellm's price table: the live one if litellm is imported, else its bundled file.
+
+    The bundled file is what litellm itself uses with
+    ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (our default); a user who sets that
+    variable to false gets litellm's remote map, fetched by litellm.
+    """
     module = sys.modules.get("litellm")
     cost = getattr(module, "model_cost", None) if module is not None else None
     if isinstance(cost, Mapping):
         return cost
+    if os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "true").strip().lower() not in ("true", "1", "yes"):
+        # the user asked litellm for its remote price map: let litellm fetch it
+        from governor._litellm import model_cost_table
+
+        return model_cost_table()
     try:
         return _bundled()
     except (OSError, ValueError, ModuleNotFoundError):  # no bundled file: ask litellm itself
