@@ -82,6 +82,7 @@ def evaluate(
     estimated: bool,
     now: float,
     decision_id: str,
+    fingerprint: str | None = None,
 ) -> Outcome:
     fp = cp.fingerprint(metadata)
     view = cp.view(model, metadata, fp)
@@ -93,7 +94,7 @@ def evaluate(
     call_fp: int | None = None
     if run_chain and cp.needs_runs:
         if view.repeat:
-            call_fp = call_fingerprint(model, messages)
+            call_fp = call_fingerprint(model, messages, fingerprint)
         with runs.lock:
             states = [runs.get(r, now) for r in run_chain]
             cur = states[-1]

@@ -165,8 +165,14 @@ class Governor:
         tools: Sequence[Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         input_tokens: int | None = None,
+        fingerprint: str | None = None,
     ) -> Decision:
-        """Decide one call. Blocking is returned as ``verdict == "block"``, never raised."""
+        """Decide one call. Blocking is returned as ``verdict == "block"``, never raised.
+
+        ``fingerprint`` is a stable digest of the request, used by ``repeated_call``
+        when the messages are not available (e.g. a trace kept only a digest);
+        with neither messages nor a fingerprint, ``repeated_call`` does not fire.
+        """
         cp = self._compiled
         msgs = messages if messages is not None else ()
         md, chain = _scope.resolve(metadata)
@@ -180,6 +186,7 @@ class Governor:
         out = evaluate(
             cp, self._runs, self._ledger, self._tokens, model=model, messages=msgs, max_tokens=max_tokens,
             tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
+            fingerprint=fingerprint,
         )
         d = out.decision
         if d.verdict != "block":
@@ -205,10 +212,12 @@ class Governor:
         tools: Sequence[Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         input_tokens: int | None = None,
+        fingerprint: str | None = None,
     ) -> Decision:
         """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread
         (which inherits this task's run scope)."""
-        kwargs = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata, input_tokens=input_tokens)
+        kwargs = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata, input_tokens=input_tokens,
+                      fingerprint=fingerprint)
         if self._blocking:
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)

@@ -20,28 +20,28 @@ from typing import Any, Mapping, Sequence
 
 from collections import OrderedDict, deque
 
+from governor.engine.tokens import message_hash
+
 MAX_RUNS = 50_000
 MAX_FINGERPRINTS = 4096  # per run
 MAX_SIGHTINGS = 256  # timestamps kept per fingerprint
 
 
-def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]]) -> int:
-    """A cheap, stable-in-process hash of model + messages (incl. tool calls).
+def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: str | None = None) -> int | None:
+    """A cheap, stable-in-process hash of model + messages (incl. tool calls), or None.
 
-    Python caches a str's hash on the object, so re-hashing a growing history
-    whose message strings are reused costs little.
+    Each message is hashed by :func:`governor.engine.tokens.message_hash` (the
+    token counter's per-message key): Python caches a str's hash on the object,
+    so a resent message of a growing history costs a tuple hash, not a pass
+    over its text. Without messages the caller's ``digest`` (a stable digest
+    of the request, e.g. a trace's ``messages_digest``) stands in; with
+    neither, there is nothing to compare and the call has no fingerprint.
     """
-    items = []
-    for m in messages:
-        content = m.get("content")
-        tc = m.get("tool_calls")
-        items.append((
-            m.get("role"),
-            content if isinstance(content, str) else repr(content),
-            None if tc is None else repr(tc),
-            m.get("tool_call_id"),
-        ))
-    return hash((model, tuple(items)))
+    if messages:
+        return hash((model, tuple(map(message_hash, messages))))
+    if digest is not None:
+        return hash((model, digest))
+    return None
 
 
 class RunSnapshot:

@@ -154,8 +154,9 @@ class Replayer:
                               st.stop_kind, call.input_tokens, False, baseline, 0.0, cascaded=True)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
+        digest = None if messages else call.messages_digest  # repeated_call without the prompt text
         d = self.gov.check(model=call.model, messages=messages, max_tokens=call.max_tokens,
-                           metadata=call.metadata, input_tokens=call.input_tokens)
+                           metadata=call.metadata, input_tokens=call.input_tokens, fingerprint=digest)
         audit = tuple(a.rule_id for a in d.audit) if d.audit else ()
         inp, estimated, extra = call.input_tokens, False, ()
         if d.verdict == "block" and call.messages is None and d.block_kind == "context":
@@ -165,7 +166,7 @@ class Replayer:
                 # cap, and re-check the call at that size (labelled as an estimate)
                 extra = d.rule_ids
                 d = self.gov.check(model=call.model, messages=(), max_tokens=call.max_tokens,
-                                   metadata=call.metadata, input_tokens=limit)
+                                   metadata=call.metadata, input_tokens=limit, fingerprint=digest)
                 inp, estimated = limit, True
         rule_ids = tuple(dict.fromkeys((*extra, *d.rule_ids))) if extra else d.rule_ids
         reason = "; ".join(d.reasons)

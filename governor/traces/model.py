@@ -37,6 +37,7 @@ class TraceCall:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     messages: Sequence[Mapping[str, Any]] | None = None  # the prompt, when the trace kept it
     where: str = ""  # record path inside a JSON file (e.g. "simulations[3].messages[7]")
+    messages_digest: str | None = None  # a digest of the prompt when the trace kept no text (repeated_call)
 
     def location(self) -> str:
         """``file:line`` (or ``file:where``) for messages pointing back at the source."""

@@ -102,6 +102,7 @@ class RecordedImporter:
         if max_tokens is None:
             max_tokens = rec.get("max_tokens")  # as sent (after clamps): the closest we have
         msgs = rec.get("messages")
+        digest = rec.get("messages_digest")
         return TraceCall(
             call_id=did, file=file, line=line, run_id=run_id, index=0, timestamp=float(ts), model=model,
             input_tokens=counts[0], output_tokens=counts[1], cache_read_tokens=counts[2],
@@ -111,6 +112,7 @@ class RecordedImporter:
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             metadata=meta,
             messages=tuple(m for m in msgs if isinstance(m, dict)) if isinstance(msgs, list) else None,
+            messages_digest=digest if isinstance(digest, str) and digest else None,
         )
 
 

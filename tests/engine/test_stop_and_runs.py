@@ -161,3 +161,20 @@ def test_run_state_conditions_work_without_stop_conditions(make_gov) -> None:
         models.append(d.model)
         gov.record(d, input_tokens=100, output_tokens=10)
     assert models == ["gpt-4o-mini", "gpt-4o-mini", "gpt-4.1-nano"]
+
+
+def test_repeated_call_needs_messages_or_a_fingerprint(make_gov) -> None:
+    gov = make_gov("stop: [{id: loop, type: repeated_call, max: 2, within: 10m}]\n")
+    # no messages and no fingerprint: nothing to compare, so no call is a repeat
+    assert all(go(gov, (), run_id="r").allowed for _ in range(4))
+    # the caller's digest stands in for the messages
+    assert go(gov, (), run_id="s").allowed
+    assert gov.check(model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="a").allowed
+    assert gov.check(model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="b").allowed
+    d = gov.check(model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="a")
+    assert d.block_kind == "stop" and d.rule_ids == ("loop",)
+    with pytest.raises(StopConditionHit):
+        gov.check_or_raise(model="gpt-4o-mini", input_tokens=1, metadata={"run_id": "s"}, fingerprint="a")
+    # messages, when given, are the fingerprint (the digest is only a stand-in)
+    assert go(gov, [user("x")], run_id="t").allowed
+    assert gov.check(model="gpt-4o-mini", messages=[user("y")], input_tokens=1, metadata={"run_id": "t"}, fingerprint="z").allowed

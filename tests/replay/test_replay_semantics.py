@@ -132,3 +132,22 @@ def test_context_grown_by_resending_old_messages_is_found(tmp_path: Path) -> Non
     rep = replay(tmp_path, OPEN, path)
     stale = rep["diagnostics"]["long_context"]["grew_without_new_content"]
     assert stale["calls"] == 1 and stale["input_tokens_added"] == 400  # the re-sent tool result only
+
+
+@pytest.mark.parametrize("keep_digest", [True, False])
+def test_repeated_call_without_prompt_text_uses_the_messages_digest(tmp_path: Path, trace: Path, keep_digest: bool) -> None:
+    # a trace recorded without prompt text: every call of a run has messages=(); only the digest tells them apart
+    bare = tmp_path / "bare.jsonl"
+    lines = [json.loads(l) for l in trace.read_text().splitlines()]
+    for rec in lines:
+        rec.pop("messages", None)
+        if not keep_digest:
+            rec.pop("messages_digest", None)
+    bare.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    policy = OPEN + "stop: [{id: loop, type: repeated_call, max: 3, within: 10m}]\n"
+    runs = {r["run_id"]: r for r in replay(tmp_path, policy, bare)["runs"]}
+    if keep_digest:  # the "loop" run sent the same prompt 3 times; "storm" and "long" never repeated one
+        assert runs["loop"]["stopped_at_call"] == 3 and runs["loop"]["ended_by"] == "loop"
+    else:  # nothing to compare: the stop cannot fire (it used to block every run's 3rd call)
+        assert runs["loop"]["stopped_at_call"] is None
+    assert runs["storm"]["stopped_at_call"] is None and runs["long"]["stopped_at_call"] is None
