@@ -26,7 +26,7 @@ NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's 
 class CompiledRule:
     """One rule with its compiled matchers. ``rule`` is the policy-model object."""
 
-    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit")
+    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit", "counts_matched")
 
     def __init__(self, rule: RuleBase) -> None:
         self.id = rule.id
@@ -34,6 +34,9 @@ class CompiledRule:
         self.audit = rule.mode == "audit"
         self.rule: Any = rule
         self.static, self.dynamic = compile_rule_match(rule.match, rule.exclude)
+        # a max_calls stop with a match counts only the calls that match it
+        self.counts_matched = getattr(rule, "type", None) == "max_calls" and (
+            self.static is not None or self.dynamic is not None)
 
     def holds(self, ctx: CallContext) -> bool:
         """The dynamic part (the static part was checked by the view)."""

@@ -91,6 +91,7 @@ def evaluate(
 
     # 1. stop conditions, and admission of the call into its runs
     states: list[RunState] = []
+    counted: list[str] = []  # max_calls stops with a match that this call matches: they count it
     call_fp: int | None = None
     if run_chain and cp.needs_runs:
         if view.repeat:
@@ -102,6 +103,8 @@ def evaluate(
             for stop in view.stops:
                 if stop.dynamic is not None and not stop.dynamic(ctx):
                     continue
+                if stop.counts_matched:
+                    counted.append(stop.id)
                 for st in states:
                     text = _fired(stop, st, call_fp, now)
                     if text is not None:
@@ -115,7 +118,7 @@ def evaluate(
                 break
             if not w.blocked:
                 for st in states:
-                    st.admit(call_fp, now)
+                    st.admit(call_fp, now, counted)
 
     # 2. routing
     reservation = None
@@ -148,7 +151,7 @@ def evaluate(
         if states and not w.block_kind == "stop":
             with runs.lock:
                 for st in states:
-                    st.unadmit(call_fp)
+                    st.unadmit(call_fp, counted)
         verdict = "block"
         if w.estimated_cost is None:
             w.estimated_cost = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
@@ -172,8 +175,10 @@ def _fired(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str 
     kind = rule.type
     limit = rule.max
     if kind == "max_calls":
-        if st.calls >= limit:
-            return f"stop {stop.id}: run {st.run_id} already made {st.calls} calls (max {limit:g})"
+        calls = st.matched.get(stop.id, 0) if stop.counts_matched else st.calls
+        if calls >= limit:
+            which = " matching calls" if stop.counts_matched else " calls"
+            return f"stop {stop.id}: run {st.run_id} already made {calls}{which} (max {limit:g})"
     elif kind == "consecutive_errors":
         if st.consecutive_errors >= limit:
             return f"stop {stop.id}: run {st.run_id} had {st.consecutive_errors} consecutive failed calls (max {limit:g})"

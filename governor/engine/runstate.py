@@ -58,7 +58,7 @@ class RunSnapshot:
 class RunState:
     """What one run did so far. Mutated only under the store lock."""
 
-    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "_seen", "_order", "outcome")
+    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "_seen", "_order", "outcome", "matched")
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
         self.run_id = run_id
@@ -70,6 +70,7 @@ class RunState:
         self._seen: dict[int, tuple[float, ...]] = {}  # fingerprint -> sighting times
         self._order: deque[tuple[float, int]] = deque()  # (time, fingerprint), oldest first
         self.outcome: str | None = None
+        self.matched: dict[str, int] = {}  # stop id -> calls admitted that matched its match (max_calls)
 
     def repeats(self, fp: int, within: float, now: float) -> int:
         """How many admitted calls with this fingerprint fall within the last ``within`` seconds."""
@@ -79,17 +80,22 @@ class RunState:
         low = now - within
         return sum(1 for t in seen if t > low)
 
-    def admit(self, fp: int | None, now: float) -> None:
+    def admit(self, fp: int | None, now: float, counted: Sequence[str] = ()) -> None:
+        """Count an admitted call (and, in ``counted``, the stop ids whose match it met)."""
         self.calls += 1
+        for sid in counted:
+            self.matched[sid] = self.matched.get(sid, 0) + 1
         if fp is not None:
             seen = self._seen.get(fp)
             self._seen[fp] = (seen[-MAX_SIGHTINGS:] + (now,)) if seen else (now,)
             self._order.append((now, fp))
             self._forget(now)
 
-    def unadmit(self, fp: int | None) -> None:
+    def unadmit(self, fp: int | None, counted: Sequence[str] = ()) -> None:
         """Undo :meth:`admit` for a call that a later stage blocked."""
         self.calls -= 1
+        for sid in counted:
+            self.matched[sid] -= 1
         if fp is not None:
             seen = self._seen.get(fp)
             if seen:

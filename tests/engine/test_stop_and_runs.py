@@ -178,3 +178,28 @@ def test_repeated_call_needs_messages_or_a_fingerprint(make_gov) -> None:
     # messages, when given, are the fingerprint (the digest is only a stand-in)
     assert go(gov, [user("x")], run_id="t").allowed
     assert gov.check(model="gpt-4o-mini", messages=[user("y")], input_tokens=1, metadata={"run_id": "t"}, fingerprint="z").allowed
+
+
+def test_max_calls_with_a_match_counts_only_the_matching_calls(make_gov) -> None:
+    gov = make_gov("stop: [{id: agent-calls, type: max_calls, max: 2, match: {agent: agent}}]\n")
+    user_sim = {"run_id": "r", "agent": "user-simulator"}
+    agent = {"run_id": "r", "agent": "agent"}
+    # other calls of the run neither count nor are stopped
+    assert all(go(gov, **user_sim).allowed for _ in range(5))
+    assert go(gov, **agent).allowed and go(gov, **agent).allowed
+    d = go(gov, **agent)
+    assert d.block_kind == "stop" and "run r already made 2 matching calls (max 2)" in d.reasons[0]
+    assert go(gov, **user_sim).allowed
+    assert gov._runs.peek("r").calls == 8  # the run itself counts every admitted call
+
+
+def test_a_matching_call_blocked_later_is_not_counted(make_gov) -> None:
+    gov = make_gov(
+        """
+        stop: [{id: agent-calls, type: max_calls, max: 2, match: {agent: agent}}]
+        budgets: [{id: one, scope: run, limit: {calls: 1}}]
+        """
+    )
+    assert go(gov, run_id="r", agent="agent").allowed
+    assert go(gov, run_id="r", agent="agent").block_kind == "budget"
+    assert gov._runs.peek("r").matched == {"agent-calls": 1}
