@@ -181,12 +181,17 @@ def _unpriced(cp: CompiledPolicy, w: Work, budgets: Sequence[CompiledBudget]) ->
     if cp.allow_unpriced:
         w.warnings.append(f"model {w.model} has no price: cost unknown (allowed by defaults.allow_unpriced)")
         return True
-    usd = [b for b in budgets if b.has_usd and not b.audit]
+    enforced = [b for b in budgets if not b.audit]
+    usd = [b for b in enforced if b.has_usd]
     closed = [b for b in usd if not b.fail_open]
-    if closed or (not usd and not cp.fail_open):
+    if closed or (not enforced and not cp.fail_open):
         w.block(closed[0].id if closed else "on_error", "unpriced", unpriced_reason(w.model))
         return False
-    w.warnings.append(f"model {w.model} has no price: cost unknown (on_error: fail_open)")
+    if usd or not enforced:
+        w.warnings.append(f"model {w.model} has no price: cost unknown (on_error: fail_open)")
+    else:  # the matching budgets limit only calls and tokens: the price is irrelevant to them
+        ids = ", ".join(dict.fromkeys(b.id for b in enforced))
+        w.warnings.append(f"model {w.model} has no price: cost unknown (budgets {ids} limit only calls/tokens)")
     return True
 
 

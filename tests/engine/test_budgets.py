@@ -240,3 +240,17 @@ def test_record_is_idempotent(make_gov) -> None:
     assert spend(gov, d) == first
     assert gov.stats()["total"]["calls"] == 1
     assert gov.stats()["total"]["spend_usd"] == pytest.approx(first)
+
+
+def test_unknown_price_does_not_block_under_budgets_without_a_usd_limit(make_gov) -> None:
+    gov = make_gov("budgets: [{id: calls, scope: global, limit: {calls: 2}}, {id: toks, scope: run, limit: {tokens: 100000}}]\n")
+    d = call(gov, model="acme/unknown-model-7")
+    assert d.allowed and d.estimated_cost_usd is None
+    assert "no price" in d.warnings[0] and "calls, toks limit only calls/tokens" in d.warnings[0]
+    assert gov.record(d, input_tokens=10, output_tokens=10) is None
+    call(gov, model="acme/unknown-model-7")
+    assert call(gov, model="acme/unknown-model-7").block_kind == "budget"  # the calls are still counted
+    # a USD budget next to them still refuses an unknown price (fail_closed)
+    gov2 = make_gov("budgets: [{id: calls, scope: global, limit: {calls: 2}}, {id: usd, scope: global, limit: {usd: 5}}]\n")
+    d = call(gov2, model="acme/unknown-model-7")
+    assert d.block_kind == "unpriced" and d.rule_ids == ("usd",)
