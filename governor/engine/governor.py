@@ -27,6 +27,7 @@ from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunStates
+from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter
 from governor.errors import (
@@ -100,6 +101,7 @@ class Governor:
         self._stats = Stats()
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
+        self._unsettled = SettleQueue()  # settlements the store refused while down, retried later
         self._observers: list[Observer] = []
         self._path = None if path is None else os.fspath(path)
         self._prefix = secrets.token_hex(6)
@@ -193,6 +195,8 @@ class Governor:
             self._pending[did] = _Pending(cp, out.reservation, out.run_chain, now)
         if next(self._expiry_tick) % 64 == 0:
             self._expire(now)
+        if self._unsettled.items:
+            self._unsettled.flush(self._ledger, now)
         self._stats.add_check(d)
         if self._log.enabled:
             self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools)
@@ -287,16 +291,20 @@ class Governor:
             return cost
         res = p.reservation
         if res is not None and (res.counters or res.audit_counters):
-            try:
-                if error is not None and not (input_tokens or output_tokens):
+            if error is not None and not (input_tokens or output_tokens):
+                try:
                     self._ledger.release(decision.decision_id, now=now)
-                else:
-                    actual = make_amount(0 if cost is None else usd_to_nano(cost), input_tokens + output_tokens, 1)
-                    self._ledger.settle(
-                        decision.decision_id, res.counters + res.audit_counters, actual, now=now, reserved_at=p.at
-                    )
-            except LedgerError:
-                log.exception("could not settle decision %s: budget store unavailable", decision.decision_id)
+                except LedgerError:  # the lease reclaims it
+                    log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
+            else:
+                counters = res.counters + res.audit_counters
+                actual = make_amount(0 if cost is None else usd_to_nano(cost), input_tokens + output_tokens, 1)
+                try:
+                    self._ledger.settle(decision.decision_id, counters, actual, now=now, reserved_at=p.at)
+                except LedgerError:
+                    self._unsettled.add(decision.decision_id, counters, actual, p.at, now)
+        if self._unsettled.items:
+            self._unsettled.flush(self._ledger, now)
         if p.run_chain and p.compiled.needs_runs:
             self._runs.record(p.run_chain, cost, error is not None, now)
         self._stats.add_record(

@@ -119,3 +119,44 @@ budgets:
     assert ledger.usage(strict, now=time.time()) == Amount(sum(usd_to_nano(c) for c in spent + more), 1500, 10)
     ledger.close()
     gov.close()
+
+
+def test_settlements_refused_during_an_outage_are_retried_and_totals_stay_exact(
+    tmp_path: Path, durable_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = policy(tmp_path / "policy.yaml",
+                  f"ledger: {{type: redis, url: '{durable_redis.url}', key_prefix: retry}}\n", """
+budgets:
+  - {id: team-usd, scope: team, limit: {usd: 1.00}}
+""")
+    offset = [0.0]
+    gov = Governor.from_path(path, clock=lambda: time.time() + offset[0])
+
+    def check() -> object:
+        d = gov.check(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=200,
+                      input_tokens=50, metadata={"team": "a"})
+        assert d.allowed
+        return d
+
+    costs = [gov.record(check(), input_tokens=50, output_tokens=100) for _ in range(3)]
+    in_flight = [check() for _ in range(4)]  # checked while the store is up, recorded while it is down
+    durable_redis.stop()
+    with caplog.at_level("WARNING", logger="governor.engine"):
+        costs += [gov.record(d, input_tokens=50, output_tokens=10 * i) for i, d in enumerate(in_flight)]
+    assert "settlement of decision" in caplog.text and "queued" in caplog.text
+    assert len(gov._unsettled.items) == 4
+    offset[0] += 5  # a retry while the store is still down keeps the queue
+    gov._unsettled.flush(gov.ledger, time.time() + offset[0])
+    assert len(gov._unsettled.items) == 4
+
+    durable_redis.start()  # same port and data
+    offset[0] += 5
+    costs.append(gov.record(check(), input_tokens=50, output_tokens=100))  # the next call flushes the queue
+    assert not gov._unsettled.items
+    team = Counter("team-usd|team=a", "team-usd", Limit(usd_nano=usd_to_nano(1.0)), NO_WINDOW)
+    ledger = RedisLedger(durable_redis.url, key_prefix="retry")
+    used = ledger.usage(team, now=time.time() + offset[0])
+    ledger.close()
+    gov.close()
+    # exact: every recorded cost once (settle is idempotent by decision id), nothing left in flight
+    assert used == Amount(sum(usd_to_nano(c) for c in costs), 8 * 50 + 100 * 4 + sum(10 * i for i in range(4)), 8)
