@@ -130,7 +130,8 @@ def evaluate(
             rule = route.rule
             if route.audit:
                 if not audited:
-                    w.note(route.id, "reroute", f"route {route.id}: would send {model} to {rule.to}", rule.to)
+                    if rule.to != model:  # a route to the requested model would change nothing: no note
+                        w.note(route.id, "reroute", f"route {route.id}: would send {model} to {rule.to}", rule.to)
                     audited = True
                 continue
             if rule.to != model:

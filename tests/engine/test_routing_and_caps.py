@@ -153,3 +153,24 @@ def test_call_cost_cap_uses_worst_case_at_the_routed_model(make_gov) -> None:
     with pytest.raises(CostCapExceeded) as err:
         gov.check_or_raise(model="gpt-4o", messages=MSGS, input_tokens=10_000, max_tokens=3000)
     assert err.value.rule_ids == ("pricey",) and "$0.0550" in err.value.decision.reasons[0]
+
+
+def test_route_to_the_requested_model_changes_nothing(make_gov) -> None:
+    gov = make_gov(
+        """
+        models: {aliases: {cheap: gpt-4o-mini}}
+        routes:
+          - {id: same-audit, mode: audit, match: {task: classify}, to: cheap}
+          - {id: same, match: {task: classify}, to: cheap}
+          - {id: later, match: {task: classify}, to: gpt-4o}
+        """
+    )
+    d = gov.check(model="gpt-4o-mini", messages=MSGS, input_tokens=100, metadata={"task": "classify"})
+    # the audit route would send the call where it already goes: no "would reroute" note
+    assert d.audit == ()
+    # the enforced route wins (first match) and keeps the model: allow, naming the rule, no reason to change
+    assert d.verdict == "allow" and d.model == "gpt-4o-mini" and d.rule_ids == ("same",) and d.reasons == ()
+    # the same audit route on another model still says what it would do
+    d = gov.check(model="gpt-4o", messages=MSGS, input_tokens=100, metadata={"task": "classify"})
+    assert [(a.rule_id, a.would, a.model) for a in d.audit] == [("same-audit", "reroute", "gpt-4o-mini")]
+    assert d.verdict == "reroute" and d.model == "gpt-4o-mini"
