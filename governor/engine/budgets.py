@@ -38,9 +38,12 @@ class Plan:
     check of an ongoing run reuses it.
     """
 
-    __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft")
+    __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft",
+                 "ledger", "cells", "settle_cells", "limits", "soft_idx")
 
-    def __init__(self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str]) -> None:
+    def __init__(
+        self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger
+    ) -> None:
         self.budgets = tuple(budgets)
         self.per_call = tuple(b for b in budgets if b.scope == "call")
         counters: list[Counter] = []
@@ -56,18 +59,30 @@ class Plan:
         self.counters, self.owners = tuple(counters), tuple(owners)
         self.audit_counters, self.audit_owners = tuple(audit_counters), tuple(audit_owners)
         self.soft = any(b.rule.soft is not None for b in owners)
+        # a ledger with pre-resolved cells (the memory ledger): reserve/settle on them directly
+        self.ledger = ledger
+        self.cells = self.settle_cells = None
+        if hasattr(ledger, "reserve_cells") and hasattr(ledger, "cells"):
+            self.cells = ledger.cells(self.counters)  # type: ignore[attr-defined]
+            self.settle_cells = self.cells + ledger.cells(self.audit_counters)  # type: ignore[attr-defined]
+        self.limits = tuple((c.limit.usd_nano, c.limit.tokens, c.limit.calls) for c in self.counters)
+        self.soft_idx = tuple(i for i, b in enumerate(owners) if b.rule.soft is not None)
 
 
 class Reservation:
     """What a check reserved, kept until record() settles it."""
 
-    __slots__ = ("counters", "audit_counters", "amount", "reserved")
+    __slots__ = ("counters", "audit_counters", "amount", "reserved", "cells")
 
-    def __init__(self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], amount: Amount, reserved: bool) -> None:
+    def __init__(
+        self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], amount: Amount, reserved: bool,
+        cells: tuple | None = None,
+    ) -> None:
         self.counters = counters
         self.audit_counters = audit_counters
         self.amount = amount
         self.reserved = reserved  # False when the store was down and the budgets fail open
+        self.cells = cells  # the ledger's cells of counters + audit_counters, when it has the fast path
 
 
 def unpriced_reason(model: str) -> str:
@@ -101,13 +116,13 @@ def budget_stage(
     if view.static_budgets:
         key = (cp.scope_fingerprint(metadata), tuple(run_chain))
         plan = view.plans.get(key)
-        if plan is None:
-            plan = Plan(view.budgets, metadata, run_chain)
+        if plan is None or plan.ledger is not ledger:
+            plan = Plan(view.budgets, metadata, run_chain, ledger)
             if len(view.plans) >= PLAN_CACHE_MAX:
                 view.plans.clear()
             view.plans[key] = plan
     else:
-        plan = Plan([b for b in view.budgets if b.holds(ctx)], metadata, run_chain)
+        plan = Plan([b for b in view.budgets if b.holds(ctx)], metadata, run_chain, ledger)
     worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
     if worst is None and not _unpriced(cp, w, plan.budgets):
         return w, None
@@ -131,7 +146,23 @@ def budget_stage(
     audit_counters, audit_owners = plan.audit_counters, plan.audit_owners
 
     reserved = False
-    if counters:
+    cells = plan.settle_cells
+    if counters and cells is not None:  # the fast path: same semantics, on pre-resolved cells
+        denied, metric, used_after = ledger.reserve_cells(  # type: ignore[attr-defined]
+            decision_id, plan.cells, plan.limits, amount.usd_nano, amount.tokens, 1,
+            now=now, lease_s=cp.lease_s, want=plan.soft_idx,
+        )
+        if denied >= 0:
+            b = owners[denied]
+            w.block(b.id, "budget", _denied_text(b, counters[denied], metric, amount, ledger, now))
+            return w, None
+        reserved = True
+        for i, (u, t, n) in zip(plan.soft_idx, used_after):
+            b = owners[i]
+            frac = b.limit.fraction(make_amount(u, t, n))
+            if frac >= b.rule.soft.at:
+                soft_hits.append((b, frac))
+    elif counters:
         try:
             result = ledger.reserve(decision_id, counters, amount, now=now, lease_s=cp.lease_s)
         except LedgerError as exc:
@@ -140,7 +171,7 @@ def budget_stage(
                 w.block(closed[0].id, "store", f"budget store is down ({exc}); budget {closed[0].id} is fail_closed")
                 return w, None
             w.warnings.append(f"budget store is down ({exc}); budgets {', '.join(dict.fromkeys(b.id for b in owners))} fail open: call not counted")
-            counters, owners = (), ()
+            counters, owners, cells = (), (), None
         else:
             if not result.ok:
                 b = owners[counters.index(result.denied)] if result.denied in counters else owners[0]
@@ -166,7 +197,7 @@ def budget_stage(
             soft = b.rule.soft
             w.note(b.id, soft.action, f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit", soft.to)
 
-    reservation = Reservation(counters, audit_counters, amount, reserved)
+    reservation = Reservation(counters, audit_counters, amount, reserved, cells)
     seen: set[str] = set()
     for b, frac in soft_hits:
         if b.id in seen:

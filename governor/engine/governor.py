@@ -297,12 +297,12 @@ class Governor:
                 except LedgerError:  # the lease reclaims it
                     log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
             else:
-                counters = res.counters + res.audit_counters
-                actual = make_amount(0 if cost is None else usd_to_nano(cost), input_tokens + output_tokens, 1)
-                try:
-                    self._ledger.settle(decision.decision_id, counters, actual, now=now, reserved_at=p.at)
-                except LedgerError:
-                    self._unsettled.add(decision.decision_id, counters, actual, p.at, now)
+                usd = 0 if cost is None else usd_to_nano(cost)
+                if res.cells is not None:  # the memory ledger's cells, resolved at check
+                    self._ledger.settle_cells(  # type: ignore[attr-defined]
+                        decision.decision_id, res.cells, usd, input_tokens + output_tokens, 1, now=now, reserved_at=p.at)
+                else:
+                    self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, p.at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if p.run_chain and p.compiled.needs_runs:
@@ -317,6 +317,15 @@ class Governor:
                 reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=p.at,
             )
         return cost
+
+    def _settle(self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float) -> None:
+        """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue)."""
+        counters = res.counters + res.audit_counters
+        actual = make_amount(usd, tokens, 1)
+        try:
+            self._ledger.settle(decision_id, counters, actual, now=now, reserved_at=reserved_at)
+        except LedgerError:
+            self._unsettled.add(decision_id, counters, actual, reserved_at, now)
 
     async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
         if self._blocking:

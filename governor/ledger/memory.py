@@ -20,6 +20,8 @@ import threading
 from typing import Sequence
 
 from governor.ledger.base import Amount, Counter, ReserveResult
+from governor.ledger.memory_cells import CellPath
+from governor.ledger.memory_cells import HeldReservation as _Reservation
 from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
 SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency
@@ -89,19 +91,11 @@ class _Cell:
         self.cal_slot = ""
 
 
-class _Reservation:
-    __slots__ = ("cells", "usd", "tokens", "calls", "expires_at")
+class MemoryLedger(CellPath):
+    """A :class:`governor.ledger.base.Ledger` held in this process's memory.
 
-    def __init__(self, cells: tuple[_Cell, ...], usd: int, tokens: int, calls: int, expires_at: float) -> None:
-        self.cells = cells
-        self.usd = usd
-        self.tokens = tokens
-        self.calls = calls
-        self.expires_at = expires_at
-
-
-class MemoryLedger:
-    """A :class:`governor.ledger.base.Ledger` held in this process's memory."""
+    Also offers the cell fast path of :class:`governor.ledger.memory_cells.CellPath`.
+    """
 
     blocking = False  # no I/O: async callers need no worker thread
 
