@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from governor.engine.caps import call_stage, context_stage
-from governor.engine.compiled import CompiledBudget, CompiledPolicy
+from governor.engine.compiled import CompiledBudget, CompiledPolicy, View
 from governor.engine.match import CallContext
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
@@ -103,10 +103,12 @@ def budget_stage(
     decision_id: str,
     now: float,
     tokens: TokenCounter,
+    view: View | None = None,
 ) -> tuple[Work, Reservation | None]:
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens
-    view = cp.view(w.model, metadata, fp)
+    if view is None or view.model != w.model:
+        view = cp.view(w.model, metadata, fp)
     if not view.budgets:  # nothing to reserve: only the price matters
         worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
         if worst is None and not _unpriced(cp, w, ()):

@@ -18,18 +18,22 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from governor.engine.compiled import CompiledPolicy
+from governor.engine.compiled import CompiledPolicy, View
 from governor.engine.match import CallContext
 from governor.engine.tokens import REPLY_PRIMING, TokenCounter
 from governor.engine.work import Work
 
 
 def context_stage(
-    cp: CompiledPolicy, w: Work, ctx: CallContext, tokens: TokenCounter, metadata: Mapping[str, Any], fp: tuple
+    cp: CompiledPolicy, w: Work, ctx: CallContext, tokens: TokenCounter, metadata: Mapping[str, Any], fp: tuple,
+    view: View | None = None,
 ) -> None:
+    """``view`` is the caller's view when it has one (any model: the stage looks up its own otherwise)."""
     ctx.model = w.model
     start_model = w.model
-    for cap in cp.view(w.model, metadata, fp).context:
+    if view is None or view.model != w.model:
+        view = cp.view(w.model, metadata, fp)
+    for cap in view.context:
         if w.model != start_model and cap.static is not None and not cap.static(ctx):
             continue  # after a reroute, later caps must match the new model
         ctx.input_tokens = w.input_tokens
@@ -104,10 +108,14 @@ def trim(
     return kept, max(input_tokens - removed, 0)
 
 
-def call_stage(cp: CompiledPolicy, w: Work, ctx: CallContext, metadata: Mapping[str, Any], fp: tuple) -> None:
+def call_stage(
+    cp: CompiledPolicy, w: Work, ctx: CallContext, metadata: Mapping[str, Any], fp: tuple, view: View | None = None
+) -> None:
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens
-    for cap in cp.view(w.model, metadata, fp).calls:
+    if view is None or view.model != w.model:
+        view = cp.view(w.model, metadata, fp)
+    for cap in view.calls:
         if cap.dynamic is not None and not cap.dynamic(ctx):
             continue
         rule = cap.rule

@@ -91,9 +91,10 @@ class CompiledBudget(CompiledRule):
 class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
-    __slots__ = ("stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans")
+    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans")
 
-    def __init__(self, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple) -> None:
+    def __init__(self, model: str, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple) -> None:
+        self.model = model
         self.stops = stops
         self.repeat = any(s.rule.type == "repeated_call" for s in stops)  # needs a call fingerprint
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
@@ -190,7 +191,7 @@ class CompiledPolicy:
         def keep(group: tuple) -> tuple:
             return tuple(r for r in group if r.static is None or _safe(r.static, ctx))
 
-        return View(keep(self.stops), keep(self.routes), keep(self.context), keep(self.calls), keep(self.budgets))
+        return View(model, keep(self.stops), keep(self.routes), keep(self.context), keep(self.calls), keep(self.budgets))
 
     # -- prices ------------------------------------------------------------------
     def price(self, model: str) -> ModelPrice | None:

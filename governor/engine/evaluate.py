@@ -142,11 +142,11 @@ def evaluate(
             w.fallbacks = rule.fallbacks
             break
         # 3-6
-        context_stage(cp, w, ctx, tokens, metadata, fp)
+        context_stage(cp, w, ctx, tokens, metadata, fp, view)  # each stage re-looks the view up only
+        if not w.blocked:                                        # when the model it judges changed
+            call_stage(cp, w, ctx, metadata, fp, view)
         if not w.blocked:
-            call_stage(cp, w, ctx, metadata, fp)
-        if not w.blocked:
-            w, reservation = budget_stage(cp, w, ctx, metadata, fp, run_chain, ledger, decision_id, now, tokens)
+            w, reservation = budget_stage(cp, w, ctx, metadata, fp, run_chain, ledger, decision_id, now, tokens, view)
 
     if w.blocked:
         if states and not w.block_kind == "stop":
