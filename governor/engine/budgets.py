@@ -98,7 +98,7 @@ def budget_stage(
     ctx: CallContext,
     metadata: Mapping[str, Any],
     fp: tuple,
-    run_chain: Sequence[str],
+    run_chain: tuple[str, ...],  # hashable: part of the plan cache key
     ledger: Ledger,
     decision_id: str,
     now: float,
@@ -116,7 +116,7 @@ def budget_stage(
         w.estimated_cost = worst
         return w, None
     if view.static_budgets:
-        key = (cp.scope_fingerprint(metadata), tuple(run_chain))
+        key = (cp.scope_fingerprint(metadata), run_chain)
         plan = view.plans.get(key)
         if plan is None or plan.ledger is not ledger:
             plan = Plan(view.budgets, metadata, run_chain, ledger)
@@ -161,7 +161,9 @@ def budget_stage(
         reserved = True
         for i, (u, t, n) in zip(plan.soft_idx, used_after):
             b = owners[i]
-            frac = b.limit.fraction(make_amount(u, t, n))
+            lim = b.limit
+            frac = max(u / lim.usd_nano if lim.usd_nano else 0.0, t / lim.tokens if lim.tokens else 0.0,
+                       n / lim.calls if lim.calls else 0.0)  # Limit.fraction, without an Amount
             if frac >= b.rule.soft.at:
                 soft_hits.append((b, frac))
     elif counters:

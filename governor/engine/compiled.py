@@ -133,10 +133,11 @@ class CompiledPolicy:
         self.fp_ttl = max((s.rule.within_s or 0.0 for s in self.stops if s.rule.type == "repeated_call"), default=600.0)
         self.has_repeat = any(s.rule.type == "repeated_call" for s in self.stops)
         # run state is kept only when something reads it: stop conditions or run_* match conditions
-        self.needs_runs = bool(self.stops) or any(
+        self.reads_runs = any(  # some match reads run_calls / run_cost_usd / run_errors
             uses_run_state(r.rule.match) or uses_run_state(r.rule.exclude)
-            for group in (self.routes, self.context, self.calls, self.budgets) for r in group
+            for group in (self.stops, self.routes, self.context, self.calls, self.budgets) for r in group
         )
+        self.needs_runs = bool(self.stops) or self.reads_runs
         self.default_output_tokens = policy.default_output_tokens
         self.lease_s = policy.lease_s
         self.allow_unpriced = policy.allow_unpriced

@@ -99,7 +99,8 @@ def evaluate(
         with runs.lock:
             states = [runs.get(r, now) for r in run_chain]
             cur = states[-1]
-            ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
+            if cp.reads_runs:
+                ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
             for stop in view.stops:
                 if stop.dynamic is not None and not stop.dynamic(ctx):
                     continue
