@@ -25,6 +25,7 @@ from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.engine.work import amount as make_amount
 from governor.errors import LedgerError
+from governor.ledger.memory_cells import UNLIMITED
 from governor.ledger.base import NANO, Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
@@ -65,7 +66,8 @@ class Plan:
         if hasattr(ledger, "reserve_cells") and hasattr(ledger, "cells"):
             self.cells = ledger.cells(self.counters)  # type: ignore[attr-defined]
             self.settle_cells = self.cells + ledger.cells(self.audit_counters)  # type: ignore[attr-defined]
-        self.limits = tuple((c.limit.usd_nano, c.limit.tokens, c.limit.calls) for c in self.counters)
+        self.limits = tuple(tuple(UNLIMITED if x is None else x for x in (c.limit.usd_nano, c.limit.tokens, c.limit.calls))
+                            for c in self.counters)
         self.soft_idx = tuple(i for i, b in enumerate(owners) if b.rule.soft is not None)
 
 

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 from governor.ledger.base import Counter
 from governor.ledger.windows import ROLLING_SLOTS
 
-Limits = tuple[int | None, int | None, int | None]  # usd_nano, tokens, calls of one counter
+Limits = tuple[int, int, int]  # usd_nano, tokens, calls of one counter; UNLIMITED for a metric without a limit
+UNLIMITED = 1 << 62
 GRANTED = -1
 
 
@@ -53,7 +54,9 @@ class CellPath:
         *, now: float, lease_s: float, want: tuple[int, ...] = (),
     ) -> tuple[int, str | None, tuple[tuple[int, int, int], ...]]:
         """``(GRANTED, None, usage after)`` -- usage (usd, tokens, calls) incl. this call,
-        of the cells whose index is in ``want`` -- or ``(index of the denying cell, metric, ())``."""
+        of the cells whose index is in ``want`` -- or ``(index of the denying cell, metric, ())``.
+
+        ``limits[i]`` are the limits of ``cells[i]``, :data:`UNLIMITED` where a metric has none."""
         with self._lock:
             if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 self._reclaim(now)  # type: ignore[attr-defined]
@@ -62,23 +65,20 @@ class CellPath:
             after = []
             for i, cell in enumerate(cells):
                 kind = cell.kind
-                if kind == "none":
-                    s = cell.slots.get("all")
-                elif kind == "calendar":
-                    s = cell.slots.get(cell.cal_slot if cell.cal_lo <= now < cell.cal_hi else self._calendar_slot(cell, now))  # type: ignore[attr-defined]
+                if kind == "rolling":
+                    if cell.r_cur != int(now // cell.slot_s):
+                        self._settled(cell, now)  # type: ignore[attr-defined]  # the bucket moved: re-sum
+                    u, t, n = cell.ru + cell.fu + usd, cell.rt + cell.ft + tokens, cell.rc + cell.fc + calls
                 else:
-                    s = self._settled(cell, now)  # type: ignore[attr-defined]
-                if s is None:
-                    u, t, n = cell.fu + usd, cell.ft + tokens, cell.fc + calls
-                else:
-                    u, t, n = s[0] + cell.fu + usd, s[1] + cell.ft + tokens, s[2] + cell.fc + calls
+                    s = cell.slots.get("all" if kind == "none" else cell.cal_slot if cell.cal_lo <= now < cell.cal_hi
+                                       else self._calendar_slot(cell, now))  # type: ignore[attr-defined]
+                    if s is None:
+                        u, t, n = cell.fu + usd, cell.ft + tokens, cell.fc + calls
+                    else:
+                        u, t, n = s[0] + cell.fu + usd, s[1] + cell.ft + tokens, s[2] + cell.fc + calls
                 lu, lt, lc = limits[i]
-                if lu is not None and u > lu:
-                    return i, "usd", ()
-                if lt is not None and t > lt:
-                    return i, "tokens", ()
-                if lc is not None and n > lc:
-                    return i, "calls", ()
+                if u > lu or t > lt or n > lc:
+                    return i, ("usd" if u > lu else "tokens" if t > lt else "calls"), ()
                 if want and i in want:
                     after.append((u, t, n))
             for cell in cells:
