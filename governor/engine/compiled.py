@@ -150,7 +150,13 @@ class CompiledPolicy:
         """The values of the metadata keys any static matcher reads (hashable)."""
         if not self.meta_keys:
             return ()
-        vals = []
+        vals = tuple(map(metadata.get, self.meta_keys))
+        try:
+            hash(vals)
+            return vals  # the usual case: plain strings, numbers, None
+        except TypeError:  # a list (tags), dict or set among them: made hashable below
+            pass
+        vals = []  # type: ignore[assignment]
         for k in self.meta_keys:
             v = metadata.get(k)
             if v.__class__ is list:

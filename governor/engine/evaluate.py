@@ -58,12 +58,12 @@ _new_decision = _decision_factory()
 class Outcome:
     """What a check produced: the decision, its reservation, the runs it was admitted to."""
 
-    __slots__ = ("decision", "reservation", "run_chain")
+    __slots__ = ("decision", "reservation", "runs")
 
-    def __init__(self, decision: Decision, reservation: Reservation | None, run_chain: tuple[str, ...]) -> None:
+    def __init__(self, decision: Decision, reservation: Reservation | None, runs: Sequence[RunState]) -> None:
         self.decision = decision
         self.reservation = reservation
-        self.run_chain = run_chain
+        self.runs = runs  # the states of the runs the call was admitted to (record settles into them)
 
 
 def evaluate(
@@ -168,7 +168,7 @@ def evaluate(
         w.estimated_cost, decision_id, model, w.input_tokens, w.estimated, tuple(w.warnings), tuple(w.audit),
         cp.name, metadata, w.block_kind, w.fallbacks,
     )
-    return Outcome(decision, reservation, run_chain if not w.blocked else ())
+    return Outcome(decision, reservation, states if not w.blocked else ())
 
 
 def _fired(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str | None:

@@ -26,7 +26,7 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
-from governor.engine.runstate import RunStates
+from governor.engine.runstate import RunState, RunStates
 from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter
@@ -56,12 +56,12 @@ Observer = Callable[[Decision], Any]
 class _Pending:
     """An allowed call awaiting record(): settled against the revision that checked it."""
 
-    __slots__ = ("compiled", "reservation", "run_chain", "at")
+    __slots__ = ("compiled", "reservation", "runs", "at")
 
-    def __init__(self, compiled: CompiledPolicy, reservation: Reservation | None, run_chain: tuple[str, ...], at: float) -> None:
+    def __init__(self, compiled: CompiledPolicy, reservation: Reservation | None, runs: Sequence[RunState], at: float) -> None:
         self.compiled = compiled
         self.reservation = reservation
-        self.run_chain = run_chain
+        self.runs = runs  # the run states the call was admitted to
         self.at = at
 
 
@@ -192,7 +192,7 @@ class Governor:
         )
         d = out.decision
         if d.verdict != "block":
-            self._pending[did] = _Pending(cp, out.reservation, out.run_chain, now)
+            self._pending[did] = _Pending(cp, out.reservation, out.runs, now)
         if next(self._expiry_tick) % 64 == 0:
             self._expire(now)
         if self._unsettled.items:
@@ -305,8 +305,8 @@ class Governor:
                     self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, p.at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
-        if p.run_chain and p.compiled.needs_runs:
-            self._runs.record(p.run_chain, cost, error is not None, now)
+        if p.runs:
+            self._runs.settle(p.runs, cost, error is not None)
         self._stats.add_record(
             decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, error=error is not None
         )

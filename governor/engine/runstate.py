@@ -150,5 +150,16 @@ class RunStates:
                 if cost_usd:
                     state.cost_usd += cost_usd
 
+    def settle(self, states: Sequence[RunState], cost_usd: float | None, error: bool) -> None:
+        """:meth:`record` on the states a check admitted the call to (no lookup by run id)."""
+        with self.lock:
+            for state in states:
+                if error:
+                    state.consecutive_errors += 1
+                else:
+                    state.consecutive_errors = 0
+                if cost_usd:
+                    state.cost_usd += cost_usd
+
     def __len__(self) -> int:
         return len(self._runs)
