@@ -25,7 +25,6 @@ from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.engine.work import amount as make_amount
 from governor.errors import LedgerError
-from governor.ledger.memory_cells import UNLIMITED
 from governor.ledger.base import NANO, Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
@@ -46,29 +45,34 @@ class Plan:
         self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger
     ) -> None:
         self.budgets = tuple(budgets)
-        self.per_call = tuple(b for b in budgets if b.scope == "call")
+        per_call: list[CompiledBudget] = []
         counters: list[Counter] = []
         owners: list[CompiledBudget] = []
         audit_counters: list[Counter] = []
         audit_owners: list[CompiledBudget] = []
         for b in budgets:
             if b.scope == "call":
+                per_call.append(b)
                 continue
             cs = b.counters_for(metadata, run_chain)
-            (audit_counters if b.audit else counters).extend(cs)
-            (audit_owners if b.audit else owners).extend([b] * len(cs))
+            if b.audit:
+                audit_counters += cs
+                audit_owners += [b] * len(cs)
+            else:
+                counters += cs
+                owners += [b] * len(cs)
+        self.per_call = tuple(per_call)
         self.counters, self.owners = tuple(counters), tuple(owners)
         self.audit_counters, self.audit_owners = tuple(audit_counters), tuple(audit_owners)
-        self.soft = any(b.rule.soft is not None for b in owners)
+        self.limits = tuple([b.cell_limits for b in owners])
+        self.soft_idx = tuple([i for i, b in enumerate(owners) if b.rule.soft is not None])
+        self.soft = bool(self.soft_idx)
         # a ledger with pre-resolved cells (the memory ledger): reserve/settle on them directly
         self.ledger = ledger
         self.cells = self.settle_cells = None
-        if hasattr(ledger, "reserve_cells") and hasattr(ledger, "cells"):
-            self.cells = ledger.cells(self.counters)  # type: ignore[attr-defined]
-            self.settle_cells = self.cells + ledger.cells(self.audit_counters)  # type: ignore[attr-defined]
-        self.limits = tuple(tuple(UNLIMITED if x is None else x for x in (c.limit.usd_nano, c.limit.tokens, c.limit.calls))
-                            for c in self.counters)
-        self.soft_idx = tuple(i for i, b in enumerate(owners) if b.rule.soft is not None)
+        if hasattr(ledger, "reserve_cells"):
+            self.settle_cells = ledger.cells(self.counters + self.audit_counters)  # type: ignore[attr-defined]
+            self.cells = self.settle_cells[:len(counters)]
 
 
 class Reservation:

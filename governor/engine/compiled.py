@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys, uses_run_state
 from governor.ledger.base import Counter, Limit, usd_to_nano
+from governor.ledger.memory_cells import UNLIMITED
 from governor.policy.model import Budget, ModelPrice, Policy, RuleBase
 from governor.pricing import PriceTable
 
@@ -47,7 +48,7 @@ class CompiledRule:
 
 
 class CompiledBudget(CompiledRule):
-    __slots__ = ("limit", "window", "scope", "_counters", "has_usd", "fail_open")
+    __slots__ = ("limit", "window", "scope", "_counters", "has_usd", "fail_open", "cell_limits")
 
     def __init__(self, budget: Budget) -> None:
         super().__init__(budget)
@@ -56,6 +57,8 @@ class CompiledBudget(CompiledRule):
             tokens=budget.limit_tokens,
             calls=budget.limit_calls,
         )
+        # (usd_nano, tokens, calls) with UNLIMITED for no limit: what the memory ledger's cell path compares
+        self.cell_limits = tuple(UNLIMITED if x is None else x for x in (self.limit.usd_nano, self.limit.tokens, self.limit.calls))
         self.window = budget.window
         self.scope = budget.scope
         self.has_usd = budget.limit_usd is not None
