@@ -82,7 +82,7 @@ def evaluate(
     estimated: bool,
     now: float,
     decision_id: str,
-    fingerprint: str | None = None,
+    fingerprint: str | int | None = None,
 ) -> Outcome:
     fp = cp.fingerprint(metadata)
     view = cp.view(model, metadata, fp)

@@ -167,13 +167,15 @@ class Governor:
         tools: Sequence[Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         input_tokens: int | None = None,
-        fingerprint: str | None = None,
+        fingerprint: str | int | None = None,
     ) -> Decision:
         """Decide one call. Blocking is returned as ``verdict == "block"``, never raised.
 
-        ``fingerprint`` is a stable digest of the request, used by ``repeated_call``
-        when the messages are not available (e.g. a trace kept only a digest);
-        with neither messages nor a fingerprint, ``repeated_call`` does not fire.
+        ``fingerprint`` is a stable digest of the request (str or int), used by
+        ``repeated_call`` instead of hashing the messages: a caller that already
+        has one (a trace's digest, replay's per-run prefix hash) saves the
+        hashing. Without it the messages are hashed; with neither messages nor a
+        fingerprint, ``repeated_call`` does not fire.
         """
         cp = self._compiled
         msgs = messages if messages is not None else ()
@@ -216,7 +218,7 @@ class Governor:
         tools: Sequence[Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         input_tokens: int | None = None,
-        fingerprint: str | None = None,
+        fingerprint: str | int | None = None,
     ) -> Decision:
         """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread
         (which inherits this task's run scope)."""

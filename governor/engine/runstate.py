@@ -27,20 +27,21 @@ MAX_FINGERPRINTS = 4096  # per run
 MAX_SIGHTINGS = 256  # timestamps kept per fingerprint
 
 
-def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: str | None = None) -> int | None:
+def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: str | int | None = None) -> int | None:
     """A cheap, stable-in-process hash of model + messages (incl. tool calls), or None.
 
-    Each message is hashed by :func:`governor.engine.tokens.message_hash` (the
-    token counter's per-message key): Python caches a str's hash on the object,
-    so a resent message of a growing history costs a tuple hash, not a pass
-    over its text. Without messages the caller's ``digest`` (a stable digest
-    of the request, e.g. a trace's ``messages_digest``) stands in; with
-    neither, there is nothing to compare and the call has no fingerprint.
+    A caller's ``digest`` (a stable digest of the request: a trace's
+    ``messages_digest``, or replay's per-run prefix hash) takes precedence: a
+    caller that already has one saves the hashing. Otherwise each message is
+    hashed by :func:`governor.engine.tokens.message_hash` (the token counter's
+    per-message key): Python caches a str's hash on the object, so a resent
+    message of a growing history costs a tuple hash, not a pass over its text.
+    With neither, there is nothing to compare and the call has no fingerprint.
     """
-    if messages:
-        return hash((model, tuple(map(message_hash, messages))))
     if digest is not None:
         return hash((model, digest))
+    if messages:
+        return hash((model, tuple(map(message_hash, messages))))
     return None
 
 

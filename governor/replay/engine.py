@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from governor.policy.model import Budget, ContextCap, Policy
 from governor.pricing import PriceTable, call_cost
+from governor.replay.fingerprint import PrefixFingerprints
 from governor.replay.result import CallResult, ReplayResult, RunResult
 from governor.traces.model import TraceCall, TraceRun, TraceSet
 
@@ -54,7 +55,7 @@ class SimClock:
 class _Run:
     """Mutable bookkeeping for one run while its calls are replayed."""
 
-    __slots__ = ("run", "results", "stopped_at", "stop_rule", "stop_kind", "stop_reason")
+    __slots__ = ("run", "results", "stopped_at", "stop_rule", "stop_kind", "stop_reason", "prefixes")
 
     def __init__(self, run: TraceRun) -> None:
         self.run = run
@@ -63,6 +64,7 @@ class _Run:
         self.stop_rule: str | None = None
         self.stop_kind: str | None = None
         self.stop_reason: str | None = None
+        self.prefixes = PrefixFingerprints()  # repeated_call keys, hashing only each call's new messages
 
 
 def _ordered(runs: Sequence[TraceRun]) -> list[tuple[float, int, int, TraceCall]]:
@@ -104,6 +106,7 @@ class Replayer:
         self.gov = Governor(policy, ledger=ledger, clock=self.clock, tokens=shared_token_counter())
         self.prices = prices or PriceTable(policy.prices)
         self._ending = self._ending_rules(policy)
+        self._repeat = any(s.type == "repeated_call" for s in policy.stop)  # else no call needs a fingerprint
         self._trim_limits = {c.id: c for c in policy.context if isinstance(c, ContextCap)}
 
     @staticmethod
@@ -154,7 +157,8 @@ class Replayer:
                               st.stop_kind, call.input_tokens, False, baseline, 0.0, cascaded=True)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
-        digest = None if messages else call.messages_digest  # repeated_call without the prompt text
+        # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)
+        digest = st.prefixes.of(messages) if messages and self._repeat else call.messages_digest
         d = self.gov.check(model=call.model, messages=messages, max_tokens=call.max_tokens,
                            metadata=call.metadata, input_tokens=call.input_tokens, fingerprint=digest)
         audit = tuple(a.rule_id for a in d.audit) if d.audit else ()

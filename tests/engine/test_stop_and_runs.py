@@ -175,9 +175,11 @@ def test_repeated_call_needs_messages_or_a_fingerprint(make_gov) -> None:
     assert d.block_kind == "stop" and d.rule_ids == ("loop",)
     with pytest.raises(StopConditionHit):
         gov.check_or_raise(model="gpt-4o-mini", input_tokens=1, metadata={"run_id": "s"}, fingerprint="a")
-    # messages, when given, are the fingerprint (the digest is only a stand-in)
+    # a given fingerprint takes precedence over hashing the messages (the caller already has a digest)
     assert go(gov, [user("x")], run_id="t").allowed
     assert gov.check(model="gpt-4o-mini", messages=[user("y")], input_tokens=1, metadata={"run_id": "t"}, fingerprint="z").allowed
+    d = gov.check(model="gpt-4o-mini", messages=[user("w")], input_tokens=1, metadata={"run_id": "t"}, fingerprint="z")
+    assert d.block_kind == "stop" and d.rule_ids == ("loop",)
 
 
 def test_max_calls_with_a_match_counts_only_the_matching_calls(make_gov) -> None:
