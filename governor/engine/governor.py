@@ -72,6 +72,9 @@ class Governor:
     ``clock`` is a zero-arg callable returning epoch seconds; ``log`` is a
     decision-log sink ("stderr", "stdout", a path, a stream, or a ready
     :class:`DecisionLog`); ``record_to`` writes a governor-trace/v1 JSONL file.
+    ``stats=False`` keeps no :meth:`stats` and ``observers=False`` installs no
+    default observer (the OpenTelemetry span annotator): a replay builds its
+    own report, and must not annotate the caller's span with simulated calls.
     """
 
     def __init__(
@@ -84,6 +87,8 @@ class Governor:
         record_to: str | os.PathLike[str] | None = None,
         path: str | os.PathLike[str] | None = None,
         tokens: TokenCounter | None = None,
+        stats: bool = True,
+        observers: bool = True,
     ) -> None:
         self._clock = clock or time.time
         self._compiled = CompiledPolicy(policy)
@@ -98,7 +103,7 @@ class Governor:
         else:
             header = {"policy": policy.name, "revision": str(policy.revision)}
             self._log = DecisionLog(log, content=policy.log_content, record_to=record_to, header=header)
-        self._stats = Stats()
+        self._stats: Stats | None = Stats() if stats else None
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
         self._unsettled = SettleQueue()  # settlements the store refused while down, retried later
@@ -109,7 +114,8 @@ class Governor:
         self._expiry_tick = itertools.count(1)
         self._reload_lock = threading.Lock()
         self.watcher: PolicyWatcher | None = None
-        self._observers.extend(default_observers())
+        if observers:
+            self._observers.extend(default_observers())
 
     @classmethod
     def from_path(
@@ -145,6 +151,8 @@ class Governor:
 
     def stats(self) -> dict[str, Any]:
         """Spend, calls, blocks and cost per accepted task by run / user / team / model."""
+        if self._stats is None:
+            raise GovernorError("this governor keeps no stats (built with stats=False)")
         return self._stats.snapshot()
 
     def add_observer(self, fn: Observer) -> None:
@@ -199,7 +207,8 @@ class Governor:
             self._expire(now)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
-        self._stats.add_check(d)
+        if self._stats is not None:
+            self._stats.add_check(d)
         if self._log.enabled:
             self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools)
         for fn in self._observers:
@@ -309,9 +318,10 @@ class Governor:
             self._unsettled.flush(self._ledger, now)
         if p.runs:
             self._runs.settle(p.runs, cost, error is not None)
-        self._stats.add_record(
-            decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, error=error is not None
-        )
+        if self._stats is not None:
+            self._stats.add_record(
+                decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, error=error is not None
+            )
         if self._log.enabled:
             self._log.record(
                 decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
@@ -338,7 +348,8 @@ class Governor:
         """The run's result: accepted | edited | rejected | escalated (the latest wins)."""
         if outcome not in OUTCOMES:
             raise GovernorError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
-        self._stats.add_outcome(str(run_id), outcome)
+        if self._stats is not None:
+            self._stats.add_outcome(str(run_id), outcome)
         state = self._runs.peek(str(run_id))
         if state is not None:
             state.outcome = outcome

@@ -103,7 +103,9 @@ class Replayer:
 
             ledger = MemoryLedger()  # never the policy's production store
         self.ledger = ledger
-        self.gov = Governor(policy, ledger=ledger, clock=self.clock, tokens=shared_token_counter())
+        # no stats, no span observer: the replay builds its own report from the decisions
+        self.gov = Governor(policy, ledger=ledger, clock=self.clock, tokens=shared_token_counter(),
+                            stats=False, observers=False)
         self.prices = prices or PriceTable(policy.prices)
         self._ending = self._ending_rules(policy)
         self._repeat = any(s.type == "repeated_call" for s in policy.stop)  # else no call needs a fingerprint
