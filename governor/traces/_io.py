@@ -69,8 +69,26 @@ def json_lines(text: str) -> Iterator[tuple[int, Any, str | None]]:
             yield number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
 
 
-def load_document(text: str, file: str) -> Any:
-    """A whole-file JSON document, or a TraceError naming the line and column."""
+try:  # orjson, when installed (the `fast` extra), parses a large results file ~1.7x faster than json
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = None
+
+
+def load_document(text: str, file: str, *, fast: bool = False) -> Any:
+    """A whole-file JSON document, or a TraceError naming the line and column.
+
+    ``fast=True`` parses with orjson when it is installed. It gives the same
+    values as json except integers beyond 64 bits, which it reads as floats:
+    only for callers that validate their integers below that (tau2's token
+    counts). Whatever orjson refuses (NaN, lone surrogates, deep nesting) is
+    parsed again by json, so what is accepted and every error are json's.
+    """
+    if fast and _fast_loads is not None:
+        try:
+            return _fast_loads(text)
+        except ValueError:
+            pass
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -35,11 +35,14 @@ def _ts(value: Any) -> float:
     return dt.timestamp()
 
 
+MAX_COUNT = 2**63  # no real token count is near it; beyond 64 bits orjson reads an integer as a float
+
+
 def _count(value: Any, name: str) -> int:
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= MAX_COUNT:
+        raise ValueError(f"{name} must be a non-negative integer below 2**63, got {value!r}")
     return value
 
 
@@ -111,7 +114,7 @@ class Tau2Importer:
         return start == "{" and ('"simulations"' in head or ('"agent_info"' in head and '"user_info"' in head))
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
-        doc = load_document(text, file)
+        doc = load_document(text, file, fast=True)  # token counts are checked below 2**63
         if not isinstance(doc, dict) or not isinstance(doc.get("simulations"), list):
             ctx.issue(file, 0, "not a tau2 results object: no 'simulations' list", where="simulations")
             return

@@ -49,3 +49,63 @@ def test_tau2_timestamps_are_the_recorded_times_read_as_utc(tau2_dir) -> None:  
             for s in sims for m in s["messages"] if m.get("usage") is not None]
     got = [c.timestamp for r in load_traces([path]).runs for c in r.calls]
     assert got == want and len(want) > 10
+
+
+def _tau2_copy(tau2_dir, tmp_path, edit) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
+    import gzip
+    import json
+
+    src = min(tau2_dir.glob("*.json.gz"), key=lambda p: p.stat().st_size)
+    doc = json.loads(gzip.decompress(src.read_bytes()))
+    edit(doc)
+    out = tmp_path / src.name
+    out.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    return out, doc
+
+
+def _first_call(doc: dict) -> tuple[int, dict]:
+    sim = doc["simulations"][0]
+    j = next(j for j, m in enumerate(sim["messages"]) if m.get("usage") is not None)
+    return j, sim["messages"][j]
+
+
+def test_what_json_accepts_and_orjson_refuses_still_imports(tau2_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from governor.traces import load_traces
+
+    def edit(doc: dict) -> None:
+        doc["info"]["nan_seen"] = float("nan")      # json writes NaN, which orjson refuses
+        _, m = _first_call(doc)
+        m["content"] = "half a pair \ud800 of surrogates"  # json writes \\ud800, which orjson refuses
+
+    path, doc = _tau2_copy(tau2_dir, tmp_path, edit)
+    ts = load_traces([path])
+    assert not ts.issues and ts.calls == sum(
+        1 for s in doc["simulations"] for m in s["messages"] if m.get("usage") is not None)
+    j, _ = _first_call(doc)
+    later = next(c for c in ts.runs[0].calls if len(c.messages) > j)
+    assert later.messages[j]["content"] == "half a pair \ud800 of surrogates"
+
+
+def test_a_token_count_beyond_64_bits_is_a_located_malformed_record(tau2_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from governor.traces import load_traces
+
+    def edit(doc: dict) -> None:
+        _, m = _first_call(doc)
+        m["usage"]["completion_tokens"] = 123456789012345678901234567890
+
+    path, doc = _tau2_copy(tau2_dir, tmp_path, edit)
+    ts = load_traces([path])
+    j, _ = _first_call(doc)
+    (issue,) = ts.issues
+    assert issue.where == f"simulations[0].messages[{j}]" and "below 2**63" in issue.message
+
+
+def test_invalid_json_is_reported_with_jsons_line_and_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from governor.errors import TraceError
+    from governor.traces import load_traces
+
+    path = tmp_path / "bad.json"
+    path.write_text('{"simulations": [\n  {"id": 1,}\n]}\n', encoding="utf-8")
+    with pytest.raises(TraceError) as err:
+        load_traces([path], format_in="tau2")
+    assert err.value.line == 2 and "column 12" in str(err.value)
