@@ -109,3 +109,22 @@ def test_invalid_json_is_reported_with_jsons_line_and_column(tmp_path) -> None: 
     with pytest.raises(TraceError) as err:
         load_traces([path], format_in="tau2")
     assert err.value.line == 2 and "column 12" in str(err.value)
+
+
+def test_gzip_members_padding_and_damage_read_as_gzip_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    from governor.errors import TraceError
+    from governor.traces._io import read_bytes
+
+    one, two = b'{"a": 1}\n' * 1000, b'{"b": 2}\n'
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(gzip.compress(one) + b"\x00\x00" + gzip.compress(two))  # two members, NUL padding
+    assert read_bytes(path) == gzip.decompress(path.read_bytes()) == one + two
+    whole = gzip.compress(one)
+    for damaged in (whole[: len(whole) // 2], whole + b"trailing junk", whole[:-8] + b"\x00" * 8):
+        path.write_bytes(damaged)
+        with pytest.raises(Exception):
+            gzip.decompress(damaged)  # the stdlib refuses each of these too
+        with pytest.raises(TraceError, match="corrupt gzip data"):
+            read_bytes(path)
