@@ -13,6 +13,8 @@ simulation's start), so its usage is never dropped for want of a clock.
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime
 from typing import Any, Iterator, Mapping
 
@@ -88,12 +90,20 @@ def _message(m: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.get("role"), "content": m.get("content") or ""}
     calls = m.get("tool_calls")
     if calls:
+        # OpenAI's shape (arguments as a JSON string), which the token counter and trimming read
         out["tool_calls"] = [
-            {"name": c.get("name"), "arguments": c.get("arguments")} for c in calls if isinstance(c, dict)
+            {"id": c.get("id"), "type": "function", "function": {"name": c.get("name"), "arguments": _args(c)}}
+            for c in calls
+            if isinstance(c, dict)
         ]
     if m.get("role") == "tool" and m.get("id"):
         out["tool_call_id"] = m["id"]
     return out
+
+
+def _args(call: Mapping[str, Any]) -> str:
+    args = call.get("arguments")
+    return args if isinstance(args, str) else json.dumps(args, separators=(",", ":"), default=str)
 
 
 def _outcome(sim: Mapping[str, Any]) -> str | None:

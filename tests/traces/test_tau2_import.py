@@ -134,3 +134,21 @@ def test_a_call_without_timestamp_is_kept_at_the_previous_calls_time(sample, tmp
     calls = ts.runs[0].calls
     assert len(calls) == len(_usage_positions(sim))
     assert calls[1].timestamp == calls[0].timestamp
+
+
+def test_tool_calls_take_openai_shape_so_trimming_counts_their_tokens(tau2_dir: Path) -> None:
+    from governor.engine.tokens import TokenCounter
+
+    path = tau2_dir / "ironshell_ironforge_v3_deepseek.json.gz"
+    raw = json.loads(gzip.decompress(path.read_bytes()))
+    first = next(c for s in raw["simulations"] for m in s["messages"] for c in (m.get("tool_calls") or []))
+    traces = load_traces([path])
+    calls = [c for r in traces.runs for c in r.calls if c.messages]
+    sent = next(tc for c in calls for m in c.messages for tc in (m.get("tool_calls") or []) if tc["id"] == first["id"])
+    assert sent["type"] == "function" and sent["function"]["name"] == first["name"]
+    assert json.loads(sent["function"]["arguments"]) == first["arguments"]
+    # the arguments now count: the same message without them is cheaper
+    message = {"role": "assistant", "content": "", "tool_calls": [sent]}
+    bare = {"role": "assistant", "content": ""}
+    counter = TokenCounter()
+    assert counter.count("gpt-4.1", [message])[0] > counter.count("gpt-4.1", [bare])[0] + 5
