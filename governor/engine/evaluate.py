@@ -83,11 +83,12 @@ def evaluate(
     now: float,
     decision_id: str,
     fingerprint: str | int | None = None,
+    message_count: int | None = None,
 ) -> Outcome:
     fp = cp.fingerprint(metadata)
     view = cp.view(model, metadata, fp)
     w = Work(model, messages, max_tokens, input_tokens, estimated)
-    ctx = CallContext(model, metadata, input_tokens, messages, tools)
+    ctx = CallContext(model, metadata, input_tokens, messages, tools, message_count=message_count)
 
     # 1. stop conditions, and admission of the call into its runs
     states: list[RunState] = []

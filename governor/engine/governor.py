@@ -176,6 +176,7 @@ class Governor:
         metadata: Mapping[str, Any] | None = None,
         input_tokens: int | None = None,
         fingerprint: str | int | None = None,
+        message_count: int | None = None,
     ) -> Decision:
         """Decide one call. Blocking is returned as ``verdict == "block"``, never raised.
 
@@ -183,7 +184,9 @@ class Governor:
         ``repeated_call`` instead of hashing the messages: a caller that already
         has one (a trace's digest, replay's per-run prefix hash) saves the
         hashing. Without it the messages are hashed; with neither messages nor a
-        fingerprint, ``repeated_call`` does not fire.
+        fingerprint, ``repeated_call`` does not fire. ``message_count`` is what
+        ``messages`` match conditions see when no messages are given (replay of
+        a trace recorded without prompt text); given messages always win.
         """
         cp = self._compiled
         msgs = messages if messages is not None else ()
@@ -198,7 +201,7 @@ class Governor:
         out = evaluate(
             cp, self._runs, self._ledger, self._tokens, model=model, messages=msgs, max_tokens=max_tokens,
             tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
-            fingerprint=fingerprint,
+            fingerprint=fingerprint, message_count=message_count,
         )
         d = out.decision
         if d.verdict != "block":
@@ -228,11 +231,12 @@ class Governor:
         metadata: Mapping[str, Any] | None = None,
         input_tokens: int | None = None,
         fingerprint: str | int | None = None,
+        message_count: int | None = None,
     ) -> Decision:
         """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread
         (which inherits this task's run scope)."""
         kwargs = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata, input_tokens=input_tokens,
-                      fingerprint=fingerprint)
+                      fingerprint=fingerprint, message_count=message_count)
         if self._blocking:
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)

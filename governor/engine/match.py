@@ -30,7 +30,7 @@ TEXT_LIMIT = 4096  # last_user_message looks at this many characters at most
 class CallContext:
     """What matchers may read about one call. Built once per check."""
 
-    __slots__ = ("model", "metadata", "input_tokens", "messages", "tools", "run", "_last_user")
+    __slots__ = ("model", "metadata", "input_tokens", "messages", "message_count", "tools", "run", "_last_user")
 
     def __init__(
         self,
@@ -40,11 +40,15 @@ class CallContext:
         messages: Sequence[Mapping[str, Any]] = (),
         tools: Sequence[Any] | None = None,
         run: Any = None,
+        message_count: int | None = None,
     ) -> None:
         self.model = model
         self.metadata = metadata
         self.input_tokens = input_tokens
         self.messages = messages
+        # the caller's count stands in when the messages themselves are not given (replay of
+        # traces recorded without prompt text)
+        self.message_count = len(messages) if messages or message_count is None else message_count
         self.tools = tools
         self.run = run  # governor.engine.runstate.RunState | None
         self._last_user: str | None = None
@@ -245,7 +249,7 @@ def _condition(key: str, cond: Any) -> tuple[Pred, bool]:
         return (lambda ctx: ntest(ctx.input_tokens)), True
     if key == "messages":
         ntest = compile_number(cond)
-        return (lambda ctx: ntest(len(ctx.messages))), True
+        return (lambda ctx: ntest(ctx.message_count)), True
     if key == "tools":
         return _tools_cond(cond), True
     if key == "last_user_message":

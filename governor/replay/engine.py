@@ -166,7 +166,8 @@ class Replayer:
         # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)
         digest = st.prefixes.of(messages) if messages and self._repeat else call.messages_digest
         d = self.gov.check(model=call.model, messages=messages, max_tokens=call.max_tokens,
-                           metadata=call.metadata, input_tokens=call.input_tokens, fingerprint=digest)
+                           metadata=call.metadata, input_tokens=call.input_tokens, fingerprint=digest,
+                           message_count=call.message_count)
         audit = tuple(a.rule_id for a in d.audit) if d.audit else ()
         inp, estimated, extra = call.input_tokens, False, ()
         if d.verdict == "block" and call.messages is None and d.block_kind == "context":
@@ -176,7 +177,8 @@ class Replayer:
                 # cap, and re-check the call at that size (labelled as an estimate)
                 extra = d.rule_ids
                 d = self.gov.check(model=call.model, messages=(), max_tokens=call.max_tokens,
-                                   metadata=call.metadata, input_tokens=limit, fingerprint=digest)
+                                   metadata=call.metadata, input_tokens=limit, fingerprint=digest,
+                                   message_count=call.message_count)
                 inp, estimated = limit, True
         rule_ids = tuple(dict.fromkeys((*extra, *d.rule_ids))) if extra else d.rule_ids
         reason = "; ".join(d.reasons)

@@ -38,6 +38,7 @@ class TraceCall:
     messages: Sequence[Mapping[str, Any]] | None = None  # the prompt, when the trace kept it
     where: str = ""  # record path inside a JSON file (e.g. "simulations[3].messages[7]")
     messages_digest: str | None = None  # a digest of the prompt when the trace kept no text (repeated_call)
+    message_count: int | None = None  # how many messages the prompt had, when the trace kept no text
 
     def location(self) -> str:
         """``file:line`` (or ``file:where``) for messages pointing back at the source."""

@@ -103,6 +103,7 @@ class RecordedImporter:
             max_tokens = rec.get("max_tokens")  # as sent (after clamps): the closest we have
         msgs = rec.get("messages")
         digest = rec.get("messages_digest")
+        count = rec.get("message_count")
         return TraceCall(
             call_id=did, file=file, line=line, run_id=run_id, index=0, timestamp=float(ts), model=model,
             input_tokens=counts[0], output_tokens=counts[1], cache_read_tokens=counts[2],
@@ -113,6 +114,7 @@ class RecordedImporter:
             metadata=meta,
             messages=tuple(m for m in msgs if isinstance(m, dict)) if isinstance(msgs, list) else None,
             messages_digest=digest if isinstance(digest, str) and digest else None,
+            message_count=count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None,
         )
 
 

@@ -235,6 +235,7 @@ class Tau2Importer:
             error=None,
             retry_group=None,
             messages_digest=None,
+            message_count=None,
         )
 
 

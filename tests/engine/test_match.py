@@ -128,3 +128,18 @@ def test_split_keeps_dynamic_conditions_out_of_the_cached_part() -> None:
 def test_unknown_key_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown match key 'modle'"):
         compile_split({"modle": "x"})
+
+
+def test_message_count_stands_in_for_messages_only_when_none_are_given() -> None:
+    from governor import Governor
+    from governor.policy.loader import load_policy_text
+    from tests.engine.conftest import HEADER
+
+    gov = Governor(load_policy_text(HEADER + "routes: [{id: long, match: {messages: {gte: 4}}, to: gpt-4o-mini}]\n"))
+    two = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    # replay of a trace without prompt text: the recorded count decides
+    assert gov.check(model="gpt-4o", messages=(), input_tokens=10, message_count=6).model == "gpt-4o-mini"
+    assert gov.check(model="gpt-4o", messages=(), input_tokens=10, message_count=2).model == "gpt-4o"
+    # given messages always win over a count
+    assert gov.check(model="gpt-4o", messages=two, input_tokens=10, message_count=6).model == "gpt-4o"
+    assert gov.check(model="gpt-4o", messages=(), input_tokens=10).model == "gpt-4o"

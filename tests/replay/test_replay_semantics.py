@@ -151,3 +151,26 @@ def test_repeated_call_without_prompt_text_uses_the_messages_digest(tmp_path: Pa
     else:  # nothing to compare: the stop cannot fire (it used to block every run's 3rd call)
         assert runs["loop"]["stopped_at_call"] is None
     assert runs["storm"]["stopped_at_call"] is None and runs["long"]["stopped_at_call"] is None
+
+
+def test_message_count_conditions_work_on_traces_without_prompt_text(tmp_path: Path) -> None:
+    # recorded with content logging off: the trace keeps each call's message_count, not the messages
+    path = tmp_path / "bare.jsonl"
+    now = [1_760_000_000.0]
+    quiet = OPEN.replace("logging: {content: true}\n", "")
+    gov = Governor(load_policy_text(quiet), ledger=MemoryLedger(), clock=lambda: now[0], record_to=path)
+    history: list[dict] = []
+    for i in range(5):
+        now[0] += 1
+        history.append({"role": "user", "content": f"turn {i}"})
+        d = gov.check(model="gpt-4o-mini", messages=list(history), input_tokens=100, metadata={"run_id": "r"})
+        gov.record(d, input_tokens=100, output_tokens=10)
+        history.append({"role": "assistant", "content": f"answer {i}"})
+    gov.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert not any("messages" in rec for rec in lines)
+    policy = quiet + "routes: [{id: long-chat-cheap, match: {messages: {gte: 5}}, to: gpt-4.1-nano}]\n"
+    report = replay(tmp_path, policy, path)
+    # message counts 1, 3, 5, 7, 9: the last three calls have five or more messages
+    assert {r["id"]: r["fired"] for r in report["rules"]}["long-chat-cheap"] == 3
+    assert report["totals"]["calls_rerouted"] == 3
