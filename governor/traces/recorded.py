@@ -92,6 +92,9 @@ class RecordedImporter:
             meta = rec.get("metadata") or {}
             if not isinstance(meta, dict):
                 raise ValueError("field 'metadata' must be an object")
+            count = rec.get("message_count")
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+                raise ValueError(f"field 'message_count' must be a non-negative integer, got {count!r}")
         except ValueError as exc:
             ctx.issue(file, line, str(exc))
             return None
@@ -103,7 +106,6 @@ class RecordedImporter:
             max_tokens = rec.get("max_tokens")  # as sent (after clamps): the closest we have
         msgs = rec.get("messages")
         digest = rec.get("messages_digest")
-        count = rec.get("message_count")
         return TraceCall(
             call_id=did, file=file, line=line, run_id=run_id, index=0, timestamp=float(ts), model=model,
             input_tokens=counts[0], output_tokens=counts[1], cache_read_tokens=counts[2],
@@ -114,7 +116,7 @@ class RecordedImporter:
             metadata=meta,
             messages=tuple(m for m in msgs if isinstance(m, dict)) if isinstance(msgs, list) else None,
             messages_digest=digest if isinstance(digest, str) and digest else None,
-            message_count=count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None,
+            message_count=count,
         )
 
 

@@ -174,3 +174,20 @@ def test_message_count_conditions_work_on_traces_without_prompt_text(tmp_path: P
     # message counts 1, 3, 5, 7, 9: the last three calls have five or more messages
     assert {r["id"]: r["fired"] for r in report["rules"]}["long-chat-cheap"] == 3
     assert report["totals"]["calls_rerouted"] == 3
+
+
+def test_a_bad_message_count_is_a_located_malformed_record(tmp_path: Path, trace: Path) -> None:
+    lines = trace.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("event") == "record")
+    rec = json.loads(lines[at])
+    rec["message_count"] = "many"
+    lines[at] = json.dumps(rec)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    from governor.traces import load_traces
+
+    traces = load_traces([bad])
+    assert any(f":{at + 1}:" in str(i) and "message_count" in str(i) for i in traces.issues)
+    policy = tmp_path / "open.yaml"
+    policy.write_text(OPEN)
+    assert main(["replay", str(policy), str(bad), "--strict", "--format", "json", "-o", str(tmp_path / "r.json")]) == 1
