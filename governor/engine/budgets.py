@@ -39,7 +39,7 @@ class Plan:
     """
 
     __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft",
-                 "ledger", "cells", "settle_cells", "limits", "soft_idx")
+                 "ledger", "lane")
 
     def __init__(
         self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger
@@ -64,31 +64,30 @@ class Plan:
         self.per_call = tuple(per_call)
         self.counters, self.owners = tuple(counters), tuple(owners)
         self.audit_counters, self.audit_owners = tuple(audit_counters), tuple(audit_owners)
-        self.limits = tuple([b.cell_limits for b in owners])
-        self.soft_idx = tuple([i for i, b in enumerate(owners) if b.rule.soft is not None])
-        self.soft = bool(self.soft_idx)
-        # a ledger with pre-resolved cells (the memory ledger): reserve/settle on them directly
+        self.soft = any(b.rule.soft is not None for b in owners)
+        # a ledger with lanes (the memory ledger): one allowance for all of this plan's counters
         self.ledger = ledger
-        self.cells = self.settle_cells = None
-        if hasattr(ledger, "reserve_cells"):
-            self.settle_cells = ledger.cells(self.counters + self.audit_counters)  # type: ignore[attr-defined]
-            self.cells = self.settle_cells[:len(counters)]
+        self.lane = None
+        if hasattr(ledger, "reserve_lane"):
+            self.lane = ledger.lane(  # type: ignore[attr-defined]
+                self.counters, [b.cell_limits for b in owners],
+                [(i, b.rule.soft.at) for i, b in enumerate(owners) if b.rule.soft is not None], self.audit_counters)
 
 
 class Reservation:
     """What a check reserved, kept until record() settles it."""
 
-    __slots__ = ("counters", "audit_counters", "amount", "reserved", "cells")
+    __slots__ = ("counters", "audit_counters", "amount", "reserved", "lane")
 
     def __init__(
         self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], amount: Amount, reserved: bool,
-        cells: tuple | None = None,
+        lane: Any = None,
     ) -> None:
         self.counters = counters
         self.audit_counters = audit_counters
         self.amount = amount
         self.reserved = reserved  # False when the store was down and the budgets fail open
-        self.cells = cells  # the ledger's cells of counters + audit_counters, when it has the fast path
+        self.lane = lane  # the memory ledger's lane of counters + audit_counters, when it has the fast path
 
 
 def unpriced_reason(model: str) -> str:
@@ -154,24 +153,17 @@ def budget_stage(
     audit_counters, audit_owners = plan.audit_counters, plan.audit_owners
 
     reserved = False
-    cells = plan.settle_cells
-    if counters and cells is not None:  # the fast path: same semantics, on pre-resolved cells
-        denied, metric, used_after = ledger.reserve_cells(  # type: ignore[attr-defined]
-            decision_id, plan.cells, plan.limits, amount.usd_nano, amount.tokens, 1,
-            now=now, lease_s=cp.lease_s, want=plan.soft_idx,
-        )
+    lane = plan.lane
+    if counters and lane is not None:  # the fast path: same semantics, one allowance for every counter
+        denied, metric, hits = ledger.reserve_lane(  # type: ignore[attr-defined]
+            decision_id, lane, amount.usd_nano, amount.tokens, 1, now=now, lease_s=cp.lease_s)
         if denied >= 0:
             b = owners[denied]
             w.block(b.id, "budget", _denied_text(b, counters[denied], metric, amount, ledger, now))
             return w, None
         reserved = True
-        for i, (u, t, n) in zip(plan.soft_idx, used_after):
-            b = owners[i]
-            lim = b.limit
-            frac = max(u / lim.usd_nano if lim.usd_nano else 0.0, t / lim.tokens if lim.tokens else 0.0,
-                       n / lim.calls if lim.calls else 0.0)  # Limit.fraction, without an Amount
-            if frac >= b.rule.soft.at:
-                soft_hits.append((b, frac))
+        for i, frac in hits:
+            soft_hits.append((owners[i], frac))
     elif counters:
         try:
             result = ledger.reserve(decision_id, counters, amount, now=now, lease_s=cp.lease_s)
@@ -181,7 +173,7 @@ def budget_stage(
                 w.block(closed[0].id, "store", f"budget store is down ({exc}); budget {closed[0].id} is fail_closed")
                 return w, None
             w.warnings.append(f"budget store is down ({exc}); budgets {', '.join(dict.fromkeys(b.id for b in owners))} fail open: call not counted")
-            counters, owners, cells = (), (), None
+            counters, owners, lane = (), (), None
         else:
             if not result.ok:
                 b = owners[counters.index(result.denied)] if result.denied in counters else owners[0]
@@ -207,7 +199,7 @@ def budget_stage(
             soft = b.rule.soft
             w.note(b.id, soft.action, f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit", soft.to)
 
-    reservation = Reservation(counters, audit_counters, amount, reserved, cells)
+    reservation = Reservation(counters, audit_counters, amount, reserved, lane)
     seen: set[str] = set()
     for b, frac in soft_hits:
         if b.id in seen:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys, uses_run_state
 from governor.ledger.base import Counter, Limit, usd_to_nano
-from governor.ledger.memory_cells import UNLIMITED
+from governor.ledger.memory_lanes import UNLIMITED
 from governor.policy.model import Budget, ModelPrice, Policy, RuleBase
 from governor.pricing import PriceTable
 

@@ -313,9 +313,9 @@ class Governor:
                     log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
             else:
                 usd = 0 if cost is None else usd_to_nano(cost)
-                if res.cells is not None:  # the memory ledger's cells, resolved at check
-                    self._ledger.settle_cells(  # type: ignore[attr-defined]
-                        decision.decision_id, res.cells, usd, input_tokens + output_tokens, 1, now=now, reserved_at=p.at)
+                if res.lane is not None:  # the memory ledger's lane, resolved at check
+                    self._ledger.settle_lane(  # type: ignore[attr-defined]
+                        decision.decision_id, res.lane, usd, input_tokens + output_tokens, 1, now=now, reserved_at=p.at)
                 else:
                     self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, p.at)
         if self._unsettled.items:
@@ -376,6 +376,9 @@ class Governor:
             compiled = CompiledPolicy(policy)
             self._runs.fp_ttl = compiled.fp_ttl
             self._compiled = compiled
+            flush = getattr(self._ledger, "flush_lanes", None)
+            if flush is not None:  # the old revision's lanes give back their allowances
+                flush()
             log.info("policy %s reloaded: revision %s -> %s", policy.name, old.revision, compiled.revision)
             return True
 

@@ -20,8 +20,8 @@ import threading
 from typing import Sequence
 
 from governor.ledger.base import Amount, Counter, ReserveResult
-from governor.ledger.memory_cells import CellPath
-from governor.ledger.memory_cells import HeldReservation as _Reservation
+from governor.ledger.memory_lanes import HeldReservation as _Reservation
+from governor.ledger.memory_lanes import LanePath, LaneReservation
 from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
 SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency
@@ -77,7 +77,8 @@ def _granted(used_after: tuple[Amount, ...]) -> ReserveResult:
 class _Cell:
     """One counter: settled spend by slot, its live reservations, a rolling sum."""
 
-    __slots__ = ("window", "kind", "slot_s", "slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc", "cal_lo", "cal_hi", "cal_slot")
+    __slots__ = ("window", "kind", "slot_s", "slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc", "cal_lo", "cal_hi", "cal_slot",
+                 "lanes")
 
     def __init__(self, window: Window) -> None:
         self.window = window
@@ -89,12 +90,13 @@ class _Cell:
         self.ru = self.rt = self.rc = 0
         self.cal_lo = self.cal_hi = 0.0  # calendar: [lo, hi) epoch seconds of cal_slot
         self.cal_slot = ""
+        self.lanes: dict = {}  # the lanes holding an allowance or unmoved spend here (memory_lanes)
 
 
-class MemoryLedger(CellPath):
+class MemoryLedger(LanePath):
     """A :class:`governor.ledger.base.Ledger` held in this process's memory.
 
-    Also offers the cell fast path of :class:`governor.ledger.memory_cells.CellPath`.
+    Also offers the lane fast path of :class:`governor.ledger.memory_lanes.LanePath`.
     """
 
     blocking = False  # no I/O: async callers need no worker thread
@@ -107,6 +109,7 @@ class MemoryLedger(CellPath):
         self._settled_ids: dict[str, float] = {}  # insertion-ordered: oldest first
         self._next_forget = 0.0  # when the oldest settled id may be forgotten
         self._cal: dict[tuple[str, str, int], str] = {}
+        self._lanes: dict = {}  # lanes listed on their cells, oldest first (memory_lanes)
 
     # -- internal, lock held --------------------------------------------------
     def _cell(self, counter: Counter) -> _Cell:
@@ -140,12 +143,45 @@ class MemoryLedger(CellPath):
             else:
                 self._next_forget = now + SETTLED_ID_TTL_S
 
-    def _drop(self, rid: str, res: _Reservation) -> None:
+    def _drop(self, rid: str, res: _Reservation | LaneReservation) -> None:
         del self._reservations[rid]
-        for cell in res.cells:
+        if res.__class__ is LaneReservation:
+            self._unhold(res)  # type: ignore[arg-type]
+            return
+        for cell in res.cells:  # type: ignore[union-attr]
             cell.fu -= res.usd
             cell.ft -= res.tokens
             cell.fc -= res.calls
+
+    def _add(self, cell: _Cell, slot: object, usd: int, tokens: int, calls: int) -> None:
+        """Settled spend into ``slot`` of ``cell`` (and the rolling sum, when the slot is in it)."""
+        s = cell.slots.get(slot)
+        if s is None:
+            cell.slots[slot] = [usd, tokens, calls]
+        else:
+            s[0] += usd
+            s[1] += tokens
+            s[2] += calls
+        if cell.kind == "rolling" and cell.r_cur is not None and cell.r_cur - ROLLING_SLOTS < slot <= cell.r_cur:  # type: ignore[operator]
+            cell.ru += usd
+            cell.rt += tokens
+            cell.rc += calls
+
+    def _settle_into(self, cells: Sequence[_Cell], usd: int, tokens: int, calls: int, reserved_at: float) -> None:
+        """Actual spend into the slots of ``reserved_at``. It may be more than any reservation covered,
+        so the lanes on these cells give their allowances back: an allowance is valid only while
+        the cell's total, allowances included, has been checked against its limit."""
+        for cell in cells:
+            if cell.lanes:
+                self._take_back(cell)
+            kind = cell.kind
+            if kind == "none":
+                slot: object = "all"
+            elif kind == "calendar" and cell.cal_lo <= reserved_at < cell.cal_hi:
+                slot = cell.cal_slot
+            else:
+                slot = self._slot_key(cell, reserved_at)
+            self._add(cell, slot, usd, tokens, calls)
 
     def _calendar_slot(self, cell: _Cell, at: float) -> str:
         """The calendar slot of ``at``; the cell remembers the current slot's bounds."""
@@ -205,55 +241,61 @@ class MemoryLedger(CellPath):
         now: float,
         lease_s: float,
     ) -> ReserveResult:
-        au, at, ac = amount.usd_nano, amount.tokens, amount.calls
         with self._lock:
-            if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
-                self._reclaim(now)
-            if reservation_id in self._reservations or reservation_id in self._settled_ids:
-                used = [self._used(self._cells.get(c.key), now) for c in counters]
-                return ReserveResult(True, used_after=tuple(_amount(*u) for u in used))
-            cells: list[_Cell] = []
-            after: list[Amount] = []
-            cells_get = self._cells.get
-            for c in counters:
-                cell = cells_get(c.key)
-                if cell is None or cell.window is not c.window:
-                    cell = self._cell(c)
-                kind = cell.kind
-                if kind != "rolling":
-                    if kind == "none":
-                        s = cell.slots.get("all")
-                    elif cell.cal_lo <= now < cell.cal_hi:
-                        s = cell.slots.get(cell.cal_slot)
-                    else:
-                        s = cell.slots.get(self._calendar_slot(cell, now))
-                    u, t, n = (s[0] + cell.fu + au, s[1] + cell.ft + at, s[2] + cell.fc + ac) if s else (cell.fu + au, cell.ft + at, cell.fc + ac)
+            if self._lanes:  # a lane's allowance is not usage: the protocol path works on exact figures
+                for c in counters:
+                    self._take_back(self._cell(c))
+            return self._reserve(reservation_id, counters, amount, now, lease_s)
+
+    def _reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, now: float, lease_s: float) -> ReserveResult:
+        au, at, ac = amount.usd_nano, amount.tokens, amount.calls
+        if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
+            self._reclaim(now)
+        if reservation_id in self._reservations or reservation_id in self._settled_ids:
+            used = [self._used(self._cells.get(c.key), now) for c in counters]
+            return ReserveResult(True, used_after=tuple(_amount(*u) for u in used))
+        cells: list[_Cell] = []
+        after: list[Amount] = []
+        cells_get = self._cells.get
+        for c in counters:
+            cell = cells_get(c.key)
+            if cell is None or cell.window is not c.window:
+                cell = self._cell(c)
+            kind = cell.kind
+            if kind != "rolling":
+                if kind == "none":
+                    s = cell.slots.get("all")
+                elif cell.cal_lo <= now < cell.cal_hi:
+                    s = cell.slots.get(cell.cal_slot)
                 else:
-                    u, t, n = self._settled(cell, now)
-                    u += cell.fu + au
-                    t += cell.ft + at
-                    n += cell.fc + ac
-                lim = c.limit
-                if lim.usd_nano is not None and u > lim.usd_nano:
-                    return ReserveResult(False, denied=c, denied_metric="usd")
-                if lim.tokens is not None and t > lim.tokens:
-                    return ReserveResult(False, denied=c, denied_metric="tokens")
-                if lim.calls is not None and n > lim.calls:
-                    return ReserveResult(False, denied=c, denied_metric="calls")
-                cells.append(cell)
-                a = _new(Amount)  # _amount(u, t, n), inlined: this loop runs for every counter of every call
-                _set_usd(a, u)
-                _set_tokens(a, t)
-                _set_calls(a, n)
-                after.append(a)
-            for cell in cells:
-                cell.fu += au
-                cell.ft += at
-                cell.fc += ac
-            expires = now + lease_s
-            self._reservations[reservation_id] = _Reservation(tuple(cells), au, at, ac, expires)
-            heapq.heappush(self._expiry, (expires, reservation_id))
-            return _granted(tuple(after))
+                    s = cell.slots.get(self._calendar_slot(cell, now))
+                u, t, n = (s[0] + cell.fu + au, s[1] + cell.ft + at, s[2] + cell.fc + ac) if s else (cell.fu + au, cell.ft + at, cell.fc + ac)
+            else:
+                u, t, n = self._settled(cell, now)
+                u += cell.fu + au
+                t += cell.ft + at
+                n += cell.fc + ac
+            lim = c.limit
+            if lim.usd_nano is not None and u > lim.usd_nano:
+                return ReserveResult(False, denied=c, denied_metric="usd")
+            if lim.tokens is not None and t > lim.tokens:
+                return ReserveResult(False, denied=c, denied_metric="tokens")
+            if lim.calls is not None and n > lim.calls:
+                return ReserveResult(False, denied=c, denied_metric="calls")
+            cells.append(cell)
+            a = _new(Amount)  # _amount(u, t, n), inlined: this loop runs for every counter of every call
+            _set_usd(a, u)
+            _set_tokens(a, t)
+            _set_calls(a, n)
+            after.append(a)
+        for cell in cells:
+            cell.fu += au
+            cell.ft += at
+            cell.fc += ac
+        expires = now + lease_s
+        self._reservations[reservation_id] = _Reservation(tuple(cells), au, at, ac, expires)
+        heapq.heappush(self._expiry, (expires, reservation_id))
+        return _granted(tuple(after))
 
     def settle(
         self,
@@ -274,28 +316,8 @@ class MemoryLedger(CellPath):
             if res is not None:
                 self._drop(reservation_id, res)
             cells_get = self._cells.get
-            for c in counters:
-                cell = cells_get(c.key)
-                if cell is None or cell.window is not c.window:
-                    cell = self._cell(c)
-                kind = cell.kind
-                if kind == "none":
-                    slot: object = "all"
-                elif kind == "calendar" and cell.cal_lo <= reserved_at < cell.cal_hi:
-                    slot = cell.cal_slot
-                else:
-                    slot = self._slot_key(cell, reserved_at)
-                s = cell.slots.get(slot)
-                if s is None:
-                    cell.slots[slot] = [au, at, ac]
-                else:
-                    s[0] += au
-                    s[1] += at
-                    s[2] += ac
-                if kind == "rolling" and cell.r_cur is not None and cell.r_cur - ROLLING_SLOTS < slot <= cell.r_cur:  # type: ignore[operator]
-                    cell.ru += au
-                    cell.rt += at
-                    cell.rc += ac
+            cells = [cell if (cell := cells_get(c.key)) is not None and cell.window is c.window else self._cell(c) for c in counters]
+            self._settle_into(cells, au, at, ac, reserved_at)
             self._settled_ids[reservation_id] = now
             return True
 
@@ -313,6 +335,8 @@ class MemoryLedger(CellPath):
             cell = self._cells.get(counter.key)
             if cell is not None and cell.window is not counter.window:
                 cell = self._cell(counter)
+            if cell is not None:
+                self._take_back(cell)  # lanes' allowances are not usage
             return _amount(*self._used(cell, now))
 
     def close(self) -> None:

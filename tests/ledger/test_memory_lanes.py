@@ -1,0 +1,129 @@
+"""The memory ledger's lane fast path (reserve_lane / settle_lane) has the protocol's semantics:
+the same operations through either path deny the same calls, report the same soft-threshold
+fractions and leave every counter with the same usage -- though lanes hold allowances between calls."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from governor.ledger.base import Amount, Counter, Limit
+from governor.ledger.memory import MemoryLedger
+from governor.ledger.memory_lanes import GRANTED, UNLIMITED
+from governor.ledger.windows import NO_WINDOW, Window
+
+COUNTERS = (
+    Counter("run|run=r", "run", Limit(usd_nano=40_000, calls=30), NO_WINDOW),
+    Counter("day|user=u", "day", Limit(usd_nano=25_000), Window("calendar", unit="day", tz="Europe/Berlin")),
+    Counter("month|team=t", "month", Limit(usd_nano=60_000), Window("calendar", unit="month", tz="America/New_York")),
+    Counter("hour|global", "hour", Limit(usd_nano=20_000, tokens=9_000), Window("rolling", seconds=3600.0)),
+)
+OTHER_RUN = (Counter("run|run=q", "run", Limit(usd_nano=40_000, calls=30), NO_WINDOW),) + COUNTERS[1:]
+AUDIT = Counter("audit|global", "audit", Limit(usd_nano=1), Window("rolling", seconds=600.0))
+
+
+def limits(counters: tuple[Counter, ...]) -> tuple[tuple[int, int, int], ...]:
+    return tuple(tuple(UNLIMITED if x is None else x for x in (c.limit.usd_nano, c.limit.tokens, c.limit.calls)) for c in counters)
+
+
+SOFT = ((1, 0.6), (3, 0.8))  # soft thresholds on the day and hour counters
+
+
+def fraction(a: Amount, lim: Limit) -> float:
+    return lim.fraction(a)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("usage_every", [1, 25])
+def test_lane_path_matches_the_protocol(seed: int, usage_every: int) -> None:
+    """Two plans (two runs) share the user, team and global counters; settles come in any order,
+    some after their lease, some for more than was reserved; time crosses DST, slot and day changes."""
+    rng = random.Random(seed)
+    fast, slow = MemoryLedger(), MemoryLedger()
+    plans = [(cs, fast.lane(cs, limits(cs), SOFT, (AUDIT,))) for cs in (COUNTERS, OTHER_RUN)]
+    now = 1_774_738_800.0 - 7200 + rng.randrange(3600)  # around a DST change in Europe/Berlin
+    open_ids: list[tuple[str, float, int]] = []
+    denials = soft_hits = 0
+    for i in range(600):
+        op = rng.random()
+        p = rng.randrange(2)
+        cs, lane = plans[p]
+        if op < 0.5:
+            rid = f"c{i}"
+            usd, tokens = rng.randrange(0, 3000), rng.randrange(0, 900)
+            denied, metric, hits = fast.reserve_lane(rid, lane, usd, tokens, 1, now=now, lease_s=300)
+            res = slow.reserve(rid, cs, Amount(usd, tokens, 1), now=now, lease_s=300)
+            assert (denied == GRANTED) == res.ok
+            if res.ok:
+                want = tuple((j, fraction(res.used_after[j], cs[j].limit)) for j, at in SOFT
+                             if fraction(res.used_after[j], cs[j].limit) >= at)
+                assert hits == want
+                soft_hits += bool(hits)
+                open_ids.append((rid, now, p))
+            else:
+                assert cs[denied] == res.denied and metric == res.denied_metric
+                denials += 1
+        elif op < 0.8 and open_ids:
+            rid, at, p = open_ids.pop(rng.randrange(len(open_ids)))  # settles in any order, some after their lease
+            cs, lane = plans[p]
+            usd, tokens = rng.randrange(0, 4000), rng.randrange(0, 1200)  # sometimes more than reserved
+            assert fast.settle_lane(rid, lane, usd, tokens, 1, now=now, reserved_at=at) == \
+                slow.settle(rid, cs + (AUDIT,), Amount(usd, tokens, 1), now=now, reserved_at=at)
+        elif op < 0.85 and open_ids:
+            rid, _, _ = open_ids.pop()
+            assert fast.release(rid, now=now) == slow.release(rid, now=now)
+        else:
+            now += rng.choice((1.0, 59.0, 240.0, 1900.0, 86400.0 / 3))
+        if i % usage_every == 0:
+            for c in COUNTERS + OTHER_RUN[:1] + (AUDIT,):
+                assert fast.usage(c, now=now) == slow.usage(c, now=now)
+    for c in COUNTERS + OTHER_RUN[:1] + (AUDIT,):
+        assert fast.usage(c, now=now) == slow.usage(c, now=now)
+    assert denials and soft_hits  # the limits and the thresholds were reached
+
+
+def test_an_allowance_never_denies_what_the_protocol_grants() -> None:
+    """Lane A takes an allowance on a shared counter; lane B's call that fits only once A's
+    allowance is given back is granted, and the shared counter ends exact."""
+    led = MemoryLedger()
+    shared = Counter("org|global", "org", Limit(usd_nano=1_000), NO_WINDOW)
+    a = led.lane((Counter("run|run=a", "run", Limit(), NO_WINDOW), shared), limits((COUNTERS[0], shared)))
+    b = led.lane((Counter("run|run=b", "run", Limit(), NO_WINDOW), shared), limits((COUNTERS[0], shared)))
+    assert led.reserve_lane("a1", a, 100, 0, 1, now=10.0, lease_s=60)[0] == GRANTED
+    assert led.usage(shared, now=10.0) == Amount(100, 0, 1)  # exact, not the allowance
+    assert led.reserve_lane("a2", a, 100, 0, 1, now=10.0, lease_s=60)[0] == GRANTED  # from A's allowance
+    assert led.reserve_lane("b1", b, 800, 0, 1, now=10.0, lease_s=60)[0] == GRANTED  # 100 + 100 + 800 fits
+    assert led.reserve_lane("b2", b, 1, 0, 1, now=10.0, lease_s=60)[:2] == (1, "usd")  # the shared counter is full
+    assert led.settle_lane("a1", a, 40, 0, 1, now=11.0, reserved_at=10.0)
+    assert led.usage(shared, now=11.0) == Amount(940, 0, 3)
+
+
+def test_settle_of_a_decision_is_idempotent_on_lanes() -> None:
+    led = MemoryLedger()
+    lane = led.lane(COUNTERS, limits(COUNTERS))
+    assert led.reserve_lane("a", lane, 100, 10, 1, now=1000.0, lease_s=60)[0] == GRANTED
+    assert led.settle_lane("a", lane, 70, 7, 1, now=1001.0, reserved_at=1000.0)
+    assert not led.settle_lane("a", lane, 70, 7, 1, now=1002.0, reserved_at=1000.0)
+    assert led.usage(COUNTERS[0], now=1003.0) == Amount(70, 7, 1)
+
+
+def test_a_spend_counts_in_the_window_slot_it_was_reserved_in() -> None:
+    """A call reserved before a rolling bucket / calendar day ends and settled after it."""
+    led, ref = MemoryLedger(), MemoryLedger()
+    lane = led.lane(COUNTERS, limits(COUNTERS))
+    day_end = 1_774_738_800.0 + 22 * 3600 - 1  # just before midnight in Berlin
+    for led_, op in ((led, "lane"), (ref, "protocol")):
+        for k, t in enumerate((day_end - 30, day_end - 1)):
+            if op == "lane":
+                assert led_.reserve_lane(f"r{k}", lane, 500, 50, 1, now=t, lease_s=600)[0] == GRANTED
+            else:
+                assert led_.reserve(f"r{k}", COUNTERS, Amount(500, 50, 1), now=t, lease_s=600).ok
+        for k, t in enumerate((day_end - 30, day_end - 1)):
+            if op == "lane":
+                led_.settle_lane(f"r{k}", lane, 300, 30, 1, now=day_end + 120, reserved_at=t)
+            else:
+                led_.settle(f"r{k}", COUNTERS, Amount(300, 30, 1), now=day_end + 120, reserved_at=t)
+    for c in COUNTERS:
+        for t in (day_end - 0.5, day_end + 121, day_end + 4000):
+            assert led.usage(c, now=t) == ref.usage(c, now=t)
