@@ -3,8 +3,8 @@
 Context caps (in policy order, each that matches): when the input is larger
 than ``max_input_tokens`` (``None`` = the model's context window) the cap
 blocks, trims, or reroutes. Trimming keeps every system message and the last
-``keep_last`` other messages (when ``keep_last`` is unset: as many of the
-newest as fit); a tool result whose assistant tool call was dropped is dropped
+``keep_last`` other messages (when ``keep_last`` is unset: drops the oldest
+until the rest fits); a tool result whose assistant tool call was dropped is dropped
 too, so a tool call is never split from its result. A trim that still does not
 fit blocks.
 
@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from governor.engine.compiled import CompiledPolicy, View
 from governor.engine.match import CallContext
-from governor.engine.tokens import REPLY_PRIMING, TokenCounter
+from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 
 
@@ -79,32 +79,34 @@ def context_stage(
 def trim(
     messages: Sequence[Mapping[str, Any]], keep_last: int | None, limit: int, input_tokens: int, model: str, tokens: TokenCounter
 ) -> tuple[list[Mapping[str, Any]], int]:
-    """(kept messages, their input tokens). System messages always stay."""
-    each = tokens.count_each(model, messages)
+    """(kept messages, their input tokens). System messages always stay.
+
+    The result is ``input_tokens`` minus the tokens of the dropped messages, so
+    only those are counted: a replayed call (whose ``input_tokens`` come from the
+    trace) never tokenizes the system prompt or the turns it keeps. Without
+    ``keep_last``, the oldest turns are dropped until the rest fits ``limit``.
+    """
     others = [i for i, m in enumerate(messages) if m.get("role") != "system"]
+    dropped: set[int] = set()
+    removed = 0
     if keep_last is not None:
-        keep_n = max(keep_last, 0)
-        start = max(len(others) - keep_n, 0)
+        start = max(len(others) - max(keep_last, 0), 0)
+        for i in others[:start]:
+            removed += tokens.count_message(model, messages[i])
     else:
-        # as many of the newest as fit under the limit
-        system_cost = sum(each[i] for i, m in enumerate(messages) if m.get("role") == "system")
-        overhead = input_tokens - REPLY_PRIMING - sum(each)  # tools etc. (or the caller's count vs ours)
-        budget = limit - REPLY_PRIMING - system_cost - max(overhead, 0)
-        start = len(others)
-        used = 0
-        while start > 0 and used + each[others[start - 1]] <= budget:
-            start -= 1
-            used += each[others[start]]
-    kept_others = set(others[start:])
+        excess = input_tokens - limit
+        start = 0
+        while start < len(others) and removed < excess:
+            removed += tokens.count_message(model, messages[others[start]])
+            start += 1
+    dropped.update(others[:start])
     # never keep a tool result whose tool call was dropped
     for i in others[start:]:
-        if messages[i].get("role") == "tool":
-            kept_others.discard(i)
-        else:
+        if messages[i].get("role") != "tool":
             break
-    kept_idx = [i for i, m in enumerate(messages) if m.get("role") == "system" or i in kept_others]
-    removed = sum(each) - sum(each[i] for i in kept_idx)
-    kept = [messages[i] for i in kept_idx]
+        dropped.add(i)
+        removed += tokens.count_message(model, messages[i])
+    kept = [m for i, m in enumerate(messages) if i not in dropped]
     return kept, max(input_tokens - removed, 0)
 
 

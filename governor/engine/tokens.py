@@ -147,6 +147,19 @@ class TokenCounter:
 
     tokens_of = count_each
 
+    def count_message(self, model: str, message: Mapping[str, Any]) -> int:
+        """Tokens of one message, its overhead included (cached like every message count)."""
+        tok = self.tokenizer(model)
+        key = _fingerprint(tok.name, message)
+        n = self._messages.get_many((key,))[0]
+        if n is None:
+            n = _message_tokens(tok, message)
+            self._messages.put(key, n)
+            self.misses += 1
+        else:
+            self.hits += 1
+        return abs(n)
+
     def count_text(self, model: str, text: str) -> int:
         return self.tokenizer(model).count(text)
 

@@ -124,6 +124,22 @@ def test_trim_without_keep_last_keeps_as_many_newest_as_fit(make_gov) -> None:
     assert d.messages[-1] is msgs[-1]
 
 
+def test_trim_keeps_the_longest_newest_suffix_that_fits_and_counts_only_what_it_drops(make_gov) -> None:
+    """With the call's input tokens given (a replay), the result is those tokens minus the dropped
+    messages' counts: the largest run of newest turns that fits, found without tokenizing the system
+    prompt or the turns that stay."""
+    gov = make_gov("context:\n  - {id: trim, max_input_tokens: 400, action: trim}\n")
+    msgs = _history()
+    each = TokenCounter().count_each("gpt-4o", msgs)
+    given = sum(each) + 3 + 250  # the caller's count: messages, reply priming and (say) tool schemas
+    d = gov.check(model="gpt-4o", messages=msgs, input_tokens=given)
+    kept_from = next(k for k in range(1, len(msgs) + 1) if given - sum(each[1:k]) <= 400)  # oldest turns dropped first
+    assert [m for m in d.messages] == [msgs[0]] + msgs[kept_from:]
+    assert d.input_tokens == given - sum(each[1:kept_from]) <= 400
+    counter = gov._tokens
+    assert counter.misses == kept_from - 1  # the dropped turns only: not the system prompt, not the kept turns
+
+
 def test_trim_that_cannot_fit_blocks(make_gov) -> None:
     gov = make_gov("context:\n  - {id: trim, max_input_tokens: 20, action: trim, keep_last: 1}\n")
     d = gov.check(model="gpt-4o", messages=[{"role": "system", "content": "rules " * 100}, user("hi")])
