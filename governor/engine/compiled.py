@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping, Sequence
 
 from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys, uses_run_state
@@ -94,10 +95,21 @@ class CompiledBudget(CompiledRule):
 class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
-    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans")
+    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans",
+                 "ctx_floor", "out_floor", "cost_floor")
 
-    def __init__(self, model: str, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple) -> None:
+    def __init__(self, model: str, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple,
+                 context_window: int | None = None) -> None:
         self.model = model
+        # Below these, a stage can do nothing whatever the per-call conditions say, so the engine
+        # skips it: every context cap acts only on input above its limit (-1: a cap's limit is the
+        # unknown context window, which warns); a call cap only clamps max_tokens above its
+        # max_output_tokens (or unset) and only blocks a worst case above its max_cost_usd.
+        limits = [c.rule.max_input_tokens if c.rule.max_input_tokens is not None else
+                  context_window if context_window is not None else -1 for c in context]
+        self.ctx_floor = min(limits, default=math.inf)
+        self.out_floor = min((c.rule.max_output_tokens for c in calls if c.rule.max_output_tokens is not None), default=math.inf)
+        self.cost_floor = min((c.rule.max_cost_usd for c in calls if c.rule.max_cost_usd is not None), default=math.inf)
         self.stops = stops
         self.repeat = any(s.rule.type == "repeated_call" for s in stops)  # needs a call fingerprint
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
@@ -201,7 +213,9 @@ class CompiledPolicy:
         def keep(group: tuple) -> tuple:
             return tuple(r for r in group if r.static is None or _safe(r.static, ctx))
 
-        return View(model, keep(self.stops), keep(self.routes), keep(self.context), keep(self.calls), keep(self.budgets))
+        context = keep(self.context)
+        window = self.context_window(model) if any(c.rule.max_input_tokens is None for c in context) else None
+        return View(model, keep(self.stops), keep(self.routes), context, keep(self.calls), keep(self.budgets), window)
 
     # -- prices ------------------------------------------------------------------
     def price(self, model: str) -> ModelPrice | None:

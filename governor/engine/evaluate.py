@@ -55,15 +55,9 @@ def _decision_factory() -> Any:
 _new_decision = _decision_factory()
 
 
-class Outcome:
-    """What a check produced: the decision, its reservation, the runs it was admitted to."""
-
-    __slots__ = ("decision", "reservation", "runs")
-
-    def __init__(self, decision: Decision, reservation: Reservation | None, runs: Sequence[RunState]) -> None:
-        self.decision = decision
-        self.reservation = reservation
-        self.runs = runs  # the states of the runs the call was admitted to (record settles into them)
+# What a check produced: the decision, its reservation, and the states of the runs the
+# call was admitted to (record settles into them).
+Outcome = tuple[Decision, "Reservation | None", Sequence[RunState]]
 
 
 def evaluate(
@@ -143,9 +137,17 @@ def evaluate(
             w.model = rule.to
             w.fallbacks = rule.fallbacks
             break
-        # 3-6
-        context_stage(cp, w, ctx, tokens, metadata, fp, view)  # each stage re-looks the view up only
-        if not w.blocked:                                        # when the model it judges changed
+        # 3-6, each on the view of the model it judges; a stage that cannot act is skipped (View)
+        if w.model != model:
+            view = cp.view(w.model, metadata, fp)
+        if input_tokens > view.ctx_floor or view.ctx_floor < 0:
+            context_stage(cp, w, ctx, tokens, metadata, fp, view)
+            if w.model != view.model:
+                view = cp.view(w.model, metadata, fp)
+        if not w.blocked and view.calls and (
+            w.max_tokens is None or w.max_tokens > view.out_floor
+            or (cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens) or 0.0) > view.cost_floor
+        ):
             call_stage(cp, w, ctx, metadata, fp, view)
         if not w.blocked:
             w, reservation = budget_stage(cp, w, ctx, metadata, fp, run_chain, ledger, decision_id, now, tokens, view)
@@ -169,7 +171,7 @@ def evaluate(
         w.estimated_cost, decision_id, model, w.input_tokens, w.estimated, tuple(w.warnings), tuple(w.audit),
         cp.name, metadata, w.block_kind, w.fallbacks,
     )
-    return Outcome(decision, reservation, states if not w.blocked else ())
+    return decision, reservation, states if not w.blocked else ()
 
 
 def _fired(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str | None:

@@ -53,16 +53,9 @@ BLOCK_ERRORS: dict[str, type[CallBlocked]] = {
 Observer = Callable[[Decision], Any]
 
 
-class _Pending:
-    """An allowed call awaiting record(): settled against the revision that checked it."""
-
-    __slots__ = ("compiled", "reservation", "runs", "at")
-
-    def __init__(self, compiled: CompiledPolicy, reservation: Reservation | None, runs: Sequence[RunState], at: float) -> None:
-        self.compiled = compiled
-        self.reservation = reservation
-        self.runs = runs  # the run states the call was admitted to
-        self.at = at
+# An allowed call awaiting record(), settled against the revision that checked it:
+# (compiled policy, reservation, run states it was admitted to, check time, stats cell).
+_Pending = tuple[CompiledPolicy, "Reservation | None", Sequence[RunState], float, Any]
 
 
 class Governor:
@@ -203,15 +196,14 @@ class Governor:
             tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
             fingerprint=fingerprint, message_count=message_count,
         )
-        d = out.decision
+        d, reservation, states = out
+        cell = None if self._stats is None else self._stats.add_check(d)
         if d.verdict != "block":
-            self._pending[did] = _Pending(cp, out.reservation, out.runs, now)
+            self._pending[did] = (cp, reservation, states, now, cell)
         if next(self._expiry_tick) % 64 == 0:
             self._expire(now)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
-        if self._stats is not None:
-            self._stats.add_check(d)
         if self._log.enabled:
             self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools)
         for fn in self._observers:
@@ -268,7 +260,7 @@ class Governor:
                 while pending:
                     did = next(iter(pending))
                     p = pending.get(did)
-                    if p is not None and p.at + 2 * p.compiled.lease_s > now:
+                    if p is not None and p[3] + 2 * p[0].lease_s > now:
                         break
                     pending.pop(did, None)
             except RuntimeError:  # the dict changed size under us: sweep again next time
@@ -296,7 +288,7 @@ class Governor:
             return 0.0
         now = self._clock()
         p = self._pending.pop(decision.decision_id, None)
-        cp = p.compiled if p is not None else self._compiled
+        cp = p[0] if p is not None else self._compiled
         price = cp.price(decision.model)
         cost = None
         if price is not None:
@@ -304,7 +296,7 @@ class Governor:
         if p is None:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost
-        res = p.reservation
+        _, res, runs, at, cell = p
         if res is not None and (res.counters or res.audit_counters):
             if error is not None and not (input_tokens or output_tokens):
                 try:
@@ -315,22 +307,25 @@ class Governor:
                 usd = 0 if cost is None else usd_to_nano(cost)
                 if res.lane is not None:  # the memory ledger's lane, resolved at check
                     self._ledger.settle_lane(  # type: ignore[attr-defined]
-                        decision.decision_id, res.lane, usd, input_tokens + output_tokens, 1, now=now, reserved_at=p.at)
+                        decision.decision_id, res.lane, usd, input_tokens + output_tokens, 1, now=now, reserved_at=at)
                 else:
-                    self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, p.at)
+                    self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
-        if p.runs:
-            self._runs.settle(p.runs, cost, error is not None)
+        if runs:
+            self._runs.settle(runs, cost, error is not None)
         if self._stats is not None:
-            self._stats.add_record(
-                decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, error=error is not None
-            )
+            if cell is not None:
+                self._stats.add_record_to(cell, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
+                                          error=error is not None)
+            else:  # checked while stats were off: cannot happen today, kept for safety
+                self._stats.add_record(decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
+                                       error=error is not None)
         if self._log.enabled:
             self._log.record(
                 decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
                 cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
-                reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=p.at,
+                reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=at,
             )
         return cost
 

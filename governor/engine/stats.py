@@ -38,13 +38,14 @@ _FIELDS = (
 class _Cell:
     """Counters of one (model, run, user, team) combination (hot: slots, plain numbers)."""
 
-    __slots__ = _FIELDS
+    __slots__ = _FIELDS + ("folded_into",)
 
     def __init__(self) -> None:
         self.checks = self.blocks = self.reroutes = self.trims = 0
         self.calls = self.errors = self.unpriced_calls = 0
         self.input_tokens = self.output_tokens = 0
         self.spend_usd = 0.0
+        self.folded_into: _Cell | None = None  # set when evicted: where its later records go
 
     def add(self, other: "_Cell") -> None:
         for name in _FIELDS:
@@ -98,7 +99,8 @@ class Stats:
             cell = self._new_cell(key)
         return cell
 
-    def add_check(self, decision: Decision) -> None:
+    def add_check(self, decision: Decision) -> _Cell:
+        """Count a check; returns its cell, which :meth:`add_record_to` takes (no second lookup)."""
         verdict = decision.verdict
         with self._lock:
             cell = self._cell(decision.metadata, decision.model)
@@ -109,6 +111,24 @@ class Stats:
                 cell.reroutes += 1
             elif verdict == "trim":
                 cell.trims += 1
+            return cell
+
+    def add_record_to(
+        self, cell: _Cell, *, cost_usd: float | None, input_tokens: int = 0, output_tokens: int = 0, error: bool = False
+    ) -> None:
+        """:meth:`add_record` on the cell :meth:`add_check` returned for the same call."""
+        with self._lock:
+            while cell.folded_into is not None:
+                cell = cell.folded_into
+            cell.calls += 1
+            cell.input_tokens += input_tokens
+            cell.output_tokens += output_tokens
+            if error:
+                cell.errors += 1
+            if cost_usd is None:
+                cell.unpriced_calls += 1
+            else:
+                cell.spend_usd += cost_usd
 
     def add_record(
         self,
@@ -167,6 +187,7 @@ class Stats:
         if target is None:
             target = self._cells[(model, None, user, team)] = _Cell()
         target.add(cell)
+        cell.folded_into = target
 
     def _fold_oldest_run(self) -> None:
         run_id = next(iter(self._runs))

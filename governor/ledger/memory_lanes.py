@@ -94,7 +94,10 @@ class Lane:
                  audit: tuple[Any, ...]) -> None:
         self.cells = cells
         self.limits = limits
-        self.soft = soft  # (cell index, threshold fraction) of the cells with a soft threshold
+        # (cell index, threshold fraction, and the threshold per metric, a hair low so that a
+        # float compare never calls "below" what Limit.fraction would call "at") of soft cells
+        self.soft = tuple((i, at, *(at * lim * (1 - 1e-9) if 0 < lim < UNLIMITED else INF for lim in limits[i]))
+                          for i, at in soft)
         self.audit = audit  # cells that receive the actual spend but are never reserved on (audit budgets)
         self.au = self.at = self.an = 0
         self.hu = self.ht = self.hn = 0
@@ -206,10 +209,21 @@ class LanePath:
 
     # -- internal, lock held ------------------------------------------------------
     def _soft_hits(self, lane: Lane, now: float) -> tuple[tuple[int, float], ...]:
+        """Soft cells at or past their threshold. First an upper bound -- the cell's total, every
+        allowance counted as used -- in the epoch's slot; exact figures only when it is reached."""
         hits = []
-        for i, at in lane.soft:
+        in_epoch = lane.lo <= now < lane.until
+        for i, at, tu, tt, tn in lane.soft:
             cell = lane.cells[i]
-            if _frac(*self._used(cell, now), lane.limits[i]) < at:  # type: ignore[attr-defined]
+            if not in_epoch:
+                u, t, n = self._settled(cell, now)  # type: ignore[attr-defined]
+            elif cell.kind == "rolling":
+                slot = lane.slots[i]
+                u, t, n = (cell.ru, cell.rt, cell.rc) if cell.r_cur == slot else self._settled(cell, now)  # type: ignore[attr-defined]
+            else:
+                sl = cell.slots.get(lane.slots[i])
+                u, t, n = (sl[0], sl[1], sl[2]) if sl is not None else (0, 0, 0)
+            if u + cell.fu < tu and t + cell.ft < tt and n + cell.fc < tn:
                 continue  # even counting every allowance as used, it is below the threshold
             self._take_back(cell)
             frac = _frac(*self._used(cell, now), lane.limits[i])  # type: ignore[attr-defined]
