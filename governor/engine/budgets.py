@@ -77,15 +77,13 @@ class Plan:
 class Reservation:
     """What a check reserved, kept until record() settles it."""
 
-    __slots__ = ("counters", "audit_counters", "amount", "reserved", "lane")
+    __slots__ = ("counters", "audit_counters", "reserved", "lane")
 
     def __init__(
-        self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], amount: Amount, reserved: bool,
-        lane: Any = None,
+        self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], reserved: bool, lane: Any = None,
     ) -> None:
         self.counters = counters
         self.audit_counters = audit_counters
-        self.amount = amount
         self.reserved = reserved  # False when the store was down and the budgets fail open
         self.lane = lane  # the memory ledger's lane of counters + audit_counters, when it has the fast path
 
@@ -121,7 +119,7 @@ def budget_stage(
         w.estimated_cost = worst
         return w, None
     if view.static_budgets:
-        key = (cp.scope_fingerprint(metadata), run_chain)
+        key = (cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain
         plan = view.plans.get(key)
         if plan is None or plan.ledger is not ledger:
             plan = Plan(view.budgets, metadata, run_chain, ledger)
@@ -135,10 +133,14 @@ def budget_stage(
         return w, None
     w.estimated_cost = worst
     out = cp.default_output_tokens if w.max_tokens is None else w.max_tokens
-    amount = make_amount(0 if worst is None else int(round(worst * NANO)), w.input_tokens + out, 1)
+    usd_nano = 0 if worst is None else int(round(worst * NANO))
+    n_tokens = w.input_tokens + out
+    # an Amount only where something reads one (the lane path takes plain ints)
+    amount = make_amount(usd_nano, n_tokens, 1) if (plan.lane is None or plan.per_call or plan.audit_counters) else None
 
     soft_hits: list[tuple[CompiledBudget, float]] = []
     for b in plan.per_call:
+        assert amount is not None
         metric = b.limit.exceeded_by(amount)
         if metric is not None:
             text = f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit {_limit_text(b, metric)}"
@@ -156,15 +158,17 @@ def budget_stage(
     lane = plan.lane
     if counters and lane is not None:  # the fast path: same semantics, one allowance for every counter
         denied, metric, hits = ledger.reserve_lane(  # type: ignore[attr-defined]
-            decision_id, lane, amount.usd_nano, amount.tokens, 1, now=now, lease_s=cp.lease_s)
+            decision_id, lane, usd_nano, n_tokens, 1, now=now, lease_s=cp.lease_s)
         if denied >= 0:
             b = owners[denied]
+            amount = make_amount(usd_nano, n_tokens, 1)
             w.block(b.id, "budget", _denied_text(b, counters[denied], metric, amount, ledger, now))
             return w, None
         reserved = True
         for i, frac in hits:
             soft_hits.append((owners[i], frac))
     elif counters:
+        assert amount is not None
         try:
             result = ledger.reserve(decision_id, counters, amount, now=now, lease_s=cp.lease_s)
         except LedgerError as exc:
@@ -187,6 +191,7 @@ def budget_stage(
                         soft_hits.append((b, frac))
 
     for c, b in zip(audit_counters, audit_owners):
+        assert amount is not None
         try:
             total = ledger.usage(c, now=now) + amount
         except LedgerError as exc:
@@ -199,13 +204,13 @@ def budget_stage(
             soft = b.rule.soft
             w.note(b.id, soft.action, f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit", soft.to)
 
-    reservation = Reservation(counters, audit_counters, amount, reserved, lane)
+    reservation = Reservation(counters, audit_counters, reserved, lane)
     seen: set[str] = set()
     for b, frac in soft_hits:
         if b.id in seen:
             continue
         seen.add(b.id)
-        w = _soft(cp, w, b, frac, ctx, metadata, fp, tokens, amount)
+        w = _soft(cp, w, b, frac, ctx, metadata, fp, tokens, usd_nano)
     return w, reservation
 
 
@@ -230,7 +235,7 @@ def _unpriced(cp: CompiledPolicy, w: Work, budgets: Sequence[CompiledBudget]) ->
 
 def _soft(
     cp: CompiledPolicy, w: Work, b: CompiledBudget, frac: float, ctx: CallContext,
-    metadata: Mapping[str, Any], fp: tuple, tokens: TokenCounter, reserved: Amount,
+    metadata: Mapping[str, Any], fp: tuple, tokens: TokenCounter, reserved_usd_nano: int,
 ) -> Work:
     soft = b.rule.soft
     text = f"budget {b.id} at {frac:.0%} of its limit (soft threshold {soft.at:.0%})"
@@ -254,8 +259,8 @@ def _soft(
         worst = cp.worst_case_usd(trial.model, trial.input_tokens, trial.max_tokens)
         if worst is None:
             why = unpriced_reason(trial.model)
-        elif usd_to_nano(worst) > reserved.usd_nano:
-            why = f"its worst case ${worst:.4f} is above the reserved ${nano_to_usd(reserved.usd_nano):.4f}"
+        elif usd_to_nano(worst) > reserved_usd_nano:
+            why = f"its worst case ${worst:.4f} is above the reserved ${nano_to_usd(reserved_usd_nano):.4f}"
         else:
             trial.estimated_cost = worst
     if why:

@@ -28,7 +28,7 @@ NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's 
 class CompiledRule:
     """One rule with its compiled matchers. ``rule`` is the policy-model object."""
 
-    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit", "counts_matched")
+    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit", "counts_matched", "kind", "max", "within")
 
     def __init__(self, rule: RuleBase) -> None:
         self.id = rule.id
@@ -36,9 +36,12 @@ class CompiledRule:
         self.audit = rule.mode == "audit"
         self.rule: Any = rule
         self.static, self.dynamic = compile_rule_match(rule.match, rule.exclude)
+        # stop conditions: what the engine compares on every check, without reaching into the rule
+        self.kind: str | None = getattr(rule, "type", None)
+        self.max: float = getattr(rule, "max", 0.0) or 0.0
+        self.within: float = getattr(rule, "within_s", None) or 600.0
         # a max_calls stop with a match counts only the calls that match it
-        self.counts_matched = getattr(rule, "type", None) == "max_calls" and (
-            self.static is not None or self.dynamic is not None)
+        self.counts_matched = self.kind == "max_calls" and (self.static is not None or self.dynamic is not None)
 
     def holds(self, ctx: CallContext) -> bool:
         """The dynamic part (the static part was checked by the view)."""
@@ -183,7 +186,13 @@ class CompiledPolicy:
 
     def scope_fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
         """The values of the metadata keys budget scopes read (run ids travel separately)."""
-        vals = []
+        vals = tuple(map(metadata.get, self.scope_keys))
+        try:
+            hash(vals)
+            return vals  # the usual case: plain strings (an int and its str may get two plans: harmless)
+        except TypeError:  # a list (tags) or a dict among them
+            pass
+        vals = []  # type: ignore[assignment]
         for k in self.scope_keys:
             v = metadata.get(k)
             if v.__class__ is list:

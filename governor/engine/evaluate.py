@@ -101,9 +101,19 @@ def evaluate(
                     continue
                 if stop.counts_matched:
                     counted.append(stop.id)
-                for st in states:
-                    text = _fired(stop, st, call_fp, now)
-                    if text is not None:
+                kind, limit = stop.kind, stop.max
+                text = None
+                for st in states:  # the comparisons of _fired, inline: it builds the text only on a hit
+                    if kind == "max_calls":
+                        hit = (st.matched.get(stop.id, 0) if stop.counts_matched else st.calls) >= limit
+                    elif kind == "consecutive_errors":
+                        hit = st.consecutive_errors >= limit
+                    elif kind == "repeated_call":
+                        hit = call_fp is not None and st.repeats(call_fp, stop.within, now) + 1 >= limit
+                    else:
+                        hit = now - st.started_at > limit
+                    if hit:
+                        text = _fired(stop, st, call_fp, now)
                         break
                 if text is None:
                     continue
