@@ -103,6 +103,8 @@ def call_cost(
     reasoning_tokens: int = 0,
 ) -> float:
     """USD cost of one call: C = p_in*T_in + p_out*T_out (+ cache and reasoning rates)."""
+    if not (cache_read_tokens or cache_write_tokens or reasoning_tokens) and input_tokens >= 0 and output_tokens >= 0:
+        return input_tokens * price.input + output_tokens * price.output
     cr = price.cache_read if price.cache_read is not None else price.input
     cw = price.cache_write if price.cache_write is not None else price.input
     rr = price.reasoning if price.reasoning is not None else price.output
