@@ -87,17 +87,18 @@ def trim(
     ``keep_last``, the oldest turns are dropped until the rest fits ``limit``.
     """
     others = [i for i, m in enumerate(messages) if m.get("role") != "system"]
+    count = tokens.message_counter(model)
     dropped: set[int] = set()
     removed = 0
     if keep_last is not None:
         start = max(len(others) - max(keep_last, 0), 0)
         for i in others[:start]:
-            removed += tokens.count_message(model, messages[i])
+            removed += count(messages[i])
     else:
         excess = input_tokens - limit
         start = 0
         while start < len(others) and removed < excess:
-            removed += tokens.count_message(model, messages[others[start]])
+            removed += count(messages[others[start]])
             start += 1
     dropped.update(others[:start])
     # never keep a tool result whose tool call was dropped
@@ -105,7 +106,7 @@ def trim(
         if messages[i].get("role") != "tool":
             break
         dropped.add(i)
-        removed += tokens.count_message(model, messages[i])
+        removed += count(messages[i])
     kept = [m for i, m in enumerate(messages) if i not in dropped]
     return kept, max(input_tokens - removed, 0)
 

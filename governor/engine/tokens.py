@@ -21,9 +21,10 @@ labelled an estimate.
 from __future__ import annotations
 
 import json
+import marshal
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from cachetools import LRUCache
 
@@ -147,18 +148,25 @@ class TokenCounter:
 
     tokens_of = count_each
 
-    def count_message(self, model: str, message: Mapping[str, Any]) -> int:
-        """Tokens of one message, its overhead included (cached like every message count)."""
+    def message_counter(self, model: str) -> Callable[[Mapping[str, Any]], int]:
+        """``count(message)``: tokens of one message, its overhead included, cached like every
+        message count (for a caller that counts messages one at a time, e.g. trimming)."""
         tok = self.tokenizer(model)
-        key = _fingerprint(tok.name, message)
-        n = self._messages.get_many((key,))[0]
-        if n is None:
-            n = _message_tokens(tok, message)
-            self._messages.put(key, n)
-            self.misses += 1
-        else:
-            self.hits += 1
-        return abs(n)
+        enc = tok.name
+        get = self._messages.get_many
+
+        def count(message: Mapping[str, Any]) -> int:
+            key = (enc, message_hash(message))
+            n = get((key,))[0]
+            if n is None:
+                n = _message_tokens(tok, message)
+                self._messages.put(key, n)
+                self.misses += 1
+            else:
+                self.hits += 1
+            return abs(n)
+
+        return count
 
     def count_text(self, model: str, text: str) -> int:
         return self.tokenizer(model).count(text)
@@ -221,21 +229,25 @@ def message_hash(message: Mapping[str, Any]) -> int:
     ``hash(str)`` is computed once per string object and cached by Python, so
     re-hashing a resent message is a tuple hash, not a pass over its text.
     Fields that are not hashable (content parts, tool_calls) go through
-    ``repr`` first (4x cheaper than canonical JSON; the hash is per process
-    anyway, and an equal value built in another key order only costs a cache
-    miss). Usable by other per-message caches (e.g. a repeated-call
+    ``marshal`` (``repr`` for other types) first, several times cheaper than
+    canonical JSON; the hash is per process anyway, and an equal value built
+    in another key order only costs a cache miss. Usable by other per-message caches (e.g. a repeated-call
     fingerprint) so a check hashes each message once.
     """
-    try:
-        return hash(tuple(message.items()))
-    except TypeError:
-        pass
-    except AttributeError:  # a message object (e.g. litellm's Message), not a dict
-        message = _as_dict(message)
+    if message.__class__ is not dict and not isinstance(message, Mapping):
+        message = _as_dict(message)  # a message object (e.g. litellm's Message)
+    elif "tool_calls" not in message and message.get("content").__class__ is not list:
+        try:
+            return hash(tuple(message.items()))  # plain text: no exception to pay for
+        except TypeError:
+            pass
     parts = []
     for key, value in message.items():
         if value is not None and value.__class__ is not str:
-            value = repr(value)
+            try:  # lists and dicts of str/int/float/None: marshal (format 0: no refs, no interning
+                value = marshal.dumps(value, 0)  # flags, so equal values give equal bytes) is 2x repr
+            except ValueError:  # another type inside
+                value = repr(value)
         parts.append((key, value))
     return hash(tuple(parts))
 

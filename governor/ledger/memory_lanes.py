@@ -21,9 +21,10 @@ runs both paths side by side):
   when the protocol path would deny it. :meth:`usage` and soft thresholds read
   exact figures the same way (a soft threshold first tests an upper bound, so
   the common, far-from-the-threshold case stays cheap).
-* An allowance is at most ``BATCH`` more calls like the one that asked and at
-  most ``1/SHARE`` of a counter's remaining headroom, and at most ``MAX_LANES``
-  lanes hold one at a time, so idle lanes tie up little.
+* An allowance is at most ``BATCH`` more calls like the one that asked, fills a
+  counter at most to just under its soft threshold, takes at most ``1/SHARE`` of
+  the remaining headroom of a counter that other lanes use too, and at most
+  ``MAX_LANES`` lanes hold one at a time, so idle lanes tie up little.
 * Spend is attributed to the window slot the call was reserved in: a lane lives
   in *epochs* during which no counter's slot changes; a call reserved in an
   earlier epoch settles through the per-counter path, with its own time.
@@ -43,7 +44,7 @@ Limits = tuple[int, int, int]  # usd_nano, tokens, calls of one counter; UNLIMIT
 UNLIMITED = 1 << 62
 GRANTED = -1
 BATCH = 32  # an allowance covers this many more calls like the one that asked for it ...
-SHARE = 8  # ... and at most 1/SHARE of any counter's remaining headroom
+SHARE = 8  # ... and at most 1/SHARE of the remaining headroom of a counter other lanes use too
 MAX_LANES = 4096  # lanes holding an allowance at once; beyond that the oldest gives its back
 INF = math.inf
 
@@ -87,7 +88,7 @@ class Lane:
     an exact check would grant.
     """
 
-    __slots__ = ("cells", "limits", "soft", "audit", "au", "at", "an", "hu", "ht", "hn", "su", "st", "sn",
+    __slots__ = ("cells", "limits", "caps", "soft", "audit", "au", "at", "an", "hu", "ht", "hn", "su", "st", "sn",
                  "lo", "until", "slots", "epoch", "registered")
 
     def __init__(self, cells: tuple[Any, ...], limits: tuple[Limits, ...], soft: tuple[tuple[int, float], ...],
@@ -98,6 +99,12 @@ class Lane:
         # float compare never calls "below" what Limit.fraction would call "at") of soft cells
         self.soft = tuple((i, at, *(at * lim * (1 - 1e-9) if 0 < lim < UNLIMITED else INF for lim in limits[i]))
                           for i, at in soft)
+        # how far an allowance may fill each cell: its limit, or just under its soft threshold (so the
+        # threshold's cheap upper-bound test keeps passing until real usage gets there)
+        caps = list(limits)
+        for i, _, *line in self.soft:
+            caps[i] = tuple(lim if x == INF else min(lim, math.ceil(x) - 1) for lim, x in zip(limits[i], line))
+        self.caps: tuple[Limits, ...] = tuple(caps)
         self.audit = audit  # cells that receive the actual spend but are never reserved on (audit budgets)
         self.au = self.at = self.an = 0
         self.hu = self.ht = self.hn = 0
@@ -242,23 +249,25 @@ class LanePath:
             for i, cell in enumerate(lane.cells):
                 u, t, n = self._used(cell, now)  # type: ignore[attr-defined]
                 lu, lt, lc = lane.limits[i]
-                fu, ft, fn = lu - u - usd, lt - t - tokens, lc - n - calls
-                if fu < 0 or ft < 0 or fn < 0:
-                    short = (i, "usd" if fu < 0 else "tokens" if ft < 0 else "calls")
+                if u + usd > lu or t + tokens > lt or n + calls > lc:
+                    short = (i, "usd" if u + usd > lu else "tokens" if t + tokens > lt else "calls")
                     break
-                if lu < UNLIMITED and fu < mu:
-                    mu = fu
-                if lt < UNLIMITED and ft < mt:
-                    mt = ft
-                if lc < UNLIMITED and fn < mn:
-                    mn = fn
+                # room for the allowance: up to the cap, all of it when no other lane uses the cell
+                share = SHARE if cell.lanes else 1
+                cu, ct, cn = lane.caps[i]
+                if cu < UNLIMITED:
+                    mu = min(mu, (cu - u - usd) // share)
+                if ct < UNLIMITED:
+                    mt = min(mt, (ct - t - tokens) // share)
+                if cn < UNLIMITED:
+                    mn = min(mn, (cn - n - calls) // share)
             if short is None:
                 break
             if attempt or not any([self._take_back(cell) for cell in lane.cells]):
                 return short  # on exact figures: the protocol path denies it too
-        gu = usd + (BATCH * usd if mu == UNLIMITED else min(BATCH * usd, mu // SHARE))
-        gt = tokens + (BATCH * tokens if mt == UNLIMITED else min(BATCH * tokens, mt // SHARE))
-        gn = calls + (BATCH * calls if mn == UNLIMITED else min(BATCH * calls, mn // SHARE))
+        gu = usd + (BATCH * usd if mu == UNLIMITED else max(0, min(BATCH * usd, mu)))
+        gt = tokens + (BATCH * tokens if mt == UNLIMITED else max(0, min(BATCH * tokens, mt)))
+        gn = calls + (BATCH * calls if mn == UNLIMITED else max(0, min(BATCH * calls, mn)))
         for cell in lane.cells:
             cell.fu += gu
             cell.ft += gt
