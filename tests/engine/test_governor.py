@@ -172,3 +172,35 @@ def test_reload_without_a_file_needs_a_policy(write_policy) -> None:
         gov.reload()
     assert gov.reload(load_policy(write_policy("routes: [{id: x, to: gpt-4o-mini}]\n", "p2.yaml")))
     assert gov.check(model="gpt-4o", messages=MSGS, input_tokens=1).model == "gpt-4o-mini"
+
+
+def test_a_reload_that_lowers_a_budget_applies_to_spend_made_under_the_old_revision(make_gov, write_policy) -> None:
+    """The memory ledger's lanes hold allowances between calls: a lower limit after a reload
+    must still see every call already made (settled or in flight), and nothing more."""
+    gov = make_gov(
+        """
+        models: {prices: {acme/m: {input_per_mtok: 1.0, output_per_mtok: 1.0}}}
+        budgets: [{id: run-cap, scope: run, limit: {usd: 1.0}}]
+        """
+    )
+    md = {"run_id": "r1"}
+    for _ in range(3):  # each call reserves $0.02 and costs $0.01
+        d = gov.check(model="acme/m", messages=MSGS, input_tokens=10_000, max_tokens=10_000, metadata=md)
+        assert d.verdict == "allow"
+        gov.record(d, input_tokens=10_000, output_tokens=0)
+    in_flight = gov.check(model="acme/m", messages=MSGS, input_tokens=10_000, max_tokens=10_000, metadata=md)
+    write_policy(
+        """
+        models: {prices: {acme/m: {input_per_mtok: 1.0, output_per_mtok: 1.0}}}
+        budgets: [{id: run-cap, scope: run, limit: {usd: 0.07}}]
+        """
+    )
+    assert gov.reload()
+    # $0.03 settled + $0.02 in flight + $0.02 for this call = $0.07: fits exactly
+    d = gov.check(model="acme/m", messages=MSGS, input_tokens=10_000, max_tokens=10_000, metadata=md)
+    assert d.verdict == "allow"
+    d2 = gov.check(model="acme/m", messages=MSGS, input_tokens=10_000, max_tokens=10_000, metadata=md)
+    assert d2.verdict == "block" and d2.rule_ids == ("run-cap",)
+    assert "used $0.0700" in d2.reasons[0]  # exact usage, not the old revision's allowance
+    gov.record(in_flight, input_tokens=10_000, output_tokens=0)  # settles $0.01 of its $0.02
+    assert gov.check(model="acme/m", messages=MSGS, input_tokens=10_000, max_tokens=0, metadata=md).verdict == "allow"
