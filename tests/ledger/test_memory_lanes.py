@@ -127,3 +127,38 @@ def test_a_spend_counts_in_the_window_slot_it_was_reserved_in() -> None:
     for c in COUNTERS:
         for t in (day_end - 0.5, day_end + 121, day_end + 4000):
             assert led.usage(c, now=t) == ref.usage(c, now=t)
+
+
+def test_fractional_rolling_buckets_keep_every_spend_in_its_bucket() -> None:
+    """A 90 s rolling window has 1.5 s buckets: epochs computed in floats must never straddle two."""
+    window = Window("rolling", seconds=90.0)
+    c = Counter("short|global", "short", Limit(usd_nano=10**9), window)
+    led, ref = MemoryLedger(), MemoryLedger()
+    lane = led.lane((c,), limits((c,)))
+    now = 1_000_000.0
+    for k in range(400):
+        now += 0.37 + (k % 7) * 0.11
+        assert led.reserve_lane(f"r{k}", lane, 10, 1, 1, now=now, lease_s=60)[0] == GRANTED
+        assert ref.reserve(f"r{k}", (c,), Amount(10, 1, 1), now=now, lease_s=60).ok
+        led.settle_lane(f"r{k}", lane, 7, 1, 1, now=now, reserved_at=now)
+        ref.settle(f"r{k}", (c,), Amount(7, 1, 1), now=now, reserved_at=now)
+        if k % 37 == 0:
+            assert led.usage(c, now=now) == ref.usage(c, now=now)
+    for t in (now, now + 45.0, now + 89.0, now + 200.0):
+        assert led.usage(c, now=t) == ref.usage(c, now=t)
+
+
+def test_lanes_beyond_the_bound_give_their_allowance_back() -> None:
+    """At most MAX_LANES lanes hold an allowance: the oldest gives its back, and totals stay exact."""
+    from governor.ledger.memory_lanes import MAX_LANES
+
+    led = MemoryLedger()
+    org = Counter("org|global", "org", Limit(usd_nano=10**12), NO_WINDOW)
+    runs = [Counter(f"run|run={i}", "run", Limit(usd_nano=10**9), NO_WINDOW) for i in range(MAX_LANES + 10)]
+    for i, run in enumerate(runs):
+        lane = led.lane((run, org), limits((run, org)))
+        assert led.reserve_lane(f"r{i}", lane, 100, 0, 1, now=5.0, lease_s=60)[0] == GRANTED
+        assert led.settle_lane(f"r{i}", lane, 60, 0, 1, now=5.0, reserved_at=5.0)
+    assert len(led._lanes) == MAX_LANES
+    assert led.usage(org, now=6.0) == Amount(60 * len(runs), 0, len(runs))
+    assert led.usage(runs[0], now=6.0) == Amount(60, 0, 1) and led.usage(runs[-1], now=6.0) == Amount(60, 0, 1)
