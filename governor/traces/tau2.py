@@ -13,12 +13,11 @@ simulation's start), so its usage is never dropped for want of a clock.
 
 from __future__ import annotations
 
-import json
-
 from datetime import datetime
 from typing import Any, Iterator, Mapping
 
 from governor._slots import slots_constructor
+from governor.engine.trace_recorder import dumps as compact_json
 from governor.traces._io import load_document
 from governor.traces.model import TraceCall, TraceRun
 from governor.traces.registry import ImportContext, register
@@ -103,7 +102,7 @@ def _message(m: Mapping[str, Any]) -> dict[str, Any]:
 
 def _args(call: Mapping[str, Any]) -> str:
     args = call.get("arguments")
-    return args if isinstance(args, str) else json.dumps(args, separators=(",", ":"), default=str)
+    return args if isinstance(args, str) else compact_json(args)  # as a model writes it: UTF-8, not \u escapes
 
 
 def _outcome(sim: Mapping[str, Any]) -> str | None:
