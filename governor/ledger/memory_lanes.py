@@ -46,6 +46,7 @@ GRANTED = -1
 BATCH = 32  # an allowance covers this many more calls like the one that asked for it ...
 SHARE = 8  # ... and at most 1/SHARE of the remaining headroom of a counter other lanes use too
 MAX_LANES = 4096  # lanes holding an allowance at once; beyond that the oldest gives its back
+RECLAIM = 4  # a lane that cannot get a full allowance on a shared counter takes back this many others' first
 INF = math.inf
 
 
@@ -243,9 +244,11 @@ class LanePath:
         self._flush(lane)
         if not lane.lo <= now < lane.until:
             self._open_epoch(lane, now)
-        for attempt in (0, 1):
+        took_back = False
+        while True:
             mu = mt = mn = UNLIMITED
             short = None
+            starved = []  # shared cells whose room would not give a full batch: other lanes hold it
             for i, cell in enumerate(lane.cells):
                 u, t, n = self._used(cell, now)  # type: ignore[attr-defined]
                 lu, lt, lc = lane.limits[i]
@@ -253,18 +256,31 @@ class LanePath:
                     short = (i, "usd" if u + usd > lu else "tokens" if t + tokens > lt else "calls")
                     break
                 # room for the allowance: up to the cap, all of it when no other lane uses the cell
-                share = SHARE if cell.lanes else 1
                 cu, ct, cn = lane.caps[i]
+                ru, rt, rn = cu - u - usd, ct - t - tokens, cn - n - calls
+                if cell.lanes:
+                    if ru < BATCH * usd or rt < BATCH * tokens or rn < BATCH * calls:
+                        starved.append(cell)
+                    ru, rt, rn = ru // SHARE, rt // SHARE, rn // SHARE
                 if cu < UNLIMITED:
-                    mu = min(mu, (cu - u - usd) // share)
+                    mu = min(mu, ru)
                 if ct < UNLIMITED:
-                    mt = min(mt, (ct - t - tokens) // share)
+                    mt = min(mt, rt)
                 if cn < UNLIMITED:
-                    mn = min(mn, (cn - n - calls) // share)
-            if short is None:
+                    mn = min(mn, rn)
+            if took_back:
+                if short is not None:
+                    return short  # on exact figures: the protocol path denies it too
                 break
-            if attempt or not any([self._take_back(cell) for cell in lane.cells]):
-                return short  # on exact figures: the protocol path denies it too
+            # once: the other lanes give back what they hold where this one is short; where it is
+            # starved, the RECLAIM longest-held allowances (idle lanes -- ended runs -- would
+            # otherwise keep a shared counter's headroom for good)
+            if short is not None:
+                if not any([self._take_back(cell) for cell in lane.cells]):
+                    return short
+            elif not (starved and any([self._take_back(cell, RECLAIM) for cell in starved])):
+                break
+            took_back = True
         gu = usd + (BATCH * usd if mu == UNLIMITED else max(0, min(BATCH * usd, mu)))
         gt = tokens + (BATCH * tokens if mt == UNLIMITED else max(0, min(BATCH * tokens, mt)))
         gn = calls + (BATCH * calls if mn == UNLIMITED else max(0, min(BATCH * calls, mn)))
@@ -335,11 +351,12 @@ class LanePath:
         if len(lanes) > MAX_LANES:
             self._flush(next(iter(lanes)))
 
-    def _take_back(self, cell: Any) -> bool:
-        """Every lane on ``cell`` gives back its allowance: the cell's figures become exact."""
+    def _take_back(self, cell: Any, most: int | None = None) -> bool:
+        """Every lane on ``cell`` (or the ``most`` longest listed) gives back its allowance;
+        with every lane, the cell's figures become exact."""
         took = False
         if cell.lanes:
-            for lane in list(cell.lanes):
+            for lane in list(cell.lanes)[:most]:
                 took = self._flush(lane) or took
         return took
 

@@ -162,3 +162,20 @@ def test_lanes_beyond_the_bound_give_their_allowance_back() -> None:
     assert len(led._lanes) == MAX_LANES
     assert led.usage(org, now=6.0) == Amount(60 * len(runs), 0, len(runs))
     assert led.usage(runs[0], now=6.0) == Amount(60, 0, 1) and led.usage(runs[-1], now=6.0) == Amount(60, 0, 1)
+
+
+def test_idle_lanes_do_not_keep_a_shared_counters_headroom() -> None:
+    """Runs that ended hold allowances on the org counter; a new run's lane takes back the
+    longest-held ones rather than living on one-call allowances (a grant per call)."""
+    led = MemoryLedger()
+    org = Counter("org|global", "org", Limit(usd_nano=100_000), NO_WINDOW)
+    for i in range(40):  # 40 runs of one call each: their lanes keep what is left of their allowance
+        run = Counter(f"run|run={i}", "run", Limit(), NO_WINDOW)
+        lane = led.lane((run, org), limits((run, org)))
+        assert led.reserve_lane(f"r{i}", lane, 100, 0, 1, now=1.0, lease_s=60)[0] == GRANTED
+        led.settle_lane(f"r{i}", lane, 100, 0, 1, now=1.0, reserved_at=1.0)
+    run = Counter("run|run=new", "run", Limit(), NO_WINDOW)
+    lane = led.lane((run, org), limits((run, org)))
+    assert led.reserve_lane("n0", lane, 100, 0, 1, now=2.0, lease_s=60)[0] == GRANTED
+    assert lane.au >= 8 * 100  # an allowance for several more calls, not just this one
+    assert led.usage(org, now=2.0) == Amount(4_100, 0, 41)
