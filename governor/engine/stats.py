@@ -47,6 +47,18 @@ class _Cell:
         self.spend_usd = 0.0
         self.folded_into: _Cell | None = None  # set when evicted: where its later records go
 
+    def settle(self, cost_usd: float | None, input_tokens: int, output_tokens: int, error: bool) -> None:
+        """Count one recorded call (caller holds the stats lock)."""
+        self.calls += 1
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        if error:
+            self.errors += 1
+        if cost_usd is None:
+            self.unpriced_calls += 1
+        else:
+            self.spend_usd += cost_usd
+
     def add(self, other: "_Cell") -> None:
         for name in _FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -120,15 +132,7 @@ class Stats:
         with self._lock:
             while cell.folded_into is not None:
                 cell = cell.folded_into
-            cell.calls += 1
-            cell.input_tokens += input_tokens
-            cell.output_tokens += output_tokens
-            if error:
-                cell.errors += 1
-            if cost_usd is None:
-                cell.unpriced_calls += 1
-            else:
-                cell.spend_usd += cost_usd
+            cell.settle(cost_usd, input_tokens, output_tokens, error)
 
     def add_record(
         self,
@@ -140,16 +144,7 @@ class Stats:
         error: bool = False,
     ) -> None:
         with self._lock:
-            cell = self._cell(decision.metadata, decision.model)
-            cell.calls += 1
-            cell.input_tokens += input_tokens
-            cell.output_tokens += output_tokens
-            if error:
-                cell.errors += 1
-            if cost_usd is None:
-                cell.unpriced_calls += 1
-            else:
-                cell.spend_usd += cost_usd
+            self._cell(decision.metadata, decision.model).settle(cost_usd, input_tokens, output_tokens, error)
 
     def add_outcome(self, run_id: str, outcome: str) -> None:
         """Set a run's outcome; a later call replaces the earlier one."""
