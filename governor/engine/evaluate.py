@@ -103,7 +103,7 @@ def evaluate(
                     counted.append(stop.id)
                 kind, limit = stop.kind, stop.max
                 text = None
-                for st in states:  # the comparisons of _fired, inline: it builds the text only on a hit
+                for st in states:  # inline comparisons; the reason is worded only on a hit
                     if kind == "max_calls":
                         hit = (st.matched.get(stop.id, 0) if stop.counts_matched else st.calls) >= limit
                     elif kind == "consecutive_errors":
@@ -113,7 +113,7 @@ def evaluate(
                     else:
                         hit = now - st.started_at > limit
                     if hit:
-                        text = _fired(stop, st, call_fp, now)
+                        text = _stop_reason(stop, st, call_fp, now)
                         break
                 if text is None:
                     continue
@@ -184,27 +184,16 @@ def evaluate(
     return decision, reservation, states if not w.blocked else ()
 
 
-def _fired(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str | None:
-    """Why ``stop`` fires for run state ``st``, or None."""
-    rule = stop.rule
-    kind = rule.type
-    limit = rule.max
+def _stop_reason(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str:
+    """Why ``stop`` fires for run state ``st`` (the caller's comparison said it does)."""
+    kind, limit = stop.kind, stop.max
     if kind == "max_calls":
         calls = st.matched.get(stop.id, 0) if stop.counts_matched else st.calls
-        if calls >= limit:
-            which = " matching calls" if stop.counts_matched else " calls"
-            return f"stop {stop.id}: run {st.run_id} already made {calls}{which} (max {limit:g})"
-    elif kind == "consecutive_errors":
-        if st.consecutive_errors >= limit:
-            return f"stop {stop.id}: run {st.run_id} had {st.consecutive_errors} consecutive failed calls (max {limit:g})"
-    elif kind == "repeated_call":
-        if fp is not None:
-            within = rule.within_s or 600.0
-            n = st.repeats(fp, within, now) + 1  # this call is the n-th identical one
-            if n >= limit:
-                return f"stop {stop.id}: run {st.run_id} would make the same call {n} times within {within:g}s (max {limit:g})"
-    elif kind == "max_wall_time":
-        elapsed = now - st.started_at
-        if elapsed > limit:
-            return f"stop {stop.id}: run {st.run_id} started {elapsed:.0f}s ago (max {limit:g}s)"
-    return None
+        which = " matching calls" if stop.counts_matched else " calls"
+        return f"stop {stop.id}: run {st.run_id} already made {calls}{which} (max {limit:g})"
+    if kind == "consecutive_errors":
+        return f"stop {stop.id}: run {st.run_id} had {st.consecutive_errors} consecutive failed calls (max {limit:g})"
+    if kind == "repeated_call":
+        n = st.repeats(fp, stop.within, now) + 1 if fp is not None else 0  # this call is the n-th identical one
+        return f"stop {stop.id}: run {st.run_id} would make the same call {n} times within {stop.within:g}s (max {limit:g})"
+    return f"stop {stop.id}: run {st.run_id} started {now - st.started_at:.0f}s ago (max {limit:g}s)"

@@ -315,12 +315,8 @@ class Governor:
         if runs:
             self._runs.settle(runs, cost, error is not None)
         if self._stats is not None:
-            if cell is not None:
-                self._stats.add_record_to(cell, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
-                                          error=error is not None)
-            else:  # checked while stats were off: cannot happen today, kept for safety
-                self._stats.add_record(decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
-                                       error=error is not None)
+            self._stats.add_record_to(cell, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
+                                      error=error is not None)
         if self._log.enabled:
             self._log.record(
                 decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
