@@ -54,7 +54,7 @@ Observer = Callable[[Decision], Any]
 
 
 # An allowed call awaiting record(), settled against the revision that checked it:
-# (compiled policy, reservation, run states it was admitted to, check time, stats cell).
+# (compiled policy, reservation, run states it was admitted to, check time, stats key).
 _Pending = tuple[CompiledPolicy, "Reservation | None", Sequence[RunState], float, Any]
 
 
@@ -315,8 +315,7 @@ class Governor:
         if runs:
             self._runs.settle(runs, cost, error is not None)
         if self._stats is not None:
-            self._stats.add_record_to(cell, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
-                                      error=error is not None)
+            self._stats.add_record_to(cell, cost, input_tokens, output_tokens, error is not None)
         if self._log.enabled:
             self._log.record(
                 decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
