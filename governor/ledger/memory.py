@@ -110,6 +110,7 @@ class MemoryLedger(LanePath):
         self._next_forget = 0.0  # when the oldest settled id may be forgotten
         self._cal: dict[tuple[str, str, int], str] = {}
         self._lanes: dict = {}  # lanes listed on their cells, oldest first (memory_lanes)
+        self._gen = 0  # bumped by every change to a cell's figures (memory_lanes: soft thresholds)
 
     # -- internal, lock held --------------------------------------------------
     def _cell(self, counter: Counter) -> _Cell:
@@ -145,6 +146,7 @@ class MemoryLedger(LanePath):
 
     def _drop(self, rid: str, res: _Reservation | LaneReservation) -> None:
         del self._reservations[rid]
+        self._gen += 1
         if res.__class__ is LaneReservation:
             self._unhold(res)  # type: ignore[arg-type]
             return
@@ -155,6 +157,7 @@ class MemoryLedger(LanePath):
 
     def _add(self, cell: _Cell, slot: object, usd: int, tokens: int, calls: int) -> None:
         """Settled spend into ``slot`` of ``cell`` (and the rolling sum, when the slot is in it)."""
+        self._gen += 1
         s = cell.slots.get(slot)
         if s is None:
             cell.slots[slot] = [usd, tokens, calls]
@@ -292,6 +295,7 @@ class MemoryLedger(LanePath):
             cell.fu += au
             cell.ft += at
             cell.fc += ac
+        self._gen += 1
         expires = now + lease_s
         self._reservations[reservation_id] = _Reservation(tuple(cells), au, at, ac, expires)
         heapq.heappush(self._expiry, (expires, reservation_id))

@@ -90,7 +90,7 @@ class Lane:
     """
 
     __slots__ = ("cells", "limits", "caps", "soft", "audit", "au", "at", "an", "hu", "ht", "hn", "su", "st", "sn",
-                 "lo", "until", "slots", "epoch", "registered")
+                 "lo", "until", "slots", "epoch", "registered", "soft_gen")
 
     def __init__(self, cells: tuple[Any, ...], limits: tuple[Limits, ...], soft: tuple[tuple[int, float], ...],
                  audit: tuple[Any, ...]) -> None:
@@ -114,6 +114,7 @@ class Lane:
         self.slots: tuple[Any, ...] = ()  # each cell's window slot during the epoch
         self.epoch = 0
         self.registered = False  # listed on its cells (it holds an allowance or unmoved spend)
+        self.soft_gen = -1  # the ledger generation at which every soft cell last passed its upper-bound test
 
 
 def _frac(u: int, t: int, n: int, limits: Limits) -> float:
@@ -138,6 +139,7 @@ class LanePath:
     _expiry: list
     _next_forget: float
     _lanes: dict
+    _gen: int
 
     # -- public -----------------------------------------------------------------
     def lane(self, counters: Sequence[Counter], limits: Sequence[Limits], soft: Sequence[tuple[int, float]] = (),
@@ -173,8 +175,32 @@ class LanePath:
             heapq.heappush(self._expiry, (expires, reservation_id))
             return GRANTED, None, self._soft_hits(lane, now) if lane.soft else ()
 
+    def take_lane(self, reservation_id: str, lane: Lane, usd: int, tokens: int, now: float, lease_s: float) -> bool:
+        """:meth:`reserve_lane` of one call in the usual case, or False having done nothing.
+
+        The usual case: the lane's allowance covers the call in the current epoch, no
+        reservation has outlived its lease, and no cell has changed since every soft
+        threshold of the lane last passed its upper-bound test (so none can be reached).
+        ``reservation_id`` must be new (the governor's decision ids are).
+        """
+        with self._lock:
+            if not (lane.lo <= now < lane.until and lane.au >= usd and lane.at >= tokens and lane.an >= 1) \
+                    or (lane.soft and lane.soft_gen != self._gen) \
+                    or (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
+                return False
+            lane.au -= usd
+            lane.at -= tokens
+            lane.an -= 1
+            lane.hu += usd
+            lane.ht += tokens
+            lane.hn += 1
+            expires = now + lease_s
+            self._reservations[reservation_id] = LaneReservation(lane, usd, tokens, 1, expires, lane.epoch)
+            heapq.heappush(self._expiry, (expires, reservation_id))
+            return True
+
     def settle_lane(
-        self, reservation_id: str, lane: Lane, usd: int, tokens: int, calls: int, *, now: float, reserved_at: float,
+        self, reservation_id: str, lane: Lane, usd: int, tokens: int, calls: int, now: float, reserved_at: float,
     ) -> bool:
         """:meth:`MemoryLedger.settle` for a call reserved on ``lane`` (or not reserved at all)."""
         with self._lock:
@@ -221,6 +247,7 @@ class LanePath:
         allowance counted as used -- in the epoch's slot; exact figures only when it is reached."""
         hits = []
         in_epoch = lane.lo <= now < lane.until
+        below = in_epoch  # every soft cell below its upper bound, in the epoch's slots
         for i, at, tu, tt, tn in lane.soft:
             cell = lane.cells[i]
             if not in_epoch:
@@ -233,14 +260,18 @@ class LanePath:
                 u, t, n = (sl[0], sl[1], sl[2]) if sl is not None else (0, 0, 0)
             if u + cell.fu < tu and t + cell.ft < tt and n + cell.fc < tn:
                 continue  # even counting every allowance as used, it is below the threshold
+            below = False
             self._take_back(cell)
             frac = _frac(*self._used(cell, now), lane.limits[i])  # type: ignore[attr-defined]
             if frac >= at:
                 hits.append((i, frac))
+        if below:  # until a cell changes (or the epoch ends), take_lane needs no test
+            lane.soft_gen = self._gen
         return tuple(hits)
 
     def _grant(self, lane: Lane, usd: int, tokens: int, calls: int, now: float) -> tuple[int, str] | None:
         """Give ``lane`` a new allowance of at least this call; the denying cell if none fits."""
+        self._gen += 1
         self._flush(lane)
         if not lane.lo <= now < lane.until:
             self._open_epoch(lane, now)
@@ -325,6 +356,7 @@ class LanePath:
         """Give back the allowance, move the spend to the epoch's slots; True if it held any."""
         held = bool(lane.au or lane.at or lane.an or lane.su or lane.st or lane.sn)
         if held:
+            self._gen += 1
             su, st, sn = lane.su, lane.st, lane.sn
             du, dt, dn = lane.au + su, lane.at + st, lane.an + sn
             for cell, slot in zip(lane.cells, lane.slots):

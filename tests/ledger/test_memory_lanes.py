@@ -1,4 +1,4 @@
-"""The memory ledger's lane fast path (reserve_lane / settle_lane) has the protocol's semantics:
+"""The memory ledger's lane fast path (take_lane / reserve_lane / settle_lane) has the protocol's semantics:
 the same operations through either path deny the same calls, report the same soft-threshold
 fractions and leave every counter with the same usage -- though lanes hold allowances between calls."""
 
@@ -52,7 +52,10 @@ def test_lane_path_matches_the_protocol(seed: int, usage_every: int) -> None:
         if op < 0.5:
             rid = f"c{i}"
             usd, tokens = rng.randrange(0, 3000), rng.randrange(0, 900)
-            denied, metric, hits = fast.reserve_lane(rid, lane, usd, tokens, 1, now=now, lease_s=300)
+            if rng.random() < 0.7 and fast.take_lane(rid, lane, usd, tokens, now, 300):  # the governor's first try
+                denied, metric, hits = GRANTED, None, ()  # no soft threshold can be reached: the protocol must agree
+            else:
+                denied, metric, hits = fast.reserve_lane(rid, lane, usd, tokens, 1, now=now, lease_s=300)
             res = slow.reserve(rid, cs, Amount(usd, tokens, 1), now=now, lease_s=300)
             assert (denied == GRANTED) == res.ok
             if res.ok:
@@ -81,6 +84,30 @@ def test_lane_path_matches_the_protocol(seed: int, usage_every: int) -> None:
     for c in COUNTERS + OTHER_RUN[:1] + (AUDIT,):
         assert fast.usage(c, now=now) == slow.usage(c, now=now)
     assert denials and soft_hits  # the limits and the thresholds were reached
+
+
+def test_take_lane_only_takes_the_usual_case() -> None:
+    """take_lane grants from the allowance while nothing has changed since the soft thresholds last
+    passed their upper-bound test; it does nothing (False) when a cell changed, the allowance is
+    short, or the soft threshold is within reach -- reserve_lane then decides, with exact figures."""
+    led = MemoryLedger()
+    day = Counter("day|user=u", "day", Limit(usd_nano=100_000), Window("calendar", unit="day", tz="UTC"))
+    runs = [Counter(f"run|run={r}", "run", Limit(), NO_WINDOW) for r in "mo"]
+    mine = led.lane((runs[0], day), limits((runs[0], day)), ((1, 0.5),))
+    other = led.lane((runs[1], day), limits((runs[1], day)), ((1, 0.5),))
+    now = 1_700_000_000.0
+    assert not led.take_lane("a0", mine, 100, 10, now, 60)  # no allowance yet
+    assert led.reserve_lane("a1", mine, 100, 10, 1, now=now, lease_s=60) == (GRANTED, None, ())
+    assert led.take_lane("a2", mine, 100, 10, now, 60)
+    assert led.reserve_lane("b1", other, 100, 10, 1, now=now, lease_s=60)[0] == GRANTED  # a grant changes `day`
+    assert not led.take_lane("a3", mine, 100, 10, now, 60)
+    assert led.reserve_lane("a3", mine, 100, 10, 1, now=now, lease_s=60) == (GRANTED, None, ())
+    assert led.take_lane("a4", mine, 100, 10, now, 60)
+    assert led.usage(day, now=now) == Amount(500, 50, 5)  # what was taken is reserved, exactly
+    led.settle_lane("a4", mine, 60_000, 10, 1, now, now)  # spend far above the reservation: past the threshold
+    assert not led.take_lane("a5", mine, 100, 10, now, 60)
+    denied, _, hits = led.reserve_lane("a5", mine, 100, 10, 1, now=now, lease_s=60)
+    assert denied == GRANTED and [i for i, _ in hits] == [1]
 
 
 def test_an_allowance_never_denies_what_the_protocol_grants() -> None:
