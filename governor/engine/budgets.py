@@ -31,6 +31,20 @@ from governor.ledger.base import NANO, Amount, Counter, Ledger, nano_to_usd, usd
 PLAN_CACHE_MAX = 1024  # per view: distinct (scope values, run chain) pairs
 
 
+class Reservation:
+    """What a check reserved, kept until record() settles it."""
+
+    __slots__ = ("counters", "audit_counters", "reserved", "lane")
+
+    def __init__(
+        self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], reserved: bool, lane: Any = None,
+    ) -> None:
+        self.counters = counters
+        self.audit_counters = audit_counters
+        self.reserved = reserved  # False when the store was down and the budgets fail open
+        self.lane = lane  # the memory ledger's lane of counters + audit_counters, when it has the fast path
+
+
 class Plan:
     """Which counters a call charges, for one set of matching budgets and scope values.
 
@@ -39,7 +53,7 @@ class Plan:
     """
 
     __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft",
-                 "ledger", "lane")
+                 "ledger", "lane", "reservation", "fast")
 
     def __init__(
         self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger
@@ -72,20 +86,10 @@ class Plan:
             self.lane = ledger.lane(  # type: ignore[attr-defined]
                 self.counters, [b.cell_limits for b in owners],
                 [(i, b.rule.soft.at) for i, b in enumerate(owners) if b.rule.soft is not None], self.audit_counters)
-
-
-class Reservation:
-    """What a check reserved, kept until record() settles it."""
-
-    __slots__ = ("counters", "audit_counters", "reserved", "lane")
-
-    def __init__(
-        self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], reserved: bool, lane: Any = None,
-    ) -> None:
-        self.counters = counters
-        self.audit_counters = audit_counters
-        self.reserved = reserved  # False when the store was down and the budgets fail open
-        self.lane = lane  # the memory ledger's lane of counters + audit_counters, when it has the fast path
+        # what every call granted on the lane reserved (read-only: shared by those calls)
+        self.reservation = Reservation(self.counters, self.audit_counters, True, self.lane) if self.lane is not None else None
+        # governor.engine.fastpath can reserve it: a lane's counters, and nothing reserved or noted otherwise
+        self.fast = self.lane is not None and bool(self.counters) and not self.per_call and not self.audit_counters
 
 
 def unpriced_reason(model: str) -> str:
@@ -164,6 +168,8 @@ def budget_stage(
             amount = make_amount(usd_nano, n_tokens, 1)
             w.block(b.id, "budget", _denied_text(b, counters[denied], metric, amount, ledger, now))
             return w, None
+        if not (hits or soft_hits or audit_counters):  # the usual case: granted, nothing to say
+            return w, plan.reservation
         reserved = True
         for i, frac in hits:
             soft_hits.append((owners[i], frac))

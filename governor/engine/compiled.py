@@ -22,13 +22,14 @@ from governor.pricing import PriceTable
 
 VIEW_CACHE_MAX = 4096
 COUNTER_CACHE_MAX = 65536
+REASON_CACHE_MAX = 256  # per route: requested models whose reroute reason is kept
 NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's scope key
 
 
 class CompiledRule:
     """One rule with its compiled matchers. ``rule`` is the policy-model object."""
 
-    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit", "counts_matched", "kind", "max", "within")
+    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit", "counts_matched", "kind", "max", "within", "_reasons")
 
     def __init__(self, rule: RuleBase) -> None:
         self.id = rule.id
@@ -42,6 +43,16 @@ class CompiledRule:
         self.within: float = getattr(rule, "within_s", None) or 600.0
         # a max_calls stop with a match counts only the calls that match it
         self.counts_matched = self.kind == "max_calls" and (self.static is not None or self.dynamic is not None)
+        self._reasons: dict[str, str] = {}  # a route's reason, by requested model
+
+    def route_reason(self, model: str) -> str:
+        """Why this route sends ``model`` elsewhere (worded once per requested model)."""
+        text = self._reasons.get(model)
+        if text is None:
+            text = f"route {self.id}: {model} -> {self.rule.to}"
+            if len(self._reasons) < REASON_CACHE_MAX:
+                self._reasons[model] = text
+        return text
 
     def holds(self, ctx: CallContext) -> bool:
         """The dynamic part (the static part was checked by the view)."""
@@ -99,7 +110,7 @@ class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
     __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans",
-                 "ctx_floor", "out_floor", "cost_floor")
+                 "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back")
 
     def __init__(self, model: str, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple,
                  context_window: int | None = None) -> None:
@@ -115,12 +126,39 @@ class View:
         self.cost_floor = min((c.rule.max_cost_usd for c in calls if c.rule.max_cost_usd is not None), default=math.inf)
         self.stops = stops
         self.repeat = any(s.rule.type == "repeated_call" for s in stops)  # needs a call fingerprint
+        self.stop_floors = _stop_floors(stops)
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
         self.plans: dict[tuple, Any] = {}  # (scope values, run chain) -> governor.engine.budgets.Plan
         self.routes = routes
         self.context = context
         self.calls = calls
         self.budgets = budgets
+        # what governor.engine.fastpath may decide: as the requested model's view (stops, routes) and
+        # as the routed model's (context and call caps by their floors; budgets by their plan)
+        self.fast_front = self.stop_floors is not None and not any(r.audit for r in routes)
+        self.fast_back = self.static_budgets
+
+
+def _stop_floors(stops: Sequence[CompiledRule]) -> tuple[float, float, float, bool] | None:
+    """Below these no stop of the view can fire, whatever its match says: (calls, consecutive
+    errors, seconds of wall time, "a repeated call is possible"). A run under all of them
+    (and, with a repeated_call stop, whose call fingerprint it has not seen) skips the
+    per-stop loop. None when the loop must always run: a max_calls stop that counts only
+    the calls it matches (admission must know which), or repeated_call with max <= 1."""
+    calls = errors = wall = math.inf
+    repeat = False
+    for s in stops:
+        if s.counts_matched or (s.kind == "repeated_call" and s.max <= 1):
+            return None
+        if s.kind == "max_calls":
+            calls = min(calls, s.max)
+        elif s.kind == "consecutive_errors":
+            errors = min(errors, s.max)
+        elif s.kind == "repeated_call":
+            repeat = True
+        else:
+            wall = min(wall, s.max)
+    return calls, errors, wall, repeat
 
 
 def _live(rules: Sequence[RuleBase], make: Callable[[Any], CompiledRule] = CompiledRule) -> tuple:
@@ -156,12 +194,14 @@ class CompiledPolicy:
             for group in (self.stops, self.routes, self.context, self.calls, self.budgets) for r in group
         )
         self.needs_runs = bool(self.stops) or self.reads_runs
+        self.fast = not self.reads_runs  # governor.engine.fastpath evaluates routes before the run-state lock
         self.default_output_tokens = policy.default_output_tokens
         self.lease_s = policy.lease_s
         self.allow_unpriced = policy.allow_unpriced
         self.fail_open = policy.on_error == "fail_open"
         self._views: dict[tuple, View] = {}
         self._rates: dict[str, tuple[float, float] | None] = {}
+        self.price = self.prices.lookup  # type: ignore[method-assign]
 
     # -- static matching ---------------------------------------------------------
     def fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
@@ -228,7 +268,7 @@ class CompiledPolicy:
 
     # -- prices ------------------------------------------------------------------
     def price(self, model: str) -> ModelPrice | None:
-        return self.prices.lookup(model)
+        return self.prices.lookup(model)  # (also bound as ``self.price`` in __init__: one call on record)
 
     def rates(self, model: str) -> tuple[float, float] | None:
         """(input, worst output) USD per token for reservations; None when unpriced.

@@ -13,46 +13,18 @@ under the run-state lock; a call blocked by a later stage is un-admitted.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping, Sequence
 
 from governor.decision import Decision
+from governor.engine.decision_factory import new_decision
 from governor.engine.budgets import Reservation, budget_stage
 from governor.engine.caps import call_stage, context_stage
-from governor.engine.compiled import CompiledPolicy, CompiledRule
+from governor.engine.compiled import CompiledPolicy, CompiledRule, View
 from governor.engine.match import CallContext
 from governor.engine.runstate import RunSnapshot, RunState, RunStates, call_fingerprint
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.ledger.base import Ledger
-
-
-_FIELDS = (
-    "verdict", "model", "messages", "max_tokens", "rule_ids", "reasons", "revision", "estimated_cost_usd",
-    "decision_id", "requested_model", "input_tokens", "input_tokens_estimated", "warnings", "audit",
-    "policy_name", "metadata", "block_kind", "fallbacks",
-)
-if tuple(f.name for f in dataclasses.fields(Decision)) != _FIELDS:  # pragma: no cover - contract guard
-    raise ImportError("governor.decision.Decision changed its fields: update governor.engine.evaluate._FIELDS")
-
-
-def _decision_factory() -> Any:
-    """A Decision constructor that sets each slot through its descriptor, unrolled.
-
-    The frozen dataclass __init__ does ``object.__setattr__(self, "name", v)``
-    per field; calling the 18 slot descriptors directly, without a loop, costs
-    about half as much, on every check. Generated once, as dataclasses does.
-    """
-    args = ", ".join(_FIELDS)
-    body = "".join(f"    _set_{name}(d, {name})\n" for name in _FIELDS)
-    src = f"def new_decision({args}):\n    d = _new(_Decision)\n{body}    return d\n"
-    scope: dict[str, Any] = {"_new": object.__new__, "_Decision": Decision}
-    scope.update({f"_set_{name}": getattr(Decision, name).__set__ for name in _FIELDS})
-    exec(src, scope)  # noqa: S102 - built from the field names above, no outside input
-    return scope["new_decision"]
-
-
-_new_decision = _decision_factory()
 
 
 # What a check produced: the decision, its reservation, and the states of the runs the
@@ -96,32 +68,16 @@ def evaluate(
             cur = states[-1]
             if cp.reads_runs:
                 ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
-            for stop in view.stops:
-                if stop.dynamic is not None and not stop.dynamic(ctx):
-                    continue
-                if stop.counts_matched:
-                    counted.append(stop.id)
-                kind, limit = stop.kind, stop.max
-                text = None
-                for st in states:  # inline comparisons; the reason is worded only on a hit
-                    if kind == "max_calls":
-                        hit = (st.matched.get(stop.id, 0) if stop.counts_matched else st.calls) >= limit
-                    elif kind == "consecutive_errors":
-                        hit = st.consecutive_errors >= limit
-                    elif kind == "repeated_call":
-                        hit = call_fp is not None and st.repeats(call_fp, stop.within, now) + 1 >= limit
-                    else:
-                        hit = now - st.started_at > limit
-                    if hit:
-                        text = _stop_reason(stop, st, call_fp, now)
+            floors = view.stop_floors
+            if floors is not None:  # below every stop's limit in every run: none can fire
+                max_calls, max_errors, max_wall, repeat = floors
+                for st in states:
+                    if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
+                            or (repeat and call_fp is not None and st.seen.get(call_fp))):
+                        floors = None
                         break
-                if text is None:
-                    continue
-                if stop.audit:
-                    w.note(stop.id, "block", text)
-                    continue
-                w.block(stop.id, "stop", text)
-                break
+            if floors is None:
+                _stops(view, states, w, ctx, call_fp, counted, now)
             if not w.blocked:
                 for st in states:
                     st.admit(call_fp, now, counted)
@@ -141,7 +97,7 @@ def evaluate(
                     audited = True
                 continue
             if rule.to != model:
-                w.change(route.id, f"route {route.id}: {model} -> {rule.to}")
+                w.change(route.id, route.route_reason(model))
             else:
                 w.rule_ids.append(route.id)
             w.model = rule.to
@@ -176,12 +132,44 @@ def evaluate(
         verdict = "reroute"
     else:
         verdict = "allow"
-    decision = _new_decision(
+    decision = new_decision(
         verdict, w.model, w.messages, w.max_tokens, tuple(w.rule_ids), tuple(w.reasons), cp.revision,
         w.estimated_cost, decision_id, model, w.input_tokens, w.estimated, tuple(w.warnings), tuple(w.audit),
         cp.name, metadata, w.block_kind, w.fallbacks,
     )
     return decision, reservation, states if not w.blocked else ()
+
+
+def _stops(
+    view: View, states: Sequence[RunState], w: Work, ctx: CallContext, call_fp: int | None, counted: list[str], now: float,
+) -> None:
+    """Stage 1 rule by rule (run-state lock held): a stop that fires blocks, or notes in audit mode."""
+    for stop in view.stops:
+        if stop.dynamic is not None and not stop.dynamic(ctx):
+            continue
+        if stop.counts_matched:
+            counted.append(stop.id)
+        kind, limit = stop.kind, stop.max
+        text = None
+        for st in states:  # inline comparisons; the reason is worded only on a hit
+            if kind == "max_calls":
+                hit = (st.matched.get(stop.id, 0) if stop.counts_matched else st.calls) >= limit
+            elif kind == "consecutive_errors":
+                hit = st.consecutive_errors >= limit
+            elif kind == "repeated_call":
+                hit = call_fp is not None and st.repeats(call_fp, stop.within, now) + 1 >= limit
+            else:
+                hit = now - st.started_at > limit
+            if hit:
+                text = _stop_reason(stop, st, call_fp, now)
+                break
+        if text is None:
+            continue
+        if stop.audit:
+            w.note(stop.id, "block", text)
+            continue
+        w.block(stop.id, "stop", text)
+        return
 
 
 def _stop_reason(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str:

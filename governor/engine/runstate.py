@@ -32,16 +32,20 @@ def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: 
 
     A caller's ``digest`` (a stable digest of the request: a trace's
     ``messages_digest``, or replay's per-run prefix hash) takes precedence: a
-    caller that already has one saves the hashing. Otherwise each message is
-    hashed by :func:`governor.engine.tokens.message_hash` (the token counter's
-    per-message key): Python caches a str's hash on the object, so a resent
-    message of a growing history costs a tuple hash, not a pass over its text.
+    caller that already has one saves the hashing. Otherwise each message's
+    (field, value) pairs are hashed -- through
+    :func:`governor.engine.tokens.message_hash` when some value is not hashable
+    (content parts, tool calls). Python caches a str's hash on the object, so a
+    resent message of a growing history costs a tuple hash, not a pass over its text.
     With neither, there is nothing to compare and the call has no fingerprint.
     """
     if digest is not None:
         return hash((model, digest))
     if messages:
-        return hash((model, tuple(map(message_hash, messages))))
+        try:  # plain messages (str and None values): their items hash as they are
+            return hash((model, *[tuple(m.items()) for m in messages]))
+        except (TypeError, AttributeError):  # content parts, tool calls, message objects
+            return hash((model, tuple(map(message_hash, messages))))
     return None
 
 
@@ -59,7 +63,7 @@ class RunSnapshot:
 class RunState:
     """What one run did so far. Mutated only under the store lock."""
 
-    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "_seen", "_order", "outcome", "matched")
+    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "seen", "order", "outcome", "matched")
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
         self.run_id = run_id
@@ -68,14 +72,14 @@ class RunState:
         self.cost_usd = 0.0
         self.started_at = now
         self.fp_ttl = fp_ttl
-        self._seen: dict[int, tuple[float, ...]] = {}  # fingerprint -> sighting times
-        self._order: deque[tuple[float, int]] = deque()  # (time, fingerprint), oldest first
+        self.seen: dict[int, tuple[float, ...]] = {}  # fingerprint -> sighting times
+        self.order: deque[tuple[float, int]] = deque()  # (time, fingerprint), oldest first
         self.outcome: str | None = None
         self.matched: dict[str, int] = {}  # stop id -> calls admitted that matched its match (max_calls)
 
     def repeats(self, fp: int, within: float, now: float) -> int:
         """How many admitted calls with this fingerprint fall within the last ``within`` seconds."""
-        seen = self._seen.get(fp)
+        seen = self.seen.get(fp)
         if not seen:
             return 0
         low = now - within
@@ -87,10 +91,10 @@ class RunState:
         for sid in counted:
             self.matched[sid] = self.matched.get(sid, 0) + 1
         if fp is not None:
-            seen = self._seen.get(fp)
-            self._seen[fp] = (seen[-MAX_SIGHTINGS:] + (now,)) if seen else (now,)
-            self._order.append((now, fp))
-            self._forget(now)
+            seen = self.seen.get(fp)
+            self.seen[fp] = (seen[-MAX_SIGHTINGS:] + (now,)) if seen else (now,)
+            self.order.append((now, fp))
+            self.forget(now)
 
     def unadmit(self, fp: int | None, counted: Sequence[str] = ()) -> None:
         """Undo :meth:`admit` for a call that a later stage blocked."""
@@ -98,13 +102,13 @@ class RunState:
         for sid in counted:
             self.matched[sid] -= 1
         if fp is not None:
-            seen = self._seen.get(fp)
+            seen = self.seen.get(fp)
             if seen:
-                self._seen[fp] = seen[:-1]
+                self.seen[fp] = seen[:-1]
 
-    def _forget(self, now: float) -> None:
+    def forget(self, now: float) -> None:
         """Drop fingerprints last seen longer than ``fp_ttl`` ago, and the oldest beyond the bound."""
-        order, seen = self._order, self._seen
+        order, seen = self.order, self.seen
         low = now - self.fp_ttl
         while order and (order[0][0] <= low or len(order) > MAX_FINGERPRINTS):
             t, fp = order.popleft()
