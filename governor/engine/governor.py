@@ -25,6 +25,7 @@ from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
+from governor.engine.fastpath import fast_check
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunState, RunStates
 from governor.engine.settle_queue import SettleQueue
@@ -191,11 +192,16 @@ class Governor:
             n, estimated = int(input_tokens), False
         now = self._clock()
         did = f"{self._prefix}{next(self._ids):x}"
-        out = evaluate(
-            cp, self._runs, self._ledger, self._tokens, model=model, messages=msgs, max_tokens=max_tokens,
-            tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
-            fingerprint=fingerprint, message_count=message_count,
-        )
+        out = None
+        if cp.fast:  # the usual case, in one pass; None for anything else
+            out = fast_check(cp, self._runs, self._ledger, model, msgs, max_tokens, tools, md, chain, n, estimated, now, did,
+                             fingerprint, message_count)
+        if out is None:
+            out = evaluate(
+                cp, self._runs, self._ledger, self._tokens, model=model, messages=msgs, max_tokens=max_tokens,
+                tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
+                fingerprint=fingerprint, message_count=message_count,
+            )
         d, reservation, states = out
         cell = None if self._stats is None else self._stats.add_check(d)
         if d.verdict != "block":
@@ -307,7 +313,7 @@ class Governor:
                 usd = 0 if cost is None else usd_to_nano(cost)
                 if res.lane is not None:  # the memory ledger's lane, resolved at check
                     self._ledger.settle_lane(  # type: ignore[attr-defined]
-                        decision.decision_id, res.lane, usd, input_tokens + output_tokens, 1, now=now, reserved_at=at)
+                        decision.decision_id, res.lane, usd, input_tokens + output_tokens, 1, now, at)
                 else:
                     self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
         if self._unsettled.items:

@@ -1,0 +1,136 @@
+"""The usual check, in one pass: allow, or reroute by a route, with nothing else to say.
+
+Most checks of a working policy end the same way: no stop is near its limit,
+a route may pick the model, no context or call cap can act, and the budgets
+reserve from their lane's allowance with no soft threshold in reach. This
+module decides exactly that case with a few lookups, and returns None --
+having changed nothing -- as soon as the call is anything else, so that
+:func:`governor.engine.evaluate.evaluate` (the reference, stage by stage)
+decides it. The two must agree on every call they both decide:
+``tests/engine/test_fastpath.py`` runs them side by side.
+
+Returns None (the general path decides) when:
+
+* the policy reads run state in its matches, or the requested model's view
+  has audit routes, or stops the floors cannot screen (``View.stop_floors``);
+* the routed model's view has a context cap that could act (input above its
+  lowest limit, or a limit of an unknown context window), a call cap that
+  could act (output above its lowest clamp, worst case above its lowest cost
+  cap), budgets with per-call matches, or a model without a price;
+* the budget plan is not yet built, is not a lane's (another ledger, audit or
+  per-call budgets), or the lane cannot grant from its allowance alone
+  (``take_lane``);
+* a run is at or past a stop's floor.
+
+A run admission made before a refusal by ``take_lane`` is undone under the
+run-state lock before returning None.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from governor.engine.compiled import CompiledPolicy
+from governor.engine.decision_factory import new_decision
+from governor.engine.match import CallContext
+from governor.engine.runstate import MAX_FINGERPRINTS, MAX_SIGHTINGS, RunStates, call_fingerprint
+from governor.ledger.base import NANO, Ledger
+
+_EMPTY: tuple = ()
+
+
+def fast_check(
+    cp: CompiledPolicy,
+    runs: RunStates,
+    ledger: Ledger,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    max_tokens: int | None,
+    tools: Sequence[Any] | None,
+    metadata: Mapping[str, Any],
+    run_chain: tuple[str, ...],
+    input_tokens: int,
+    estimated: bool,
+    now: float,
+    decision_id: str,
+    fingerprint: str | int | None,
+    message_count: int | None,
+) -> tuple | None:
+    """``(decision, reservation, run states)`` as :func:`evaluate` returns it, or None."""
+    fp = cp.fingerprint(metadata)
+    view = cp.view(model, metadata, fp)
+    if not view.fast_front:
+        return None
+
+    # 2. routing: the first matching route (no audit routes in this view)
+    to, rule_ids, reasons, fallbacks = model, _EMPTY, _EMPTY, _EMPTY
+    ctx = None
+    for route in view.routes:
+        if route.dynamic is not None:
+            if ctx is None:
+                ctx = CallContext(model, metadata, input_tokens, messages, tools, None, message_count)
+            if not route.dynamic(ctx):
+                continue
+        rule = route.rule
+        to, fallbacks, rule_ids = rule.to, rule.fallbacks, (route.id,)
+        if to != model:
+            reasons = (route.route_reason(model),)
+        break
+    target = view if to == model else cp.view(to, metadata, fp)
+
+    # 3-5 on the routed model: nothing may act but the budgets' reservation
+    if not target.fast_back or input_tokens > target.ctx_floor or target.ctx_floor < 0:
+        return None
+    rates = cp.rates(to)
+    if rates is None:
+        return None
+    out = cp.default_output_tokens if max_tokens is None else max_tokens
+    worst = input_tokens * rates[0] + out * rates[1]
+    if target.calls and (max_tokens is None or max_tokens > target.out_floor or worst > target.cost_floor):
+        return None
+    plan = None
+    if target.budgets:
+        plan = target.plans.get((cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain)
+        if plan is None or plan.reservation is None or not plan.fast or plan.ledger is not ledger:
+            return None
+
+    # 1. stop conditions (under every floor) and admission: the first change made
+    states: Sequence[Any] = _EMPTY
+    call_fp = None
+    if run_chain and cp.needs_runs:
+        if view.repeat:
+            call_fp = call_fingerprint(model, messages, fingerprint)
+        max_calls, max_errors, max_wall, repeat = view.stop_floors  # type: ignore[misc]
+        with runs.lock:
+            states = [runs.get(r, now) for r in run_chain]
+            for st in states:
+                if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
+                        or (repeat and call_fp is not None and st.seen.get(call_fp))):
+                    return None
+            for st in states:
+                st.calls += 1
+                if call_fp is not None:  # RunState.admit, inline
+                    seen = st.seen.get(call_fp)
+                    st.seen[call_fp] = (seen[-MAX_SIGHTINGS:] + (now,)) if seen else (now,)
+                    order = st.order
+                    order.append((now, call_fp))
+                    if order[0][0] <= now - st.fp_ttl or len(order) > MAX_FINGERPRINTS:
+                        st.forget(now)
+
+    # 5. the reservation, from the lane's allowance
+    reservation = None
+    if plan is not None:
+        if not ledger.take_lane(  # type: ignore[attr-defined]
+                decision_id, plan.lane, int(round(worst * NANO)), input_tokens + out, now, cp.lease_s):
+            if states:
+                with runs.lock:
+                    for st in states:
+                        st.unadmit(call_fp)
+            return None
+        reservation = plan.reservation
+
+    decision = new_decision(
+        "allow" if to == model else "reroute", to, messages, max_tokens, rule_ids, reasons, cp.revision, worst,
+        decision_id, model, input_tokens, estimated, _EMPTY, _EMPTY, cp.name, metadata, None, fallbacks,
+    )
+    return decision, reservation, states
