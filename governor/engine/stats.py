@@ -54,18 +54,6 @@ class _Cell:
         self.input_tokens = self.output_tokens = 0
         self.spend_usd = 0.0
 
-    def settle(self, cost_usd: float | None, input_tokens: int, output_tokens: int, error: bool) -> None:
-        """Count one recorded call (caller holds the stats lock)."""
-        self.calls += 1
-        self.input_tokens += input_tokens
-        self.output_tokens += output_tokens
-        if error:
-            self.errors += 1
-        if cost_usd is None:
-            self.unpriced_calls += 1
-        else:
-            self.spend_usd += cost_usd
-
     def add(self, other: "_Cell") -> None:
         for name in _FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -166,25 +154,33 @@ class Stats:
         had its cell folded away in between: it goes where that cell went.
         """
         events, cells = self._events, self._cells
+        pop = events.popleft
         for _ in range(len(events)):
-            ev = events.popleft()
-            key = ev[0]
-            cell = cells.get(key)
+            ev = pop()
+            cell = cells.get(ev[0])
             if len(ev) == 2:
                 if cell is None:
-                    cell = self._new_cell(key)
+                    cell = self._new_cell(ev[0])
                 cell.checks += 1
-                verdict = ev[1]
-                if verdict != "allow":
-                    blocks, reroutes, trims = CHECK_COUNTS[verdict]
+                if ev[1] != "allow":
+                    blocks, reroutes, trims = CHECK_COUNTS[ev[1]]
                     cell.blocks += blocks
                     cell.reroutes += reroutes
                     cell.trims += trims
+                continue
+            key, cost_usd, input_tokens, output_tokens, error = ev
+            if cell is None:
+                model, _, user, team = key
+                cell = cells.get((model, None, user, team)) or self._new_cell((model, None, user, team))
+            cell.calls += 1  # a recorded call
+            cell.input_tokens += input_tokens
+            cell.output_tokens += output_tokens
+            if error:
+                cell.errors += 1
+            if cost_usd is None:
+                cell.unpriced_calls += 1
             else:
-                if cell is None:
-                    model, _, user, team = key
-                    cell = cells.get((model, None, user, team)) or self._new_cell((model, None, user, team))
-                cell.settle(ev[1], ev[2], ev[3], ev[4])
+                cell.spend_usd += cost_usd
 
     # -- bookkeeping (lock held) ---------------------------------------------------------
     def _new_cell(self, key: tuple) -> _Cell:
