@@ -110,7 +110,7 @@ class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
     __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans",
-                 "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back")
+                 "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back", "plain_calls")
 
     def __init__(self, model: str, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple,
                  context_window: int | None = None) -> None:
@@ -137,6 +137,7 @@ class View:
         # as the routed model's (context and call caps by their floors; budgets by their plan)
         self.fast_front = self.stop_floors is not None and not any(r.audit for r in routes)
         self.fast_back = self.static_budgets
+        self.plain_calls = not any(c.audit or c.dynamic is not None for c in calls)  # the fast path may clamp
 
 
 def _stop_floors(stops: Sequence[CompiledRule]) -> tuple[float, float, float, bool] | None:

@@ -1,4 +1,4 @@
-"""The usual check, in one pass: allow, or reroute by a route, with nothing else to say.
+"""The usual check, in one pass: allow, or reroute by a route (max_tokens perhaps clamped).
 
 Most checks of a working policy end the same way: no stop is near its limit,
 a route may pick the model, no context or call cap can act, and the budgets
@@ -14,9 +14,10 @@ Returns None (the general path decides) when:
 * the policy reads run state in its matches, or the requested model's view
   has audit routes, or stops the floors cannot screen (``View.stop_floors``);
 * the routed model's view has a context cap that could act (input above its
-  lowest limit, or a limit of an unknown context window), a call cap that
-  could act (output above its lowest clamp, worst case above its lowest cost
-  cap), budgets with per-call matches, or a model without a price;
+  lowest limit, or a limit of an unknown context window), a call cap that could
+  act and is in audit mode or has a per-call match, a cost cap the call is
+  above, budgets with per-call matches, or a model without a price (call caps
+  that only clamp ``max_tokens`` are applied here, as the stages would);
 * the budget plan is not yet built, is not a lane's (another ledger, audit or
   per-call budgets), or the lane cannot grant from its allowance alone
   (``take_lane``);
@@ -87,7 +88,22 @@ def fast_check(
     out = cp.default_output_tokens if max_tokens is None else max_tokens
     worst = input_tokens * rates[0] + out * rates[1]
     if target.calls and (max_tokens is None or max_tokens > target.out_floor or worst > target.cost_floor):
-        return None
+        if not target.plain_calls:
+            return None
+        for cap in target.calls:  # caps.call_stage for caps that only clamp (no audit, no per-call match)
+            rule = cap.rule
+            cap_out = rule.max_output_tokens
+            if cap_out is not None and (max_tokens is None or max_tokens > cap_out):
+                if cap.id not in rule_ids:
+                    rule_ids += (cap.id,)
+                reasons += (f"call cap {cap.id}: max_tokens {max_tokens if max_tokens is not None else 'unset'} -> {cap_out}",)
+                max_tokens = cap_out
+            if rule.max_cost_usd is not None:
+                out = cp.default_output_tokens if max_tokens is None else max_tokens
+                if input_tokens * rates[0] + out * rates[1] > rule.max_cost_usd:
+                    return None  # it blocks: the stages word it
+        out = cp.default_output_tokens if max_tokens is None else max_tokens
+        worst = input_tokens * rates[0] + out * rates[1]
     plan = None
     if target.budgets:
         plan = target.plans.get((cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain)

@@ -48,7 +48,7 @@ context:
   - {id: huge, max_input_tokens: 50000, action: reroute, to: gpt-4.1}
 calls:
   - {id: clamp-classify, match: {task: classify}, max_output_tokens: 64}
-  - {id: cost-cap, max_cost_usd: 0.20}
+  - {id: cost-cap, max_cost_usd: 0.02}
 budgets:
   - {id: per-run, scope: run, limit: {usd: 0.40, calls: 25}}
   - {id: per-user, scope: user, limit: {usd: 1.50}, window: {calendar: day, timezone: UTC}, soft: {at: 0.6, action: warn}}
@@ -167,3 +167,37 @@ def test_fast_path_decides_as_the_stages_do(name: str, seed: int, tmp_path: Path
     # the shipped policies: many calls are the usual case; "mixed", built to hand calls over, still has a few
     least = 1 if name == "mixed" else 20
     assert sum(decided) >= least, f"only {sum(decided)} of {len(calls)} calls took the fast path: the comparison shows little"
+
+
+def test_a_call_a_cost_cap_blocks_is_handed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a clamp, the cost cap still blocks a call the fast path would otherwise grant."""
+    policy = tmp_path / "caps.yaml"
+    policy.write_text(HEADER + """
+calls:
+  - {id: clamp, max_output_tokens: 1000}
+  - {id: cost-cap, max_cost_usd: 0.02}
+budgets:
+  - {id: per-run, scope: run, limit: {usd: 10.0}}
+""", encoding="utf-8")
+    decided: list[bool] = []
+
+    def counting(*args: Any) -> Any:
+        out = fast_check(*args)
+        decided.append(out is not None)
+        return out
+
+    monkeypatch.setattr(governor_module, "fast_check", counting)
+    gov = Governor.from_path(policy, clock=Clock())
+    md = {"run_id": "r1"}
+    for i in range(3):  # ordinary calls: the plan and its lane exist after the first
+        d = gov.check(model="gpt-4o", messages=[{"role": "user", "content": f"q{i}"}], max_tokens=4000, metadata=md,
+                      input_tokens=1000)
+        assert (d.verdict, d.max_tokens, d.rule_ids) == ("allow", 1000, ("clamp",))
+        gov.record(d, input_tokens=1000, output_tokens=100)
+    assert decided == [False, True, True]
+    # clamped to 1000 output tokens: 5000 * $2.5/M + 1000 * $10/M = $0.0225 > $0.02
+    d = gov.check(model="gpt-4o", messages=[{"role": "user", "content": "big"}], max_tokens=4000, metadata=md,
+                  input_tokens=5000)
+    assert (d.verdict, d.block_kind, d.rule_ids) == ("block", "cost", ("clamp", "cost-cap"))
+    assert decided[-1] is False
+    gov.close()
