@@ -164,15 +164,7 @@ class LanePath:
                 denied = self._grant(lane, usd, tokens, calls, now)
                 if denied is not None:
                     return denied[0], denied[1], ()
-            lane.au -= usd
-            lane.at -= tokens
-            lane.an -= calls
-            lane.hu += usd
-            lane.ht += tokens
-            lane.hn += calls
-            expires = now + lease_s
-            self._reservations[reservation_id] = LaneReservation(lane, usd, tokens, calls, expires, lane.epoch)
-            heapq.heappush(self._expiry, (expires, reservation_id))
+            self._hold(reservation_id, lane, usd, tokens, calls, now + lease_s)
             return GRANTED, None, self._soft_hits(lane, now) if lane.soft else ()
 
     def take_lane(self, reservation_id: str, lane: Lane, usd: int, tokens: int, now: float, lease_s: float) -> bool:
@@ -188,15 +180,7 @@ class LanePath:
                     or (lane.soft and lane.soft_gen != self._gen) \
                     or (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 return False
-            lane.au -= usd
-            lane.at -= tokens
-            lane.an -= 1
-            lane.hu += usd
-            lane.ht += tokens
-            lane.hn += 1
-            expires = now + lease_s
-            self._reservations[reservation_id] = LaneReservation(lane, usd, tokens, 1, expires, lane.epoch)
-            heapq.heappush(self._expiry, (expires, reservation_id))
+            self._hold(reservation_id, lane, usd, tokens, 1, now + lease_s)
             return True
 
     def settle_lane(
@@ -242,6 +226,17 @@ class LanePath:
                 self._flush(lane)
 
     # -- internal, lock held ------------------------------------------------------
+    def _hold(self, reservation_id: str, lane: Lane, usd: int, tokens: int, calls: int, expires: float) -> None:
+        """Move one call's worst case from the lane's allowance (which covers it) to a live reservation."""
+        lane.au -= usd
+        lane.at -= tokens
+        lane.an -= calls
+        lane.hu += usd
+        lane.ht += tokens
+        lane.hn += calls
+        self._reservations[reservation_id] = LaneReservation(lane, usd, tokens, calls, expires, lane.epoch)
+        heapq.heappush(self._expiry, (expires, reservation_id))
+
     def _soft_hits(self, lane: Lane, now: float) -> tuple[tuple[int, float], ...]:
         """Soft cells at or past their threshold. First an upper bound -- the cell's total, every
         allowance counted as used -- in the epoch's slot; exact figures only when it is reached."""
