@@ -25,7 +25,7 @@ from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.engine.work import amount as make_amount
 from governor.errors import LedgerError
-from governor.ledger.base import NANO, Amount, Counter, Ledger, nano_to_usd, usd_to_nano
+from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
 PLAN_CACHE_MAX = 1024  # per view: distinct (scope values, run chain) pairs
@@ -137,7 +137,7 @@ def budget_stage(
         return w, None
     w.estimated_cost = worst
     out = cp.default_output_tokens if w.max_tokens is None else w.max_tokens
-    usd_nano = 0 if worst is None else int(round(worst * NANO))
+    usd_nano = 0 if worst is None else usd_to_nano(worst)
     n_tokens = w.input_tokens + out
     # an Amount only where something reads one (the lane path takes plain ints)
     amount = make_amount(usd_nano, n_tokens, 1) if (plan.lane is None or plan.per_call or plan.audit_counters) else None

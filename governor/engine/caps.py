@@ -111,6 +111,10 @@ def trim(
     return kept, max(input_tokens - removed, 0)
 
 
+def clamp_reason(cap_id: str, max_tokens: int | None, cap_out: int) -> str:
+    return f"call cap {cap_id}: max_tokens {max_tokens if max_tokens is not None else 'unset'} -> {cap_out}"
+
+
 def call_stage(
     cp: CompiledPolicy, w: Work, ctx: CallContext, metadata: Mapping[str, Any], fp: tuple, view: View | None = None
 ) -> None:
@@ -124,7 +128,7 @@ def call_stage(
         rule = cap.rule
         cap_out = rule.max_output_tokens
         if cap_out is not None and (w.max_tokens is None or w.max_tokens > cap_out):
-            text = f"call cap {cap.id}: max_tokens {w.max_tokens if w.max_tokens is not None else 'unset'} -> {cap_out}"
+            text = clamp_reason(cap.id, w.max_tokens, cap_out)
             if cap.audit:
                 w.note(cap.id, "clamp", text)
             else:

@@ -202,7 +202,7 @@ class CompiledPolicy:
         self.fail_open = policy.on_error == "fail_open"
         self._views: dict[tuple, View] = {}
         self._rates: dict[str, tuple[float, float] | None] = {}
-        self.price = self.prices.lookup  # type: ignore[method-assign]
+        self.price: Callable[[str], ModelPrice | None] = self.prices.lookup  # a model's price, or None
 
     # -- static matching ---------------------------------------------------------
     def fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
@@ -268,9 +268,6 @@ class CompiledPolicy:
         return View(model, keep(self.stops), keep(self.routes), context, keep(self.calls), keep(self.budgets), window)
 
     # -- prices ------------------------------------------------------------------
-    def price(self, model: str) -> ModelPrice | None:
-        return self.prices.lookup(model)  # (also bound as ``self.price`` in __init__: one call on record)
-
     def rates(self, model: str) -> tuple[float, float] | None:
         """(input, worst output) USD per token for reservations; None when unpriced.
 

@@ -21,7 +21,7 @@ from governor.engine.budgets import Reservation, budget_stage
 from governor.engine.caps import call_stage, context_stage
 from governor.engine.compiled import CompiledPolicy, CompiledRule, View
 from governor.engine.match import CallContext
-from governor.engine.runstate import RunSnapshot, RunState, RunStates, call_fingerprint
+from governor.engine.runstate import RunSnapshot, RunState, RunStates, call_fingerprint, under_floors
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.ledger.base import Ledger
@@ -68,15 +68,7 @@ def evaluate(
             cur = states[-1]
             if cp.reads_runs:
                 ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
-            floors = view.stop_floors
-            if floors is not None:  # below every stop's limit in every run: none can fire
-                max_calls, max_errors, max_wall, repeat = floors
-                for st in states:
-                    if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
-                            or (repeat and call_fp is not None and st.seen.get(call_fp))):
-                        floors = None
-                        break
-            if floors is None:
+            if view.stop_floors is None or not under_floors(states, view.stop_floors, call_fp, now):
                 _stops(view, states, w, ctx, call_fp, counted, now)
             if not w.blocked:
                 for st in states:

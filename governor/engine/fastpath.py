@@ -34,8 +34,9 @@ from typing import Any, Mapping, Sequence
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_factory import new_decision
 from governor.engine.match import CallContext
-from governor.engine.runstate import MAX_FINGERPRINTS, MAX_SIGHTINGS, RunStates, call_fingerprint
-from governor.ledger.base import NANO, Ledger
+from governor.engine.caps import clamp_reason
+from governor.engine.runstate import RunStates, call_fingerprint, under_floors
+from governor.ledger.base import Ledger, usd_to_nano
 
 _EMPTY: tuple = ()
 
@@ -82,28 +83,23 @@ def fast_check(
     # 3-5 on the routed model: nothing may act but the budgets' reservation
     if not target.fast_back or input_tokens > target.ctx_floor or target.ctx_floor < 0:
         return None
-    rates = cp.rates(to)
-    if rates is None:
+    worst = cp.worst_case_usd(to, input_tokens, max_tokens)
+    if worst is None:
         return None
-    out = cp.default_output_tokens if max_tokens is None else max_tokens
-    worst = input_tokens * rates[0] + out * rates[1]
     if target.calls and (max_tokens is None or max_tokens > target.out_floor or worst > target.cost_floor):
         if not target.plain_calls:
             return None
-        for cap in target.calls:  # caps.call_stage for caps that only clamp (no audit, no per-call match)
+        for cap in target.calls:  # caps.call_stage, for caps that only clamp (no audit, no per-call match)
             rule = cap.rule
             cap_out = rule.max_output_tokens
             if cap_out is not None and (max_tokens is None or max_tokens > cap_out):
                 if cap.id not in rule_ids:
                     rule_ids += (cap.id,)
-                reasons += (f"call cap {cap.id}: max_tokens {max_tokens if max_tokens is not None else 'unset'} -> {cap_out}",)
+                reasons += (clamp_reason(cap.id, max_tokens, cap_out),)
                 max_tokens = cap_out
-            if rule.max_cost_usd is not None:
-                out = cp.default_output_tokens if max_tokens is None else max_tokens
-                if input_tokens * rates[0] + out * rates[1] > rule.max_cost_usd:
-                    return None  # it blocks: the stages word it
-        out = cp.default_output_tokens if max_tokens is None else max_tokens
-        worst = input_tokens * rates[0] + out * rates[1]
+                worst = cp.worst_case_usd(to, input_tokens, max_tokens)
+            if rule.max_cost_usd is not None and worst > rule.max_cost_usd:  # type: ignore[operator]
+                return None  # it blocks: the stages word it
     plan = None
     if target.budgets:
         plan = target.plans.get((cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain)
@@ -116,28 +112,18 @@ def fast_check(
     if run_chain and cp.needs_runs:
         if view.repeat:
             call_fp = call_fingerprint(model, messages, fingerprint)
-        max_calls, max_errors, max_wall, repeat = view.stop_floors  # type: ignore[misc]
         with runs.lock:
             states = [runs.get(r, now) for r in run_chain]
+            if not under_floors(states, view.stop_floors, call_fp, now):  # type: ignore[arg-type]
+                return None
             for st in states:
-                if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
-                        or (repeat and call_fp is not None and st.seen.get(call_fp))):
-                    return None
-            for st in states:
-                st.calls += 1
-                if call_fp is not None:  # RunState.admit, inline
-                    seen = st.seen.get(call_fp)
-                    st.seen[call_fp] = (seen[-MAX_SIGHTINGS:] + (now,)) if seen else (now,)
-                    order = st.order
-                    order.append((now, call_fp))
-                    if order[0][0] <= now - st.fp_ttl or len(order) > MAX_FINGERPRINTS:
-                        st.forget(now)
+                st.admit(call_fp, now)
 
     # 5. the reservation, from the lane's allowance
     reservation = None
     if plan is not None:
-        if not ledger.take_lane(  # type: ignore[attr-defined]
-                decision_id, plan.lane, int(round(worst * NANO)), input_tokens + out, now, cp.lease_s):
+        tokens = input_tokens + (cp.default_output_tokens if max_tokens is None else max_tokens)
+        if not ledger.take_lane(decision_id, plan.lane, usd_to_nano(worst), tokens, now, cp.lease_s):  # type: ignore[attr-defined]
             if states:
                 with runs.lock:
                     for st in states:

@@ -49,6 +49,20 @@ def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: 
     return None
 
 
+def under_floors(
+    states: Sequence["RunState"], floors: tuple[float, float, float, bool], fp: int | None, now: float,
+) -> bool:
+    """Whether every run is below the view's stop floors (``View.stop_floors``): calls,
+    consecutive errors, wall time, and (with a repeated_call stop) a fingerprint not seen.
+    Then no stop can fire and the rule-by-rule loop is skipped. Call with the lock held."""
+    max_calls, max_errors, max_wall, repeat = floors
+    for st in states:
+        if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
+                or (repeat and fp is not None and st.seen.get(fp))):
+            return False
+    return True
+
+
 class RunSnapshot:
     """The run so far, as match conditions (``run_calls`` ...) see it: before this call."""
 

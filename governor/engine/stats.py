@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Mapping
+from typing import Any
 
 from governor.decision import OUTCOMES, Decision
 from governor.errors import GovernorError
@@ -101,8 +101,7 @@ class Stats:
     # -- hot path ----------------------------------------------------------------------
     def add_check(self, decision: Decision) -> tuple:
         """Count a check; returns its cell key, which :meth:`add_record_to` takes (no second lookup)."""
-        md = decision.metadata
-        key = (decision.model, md.get("run_id"), md.get("user"), md.get("team"))
+        key = _key(decision)
         events = self._events
         events.append((key, decision.verdict))
         if len(events) >= FOLD_AT:
@@ -127,9 +126,7 @@ class Stats:
         output_tokens: int = 0,
         error: bool = False,
     ) -> None:
-        md = decision.metadata
-        key = (decision.model, md.get("run_id"), md.get("user"), md.get("team"))
-        self.add_record_to(key, cost_usd, input_tokens, output_tokens, error)
+        self.add_record_to(_key(decision), cost_usd, input_tokens, output_tokens, error)
 
     def add_outcome(self, run_id: str, outcome: str) -> None:
         """Set a run's outcome; a later call replaces the earlier one."""
@@ -256,6 +253,12 @@ class Stats:
             "by_team": {str(k): v.as_dict() for k, v in by["team"].items()},
             "by_model": {str(k): v.as_dict(outcomes=False) for k, v in by["model"].items()},
         }
+
+
+def _key(decision: Decision) -> tuple:
+    """The cell of a call: (model, run, user, team)."""
+    md = decision.metadata
+    return decision.model, md.get("run_id"), md.get("user"), md.get("team")
 
 
 def _view(table: dict[Any, _View], key: Any) -> _View:
