@@ -110,11 +110,13 @@ class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
     __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans",
-                 "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back", "plain_calls")
+                 "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back", "plain_calls",
+                 "rates", "steps")
 
     def __init__(self, model: str, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple,
-                 context_window: int | None = None) -> None:
+                 context_window: int | None = None, rates: tuple[float, float] | None = None) -> None:
         self.model = model
+        self.rates = rates  # CompiledPolicy.rates(model): (input, worst output) USD per token, None if unpriced
         # Below these, a stage can do nothing whatever the per-call conditions say, so the engine
         # skips it: every context cap acts only on input above its limit (-1: a cap's limit is the
         # unknown context window, which warns); a call cap only clamps max_tokens above its
@@ -138,6 +140,15 @@ class View:
         self.fast_front = self.stop_floors is not None and not any(r.audit for r in routes)
         self.fast_back = self.static_budgets
         self.plain_calls = not any(c.audit or c.dynamic is not None for c in calls)  # the fast path may clamp
+        # the routes as the fast path tries them, up to the first that always holds: (dynamic part
+        # or None, to, fallbacks, rule ids, reasons) -- the outcome of each, worded once
+        steps = []
+        for r in routes:
+            to = r.rule.to
+            steps.append((r.dynamic, to, r.rule.fallbacks, (r.id,), (r.route_reason(model),) if to != model else ()))
+            if r.dynamic is None:
+                break
+        self.steps = tuple(steps)
 
 
 def _stop_floors(stops: Sequence[CompiledRule]) -> tuple[float, float, float, bool] | None:
@@ -200,7 +211,7 @@ class CompiledPolicy:
         self.lease_s = policy.lease_s
         self.allow_unpriced = policy.allow_unpriced
         self.fail_open = policy.on_error == "fail_open"
-        self._views: dict[tuple, View] = {}
+        self.views: dict[tuple, View] = {}  # (model, fingerprint) -> View; read directly by the fast path
         self._rates: dict[str, tuple[float, float] | None] = {}
         self.price: Callable[[str], ModelPrice | None] = self.prices.lookup  # a model's price, or None
 
@@ -249,12 +260,12 @@ class CompiledPolicy:
         ``fp`` is ``fingerprint(metadata)`` when the caller already has it.
         """
         key = (model, self.fingerprint(metadata) if fp is None else fp)
-        view = self._views.get(key)
+        view = self.views.get(key)
         if view is None:
             view = self._build_view(model, metadata)
-            if len(self._views) >= VIEW_CACHE_MAX:
-                self._views.clear()
-            self._views[key] = view
+            if len(self.views) >= VIEW_CACHE_MAX:
+                self.views.clear()
+            self.views[key] = view
         return view
 
     def _build_view(self, model: str, metadata: Mapping[str, Any]) -> View:
@@ -265,7 +276,8 @@ class CompiledPolicy:
 
         context = keep(self.context)
         window = self.context_window(model) if any(c.rule.max_input_tokens is None for c in context) else None
-        return View(model, keep(self.stops), keep(self.routes), context, keep(self.calls), keep(self.budgets), window)
+        return View(model, keep(self.stops), keep(self.routes), context, keep(self.calls), keep(self.budgets), window,
+                    self.rates(model))
 
     # -- prices ------------------------------------------------------------------
     def rates(self, model: str) -> tuple[float, float] | None:

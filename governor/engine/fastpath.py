@@ -35,8 +35,8 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_factory import new_decision
 from governor.engine.match import CallContext
 from governor.engine.caps import clamp_reason
-from governor.engine.runstate import RunStates, call_fingerprint, under_floors
-from governor.ledger.base import Ledger, usd_to_nano
+from governor.engine.runstate import RunStates, call_fingerprint
+from governor.ledger.base import NANO, Ledger
 
 _EMPTY: tuple = ()
 
@@ -58,34 +58,46 @@ def fast_check(
     fingerprint: str | int | None,
     message_count: int | None,
 ) -> tuple | None:
-    """``(decision, reservation, run states)`` as :func:`evaluate` returns it, or None."""
-    fp = cp.fingerprint(metadata)
-    view = cp.view(model, metadata, fp)
+    """``(decision, reservation, run states)`` as :func:`evaluate` returns it, or None.
+
+    Written for speed: what the stages reach through methods (``cp.view``,
+    ``cp.worst_case_usd``, ``call_fingerprint``) is read here from the view
+    caches directly, and the method runs only when the cache misses.
+    """
+    get = metadata.get
+    try:  # cp.view, when the view is cached and the fingerprint is plain values
+        fp: tuple | None = tuple(map(get, cp.meta_keys))
+        view = cp.views[(model, fp)]
+    except (KeyError, TypeError):
+        fp = None
+        view = cp.view(model, metadata)
     if not view.fast_front:
         return None
 
     # 2. routing: the first matching route (no audit routes in this view)
     to, rule_ids, reasons, fallbacks = model, _EMPTY, _EMPTY, _EMPTY
     ctx = None
-    for route in view.routes:
-        if route.dynamic is not None:
+    for dynamic, rto, rfallbacks, rids, rreasons in view.steps:
+        if dynamic is not None:
             if ctx is None:
                 ctx = CallContext(model, metadata, input_tokens, messages, tools, None, message_count)
-            if not route.dynamic(ctx):
+            if not dynamic(ctx):
                 continue
-        rule = route.rule
-        to, fallbacks, rule_ids = rule.to, rule.fallbacks, (route.id,)
-        if to != model:
-            reasons = (route.route_reason(model),)
+        to, fallbacks, rule_ids, reasons = rto, rfallbacks, rids, rreasons
         break
-    target = view if to == model else cp.view(to, metadata, fp)
+    if to == model:
+        target = view
+    else:
+        try:
+            target = cp.views[(to, fp)]
+        except (KeyError, TypeError):
+            target = cp.view(to, metadata)
 
     # 3-5 on the routed model: nothing may act but the budgets' reservation
-    if not target.fast_back or input_tokens > target.ctx_floor or target.ctx_floor < 0:
+    rates = target.rates
+    if rates is None or not target.fast_back or input_tokens > target.ctx_floor or target.ctx_floor < 0:
         return None
-    worst = cp.worst_case_usd(to, input_tokens, max_tokens)
-    if worst is None:
-        return None
+    worst = input_tokens * rates[0] + (cp.default_output_tokens if max_tokens is None else max_tokens) * rates[1]
     if target.calls and (max_tokens is None or max_tokens > target.out_floor or worst > target.cost_floor):
         if not target.plain_calls:
             return None
@@ -97,12 +109,15 @@ def fast_check(
                     rule_ids += (cap.id,)
                 reasons += (clamp_reason(cap.id, max_tokens, cap_out),)
                 max_tokens = cap_out
-                worst = cp.worst_case_usd(to, input_tokens, max_tokens)
-            if rule.max_cost_usd is not None and worst > rule.max_cost_usd:  # type: ignore[operator]
+                worst = input_tokens * rates[0] + cap_out * rates[1]
+            if rule.max_cost_usd is not None and worst > rule.max_cost_usd:
                 return None  # it blocks: the stages word it
     plan = None
     if target.budgets:
-        plan = target.plans.get((cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain)
+        try:
+            plan = target.plans.get((tuple(map(get, cp.scope_keys)), run_chain) if cp.scope_keys else run_chain)
+        except TypeError:  # a list among the scope values: the stages make it hashable
+            return None
         if plan is None or plan.reservation is None or not plan.fast or plan.ledger is not ledger:
             return None
 
@@ -111,19 +126,22 @@ def fast_check(
     call_fp = None
     if run_chain and cp.needs_runs:
         if view.repeat:
-            call_fp = call_fingerprint(model, messages, fingerprint)
-        with runs.lock:
-            states = [runs.get(r, now) for r in run_chain]
-            if not under_floors(states, view.stop_floors, call_fp, now):  # type: ignore[arg-type]
-                return None
-            for st in states:
-                st.admit(call_fp, now)
+            if fingerprint is not None:
+                call_fp = hash((model, fingerprint))
+            else:
+                try:  # call_fingerprint's usual case, inline
+                    call_fp = hash((model, *[tuple(m.items()) for m in messages])) if messages else None
+                except (TypeError, AttributeError):
+                    call_fp = call_fingerprint(model, messages)
+        states = runs.admit_under(run_chain, view.stop_floors, call_fp, now)  # type: ignore[arg-type]
+        if states is None:
+            return None
 
     # 5. the reservation, from the lane's allowance
     reservation = None
     if plan is not None:
         tokens = input_tokens + (cp.default_output_tokens if max_tokens is None else max_tokens)
-        if not ledger.take_lane(decision_id, plan.lane, usd_to_nano(worst), tokens, now, cp.lease_s):  # type: ignore[attr-defined]
+        if not ledger.take_lane(decision_id, plan.lane, round(worst * NANO), tokens, now, cp.lease_s):  # type: ignore[attr-defined]
             if states:
                 with runs.lock:
                     for st in states:

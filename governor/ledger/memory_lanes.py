@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from governor.ledger.base import Counter
 
@@ -63,18 +63,18 @@ class HeldReservation:
         self.expires_at = expires_at
 
 
-class LaneReservation:
-    """A live reservation drawn from a lane's allowance in epoch ``epoch``."""
+class LaneReservation(NamedTuple):
+    """A live reservation drawn from a lane's allowance in epoch ``epoch`` (a tuple: built per call)."""
 
-    __slots__ = ("lane", "usd", "tokens", "calls", "expires_at", "epoch")
+    lane: "Lane"
+    usd: int
+    tokens: int
+    calls: int
+    expires_at: float
+    epoch: int
 
-    def __init__(self, lane: "Lane", usd: int, tokens: int, calls: int, expires_at: float, epoch: int) -> None:
-        self.lane = lane
-        self.usd = usd
-        self.tokens = tokens
-        self.calls = calls
-        self.expires_at = expires_at
-        self.epoch = epoch
+
+_new_tuple = tuple.__new__
 
 
 class Lane:
@@ -180,7 +180,16 @@ class LanePath:
                     or (lane.soft and lane.soft_gen != self._gen) \
                     or (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 return False
-            self._hold(reservation_id, lane, usd, tokens, 1, now + lease_s)
+            # _hold, unrolled: this is the per-call path
+            lane.au -= usd
+            lane.at -= tokens
+            lane.an -= 1
+            lane.hu += usd
+            lane.ht += tokens
+            lane.hn += 1
+            expires = now + lease_s
+            self._reservations[reservation_id] = _new_tuple(LaneReservation, (lane, usd, tokens, 1, expires, lane.epoch))
+            heapq.heappush(self._expiry, (expires, reservation_id))
             return True
 
     def settle_lane(
@@ -193,17 +202,18 @@ class LanePath:
             if reservation_id in self._settled_ids:
                 return False
             res = self._reservations.get(reservation_id)
-            if res is not None and res.__class__ is LaneReservation and res.lane is lane and res.epoch == lane.epoch:
+            if res is not None and res.__class__ is LaneReservation and res[0] is lane and res[5] == lane.epoch:
                 del self._reservations[reservation_id]
-                lane.hu -= res.usd
-                lane.ht -= res.tokens
-                lane.hn -= res.calls
+                _, ru, rt, rn, _, _ = res
+                lane.hu -= ru
+                lane.ht -= rt
+                lane.hn -= rn
                 lane.su += usd
                 lane.st += tokens
                 lane.sn += calls
-                lane.au += res.usd - usd
-                lane.at += res.tokens - tokens
-                lane.an += res.calls - calls
+                lane.au += ru - usd
+                lane.at += rt - tokens
+                lane.an += rn - calls
                 over = lane.au < 0 or lane.at < 0 or lane.an < 0  # it cost more than reservation and allowance
                 if over or not lane.registered:  # (a lane that gave its allowance back holds none)
                     self._flush(lane)
@@ -234,7 +244,7 @@ class LanePath:
         lane.hu += usd
         lane.ht += tokens
         lane.hn += calls
-        self._reservations[reservation_id] = LaneReservation(lane, usd, tokens, calls, expires, lane.epoch)
+        self._reservations[reservation_id] = _new_tuple(LaneReservation, (lane, usd, tokens, calls, expires, lane.epoch))
         heapq.heappush(self._expiry, (expires, reservation_id))
 
     def _soft_hits(self, lane: Lane, now: float) -> tuple[tuple[int, float], ...]:
