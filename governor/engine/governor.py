@@ -55,8 +55,8 @@ Observer = Callable[[Decision], Any]
 
 
 # An allowed call awaiting record(), settled against the revision that checked it:
-# (compiled policy, reservation, run states it was admitted to, check time, stats key).
-_Pending = tuple[CompiledPolicy, "Reservation | None", Sequence[RunState], float, Any]
+# (compiled policy, reservation, run states it was admitted to, check time).
+_Pending = tuple[CompiledPolicy, "Reservation | None", Sequence[RunState], float]
 
 
 class Governor:
@@ -203,9 +203,10 @@ class Governor:
                 fingerprint=fingerprint, message_count=message_count,
             )
         d, reservation, states = out
-        cell = None if self._stats is None else self._stats.add_check(d)
+        if self._stats is not None:
+            self._stats.add_check(d)
         if d.verdict != "block":
-            self._pending[did] = (cp, reservation, states, now, cell)
+            self._pending[did] = (cp, reservation, states, now)
         if next(self._expiry_tick) % 64 == 0:
             self._expire(now)
         if self._unsettled.items:
@@ -302,7 +303,7 @@ class Governor:
         if p is None:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost
-        _, res, runs, at, cell = p
+        _, res, runs, at = p
         if res is not None and (res.counters or res.audit_counters):
             if error is not None and not (input_tokens or output_tokens):
                 try:
@@ -321,7 +322,7 @@ class Governor:
         if runs:
             self._runs.settle(runs, cost, error is not None)
         if self._stats is not None:
-            self._stats.add_record_to(cell, cost, input_tokens, output_tokens, error is not None)
+            self._stats.add_record(decision, cost, input_tokens, output_tokens, error is not None)
         if self._log.enabled:
             self._log.record(
                 decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,

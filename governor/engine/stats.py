@@ -14,10 +14,10 @@ Definitions (also in the README):
   its runs whose outcome is ``accepted`` -- None when there are none.
   Outcomes are not kept per model (a run may use several).
 
-Hot path: ``add_check`` and ``add_record_to`` append one event to a deque (a
-C-level append, safe from any thread, no lock) and every ``FOLD_AT`` events
-the appending thread folds them into cells, keyed (model, run, user, team),
-under the lock; ``snapshot`` and ``add_outcome`` fold first, so nothing is
+Hot path: ``add_check`` and ``add_record`` append one event to a deque (the
+decision, or the decision and its usage: a C-level append, safe from any
+thread, no lock) and every ``FOLD_AT`` events the appending thread folds them
+into cells, keyed (model, run, user, team), under the lock; ``snapshot`` and ``add_outcome`` fold first, so nothing is
 ever reported late. Folding a batch costs a fraction of what a lock, a call
 and a lookup per event did on every check. The views by dimension are summed
 from the cells in :meth:`Stats.snapshot`. Cells and runs are bounded: the
@@ -87,7 +87,7 @@ class _View(_Cell):
 
 
 class Stats:
-    """Thread-safe aggregates; ``add_check``/``add_record_to`` append an event, folded in batches."""
+    """Thread-safe aggregates; ``add_check``/``add_record`` append an event, folded in batches."""
 
     def __init__(self, max_cells: int = 100_000, max_runs: int = 100_000) -> None:
         self._lock = threading.Lock()
@@ -99,34 +99,21 @@ class Stats:
         self._max_runs = max_runs
 
     # -- hot path ----------------------------------------------------------------------
-    def add_check(self, decision: Decision) -> tuple:
-        """Count a check; returns its cell key, which :meth:`add_record_to` takes (no second lookup)."""
-        key = _key(decision)
+    def add_check(self, decision: Decision) -> None:
+        """Count a check (its verdict, in its cell)."""
         events = self._events
-        events.append((key, decision.verdict))
-        if len(events) >= FOLD_AT:
-            self._fold(wait=False)
-        return key
-
-    def add_record_to(
-        self, key: tuple, cost_usd: float | None, input_tokens: int = 0, output_tokens: int = 0, error: bool = False
-    ) -> None:
-        """Count the recorded call whose check :meth:`add_check` returned ``key``."""
-        events = self._events
-        events.append((key, cost_usd, input_tokens, output_tokens, error))
+        events.append(decision)
         if len(events) >= FOLD_AT:
             self._fold(wait=False)
 
     def add_record(
-        self,
-        decision: Decision,
-        *,
-        cost_usd: float | None,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        error: bool = False,
+        self, decision: Decision, cost_usd: float | None, input_tokens: int = 0, output_tokens: int = 0, error: bool = False,
     ) -> None:
-        self.add_record_to(_key(decision), cost_usd, input_tokens, output_tokens, error)
+        """Count a recorded call: its spend (None: unpriced), tokens and error, in its check's cell."""
+        events = self._events
+        events.append((decision, cost_usd, input_tokens, output_tokens, error))
+        if len(events) >= FOLD_AT:
+            self._fold(wait=False)
 
     def add_outcome(self, run_id: str, outcome: str) -> None:
         """Set a run's outcome; a later call replaces the earlier one."""
@@ -154,20 +141,25 @@ class Stats:
         pop = events.popleft
         for _ in range(len(events)):
             ev = pop()
-            cell = cells.get(ev[0])
-            if len(ev) == 2:
+            if ev.__class__ is not tuple:  # a check: its Decision
+                md = ev.metadata
+                key = (ev.model, md.get("run_id"), md.get("user"), md.get("team"))
+                cell = cells.get(key)
                 if cell is None:
-                    cell = self._new_cell(ev[0])
+                    cell = self._new_cell(key)
                 cell.checks += 1
-                if ev[1] != "allow":
-                    blocks, reroutes, trims = CHECK_COUNTS[ev[1]]
+                verdict = ev.verdict
+                if verdict != "allow":
+                    blocks, reroutes, trims = CHECK_COUNTS[verdict]
                     cell.blocks += blocks
                     cell.reroutes += reroutes
                     cell.trims += trims
                 continue
-            key, cost_usd, input_tokens, output_tokens, error = ev
+            decision, cost_usd, input_tokens, output_tokens, error = ev
+            md = decision.metadata
+            model, user, team = decision.model, md.get("user"), md.get("team")
+            cell = cells.get((model, md.get("run_id"), user, team))
             if cell is None:
-                model, _, user, team = key
                 cell = cells.get((model, None, user, team)) or self._new_cell((model, None, user, team))
             cell.calls += 1  # a recorded call
             cell.input_tokens += input_tokens
@@ -253,12 +245,6 @@ class Stats:
             "by_team": {str(k): v.as_dict() for k, v in by["team"].items()},
             "by_model": {str(k): v.as_dict(outcomes=False) for k, v in by["model"].items()},
         }
-
-
-def _key(decision: Decision) -> tuple:
-    """The cell of a call: (model, run, user, team)."""
-    md = decision.metadata
-    return decision.model, md.get("run_id"), md.get("user"), md.get("team")
 
 
 def _view(table: dict[Any, _View], key: Any) -> _View:

@@ -107,15 +107,15 @@ def test_runs_are_bounded_but_totals_stay_exact():
 
 
 def test_a_record_after_its_cell_was_evicted_still_counts():
-    """check hands record its cell key; if the cell was folded away in between, the record goes
+    """A record goes to its check's cell; if the cell was folded away in between, the record goes
     where the cell went, so totals by user, team and model stay exact."""
     s = Stats(max_cells=3)
     first = _d("r0", "ana", "t")
-    key = s.add_check(first)
+    s.add_check(first)
     for i in range(1, 6):  # five more runs: r0's cell is folded into (model, no run, ana, t)
         _call(s, _d(f"r{i}", "ana", "t"), 1.0)
     s.snapshot()  # folds the buffered events: r0's cell is gone before its record arrives
-    s.add_record_to(key, cost_usd=2.5, input_tokens=100, output_tokens=10)
+    s.add_record(first, cost_usd=2.5, input_tokens=100, output_tokens=10)
     snap = s.snapshot()
     assert snap["total"]["calls"] == 6 and snap["total"]["spend_usd"] == pytest.approx(7.5)
     assert snap["by_user"]["ana"]["spend_usd"] == pytest.approx(7.5) and snap["by_team"]["t"]["checks"] == 6
