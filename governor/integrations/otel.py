@@ -23,6 +23,30 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _trace = None  # type: ignore[assignment]
 
 
+def _span_getter() -> Any:
+    """``() -> the current context's span or None``, read straight from OpenTelemetry's
+    context variable (the default runtime context) when it can be: the observer runs on
+    every check, and the public ``get_current_span`` costs five calls to say "none".
+    Any other runtime context (``OTEL_PYTHON_CONTEXT``) goes through the public API."""
+    if _trace is None:
+        return None
+    try:
+        from opentelemetry import context as _context
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        runtime = _context._RUNTIME_CONTEXT
+        if runtime.__class__ is ContextVarsRuntimeContext:
+            get_context = runtime._current_context.get
+            return lambda: get_context().get(_SPAN_KEY)
+    except (ImportError, AttributeError):  # pragma: no cover - another OpenTelemetry layout
+        pass
+    return _trace.get_current_span
+
+
+_current_span = _span_getter()
+
+
 def available() -> bool:
     """Whether the OpenTelemetry API is installed."""
     return _trace is not None
@@ -56,10 +80,10 @@ def decision_attributes(decision: Decision) -> dict[str, Any]:
 
 def span_observer(decision: Decision) -> None:
     """Annotate the current span with the decision; mark it ERROR if the call was blocked."""
-    if _trace is None:
+    if _current_span is None:
         return
-    span = _trace.get_current_span()
-    if not span.is_recording():
+    span = _current_span()
+    if span is None or not isinstance(span, _trace.Span) or not span.is_recording():
         return
     span.set_attributes(decision_attributes(decision))
     if decision.blocked:
