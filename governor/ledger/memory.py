@@ -146,6 +146,10 @@ class MemoryLedger(LanePath):
 
     def _drop(self, rid: str, res: _Reservation | LaneReservation) -> None:
         del self._reservations[rid]
+        self._end(res)
+
+    def _end(self, res: _Reservation | LaneReservation) -> None:
+        """A reservation (already out of the table) ends without spend: its cells or lane get it back."""
         self._gen += 1
         if res.__class__ is LaneReservation:
             self._unhold(res)  # type: ignore[arg-type]

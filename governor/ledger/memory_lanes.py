@@ -82,14 +82,15 @@ class Lane:
 
     On every cell of the lane, the lane's share of in-flight is ``allowance +
     held + spent``: allowance not yet given to a call (``a*``), live reservations
-    (``h*``) and actual spend not yet moved to the window slots (``s*``).
+    (the ledger's :class:`LaneReservation` entries on this lane) and actual spend
+    not yet moved to the window slots (``s*``).
     Invariants: a lane holds allowance or spent only while ``registered`` on its
     cells, and a cell with registered lanes has its total (settled + in flight,
     allowances included) within its limits -- so an allowance is always one that
     an exact check would grant.
     """
 
-    __slots__ = ("cells", "limits", "caps", "soft", "audit", "au", "at", "an", "hu", "ht", "hn", "su", "st", "sn",
+    __slots__ = ("cells", "limits", "caps", "soft", "audit", "au", "at", "an", "su", "st", "sn",
                  "lo", "until", "slots", "epoch", "registered", "soft_gen")
 
     def __init__(self, cells: tuple[Any, ...], limits: tuple[Limits, ...], soft: tuple[tuple[int, float], ...],
@@ -108,7 +109,6 @@ class Lane:
         self.caps: tuple[Limits, ...] = tuple(caps)
         self.audit = audit  # cells that receive the actual spend but are never reserved on (audit budgets)
         self.au = self.at = self.an = 0
-        self.hu = self.ht = self.hn = 0
         self.su = self.st = self.sn = 0
         self.lo, self.until = INF, -INF  # the current epoch [lo, until): none yet
         self.slots: tuple[Any, ...] = ()  # each cell's window slot during the epoch
@@ -184,9 +184,6 @@ class LanePath:
             lane.au -= usd
             lane.at -= tokens
             lane.an -= 1
-            lane.hu += usd
-            lane.ht += tokens
-            lane.hn += 1
             expires = now + lease_s
             self._reservations[reservation_id] = _new_tuple(LaneReservation, (lane, usd, tokens, 1, expires, lane.epoch))
             heapq.heappush(self._expiry, (expires, reservation_id))
@@ -199,15 +196,9 @@ class LanePath:
         with self._lock:
             if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 self._reclaim(now)  # type: ignore[attr-defined]
-            if reservation_id in self._settled_ids:
-                return False
-            res = self._reservations.get(reservation_id)
+            res = self._reservations.pop(reservation_id, None)
             if res is not None and res.__class__ is LaneReservation and res[0] is lane and res[5] == lane.epoch:
-                del self._reservations[reservation_id]
                 _, ru, rt, rn, _, _ = res
-                lane.hu -= ru
-                lane.ht -= rt
-                lane.hn -= rn
                 lane.su += usd
                 lane.st += tokens
                 lane.sn += calls
@@ -222,7 +213,9 @@ class LanePath:
                             self._take_back(cell)
             else:  # reserved in an earlier epoch, through the protocol, or its lease ran out: per cell
                 if res is not None:
-                    self._drop(reservation_id, res)  # type: ignore[attr-defined]
+                    self._end(res)  # type: ignore[attr-defined]
+                elif reservation_id in self._settled_ids:  # (a live reservation is never among them)
+                    return False
                 self._settle_into(lane.cells, usd, tokens, calls, reserved_at)  # type: ignore[attr-defined]
             if lane.audit:
                 self._settle_into(lane.audit, usd, tokens, calls, reserved_at)  # type: ignore[attr-defined]
@@ -241,9 +234,6 @@ class LanePath:
         lane.au -= usd
         lane.at -= tokens
         lane.an -= calls
-        lane.hu += usd
-        lane.ht += tokens
-        lane.hn += calls
         self._reservations[reservation_id] = _new_tuple(LaneReservation, (lane, usd, tokens, calls, expires, lane.epoch))
         heapq.heappush(self._expiry, (expires, reservation_id))
 
@@ -400,9 +390,6 @@ class LanePath:
     def _unhold(self, res: LaneReservation) -> None:
         """A lane reservation ends without spend (released, or its lease ran out): back to the allowance."""
         lane = res.lane
-        lane.hu -= res.usd
-        lane.ht -= res.tokens
-        lane.hn -= res.calls
         if lane.registered:  # back to the allowance, which was checked against the limits
             lane.au += res.usd
             lane.at += res.tokens
