@@ -180,13 +180,7 @@ class LanePath:
                     or (lane.soft and lane.soft_gen != self._gen) \
                     or (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 return False
-            # _hold, unrolled: this is the per-call path
-            lane.au -= usd
-            lane.at -= tokens
-            lane.an -= 1
-            expires = now + lease_s
-            self._reservations[reservation_id] = _new_tuple(LaneReservation, (lane, usd, tokens, 1, expires, lane.epoch))
-            heapq.heappush(self._expiry, (expires, reservation_id))
+            self._hold(reservation_id, lane, usd, tokens, 1, now + lease_s)
             return True
 
     def settle_lane(
