@@ -4,6 +4,7 @@ decisions, the same budget usage, the same run states and the same stats."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,10 @@ MODELS = ("gpt-4o", "gpt-4o", "gpt-4o-mini", "cheap", "claude-3-5-sonnet-2024062
 WORDS = "hello hi please fix the parser classify this ticket summarize refund order".split()
 
 
-def _stream(seed: int, n: int) -> list[dict[str, Any]]:
+def _stream(seed: int, n: int, nest: bool = True) -> list[dict[str, Any]]:
     """Agent runs as they come: each run keeps its user, team, task and model; most calls are
-    ordinary, some are not (another model, no max_tokens, a huge prompt, a loop, an error)."""
+    ordinary, some are not (another model, no max_tokens, a huge prompt, a loop, an error).
+    With ``nest``, a third of the runs run inside a parent run's scope (a run chain of two)."""
     rng = random.Random(seed)
     system = {"role": "system", "content": "You are a careful agent."}
     runs: dict[int, dict[str, Any]] = {}
@@ -102,6 +104,7 @@ def _stream(seed: int, n: int) -> list[dict[str, Any]]:
             "out": rng.randrange(0, 400),
             "error": "timeout" if rng.random() < 0.05 else None,
             "advance": rng.choice([0.0, 0.0, 1.0, 30.0, 400.0]),
+            "parent": f"p{run % 2}" if nest and run % 3 == 0 else None,
         })
     return calls
 
@@ -113,8 +116,9 @@ def _replay(policy: Path, calls: list[dict[str, Any]]) -> tuple[list[tuple], dic
     out, late = [], []
     for i, c in enumerate(calls):
         clock.t += c["advance"]
-        d = gov.check(model=c["model"], messages=c["messages"], max_tokens=c["max_tokens"], tools=c["tools"],
-                      metadata=c["metadata"], input_tokens=c["input_tokens"])
+        with gov.run(c["parent"]) if c["parent"] else contextlib.nullcontext():
+            d = gov.check(model=c["model"], messages=c["messages"], max_tokens=c["max_tokens"], tools=c["tools"],
+                          metadata=c["metadata"], input_tokens=c["input_tokens"])
         out.append((d.verdict, d.model, d.max_tokens, d.rule_ids, d.reasons, d.estimated_cost_usd, d.requested_model,
                     d.input_tokens, d.warnings, d.audit, d.block_kind, d.fallbacks, len(d.messages)))
         if d.allowed and i % 7 == 3:
@@ -145,16 +149,18 @@ def _counters(gov: Governor) -> list[tuple[str, Any]]:
 def test_fast_path_decides_as_the_stages_do(name: str, seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     policy = tmp_path / f"{name}.yaml"
     policy.write_text(POLICIES[name], encoding="utf-8")
-    calls = _stream(seed, 400)
+    calls = _stream(seed, 400, nest=name != "mixed")  # ("mixed" hands over nearly every call as it is)
 
     monkeypatch.setattr(governor_module, "fast_check", lambda *a: None)
     reference = _replay(policy, calls)
 
-    decided = []
+    decided, nested = [], []
 
     def counting(*args: Any) -> Any:
         out = fast_check(*args)
         decided.append(out is not None)
+        if len(args[8]) > 1:  # the run chain
+            nested.append(out is not None)
         return out
 
     monkeypatch.setattr(governor_module, "fast_check", counting)
@@ -167,6 +173,8 @@ def test_fast_path_decides_as_the_stages_do(name: str, seed: int, tmp_path: Path
     # the shipped policies: many calls are the usual case; "mixed", built to hand calls over, still has a few
     least = 1 if name == "mixed" else 20
     assert sum(decided) >= least, f"only {sum(decided)} of {len(calls)} calls took the fast path: the comparison shows little"
+    if name != "mixed":
+        assert any(nested), "no call of a nested run took the fast path"
 
 
 def test_a_call_a_cost_cap_blocks_is_handed_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
