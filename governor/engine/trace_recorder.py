@@ -125,13 +125,15 @@ class MessagesDigest:
 
         self._cache = MessageCache(maxsize)
         self._hash = message_hash
+        # json.dumps(m, sort_keys=True, ensure_ascii=False) builds this encoder on every call
+        self._canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=jsonable).encode
 
     def __call__(self, messages: Sequence[Mapping[str, Any]]) -> str:
         keys = [self._hash(m) for m in messages]
         parts = self._cache.get_many(keys)
         for i, part in enumerate(parts):
             if part is None:
-                canonical = json.dumps(messages[i], sort_keys=True, default=jsonable, ensure_ascii=False)
+                canonical = self._canonical(messages[i])
                 part = parts[i] = hashlib.blake2b(canonical.encode(), digest_size=16).digest()
                 self._cache.put(keys[i], part)
         return hashlib.blake2b(b"".join(parts), digest_size=16).hexdigest()  # type: ignore[arg-type]
