@@ -36,7 +36,7 @@ from governor.engine.decision_factory import new_decision
 from governor.engine.match import CallContext
 from governor.engine.caps import clamp_reason
 from governor.engine.runstate import RunStates, call_fingerprint
-from governor.ledger.base import NANO, Ledger
+from governor.ledger.base import Ledger, usd_to_nano
 
 _EMPTY: tuple = ()
 
@@ -141,7 +141,7 @@ def fast_check(
     reservation = None
     if plan is not None:
         tokens = input_tokens + (cp.default_output_tokens if max_tokens is None else max_tokens)
-        if not ledger.take_lane(decision_id, plan.lane, round(worst * NANO), tokens, now, cp.lease_s):  # type: ignore[attr-defined]
+        if not ledger.take_lane(decision_id, plan.lane, usd_to_nano(worst), tokens, now, cp.lease_s):  # type: ignore[attr-defined]
             if states:
                 with runs.lock:
                     for st in states:
