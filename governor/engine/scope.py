@@ -68,10 +68,8 @@ def resolve(metadata: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], tupl
     if not metadata:
         return scope.metadata, scope.run_chain
     chain = scope.run_chain
-    if not scope.metadata:
-        merged: Mapping[str, Any] = metadata
-    else:
-        merged = {**scope.metadata, **metadata}
+    # a copy: the Decision keeps it, and a caller reusing its dict must not change a past call
+    merged = {**scope.metadata, **metadata} if scope.metadata else dict(metadata)
     run_id = metadata.get("run_id")
     if run_id is not None:
         run_id = str(run_id)

@@ -138,6 +138,20 @@ def test_outcomes_and_cost_per_accepted_task(make_gov) -> None:
         gov.record_outcome("r1", "great")
 
 
+def test_a_metadata_dict_reused_after_the_check_changes_neither_the_decision_nor_the_stats(make_gov) -> None:
+    """A caller that reuses one dict for every call and moves it to the next run: the Decision
+    keeps what the check saw, and spend stays with the run that made it."""
+    gov = make_gov("budgets:\n  - {id: per-run, scope: run, limit: {usd: 100}}\n")
+    md = {"run_id": "r1", "user": "ana", "team": "t"}
+    d = gov.check(model="gpt-4o-mini", messages=MSGS, max_tokens=10, metadata=md, input_tokens=1000)
+    md["run_id"], md["user"] = "r2", "bo"
+    cost = gov.record(d, input_tokens=1000, output_tokens=10)
+    assert d.metadata["run_id"] == "r1" and d.metadata["user"] == "ana"
+    stats = gov.stats()
+    assert set(stats["by_run"]) == {"r1"} and stats["by_run"]["r1"]["spend_usd"] == pytest.approx(cost)
+    assert set(stats["by_user"]) == {"ana"}
+
+
 def test_record_to_writes_a_replayable_trace_without_prompt_text(make_gov, tmp_path) -> None:
     trace = tmp_path / "trace.jsonl"
     gov = make_gov("routes: [{id: cheap, to: gpt-4o-mini}]\n", record_to=trace)
