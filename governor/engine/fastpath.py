@@ -61,8 +61,8 @@ def fast_check(
     """``(decision, reservation, run states)`` as :func:`evaluate` returns it, or None.
 
     Written for speed: what the stages reach through methods (``cp.view``,
-    ``cp.worst_case_usd``, ``call_fingerprint``) is read here from the view
-    caches directly, and the method runs only when the cache misses.
+    ``cp.worst_case_usd``) is read here from the view caches directly, and the
+    method runs only when the cache misses.
     """
     get = metadata.get
     try:  # cp.view, when the view is cached and the fingerprint is plain values
@@ -126,13 +126,7 @@ def fast_check(
     call_fp = None
     if run_chain and cp.needs_runs:
         if view.repeat:
-            if fingerprint is not None:
-                call_fp = hash((model, fingerprint))
-            else:
-                try:  # call_fingerprint's usual case, inline
-                    call_fp = hash((model, *[tuple(m.items()) for m in messages])) if messages else None
-                except (TypeError, AttributeError):
-                    call_fp = call_fingerprint(model, messages)
+            call_fp = call_fingerprint(model, messages, fingerprint)
         states = runs.admit_under(run_chain, view.stop_floors, call_fp, now)  # type: ignore[arg-type]
         if states is None:
             return None

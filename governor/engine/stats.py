@@ -17,8 +17,9 @@ Definitions (also in the README):
 Hot path: ``add_check`` and ``add_record`` append one event to a deque (the
 decision, or the decision and its usage: a C-level append, safe from any
 thread, no lock) and every ``FOLD_AT`` events the appending thread folds them
-into cells, keyed (model, run, user, team), under the lock; ``snapshot`` and ``add_outcome`` fold first, so nothing is
-ever reported late. Folding a batch costs a fraction of what a lock, a call
+into cells, keyed (model, run, user, team) as the decision says, under the
+lock; ``snapshot`` and ``add_outcome`` fold first, so nothing is ever reported
+late. Folding a batch costs a fraction of what a lock, a call
 and a lookup per event did on every check. The views by dimension are summed
 from the cells in :meth:`Stats.snapshot`. Cells and runs are bounded: the
 oldest cell is folded into its (model, user, team) cell without a run, and
