@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 from datetime import datetime, timedelta
+from itertools import islice
 import threading
 from typing import Sequence
 
@@ -24,7 +25,8 @@ from governor.ledger.memory_lanes import HeldReservation as _Reservation
 from governor.ledger.memory_lanes import LanePath, LaneReservation
 from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
-SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency
+SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency ...
+MAX_SETTLED_IDS = 200_000  # ... at most: the latest this many (~30 MB), however busy the process
 _CAL_CACHE_MAX = 4096
 
 _new = object.__new__
@@ -143,6 +145,17 @@ class MemoryLedger(LanePath):
                 del settled[rid]
             else:
                 self._next_forget = now + SETTLED_ID_TTL_S
+
+    def _remember_settled(self, rid: str, now: float) -> None:
+        """Remember a settled id (lock held); beyond MAX_SETTLED_IDS the oldest 1/16 are forgotten.
+
+        A Governor never settles a decision twice (its pending entry goes at the first
+        record), so the bound only shortens idempotency for callers of the ledger itself."""
+        settled = self._settled_ids
+        settled[rid] = now
+        if len(settled) > MAX_SETTLED_IDS:
+            for old in list(islice(settled, MAX_SETTLED_IDS // 16)):
+                del settled[old]
 
     def _drop(self, rid: str, res: _Reservation | LaneReservation) -> None:
         del self._reservations[rid]
@@ -326,7 +339,7 @@ class MemoryLedger(LanePath):
             cells_get = self._cells.get
             cells = [cell if (cell := cells_get(c.key)) is not None and cell.window is c.window else self._cell(c) for c in counters]
             self._settle_into(cells, au, at, ac, reserved_at)
-            self._settled_ids[reservation_id] = now
+            self._remember_settled(reservation_id, now)
             return True
 
     def release(self, reservation_id: str, *, now: float) -> bool:

@@ -213,7 +213,7 @@ class LanePath:
                 self._settle_into(lane.cells, usd, tokens, calls, reserved_at)  # type: ignore[attr-defined]
             if lane.audit:
                 self._settle_into(lane.audit, usd, tokens, calls, reserved_at)  # type: ignore[attr-defined]
-            self._settled_ids[reservation_id] = now
+            self._remember_settled(reservation_id, now)  # type: ignore[attr-defined]
             return True
 
     def flush_lanes(self) -> None:

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from governor.ledger.base import Amount, Counter, Limit
+import governor.ledger.memory as memory_module
 from governor.ledger.memory import MemoryLedger
 from governor.ledger.memory_lanes import GRANTED, UNLIMITED
 from governor.ledger.windows import NO_WINDOW, Window
@@ -133,6 +134,24 @@ def test_settle_of_a_decision_is_idempotent_on_lanes() -> None:
     assert led.settle_lane("a", lane, 70, 7, 1, now=1001.0, reserved_at=1000.0)
     assert not led.settle_lane("a", lane, 70, 7, 1, now=1002.0, reserved_at=1000.0)
     assert led.usage(COUNTERS[0], now=1003.0) == Amount(70, 7, 1)
+
+
+def test_settled_ids_are_bounded_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy process settles millions of calls a day: the ids kept for idempotency stop at
+    MAX_SETTLED_IDS, the oldest forgotten first; the recent ones still refuse a second settle."""
+    monkeypatch.setattr(memory_module, "MAX_SETTLED_IDS", 64)
+    led = MemoryLedger()
+    counter = Counter("run|run=big", "run", Limit(usd_nano=10**9), NO_WINDOW)
+    lane = led.lane((counter,), limits((counter,)))
+    for i in range(200):
+        rid = f"d{i}"
+        assert led.reserve_lane(rid, lane, 10, 1, 1, now=1000.0 + i, lease_s=60)[0] == GRANTED
+        assert led.settle_lane(rid, lane, 10, 1, 1, now=1000.0 + i, reserved_at=1000.0 + i)
+    assert len(led._settled_ids) <= 64
+    assert not led.settle_lane("d199", lane, 10, 1, 1, now=1300.0, reserved_at=1199.0)  # recent: still known
+    assert not led.settle("d190", [counter], Amount(10, 1, 1), now=1300.0, reserved_at=1190.0)  # the protocol path too
+    assert "d0" not in led._settled_ids  # the oldest went first
+    assert led.usage(counter, now=1300.0) == Amount(2000, 200, 200)
 
 
 def test_a_spend_counts_in_the_window_slot_it_was_reserved_in() -> None:
