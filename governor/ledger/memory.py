@@ -27,6 +27,7 @@ from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
 SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency ...
 MAX_SETTLED_IDS = 200_000  # ... at most: the latest this many (~30 MB), however busy the process
+MAX_CELLS = 200_000  # counters kept; beyond, the least recently spent idle ones are forgotten (1/16 at a time)
 _CAL_CACHE_MAX = 4096
 
 _new = object.__new__
@@ -79,10 +80,11 @@ def _granted(used_after: tuple[Amount, ...]) -> ReserveResult:
 class _Cell:
     """One counter: settled spend by slot, its live reservations, a rolling sum."""
 
-    __slots__ = ("window", "kind", "slot_s", "slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc", "cal_lo", "cal_hi", "cal_slot",
-                 "lanes")
+    __slots__ = ("key", "window", "kind", "slot_s", "slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc", "cal_lo", "cal_hi",
+                 "cal_slot", "lanes")
 
-    def __init__(self, window: Window) -> None:
+    def __init__(self, window: Window, key: str = "") -> None:
+        self.key = key
         self.window = window
         self.kind = window.kind
         self.slot_s = window.slot_seconds
@@ -113,12 +115,13 @@ class MemoryLedger(LanePath):
         self._cal: dict[tuple[str, str, int], str] = {}
         self._lanes: dict = {}  # lanes listed on their cells, oldest first (memory_lanes)
         self._gen = 0  # bumped by every change to a cell's figures (memory_lanes: soft thresholds)
+        self._cells_gen = 0  # bumped when idle cells are forgotten: lanes made before re-resolve theirs
 
     # -- internal, lock held --------------------------------------------------
     def _cell(self, counter: Counter) -> _Cell:
         cell = self._cells.get(counter.key)
         if cell is None:
-            cell = self._cells[counter.key] = _Cell(counter.window)
+            cell = self._cells[counter.key] = _Cell(counter.window, counter.key)
         elif cell.window is not counter.window:
             if cell.window != counter.window:
                 # the policy changed this budget's window: keep the spend, read it the new way
@@ -126,6 +129,28 @@ class MemoryLedger(LanePath):
                 cell.cal_lo = cell.cal_hi = 0.0
             cell.window = counter.window  # an equal window from a reloaded policy: take it, stay on the fast path
         return cell
+
+    def _evict_if_due(self) -> None:
+        if len(self._cells) > MAX_CELLS:
+            self._evict_cells()
+
+    def _evict_cells(self) -> None:
+        """Past MAX_CELLS counters, forget the least recently spent idle ones (nothing in flight, no
+        lane on them) down to 15/16 of the bound. Called at the start of an operation, before it
+        resolves any cell. What is forgotten is that counter's settled spend: a per-run budget of
+        a run idle while MAX_CELLS other counters were spent on starts again from zero."""
+        cells = self._cells
+        target = MAX_CELLS - MAX_CELLS // 16
+        forgot = False
+        for key in list(cells):  # oldest spend first (_add moves a cell to the end)
+            if len(cells) <= target:
+                break
+            cell = cells[key]
+            if not (cell.fu or cell.ft or cell.fc or cell.lanes):
+                del cells[key]
+                forgot = True
+        if forgot:
+            self._cells_gen += 1
 
     def _reclaim(self, now: float) -> None:
         expiry = self._expiry
@@ -175,6 +200,10 @@ class MemoryLedger(LanePath):
     def _add(self, cell: _Cell, slot: object, usd: int, tokens: int, calls: int) -> None:
         """Settled spend into ``slot`` of ``cell`` (and the rolling sum, when the slot is in it)."""
         self._gen += 1
+        cells, key = self._cells, cell.key
+        if cells.get(key) is cell:  # most recently spent last: the order _evict_cells forgets in
+            del cells[key]
+            cells[key] = cell
         s = cell.slots.get(slot)
         if s is None:
             cell.slots[slot] = [usd, tokens, calls]
@@ -262,6 +291,7 @@ class MemoryLedger(LanePath):
         lease_s: float,
     ) -> ReserveResult:
         with self._lock:
+            self._evict_if_due()
             if self._lanes:  # a lane's allowance is not usage: the protocol path works on exact figures
                 for c in counters:
                     self._take_back(self._cell(c))
@@ -329,6 +359,7 @@ class MemoryLedger(LanePath):
     ) -> bool:
         au, at, ac = actual.usd_nano, actual.tokens, actual.calls
         with self._lock:
+            self._evict_if_due()
             if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 self._reclaim(now)
             if reservation_id in self._settled_ids:

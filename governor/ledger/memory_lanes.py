@@ -91,10 +91,13 @@ class Lane:
     """
 
     __slots__ = ("cells", "limits", "caps", "soft", "audit", "au", "at", "an", "su", "st", "sn",
-                 "lo", "until", "slots", "epoch", "registered", "soft_gen")
+                 "lo", "until", "slots", "epoch", "registered", "soft_gen", "counters", "audit_counters", "gen")
 
     def __init__(self, cells: tuple[Any, ...], limits: tuple[Limits, ...], soft: tuple[tuple[int, float], ...],
-                 audit: tuple[Any, ...]) -> None:
+                 audit: tuple[Any, ...], counters: tuple[Counter, ...] = (), audit_counters: tuple[Counter, ...] = (),
+                 gen: int = 0) -> None:
+        self.counters, self.audit_counters = counters, audit_counters  # to find the cells again (_current)
+        self.gen = gen  # the ledger's cells generation its cells were resolved in
         self.cells = cells
         self.limits = limits
         # (cell index, threshold fraction, and the threshold per metric, a hair low so that a
@@ -147,8 +150,9 @@ class LanePath:
         """A lane over ``counters`` (``limits[i]`` for ``counters[i]``, :data:`UNLIMITED` where a
         metric has none); ``audit`` counters only receive the actual spend at settle."""
         with self._lock:
+            self._evict_if_due()  # type: ignore[attr-defined]
             return Lane(tuple(self._cell(c) for c in counters), tuple(limits), tuple(soft),  # type: ignore[attr-defined]
-                        tuple(self._cell(c) for c in audit))  # type: ignore[attr-defined]
+                        tuple(self._cell(c) for c in audit), tuple(counters), tuple(audit), self._cells_gen)  # type: ignore[attr-defined]
 
     def reserve_lane(
         self, reservation_id: str, lane: Lane, usd: int, tokens: int, calls: int, *, now: float, lease_s: float,
@@ -156,6 +160,9 @@ class LanePath:
         """``(GRANTED, None, soft hits)`` -- (cell index, fraction used incl. this call) of the
         cells at or past their soft threshold -- or ``(index of the denying cell, metric, ())``."""
         with self._lock:
+            self._evict_if_due()  # type: ignore[attr-defined]
+            if lane.gen != self._cells_gen:  # type: ignore[attr-defined]
+                self._current(lane)
             if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 self._reclaim(now)  # type: ignore[attr-defined]
             if reservation_id in self._reservations or reservation_id in self._settled_ids:
@@ -188,6 +195,8 @@ class LanePath:
     ) -> bool:
         """:meth:`MemoryLedger.settle` for a call reserved on ``lane`` (or not reserved at all)."""
         with self._lock:
+            if lane.gen != self._cells_gen:  # type: ignore[attr-defined]
+                self._current(lane)
             if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
                 self._reclaim(now)  # type: ignore[attr-defined]
             res = self._reservations.pop(reservation_id, None)
@@ -223,6 +232,19 @@ class LanePath:
                 self._flush(lane)
 
     # -- internal, lock held ------------------------------------------------------
+    def _current(self, lane: Lane) -> None:
+        """Find a lane's cells again after the ledger forgot idle ones (``_evict_cells``).
+
+        Only cells with nothing in flight and no lane listed are forgotten, so a lane that
+        lost one holds nothing: it starts a new epoch on the cells the ledger has now."""
+        cells = tuple(self._cell(c) for c in lane.counters)  # type: ignore[attr-defined]
+        audit = tuple(self._cell(c) for c in lane.audit_counters)  # type: ignore[attr-defined]
+        if any(a is not b for a, b in zip(cells + audit, lane.cells + lane.audit)):
+            lane.cells, lane.audit = cells, audit
+            lane.lo, lane.until, lane.slots = INF, -INF, ()
+            lane.epoch += 1
+        lane.gen = self._cells_gen  # type: ignore[attr-defined]
+
     def _hold(self, reservation_id: str, lane: Lane, usd: int, tokens: int, calls: int, expires: float) -> None:
         """Move one call's worst case from the lane's allowance (which covers it) to a live reservation."""
         lane.au -= usd

@@ -10,6 +10,7 @@ import pytest
 
 from governor.ledger.base import Amount, Counter, Limit
 import governor.ledger.memory as memory_module
+import governor.ledger.memory_lanes as lanes_module
 from governor.ledger.memory import MemoryLedger
 from governor.ledger.memory_lanes import GRANTED, UNLIMITED
 from governor.ledger.windows import NO_WINDOW, Window
@@ -152,6 +153,49 @@ def test_settled_ids_are_bounded_oldest_first(monkeypatch: pytest.MonkeyPatch) -
     assert not led.settle("d190", [counter], Amount(10, 1, 1), now=1300.0, reserved_at=1190.0)  # the protocol path too
     assert "d0" not in led._settled_ids  # the oldest went first
     assert led.usage(counter, now=1300.0) == Amount(2000, 200, 200)
+
+
+def test_idle_counters_beyond_the_bound_are_forgotten_and_lanes_find_their_cells_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One counter per run, for ever more runs: the ledger keeps at most MAX_CELLS of them (once
+    their lanes, beyond MAX_LANES, gave their allowances back),
+    forgetting idle ones (least recently spent first). A counter in use -- the global one, or
+    one with a call in flight -- is never forgotten, and a lane whose cell was forgotten
+    charges the cell the ledger has now, so lane and protocol never see two cells for one key."""
+    monkeypatch.setattr(memory_module, "MAX_CELLS", 32)
+    monkeypatch.setattr(lanes_module, "MAX_LANES", 8)  # beyond, the oldest lanes give their allowance back
+    led = MemoryLedger()
+    glob = Counter("g|global", "g", Limit(usd_nano=10**12), NO_WINDOW)
+    first = Counter("run|run=0", "run", Limit(usd_nano=10**12), NO_WINDOW)
+    first_lane = led.lane((first, glob), limits((first, glob)))
+    assert led.reserve_lane("held", first_lane, 5, 1, 1, now=1000.0, lease_s=600)[0] == GRANTED  # in flight throughout
+    spent = 5
+    lanes = {}
+    for i in range(1, 300):
+        run = Counter(f"run|run={i}", "run", Limit(usd_nano=10**12), NO_WINDOW)
+        lane = lanes[i] = led.lane((run, glob), limits((run, glob)))
+        for j in range(3):
+            rid = f"{i}-{j}"
+            assert led.reserve_lane(rid, lane, 10, 1, 1, now=1000.0 + i, lease_s=600)[0] == GRANTED
+            assert led.settle_lane(rid, lane, 7, 1, 1, now=1000.0 + i, reserved_at=1000.0 + i)
+            spent += 7
+    assert len(led._cells) <= 33
+    assert "run|run=1" not in led._cells  # an idle run's counter, long unused
+    assert first.key in led._cells  # a call in flight keeps it
+    assert led.settle_lane("held", first_lane, 5, 1, 1, now=1400.0, reserved_at=1000.0)
+    # the first run's lane charges the live cells; the protocol path sees the same figures
+    assert led.reserve_lane("again", first_lane, 10, 1, 1, now=1401.0, lease_s=600)[0] == GRANTED
+    assert led.settle_lane("again", first_lane, 8, 1, 1, now=1401.0, reserved_at=1401.0)
+    assert led.usage(first, now=1402.0) == Amount(13, 2, 2)
+    assert led.usage(glob, now=1402.0) == Amount(spent + 8, 3 * 299 + 2, 3 * 299 + 2)
+    # a forgotten run's counter starts again from zero, and its old lane charges the new cell
+    old = Counter("run|run=1", "run", Limit(usd_nano=10**12), NO_WINDOW)
+    assert led.usage(old, now=1402.0) == Amount(0, 0, 0)
+    assert led.reserve_lane("late", lanes[1], 10, 1, 1, now=1403.0, lease_s=600)[0] == GRANTED
+    assert led.settle_lane("late", lanes[1], 9, 1, 1, now=1403.0, reserved_at=1403.0)
+    assert led.usage(old, now=1404.0) == Amount(9, 1, 1)
+    assert led.reserve("proto", [old], Amount(1, 0, 0), now=1404.0, lease_s=600).used_after == (Amount(10, 1, 1),)
 
 
 def test_a_spend_counts_in_the_window_slot_it_was_reserved_in() -> None:
