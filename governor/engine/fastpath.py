@@ -127,9 +127,10 @@ def fast_check(
     if run_chain and cp.needs_runs:
         if view.repeat:
             call_fp = call_fingerprint(model, messages, fingerprint)
-        states = runs.admit_under(run_chain, view.stop_floors, call_fp, now)  # type: ignore[arg-type]
-        if states is None:
+        admitted = runs.admit_under(run_chain, view.stop_floors, call_fp, now)  # type: ignore[arg-type]
+        if admitted is None:
             return None
+        states = admitted
 
     # 5. the reservation, from the lane's allowance
     reservation = None

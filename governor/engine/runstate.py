@@ -174,7 +174,7 @@ class RunStates:
                     if st.fp_ttl != ttl:
                         st.fp_ttl = ttl
                 if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
-                        or (check_fp and st.seen.get(fp))):
+                        or (check_fp and st.seen.get(fp))):  # type: ignore[arg-type]
                     return None
                 states.append(st)
             for st in states:

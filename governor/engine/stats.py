@@ -92,7 +92,8 @@ class Stats:
 
     def __init__(self, max_cells: int = 100_000, max_runs: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._events: deque[tuple] = deque()  # (key, verdict) and (key, cost, in, out, error), in call order
+        # a check's Decision, and (decision, cost, in, out, error) for a record, in call order
+        self._events: deque[Any] = deque()
         self._cells: dict[tuple, _Cell] = {}
         self._runs: dict[Any, _Run] = {}  # insertion order = age
         self._folded: dict[tuple, dict[str, int]] = {}  # (user, team) -> outcomes of evicted runs

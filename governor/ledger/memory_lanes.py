@@ -102,11 +102,11 @@ class Lane:
         self.limits = limits
         # (cell index, threshold fraction, and the threshold per metric, a hair low so that a
         # float compare never calls "below" what Limit.fraction would call "at") of soft cells
-        self.soft = tuple((i, at, *(at * lim * (1 - 1e-9) if 0 < lim < UNLIMITED else INF for lim in limits[i]))
-                          for i, at in soft)
+        self.soft: tuple[tuple[Any, ...], ...] = tuple(
+            (i, at, *(at * lim * (1 - 1e-9) if 0 < lim < UNLIMITED else INF for lim in limits[i])) for i, at in soft)
         # how far an allowance may fill each cell: its limit, or just under its soft threshold (so the
         # threshold's cheap upper-bound test keeps passing until real usage gets there)
-        caps = list(limits)
+        caps: list[Any] = list(limits)
         for i, _, *line in self.soft:
             caps[i] = tuple(lim if x == INF else min(lim, math.ceil(x) - 1) for lim, x in zip(limits[i], line))
         self.caps: tuple[Limits, ...] = tuple(caps)
@@ -256,7 +256,7 @@ class LanePath:
     def _soft_hits(self, lane: Lane, now: float) -> tuple[tuple[int, float], ...]:
         """Soft cells at or past their threshold. First an upper bound -- the cell's total, every
         allowance counted as used -- in the epoch's slot; exact figures only when it is reached."""
-        hits = []
+        hits: list[tuple[int, float]] = []
         in_epoch = lane.lo <= now < lane.until
         below = in_epoch  # every soft cell below its upper bound, in the epoch's slots
         for i, at, tu, tt, tn in lane.soft:
@@ -273,7 +273,7 @@ class LanePath:
                 continue  # even counting every allowance as used, it is below the threshold
             below = False
             self._take_back(cell)
-            frac = _frac(*self._used(cell, now), lane.limits[i])  # type: ignore[attr-defined]
+            frac = _frac(*self._used(cell, now), lane.limits[i])  # type: ignore[attr-defined, call-arg]
             if frac >= at:
                 hits.append((i, frac))
         if below:  # until a cell changes (or the epoch ends), take_lane needs no test
@@ -337,7 +337,7 @@ class LanePath:
     def _open_epoch(self, lane: Lane, now: float) -> None:
         """The slot of every cell at ``now`` and the longest span around it where none changes."""
         lo, hi = -INF, INF
-        slots = []
+        slots: list[Any] = []
         for cell in lane.cells:
             kind = cell.kind
             if kind == "none":
