@@ -193,20 +193,8 @@ class RunStates:
         with self.lock:
             return self._runs.get(run_id)
 
-    def record(self, run_ids: Sequence[str], cost_usd: float | None, error: bool, now: float) -> None:
-        """Settle one call into every run of its chain."""
-        with self.lock:
-            for run_id in run_ids:
-                state = self.get(run_id, now)
-                if error:
-                    state.consecutive_errors += 1
-                else:
-                    state.consecutive_errors = 0
-                if cost_usd:
-                    state.cost_usd += cost_usd
-
     def settle(self, states: Sequence[RunState], cost_usd: float | None, error: bool) -> None:
-        """:meth:`record` on the states a check admitted the call to (no lookup by run id)."""
+        """Settle one call into the states a check admitted it to: its error streak and its cost."""
         with self.lock:
             for state in states:
                 if error:
