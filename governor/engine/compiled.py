@@ -218,41 +218,12 @@ class CompiledPolicy:
     # -- static matching ---------------------------------------------------------
     def fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
         """The values of the metadata keys any static matcher reads (hashable)."""
-        if not self.meta_keys:
-            return ()
-        vals = tuple(map(metadata.get, self.meta_keys))
-        try:
-            hash(vals)
-            return vals  # the usual case: plain strings, numbers, None
-        except TypeError:  # a list (tags), dict or set among them: made hashable below
-            pass
-        vals = []  # type: ignore[assignment]
-        for k in self.meta_keys:
-            v = metadata.get(k)
-            if v.__class__ is list:
-                v = tuple(v)
-            elif v.__class__ is dict or v.__class__ is set:
-                v = repr(v)
-            vals.append(v)
-        return tuple(vals)
+        return _hashable_values(metadata, self.meta_keys, _match_value) if self.meta_keys else ()
 
     def scope_fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
-        """The values of the metadata keys budget scopes read (run ids travel separately)."""
-        vals = tuple(map(metadata.get, self.scope_keys))
-        try:
-            hash(vals)
-            return vals  # the usual case: plain strings (an int and its str may get two plans: harmless)
-        except TypeError:  # a list (tags) or a dict among them
-            pass
-        vals = []  # type: ignore[assignment]
-        for k in self.scope_keys:
-            v = metadata.get(k)
-            if v.__class__ is list:
-                v = tuple(v)
-            elif v is not None and v.__class__ is not str:
-                v = str(v) if v.__hash__ is not None else repr(v)
-            vals.append(v)
-        return tuple(vals)
+        """The values of the metadata keys budget scopes read (run ids travel separately).
+        An int and its str may get two plans: harmless."""
+        return _hashable_values(metadata, self.scope_keys, _scope_value)
 
     def view(self, model: str, metadata: Mapping[str, Any], fp: tuple | None = None) -> View:
         """The statically matching rules for ``model`` and ``metadata`` (cached).
@@ -306,6 +277,35 @@ class CompiledPolicy:
             return None
         out = self.default_output_tokens if max_tokens is None else max_tokens
         return input_tokens * rates[0] + out * rates[1]
+
+
+def _hashable_values(metadata: Mapping[str, Any], keys: tuple[str, ...], convert: Callable[[Any], Any]) -> tuple:
+    """The values of ``keys`` as a hashable tuple: as they are in the usual case (plain strings,
+    numbers, None), else each one through ``convert``."""
+    vals = tuple(map(metadata.get, keys))
+    try:
+        hash(vals)
+        return vals
+    except TypeError:  # a list (tags), dict or set among them
+        return tuple(convert(metadata.get(k)) for k in keys)
+
+
+def _match_value(v: Any) -> Any:
+    """A metadata value as static matchers see it, hashable: lists as tuples, dicts and sets by repr."""
+    if v.__class__ is list:
+        return tuple(v)
+    if v.__class__ is dict or v.__class__ is set:
+        return repr(v)
+    return v
+
+
+def _scope_value(v: Any) -> Any:
+    """A metadata value as a budget scope value, hashable: lists as tuples, other values as text."""
+    if v.__class__ is list:
+        return tuple(v)
+    if v is not None and v.__class__ is not str:
+        return str(v) if v.__hash__ is not None else repr(v)
+    return v
 
 
 def _safe(pred: Pred, ctx: CallContext) -> bool:

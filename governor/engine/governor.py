@@ -234,8 +234,8 @@ class Governor:
     ) -> Decision:
         """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread
         (which inherits this task's run scope)."""
-        kwargs = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata, input_tokens=input_tokens,
-                      fingerprint=fingerprint, message_count=message_count)
+        kwargs: dict[str, Any] = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata,
+                                      input_tokens=input_tokens, fingerprint=fingerprint, message_count=message_count)
         if self._blocking:
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)

@@ -13,7 +13,7 @@ from governor.decision import AuditNote
 from governor.ledger.base import Amount
 
 _new = object.__new__
-_SET_AMOUNT = (Amount.usd_nano.__set__, Amount.tokens.__set__, Amount.calls.__set__)  # type: ignore[attr-defined]
+_SET_AMOUNT = (Amount.usd_nano.__set__, Amount.tokens.__set__, Amount.calls.__set__)  # type: ignore[attr-defined, misc]
 
 
 def amount(usd_nano: int, tokens: int, calls: int) -> Amount:

@@ -31,9 +31,9 @@ MAX_CELLS = 200_000  # counters kept; beyond, the least recently spent idle ones
 _CAL_CACHE_MAX = 4096
 
 _new = object.__new__
-_set_usd = Amount.usd_nano.__set__  # type: ignore[attr-defined]
-_set_tokens = Amount.tokens.__set__  # type: ignore[attr-defined]
-_set_calls = Amount.calls.__set__  # type: ignore[attr-defined]
+_set_usd = Amount.usd_nano.__set__  # type: ignore[attr-defined, misc]
+_set_tokens = Amount.tokens.__set__  # type: ignore[attr-defined, misc]
+_set_calls = Amount.calls.__set__  # type: ignore[attr-defined, misc]
 
 
 def _amount(usd: int, tokens: int, calls: int) -> Amount:
