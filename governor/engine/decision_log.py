@@ -76,11 +76,12 @@ class DecisionLog:
             stream = sys.stdout
         elif isinstance(sink, (str, os.PathLike)):
             Path(sink).parent.mkdir(parents=True, exist_ok=True)
-            stream = self._owned = open(sink, "a", encoding="utf-8", buffering=1)
+            stream = open(sink, "a", encoding="utf-8", buffering=1)
+            self._owned = stream
         else:
-            stream = sink  # an open text stream
+            stream = sink  # type: ignore[assignment]  # an open text stream (None is handled by the caller)
         return structlog.wrap_logger(
-            structlog.WriteLogger(stream),
+            structlog.WriteLogger(stream),  # type: ignore[arg-type]  # any text stream with write() and flush()
             processors=[structlog.processors.JSONRenderer(serializer=dumps)],
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
             context_class=dict,

@@ -151,7 +151,12 @@ class Tokenizers:
         if enc is None:
             tok = Tokenizer(f"chars/{CHARS_PER_TOKEN}", False, _char_estimate)
         else:
-            tok = Tokenizer(name_used, exact, lambda text, _enc=enc: len(_enc.encode_ordinary(text)))
+            encode = enc.encode_ordinary
+
+            def count(text: str) -> int:
+                return len(encode(text))
+
+            tok = Tokenizer(name_used, exact, count)
         with self._lock:
             self._encodings[name] = tok
         return tok

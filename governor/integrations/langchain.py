@@ -34,7 +34,7 @@ RUN_KEY = "governor_run_id"
 class GovernorState(AgentState):
     """Agent state plus the governor's per-invocation run id (private: not in input/output)."""
 
-    governor_run_id: NotRequired[Annotated[str, PrivateStateAttr]]
+    governor_run_id: NotRequired[Annotated[str, PrivateStateAttr]]  # type: ignore[valid-type]  # AgentState is a TypedDict
 
 
 def _model_name(model: Any) -> str | None:
@@ -96,9 +96,9 @@ class GovernorMiddleware(AgentMiddleware):
 
     # -- mapping -------------------------------------------------------------------------
     def name_of(self, model: BaseChatModel) -> str:
-        for name, registered in self.models.items():
+        for registered_name, registered in self.models.items():
             if registered is model:
-                return name
+                return registered_name
         name = _model_name(model)
         if name is None:
             raise ValueError(

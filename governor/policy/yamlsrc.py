@@ -64,11 +64,11 @@ def escape(token: str) -> str:
 
 if getattr(yaml, "__with_libyaml__", False):  # libyaml's parser: ~10x faster, same nodes and marks
 
-    class _PolicyLoader(yaml.cyaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+    class _PolicyLoader(yaml.cyaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc, name-defined]
         """A safe loader with YAML 1.2-style booleans and no implicit timestamps."""
 
         def __init__(self, stream: str) -> None:
-            yaml.cyaml.CParser.__init__(self, stream)
+            yaml.cyaml.CParser.__init__(self, stream)  # type: ignore[attr-defined]
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 

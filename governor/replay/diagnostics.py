@@ -38,9 +38,9 @@ def retry_storms(result: ReplayResult, min_calls: int = STORM_MIN) -> list[dict[
                             "cost_usd_recorded": _r(sum(c.call.cost_usd or 0.0 for c in items)),
                             "call_ids": [c.call.call_id for c in items[:5]]})
         streak: list[CallResult] = []
-        for c in (*run.calls, None):
-            if c is not None and c.call.error:
-                streak.append(c)
+        for failed in (*run.calls, None):
+            if failed is not None and failed.call.error:
+                streak.append(failed)
                 continue
             if len(streak) >= min_calls:
                 out.append({"kind": "consecutive-errors", "run_id": run.run.run_id, "calls": len(streak),
@@ -54,7 +54,7 @@ def long_context(result: ReplayResult, threshold: int = LONG_CONTEXT_TOKENS) -> 
     """Calls above ``threshold`` input tokens, and runs whose context grew ``GROWTH_FACTOR``x or more."""
     big = [c for c in result.calls() if c.call.input_tokens > threshold]
     total_in = sum(c.call.input_tokens for c in result.calls()) or 1
-    growth = []
+    growth: list[dict[str, Any]] = []
     for run in result.runs:
         calls = [c.call for c in run.calls]
         by_model: dict[str, list[int]] = defaultdict(list)
@@ -124,7 +124,7 @@ def _fingerprint(model: str, messages: Sequence[Mapping[str, Any]], memo: dict[i
 def repeated_calls(result: ReplayResult) -> dict[str, Any]:
     """Calls within a run identical to an earlier one (same model and messages)."""
     memo: dict[int, int] = {}
-    groups = []
+    groups: list[dict[str, Any]] = []
     extra = 0
     wasted = 0.0
     for run in result.runs:

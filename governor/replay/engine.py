@@ -169,7 +169,8 @@ class Replayer:
                            metadata=call.metadata, input_tokens=call.input_tokens, fingerprint=digest,
                            message_count=call.message_count)
         audit = tuple(a.rule_id for a in d.audit) if d.audit else ()
-        inp, estimated, extra = call.input_tokens, False, ()
+        inp, estimated = call.input_tokens, False
+        extra: tuple[str, ...] = ()
         if d.verdict == "block" and call.messages is None and d.block_kind == "context":
             limit = self._trim_limit(d, call)
             if limit is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from governor.errors import TraceError
 
@@ -83,6 +83,7 @@ def json_lines(text: str) -> Iterator[tuple[int, Any, str | None]]:
             yield number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
 
 
+_fast_loads: Callable[[str], Any] | None
 try:  # orjson, when installed (the `fast` extra), parses a large results file ~1.7x faster than json
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment

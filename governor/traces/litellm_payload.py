@@ -116,10 +116,10 @@ class LitellmPayloadImporter:
         meta["run_id"] = run_id
         if p.get("end_user"):
             meta.setdefault("user", p["end_user"])
-        params = p.get("model_parameters") if isinstance(p.get("model_parameters"), dict) else {}
+        params = _dict(p.get("model_parameters"))
         if params.get("user"):
             meta.setdefault("user", str(params["user"]))  # the OpenAI `user` parameter (SDK calls)
-        lmeta = p.get("metadata") if isinstance(p.get("metadata"), dict) else {}
+        lmeta = _dict(p.get("metadata"))
         if lmeta.get("user_api_key_team_id"):
             meta.setdefault("team", lmeta["user_api_key_team_id"])
         if lmeta.get("user_api_key_user_id"):
@@ -131,7 +131,7 @@ class LitellmPayloadImporter:
         status = p.get("status")
         error = None
         if status not in (None, "success"):
-            info = p.get("error_information") if isinstance(p.get("error_information"), dict) else {}
+            info = _dict(p.get("error_information"))
             error = str(info.get("error_class") or p.get("error_str") or status)
         msgs = p.get("messages")
         return TraceCall(
@@ -157,3 +157,8 @@ class LitellmPayloadImporter:
 
 
 register(LitellmPayloadImporter())
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a dict, else an empty one (a payload field that may be absent or null)."""
+    return value if isinstance(value, dict) else {}
