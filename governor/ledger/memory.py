@@ -116,6 +116,7 @@ class MemoryLedger(LanePath):
         self._lanes: dict = {}  # lanes listed on their cells, oldest first (memory_lanes)
         self._gen = 0  # bumped by every change to a cell's figures (memory_lanes: soft thresholds)
         self._cells_gen = 0  # bumped when idle cells are forgotten: lanes made before re-resolve theirs
+        self._evict_at = MAX_CELLS  # forget idle cells when there are more than this
 
     # -- internal, lock held --------------------------------------------------
     def _cell(self, counter: Counter) -> _Cell:
@@ -131,7 +132,7 @@ class MemoryLedger(LanePath):
         return cell
 
     def _evict_if_due(self) -> None:
-        if len(self._cells) > MAX_CELLS:
+        if len(self._cells) > self._evict_at:
             self._evict_cells()
 
     def _evict_cells(self) -> None:
@@ -151,6 +152,8 @@ class MemoryLedger(LanePath):
                 forgot = True
         if forgot:
             self._cells_gen += 1
+        # if too few were idle, the next pass waits for another 1/16 (no scan on every operation)
+        self._evict_at = max(MAX_CELLS, len(cells) + MAX_CELLS // 16)
 
     def _reclaim(self, now: float) -> None:
         expiry = self._expiry

@@ -198,6 +198,27 @@ def test_idle_counters_beyond_the_bound_are_forgotten_and_lanes_find_their_cells
     assert led.reserve("proto", [old], Amount(1, 0, 0), now=1404.0, lease_s=600).used_after == (Amount(10, 1, 1),)
 
 
+def test_counters_all_in_use_are_kept_and_not_rescanned_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bound with every counter in flight, nothing can be forgotten: all are kept, and
+    the ledger looks again only after another MAX_CELLS/16 new counters, not on every call."""
+    monkeypatch.setattr(memory_module, "MAX_CELLS", 32)
+    passes = []
+    original = MemoryLedger._evict_cells
+    monkeypatch.setattr(MemoryLedger, "_evict_cells", lambda self: (passes.append(len(self._cells)), original(self)))
+    led = MemoryLedger()
+    counters = [Counter(f"run|run={i}", "run", Limit(usd_nano=10**12), NO_WINDOW) for i in range(60)]
+    for i, c in enumerate(counters):  # a call in flight on each: none is idle
+        assert led.reserve(f"r{i}", [c], Amount(5, 1, 1), now=1000.0, lease_s=600).ok
+    assert len(led._cells) == 60
+    assert passes == list(range(33, 58, 3))  # after a pass that forgot too little: 32 // 16 more counters first
+    for i, c in enumerate(counters):  # settled: now idle; a later pass forgets down to 30
+        assert led.settle(f"r{i}", [c], Amount(5, 1, 1), now=1001.0, reserved_at=1000.0)
+    for i in range(6):  # the first settle looked (all in flight still): the next look is 2 counters later
+        new = Counter(f"run|run=new{i}", "run", Limit(usd_nano=10**12), NO_WINDOW)
+        assert led.reserve(f"n{i}", [new], Amount(1, 0, 0), now=1002.0, lease_s=600).ok
+    assert len(led._cells) <= 33 and "run|run=new5" in led._cells
+
+
 def test_a_spend_counts_in_the_window_slot_it_was_reserved_in() -> None:
     """A call reserved before a rolling bucket / calendar day ends and settled after it."""
     led, ref = MemoryLedger(), MemoryLedger()
