@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 # Never let litellm fetch its price map: tests must not need the network.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -26,3 +30,13 @@ def tau2_dir() -> Path:
     if not TAU2_DIR.is_dir():
         pytest.fail(f"shared traces not found at {TAU2_DIR}: CI must provide ../shared beside the clone")
     return TAU2_DIR
+
+
+@pytest.fixture
+def tracer_and_spans() -> Iterator[tuple[object, InMemorySpanExporter]]:
+    """A real OpenTelemetry SDK tracer (not the global one) and the spans it finished."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider.get_tracer("test"), exporter
+    provider.shutdown()

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from governor import Governor
@@ -27,15 +24,6 @@ budgets:
     limit: {calls: 1}
 """
 MSG = [{"role": "user", "content": "classify: great product"}]
-
-
-@pytest.fixture
-def tracer_and_spans() -> Iterator[tuple[object, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider.get_tracer("test"), exporter
-    provider.shutdown()
 
 
 def test_decision_attributes_and_block_status_land_on_the_current_span(

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from governor.errors import GovernorError
 from governor.policy.loader import load_policy
@@ -16,15 +12,6 @@ from governor.replay.engine import Replayer
 from governor.traces import load_traces
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "tau2-airline.yaml"
-
-
-@pytest.fixture
-def tracer_and_spans() -> Iterator[tuple[object, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider.get_tracer("test"), exporter
-    provider.shutdown()
 
 
 def test_replay_leaves_the_callers_span_alone_and_keeps_no_stats(tau2_dir: Path, tracer_and_spans: tuple) -> None:
