@@ -40,8 +40,14 @@ def _json_dumps(record: Any, **_: Any) -> str:
     return json.dumps(record, default=jsonable, ensure_ascii=False, separators=(",", ":"))
 
 
+def _json_line(record: Any) -> bytes:
+    return (_json_dumps(record) + "\n").encode()
+
+
 try:  # orjson, when installed, serialises a record ~10x faster than json
     import orjson as _orjson
+
+    _APPEND_NEWLINE = _orjson.OPT_APPEND_NEWLINE
 
     def dumps(record: Any, **_: Any) -> str:
         """One record as compact JSON text (orjson when installed, else json)."""
@@ -50,16 +56,29 @@ try:  # orjson, when installed, serialises a record ~10x faster than json
         except TypeError:  # e.g. non-string keys in free-form metadata
             return _json_dumps(record)
 
+    def dumps_line(record: Any) -> bytes:
+        """One record as a compact JSON line, UTF-8 bytes ending in a newline."""
+        try:
+            return _orjson.dumps(record, default=jsonable, option=_APPEND_NEWLINE)
+        except TypeError:
+            return _json_line(record)
+
 except ImportError:  # pragma: no cover - depends on the environment
     dumps = _json_dumps
+    dumps_line = _json_line
 
 
 class TraceRecorder:
-    """Appends records to a ``governor-trace/v1`` JSONL file, one line each, under a lock.
+    """Appends records to a ``governor-trace/v1`` JSONL file, one line each.
 
     A new (or empty) file gets the header line first. An existing file is
     appended to only if its first line is a ``governor-trace/v1`` header, so
     another file is never mixed into.
+
+    Each line goes to the OS in one ``write`` on an ``O_APPEND`` descriptor,
+    as soon as it is recorded (no buffer to lose in a crash): several
+    processes recording into one file (proxy workers, say) append whole lines
+    and never interleave parts of them, however long a line is.
     """
 
     def __init__(self, path: str | os.PathLike, header: Mapping[str, Any]) -> None:
@@ -79,23 +98,29 @@ class TraceRecorder:
                     line=1,
                 )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         if first is None:
             self.write({"format": TRACE_FORMAT, "event": "header", **header})
         elif not ends_cleanly:  # a line cut short by a crash stays on its own line
-            self._file.write("\n")
+            self._write(b"\n")
 
     def write(self, record: Mapping[str, Any]) -> None:
-        line = dumps(record) + "\n"
+        self._write(dumps_line(record))
+
+    def _write(self, line: bytes) -> None:
         with self._lock:
-            if self._file.closed:
+            fd = self._fd
+            if fd is None:
                 raise TraceError("the trace recorder was closed (Governor.close()); nothing more is recorded", file=str(self.path))
-            self._file.write(line)
+            written = os.write(fd, line)
+            while written < len(line):  # a short write (a full disk, a signal): write the rest
+                written += os.write(fd, memoryview(line)[written:])
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _inspect(path: Path) -> tuple[str | None, bool]:

@@ -233,6 +233,65 @@ def test_concurrent_records_are_whole_lines(tmp_path: Path):
     assert all(r["check_ts"] == r["ts"] - 0.5 for r in records)
 
 
+
+def test_a_check_kept_past_pending_max_is_dropped_oldest_first(tmp_path: Path):
+    trace = tmp_path / "calls.jsonl"
+    log = DecisionLog(record_to=trace, pending_max=2)
+    first, second, third = (_decision(decision_id=f"d-{i}") for i in range(3))
+    for i, d in enumerate((first, second, third)):
+        log.check(d, ts=float(i), messages=MESSAGES, max_tokens=100 + i)
+    # the oldest check was forgotten: its record line still comes, without what the check saw
+    forgotten = log.record(first, ts=5.0, input_tokens=1, output_tokens=1, cost_usd=0.0)
+    kept = [log.record(d, ts=5.0, input_tokens=1, output_tokens=1, cost_usd=0.0) for d in (second, third)]
+    log.close()
+    assert forgotten["requested_max_tokens"] is None and "messages_digest" not in forgotten
+    assert [r["requested_max_tokens"] for r in kept] == [101, 102]
+    assert all(r["messages_digest"] and r["check_ts"] in (1.0, 2.0) for r in kept)
+    assert [r["decision_id"] for r in _lines(trace.read_text()) if r["event"] == "record"] == ["d-0", "d-1", "d-2"]
+
+
+
+def test_a_record_orjson_refuses_is_written_by_json_on_its_own_line(tmp_path: Path):
+    trace = tmp_path / "calls.jsonl"
+    log = DecisionLog(record_to=trace)
+    d = _decision(metadata={**META, 7: "an int key", "ratio": 0.25})  # orjson refuses non-str keys
+    log.check(d, ts=1.0, messages=MESSAGES)
+    log.record(d, ts=2.0, input_tokens=1, output_tokens=1, cost_usd=0.0)
+    log.close()
+    lines = _lines(trace.read_text())
+    assert [r["event"] for r in lines[1:]] == ["check", "record"]
+    assert all(r["metadata"]["7"] == "an int key" and r["metadata"]["ratio"] == 0.25 for r in lines[1:])
+
+
+_APPENDER = """
+import sys
+from governor.decision import Decision
+from governor.engine.decision_log import DecisionLog
+log = DecisionLog(record_to=sys.argv[1], content=True)
+text = sys.argv[2] * 40_000  # lines far longer than any I/O buffer
+for i in range(60):
+    d = Decision(verdict="allow", model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=8,
+                 rule_ids=(), reasons=(), revision="r", estimated_cost_usd=0.1, decision_id=f"{sys.argv[2]}-{i}")
+    log.check(d, ts=float(i), messages=d.messages)
+    log.record(d, ts=float(i), input_tokens=1, output_tokens=1, cost_usd=0.1)
+log.close()
+"""
+
+
+def test_processes_recording_into_one_trace_append_whole_lines(tmp_path: Path):
+    import subprocess
+    import sys
+
+    trace = tmp_path / "calls.jsonl"
+    DecisionLog(record_to=trace).close()  # the header, once
+    procs = [subprocess.Popen([sys.executable, "-c", _APPENDER, str(trace), tag]) for tag in "abc"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    lines = _lines(trace.read_text())  # every line parses: no line is cut into by another process
+    records = [r for r in lines if r.get("event") == "record"]
+    assert len(records) == 3 * 60 and len(lines) == 1 + 2 * 3 * 60
+    assert all(len(r["messages"][0]["content"]) == 40_000 for r in records)
+
+
 POLICY = """
 apiVersion: governor/v1
 kind: Policy
