@@ -30,7 +30,7 @@ from governor.engine.reload import PolicyWatcher, default_observers, load_or_log
 from governor.engine.runstate import RunState, RunStates
 from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
-from governor.engine.tokens import TokenCounter
+from governor.engine.tokens import TokenCounter, message_hash
 from governor.errors import (
     BudgetExceeded, CallBlocked, ContextTooLarge, CostCapExceeded, GovernorError, LedgerError,
     StopConditionHit, StoreUnavailable, UnpricedModel,
@@ -187,7 +187,12 @@ class Governor:
         md, chain = _scope.resolve(metadata)
         model = cp.policy.aliases.get(model, model)
         if input_tokens is None:
-            n, estimated = self._tokens.count(model, msgs, tools)
+            # each message hashed once: the token cache's keys, and the repeated-call
+            # fingerprint's message part (runstate.messages_key of the same messages)
+            hashes = list(map(message_hash, msgs))
+            n, estimated = self._tokens.count(model, msgs, tools, hashes)
+            if fingerprint is None and hashes:
+                fingerprint = hash(tuple(hashes))
         else:
             n, estimated = int(input_tokens), False
         now = self._clock()

@@ -2,9 +2,11 @@
 
 Agent loops resend a growing history, so counts are cached per message: a
 check on a 50-message history tokenizes only the messages it has not seen.
-The cache key is a cheap fingerprint (the encoding name and the hash of the
-message's fields), never the text itself, so the cache does not keep prompts
-alive. The cache is bounded (:class:`MessageCache`, near-LRU).
+The cache key is a cheap fingerprint (the hash of the message's fields, in a
+cache per encoding), never the text itself, so the cache does not keep prompts
+alive. Each cache is bounded (:class:`MessageCache`, near-LRU). A caller that
+has the messages' hashes already (the governor shares them with the
+repeated-call fingerprint) passes them in, so a check hashes each message once.
 
 Tokenizers (which one per model, loaded offline, exact or estimate) live in
 :mod:`governor.engine.tokenizers`.
@@ -113,7 +115,8 @@ class TokenCounter:
 
     def __init__(self, maxsize: int = 65536, tokenizer_dir: Path | None | str = "bundled") -> None:
         self._tokenizers = Tokenizers(tokenizer_dir)
-        self._messages = MessageCache(maxsize)
+        self._maxsize = maxsize
+        self._by_encoding: dict[str, MessageCache] = {}  # one message cache per encoding
         self._tools: LRUCache = LRUCache(maxsize=256)
         self._tools_by_id: dict[int, tuple[Any, int, str, int]] = {}
         self._lock = threading.Lock()
@@ -124,13 +127,31 @@ class TokenCounter:
         """The tokenizer used for ``model`` (loaded once per encoding)."""
         return self._tokenizers.for_model(model)
 
+    @property
+    def cached_messages(self) -> int:
+        """How many message counts are cached (at most ``maxsize`` per encoding)."""
+        return sum(len(cache) for cache in list(self._by_encoding.values()))
+
+    def _cache(self, encoding: str) -> MessageCache:
+        cache = self._by_encoding.get(encoding)
+        if cache is None:
+            with self._lock:
+                cache = self._by_encoding.setdefault(encoding, MessageCache(self._maxsize))
+        return cache
+
     # -- counting ---------------------------------------------------------
     def count(
-        self, model: str, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        hashes: Sequence[int] | None = None,
     ) -> tuple[int, bool]:
-        """(input tokens, is_estimate) of a chat call, reply priming and tools included."""
+        """(input tokens, is_estimate) of a chat call, reply priming and tools included.
+
+        ``hashes``: ``[message_hash(m) for m in messages]``, when the caller has them."""
         tok = self.tokenizer(model)
-        counts, approx = self._each(tok, messages)
+        counts, approx = self._each(tok, messages, hashes)
         total = REPLY_PRIMING + sum(counts)
         if tools:
             total += self._tools_tokens(tok, tools)
@@ -152,15 +173,15 @@ class TokenCounter:
         """``count(message)``: tokens of one message, its overhead included, cached like every
         message count (for a caller that counts messages one at a time, e.g. trimming)."""
         tok = self.tokenizer(model)
-        enc = tok.name
-        get = self._messages.get_many
+        cache = self._cache(tok.name)
+        get = cache.get_many
 
         def count(message: Mapping[str, Any]) -> int:
-            key = (enc, message_hash(message))
+            key = message_hash(message)
             n = get((key,))[0]
             if n is None:
                 n = _message_tokens(tok, message)
-                self._messages.put(key, n)
+                cache.put(key, n)
                 self.misses += 1
             else:
                 self.hits += 1
@@ -171,16 +192,18 @@ class TokenCounter:
     def count_text(self, model: str, text: str) -> int:
         return self.tokenizer(model).count(text)
 
-    def _each(self, tok: Tokenizer, messages: Sequence[Mapping[str, Any]]) -> tuple[list[int], bool]:
+    def _each(
+        self, tok: Tokenizer, messages: Sequence[Mapping[str, Any]], hashes: Sequence[int] | None = None
+    ) -> tuple[list[int], bool]:
         """Per-message counts, and whether any is an estimate (an image part)."""
-        enc = tok.name
-        keys = [_fingerprint(enc, m) for m in messages]
-        found = self._messages.get_many(keys)
+        cache = self._cache(tok.name)
+        keys = hashes if hashes is not None else [message_hash(m) for m in messages]
+        found = cache.get_many(keys)
         missing = [i for i, n in enumerate(found) if n is None]
         if missing:
             for i in missing:
                 n = found[i] = _message_tokens(tok, messages[i])
-                self._messages.put(keys[i], n)
+                cache.put(keys[i], n)
         with self._lock:
             self.hits += len(keys) - len(missing)
             self.misses += len(missing)
@@ -217,7 +240,7 @@ class TokenCounter:
 
     def clear(self) -> None:
         with self._lock:
-            self._messages.clear()
+            self._by_encoding.clear()
             self._tools.clear()
             self._tools_by_id.clear()
             self.hits = self.misses = 0
@@ -228,11 +251,16 @@ def message_hash(message: Mapping[str, Any]) -> int:
 
     ``hash(str)`` is computed once per string object and cached by Python, so
     re-hashing a resent message is a tuple hash, not a pass over its text.
-    Fields that are not hashable (content parts, tool_calls) go through
-    ``marshal`` (``repr`` for other types) first, several times cheaper than
-    canonical JSON; the hash is per process anyway, and an equal value built
-    in another key order only costs a cache miss. Usable by other per-message caches (e.g. a repeated-call
-    fingerprint) so a check hashes each message once.
+    Lists and dicts (content parts, tool_calls) go through ``marshal``
+    (``repr`` for other types) first, several times cheaper than canonical
+    JSON; the hash is per process anyway, and an equal value built in another
+    key order only costs a cache miss. A mapping whose values are all hashable
+    hashes as ``hash(tuple(message.items()))``, whichever branch computes it
+    (:func:`governor.engine.runstate.messages_key` relies on that).
+
+    The key of a message's count in the token cache: no text is kept, only
+    the hash. A 64-bit collision (~1e-10 for a full cache) would only misstate
+    one message's count.
     """
     if message.__class__ is not dict and not isinstance(message, Mapping):
         message = _as_dict(message)  # a message object (e.g. litellm's Message)
@@ -241,24 +269,18 @@ def message_hash(message: Mapping[str, Any]) -> int:
             return hash(tuple(message.items()))  # plain text: no exception to pay for
         except TypeError:
             pass
-    parts = []
-    for key, value in message.items():
-        if value is not None and value.__class__ is not str:
-            try:  # lists and dicts of str/int/float/None: marshal (format 0: no refs, no interning
-                value = marshal.dumps(value, 0)  # flags, so equal values give equal bytes) is 2x repr
-            except ValueError:  # another type inside
-                value = repr(value)
-        parts.append((key, value))
-    return hash(tuple(parts))
+    parts = [(k, _frozen(v) if v.__class__ is list or v.__class__ is dict else v) for k, v in message.items()]
+    try:
+        return hash(tuple(parts))
+    except TypeError:  # an unhashable value of another type (a tuple holding a list, a set...)
+        return hash(tuple((k, v if v is None or v.__class__ is str or v.__class__ is bytes else _frozen(v)) for k, v in parts))
 
 
-def _fingerprint(encoding: str, message: Mapping[str, Any]) -> tuple:
-    """The cache key of a message's count: no text is kept, only a hash.
-
-    A 64-bit collision (~1e-10 for a full cache) would only misstate one
-    message's count.
-    """
-    return (encoding, message_hash(message))
+def _frozen(value: Any) -> bytes | str:
+    try:  # lists and dicts of str/int/float/None: marshal (format 0: no refs, no interning
+        return marshal.dumps(value, 0)  # flags, so equal values give equal bytes) is 2x repr
+    except ValueError:  # another type inside
+        return repr(value)
 
 
 def _role(message: Any) -> Any:

@@ -182,6 +182,30 @@ def test_repeated_call_needs_messages_or_a_fingerprint(make_gov) -> None:
     assert d.block_kind == "stop" and d.rule_ids == ("loop",)
 
 
+
+@pytest.mark.parametrize("messages", [
+    [user("list the files")],
+    [user("a"), {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]}],
+    [{"role": "user", "content": [{"type": "text", "text": "what is in this picture"}]}],
+    [{"role": "assistant", "content": "done", "tool_calls": None, "turn": 3}],  # hashable values, tool_calls key
+], ids=["text", "tool-calls", "content-parts", "hashable-extras"])
+def test_a_repeat_is_seen_whether_the_governor_counts_the_tokens_or_is_given_them(make_gov, messages) -> None:
+    # a counted check hashes each message once for the token cache and reuses the hashes for
+    # the fingerprint; a check with input_tokens hashes the messages itself: the same call
+    # must have the same fingerprint either way
+    gov = make_gov("stop: [{id: loop, type: repeated_call, max: 3, within: 10m}]\n")
+
+    def counted():
+        return gov.check(model="gpt-4o-mini", messages=[dict(m) for m in messages], max_tokens=10, metadata={"run_id": "r"})
+
+    assert counted().allowed and go(gov, messages, run_id="r").allowed
+    d = counted()
+    assert d.block_kind == "stop" and d.rule_ids == ("loop",) and not d.input_tokens_estimated
+    d = go(gov, messages, run_id="r")
+    assert d.block_kind == "stop" and d.rule_ids == ("loop",)
+
+
 def test_max_calls_with_a_match_counts_only_the_matching_calls(make_gov) -> None:
     gov = make_gov("stop: [{id: agent-calls, type: max_calls, max: 2, match: {agent: agent}}]\n")
     user_sim = {"run_id": "r", "agent": "user-simulator"}
