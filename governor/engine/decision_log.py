@@ -105,11 +105,14 @@ class DecisionLog:
         messages: Sequence[Mapping[str, Any]] | None = None,
         max_tokens: int | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        hashes: Sequence[int] | None = None,
     ) -> dict[str, Any] | None:
         """Log one check. ``messages``, ``max_tokens`` and ``tools`` are what the caller
         *requested* (before trims and clamps); messages are written only with
         ``content=True``, tools only by name. They are kept (bounded) until the
-        call's :meth:`record`, so that line is self-contained for replay."""
+        call's :meth:`record`, so that line is self-contained for replay. ``hashes``
+        (``message_hash`` of each of ``messages``, when the caller has them) save
+        hashing them again for the digest."""
         if not self.enabled:
             return None
         rec = self._decision_fields("check", decision, ts)
@@ -130,7 +133,7 @@ class DecisionLog:
             ]
         if decision.block_kind:
             rec["block_kind"] = decision.block_kind
-        self._add_messages(rec, decision, messages)
+        self._add_messages(rec, decision, messages, hashes)
         if decision.verdict != "block":
             kept = rec.get("messages")
             entry = (ts, max_tokens, tool_names, rec["message_count"], rec.get("messages_digest"), kept)
@@ -235,12 +238,13 @@ class DecisionLog:
         return rec
 
     def _add_messages(
-        self, rec: dict[str, Any], d: Decision, messages: Sequence[Mapping[str, Any]] | None
+        self, rec: dict[str, Any], d: Decision, messages: Sequence[Mapping[str, Any]] | None,
+        hashes: Sequence[int] | None = None,
     ) -> None:
         requested = messages if messages is not None else d.messages
         rec["message_count"] = len(requested)
         if requested and self._digest is not None:
-            rec["messages_digest"] = self._digest(requested)
+            rec["messages_digest"] = self._digest(requested, hashes if messages is not None else None)
         if d.verdict == "trim":
             rec["sent_message_count"] = len(d.messages)
         if self.content:

@@ -186,6 +186,7 @@ class Governor:
         msgs = messages if messages is not None else ()
         md, chain = _scope.resolve(metadata)
         model = cp.policy.aliases.get(model, model)
+        hashes = None
         if input_tokens is None:
             # each message hashed once: the token cache's keys, and the repeated-call
             # fingerprint's message part (runstate.messages_key of the same messages)
@@ -217,7 +218,7 @@ class Governor:
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if self._log.enabled:
-            self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools)
+            self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools, hashes=hashes)
         for fn in self._observers:
             try:
                 fn(d)

@@ -153,8 +153,9 @@ class MessagesDigest:
         # json.dumps(m, sort_keys=True, ensure_ascii=False) builds this encoder on every call
         self._canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=jsonable).encode
 
-    def __call__(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        keys = [self._hash(m) for m in messages]
+    def __call__(self, messages: Sequence[Mapping[str, Any]], hashes: Sequence[int] | None = None) -> str:
+        """The digest of ``messages``; ``hashes`` are their ``message_hash`` values, when known."""
+        keys = hashes if hashes is not None else [self._hash(m) for m in messages]
         parts = self._cache.get_many(keys)
         for i, part in enumerate(parts):
             if part is None:

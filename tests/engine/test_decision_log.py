@@ -391,6 +391,32 @@ def test_messages_digest_marks_identical_prompts_without_their_text():
     assert SECRET not in sink.getvalue()
 
 
+
+def test_a_counted_check_and_a_check_given_its_tokens_record_the_documented_digest(tmp_path: Path):
+    import hashlib
+
+    from governor import Governor
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace("CONTENT", "false"))
+    trace = tmp_path / "calls.jsonl"
+    history = MESSAGES + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "lookup_invoice", "arguments": "{}"}}]}]
+    with Governor.from_path(policy, record_to=trace) as gov:  # counted: the digest reuses the count's hashes
+        gov.check(model="gpt-4o", messages=history, max_tokens=8, metadata={"run_id": "a"})
+        gov.check(model="gpt-4o", messages=history, max_tokens=8, metadata={"run_id": "b"}, input_tokens=50)
+        gov.check(model="gpt-4o", messages=history[:2], max_tokens=8, metadata={"run_id": "c"})  # cached parts
+        gov.check(model="gpt-4o", messages=history, max_tokens=8, metadata={"run_id": "d"})
+    digests = [r["messages_digest"] for r in _lines(trace.read_text()) if r.get("event") == "check"]
+
+    def documented(msgs: list) -> str:
+        parts = b"".join(hashlib.blake2b(json.dumps(m, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
+                         for m in msgs)
+        return hashlib.blake2b(parts, digest_size=16).hexdigest()
+
+    assert digests == [documented(history)] * 2 + [documented(history[:2]), documented(history)]
+
+
 def test_record_line_carries_the_digest_of_the_checked_messages():
     sink = io.StringIO()
     _round(DecisionLog(sink))
