@@ -208,7 +208,7 @@ class TokenCounter:
             self.hits += len(keys) - len(missing)
             self.misses += len(missing)
         # a negative count marks a message with image parts (estimated)
-        if any(n < 0 for n in found):  # type: ignore[operator]
+        if found and min(found) < 0:  # type: ignore[type-var]
             return [abs(n) for n in found], True  # type: ignore[arg-type]
         return found, False  # type: ignore[return-value]
 
