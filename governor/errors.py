@@ -119,3 +119,19 @@ class UnpricedModel(CallBlocked):
 
 class StoreUnavailable(CallBlocked):
     """The budget store was down and the budget is fail_closed."""
+
+
+BLOCK_ERRORS: dict[str, type[CallBlocked]] = {
+    "budget": BudgetExceeded,
+    "stop": StopConditionHit,
+    "context": ContextTooLarge,
+    "cost": CostCapExceeded,
+    "unpriced": UnpricedModel,
+    "store": StoreUnavailable,
+}
+"""A blocked decision's ``block_kind`` -> the :class:`CallBlocked` subclass raised for it."""
+
+
+def block_error(decision: "Decision") -> CallBlocked:
+    """The ``CallBlocked`` subclass matching ``decision.block_kind`` (CallBlocked itself otherwise)."""
+    return BLOCK_ERRORS.get(decision.block_kind or "", CallBlocked)(decision)

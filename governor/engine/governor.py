@@ -26,15 +26,13 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
 from governor.engine.fastpath import fast_check
+from governor.engine.pending import PendingCalls
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
-from governor.engine.runstate import RunState, RunStates
+from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter, message_hash
-from governor.errors import (
-    BudgetExceeded, CallBlocked, ContextTooLarge, CostCapExceeded, GovernorError, LedgerError,
-    StopConditionHit, StoreUnavailable, UnpricedModel,
-)
+from governor.errors import BLOCK_ERRORS, GovernorError, LedgerError, block_error
 from governor.engine.work import amount as make_amount
 from governor.ledger.base import Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
@@ -43,20 +41,9 @@ from governor.pricing import call_cost
 
 log = logging.getLogger("governor.engine")
 
-BLOCK_ERRORS: dict[str, type[CallBlocked]] = {
-    "budget": BudgetExceeded,
-    "stop": StopConditionHit,
-    "context": ContextTooLarge,
-    "cost": CostCapExceeded,
-    "unpriced": UnpricedModel,
-    "store": StoreUnavailable,
-}
+__all__ = ["BLOCK_ERRORS", "Governor", "Observer"]  # BLOCK_ERRORS: re-exported from governor.errors
+
 Observer = Callable[[Decision], Any]
-
-
-# An allowed call awaiting record(), settled against the revision that checked it:
-# (compiled policy, reservation, run states it was admitted to, check time).
-_Pending = tuple[CompiledPolicy, "Reservation | None", Sequence[RunState], float]
 
 
 class Governor:
@@ -98,14 +85,12 @@ class Governor:
             header = {"policy": policy.name, "revision": str(policy.revision)}
             self._log = DecisionLog(log, content=policy.log_content, record_to=record_to, header=header)
         self._stats: Stats | None = Stats() if stats else None
-        self._pending: dict[str, _Pending] = {}
-        self._pending_lock = threading.Lock()
+        self._pending = PendingCalls()  # allowed calls awaiting record()
         self._unsettled = SettleQueue()  # settlements the store refused while down, retried later
         self._observers: list[Observer] = []
         self._path = None if path is None else os.fspath(path)
         self._prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
-        self._expiry_tick = itertools.count(1)
         self._reload_lock = threading.Lock()
         self.watcher: PolicyWatcher | None = None
         if observers:
@@ -211,10 +196,7 @@ class Governor:
         d, reservation, states = out
         if self._stats is not None:
             self._stats.add_check(d)
-        if d.verdict != "block":
-            self._pending[did] = (cp, reservation, states, now)
-        if next(self._expiry_tick) % 64 == 0:
-            self._expire(now)
+        self._pending.put(did, (cp, reservation, states, now) if d.verdict != "block" else None, now)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if self._log.enabled:
@@ -250,34 +232,14 @@ class Governor:
         """:meth:`check`, raising the :class:`CallBlocked` subclass that matches a block."""
         d = self.check(**kwargs)
         if d.verdict == "block":
-            raise BLOCK_ERRORS.get(d.block_kind or "", CallBlocked)(d)
+            raise block_error(d)
         return d
 
     async def acheck_or_raise(self, **kwargs: Any) -> Decision:
         d = await self.acheck(**kwargs)
         if d.verdict == "block":
-            raise BLOCK_ERRORS.get(d.block_kind or "", CallBlocked)(d)
+            raise block_error(d)
         return d
-
-    def _expire(self, now: float) -> None:
-        """Forget pending calls older than twice the lease (checked every 64 checks).
-
-        The ledger reclaims the reservation after one lease; a record arriving
-        in the second lease still settles the spend (money was spent). Inserts
-        and pops are atomic dict operations; only this sweep takes the lock,
-        and a concurrent insert merely ends the sweep early.
-        """
-        pending = self._pending
-        with self._pending_lock:
-            try:
-                while pending:
-                    did = next(iter(pending))
-                    p = pending.get(did)
-                    if p is not None and p[3] + 2 * p[0].lease_s > now:
-                        break
-                    pending.pop(did, None)
-            except RuntimeError:  # the dict changed size under us: sweep again next time
-                pass
 
     # -- record ----------------------------------------------------------------------
     def record(
@@ -300,7 +262,7 @@ class Governor:
         if decision.verdict == "block":
             return 0.0
         now = self._clock()
-        p = self._pending.pop(decision.decision_id, None)
+        p = self._pending.take(decision.decision_id)
         cp = p[0] if p is not None else self._compiled
         price = cp.price(decision.model)
         cost = None

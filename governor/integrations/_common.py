@@ -8,18 +8,12 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence, TypeVar
 
 from governor.decision import Decision
-from governor.engine.governor import BLOCK_ERRORS  # the engine's kind -> exception map
-from governor.errors import CallBlocked, CostCapExceeded
+from governor.errors import BLOCK_ERRORS, CostCapExceeded, block_error
 from governor.integrations.usage import estimate_tokens
 
 T = TypeVar("T")
 
 STREAM_CAP_RULE = "stream-output-cap"
-
-
-def block_error(decision: Decision) -> CallBlocked:
-    """The ``CallBlocked`` subclass matching ``decision.block_kind``."""
-    return BLOCK_ERRORS.get(decision.block_kind or "", CallBlocked)(decision)
 
 
 def block_message(decision: Decision) -> str:
