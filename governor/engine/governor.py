@@ -174,7 +174,7 @@ class Governor:
         hashes = None
         if input_tokens is None:
             # each message hashed once: the token cache's keys, and the repeated-call
-            # fingerprint's message part (runstate.messages_key of the same messages)
+            # fingerprint's digest (what runstate.call_fingerprint makes of the same messages)
             hashes = list(map(message_hash, msgs))
             n, estimated = self._tokens.count(model, msgs, tools, hashes)
             if fingerprint is None and hashes:

@@ -27,37 +27,29 @@ MAX_FINGERPRINTS = 4096  # per run
 MAX_SIGHTINGS = 256  # timestamps kept per fingerprint
 
 
-def messages_key(messages: Sequence[Mapping[str, Any]]) -> int:
-    """The messages' part of a call fingerprint: the hash of their :func:`message_hash` values.
-
-    ``hash(tuple(m.items()))`` is inlined for plain dicts: it is what
-    ``message_hash`` returns for them, without a call per message. A caller
-    that has the hashes already (the governor, after counting tokens with
-    them) gets the same value from ``hash(tuple(hashes))``.
-    """
-    try:
-        return hash(tuple([hash(tuple(m.items())) if m.__class__ is dict else message_hash(m) for m in messages]))
-    except TypeError:  # content parts, tool calls: through message_hash
-        return hash(tuple(map(message_hash, messages)))
-
-
 def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: str | int | None = None) -> int | None:
     """A cheap, stable-in-process hash of model + messages (incl. tool calls), or None.
 
     A caller's ``digest`` (a stable digest of the request: a trace's
-    ``messages_digest``, replay's per-run prefix hash, or the governor's
-    ``messages_key`` from the hashes it counted tokens with) takes precedence:
-    a caller that already has one saves the hashing. Otherwise the messages
-    are hashed (:func:`messages_key`). Python caches a str's hash on the object,
-    so a resent message of a growing history costs a tuple hash, not a pass
-    over its text. With neither, there is nothing to compare and the call has
-    no fingerprint.
+    ``messages_digest``, or replay's per-run prefix hash) takes precedence: a
+    caller that already has one saves the hashing. Otherwise the fingerprint is
+    that of the :func:`message_hash` of each message, with
+    ``hash(tuple(m.items()))`` inlined for plain dicts (what ``message_hash``
+    returns for them). A caller that has those hashes already (the governor,
+    after counting tokens with them) passes ``hash(tuple(hashes))`` as the
+    digest and gets the same fingerprint. Python caches a str's hash on the
+    object, so a resent message of a growing history costs a tuple hash, not a
+    pass over its text. With neither, there is nothing to compare and the call
+    has no fingerprint.
     """
-    if digest is not None:
-        return hash((model, digest))
-    if messages:
-        return hash((model, messages_key(messages)))
-    return None
+    if digest is None:
+        if not messages:
+            return None
+        try:
+            digest = hash(tuple([hash(tuple(m.items())) if m.__class__ is dict else message_hash(m) for m in messages]))
+        except TypeError:  # content parts, tool calls: through message_hash
+            digest = hash(tuple(map(message_hash, messages)))
+    return hash((model, digest))
 
 
 def under_floors(

@@ -256,7 +256,7 @@ def message_hash(message: Mapping[str, Any]) -> int:
     JSON; the hash is per process anyway, and an equal value built in another
     key order only costs a cache miss. A mapping whose values are all hashable
     hashes as ``hash(tuple(message.items()))``, whichever branch computes it
-    (:func:`governor.engine.runstate.messages_key` relies on that).
+    (:func:`governor.engine.runstate.call_fingerprint` relies on that).
 
     The key of a message's count in the token cache: no text is kept, only
     the hash. A 64-bit collision (~1e-10 for a full cache) would only misstate
