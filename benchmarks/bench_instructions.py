@@ -1,6 +1,7 @@
 """Instructions per call of check+record, counted by callgrind: figures that do not move with load.
 
-    python benchmarks/bench_instructions.py          # ~1 min; needs valgrind (Debian: apt-get install valgrind)
+    python benchmarks/bench_instructions.py          # ~40 s; needs valgrind (Debian: apt-get install valgrind)
+    python benchmarks/bench_instructions.py --quick  # a tenth of the calls: a smoke run (~30 s, mostly start-up)
 
 ``bench_check.py`` times calls, and on a shared VM its p50 moves by +-2% from run
 to run: a change worth 0.3 us is lost in it. callgrind counts the instructions
@@ -94,9 +95,9 @@ def _scenario(name: str) -> tuple[Callable[[int], Any], int]:
     raise SystemExit(f"unknown scenario {name!r}")
 
 
-def child(name: str) -> None:
+def child(name: str, scale: float) -> None:
     one, warmup = _scenario(name)
-    n = SCENARIOS[name][1]
+    n = _calls(name, scale)
     for i in range(warmup):
         one(i)
     _counting(True)
@@ -105,14 +106,18 @@ def child(name: str) -> None:
     _counting(False)
 
 
-def count(name: str) -> int:
+def _calls(name: str, scale: float) -> int:
+    return max(1, int(SCENARIOS[name][1] * scale))
+
+
+def count(name: str, scale: float) -> int:
     """Instructions the scenario's measured loop executed (counting on to off)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         env = {**os.environ, "PYTHONHASHSEED": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", name],
+             sys.executable, __file__, "--child", name, "--scale", str(scale)],
             env=env, check=True, capture_output=True,
         )
         text = out.read_text()
@@ -124,19 +129,22 @@ def count(name: str) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a tenth of the calls: a smoke run (its figures differ by a few %%, compare full runs)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.scale)
         return
+    scale = 0.1 if args.quick else 1.0
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("bench_instructions.py needs valgrind (Debian/Ubuntu: apt-get install valgrind)")
-    base = count("empty")
+    base = count("empty", scale)
     per_call: dict[str, float] = {}
-    for name, (what, n) in SCENARIOS.items():
+    for name, (what, _) in SCENARIOS.items():
         if name == "empty":
             continue
-        per_call[name] = (count(name) - base) / n
+        per_call[name] = (count(name, scale) - base) / _calls(name, scale)
         print(f"  counted: {what}", file=sys.stderr)
     width = max(len(SCENARIOS[k][0]) for k in per_call)
     print(f"| {'scenario':<{width}} | {'instructions / call':>19} |")
