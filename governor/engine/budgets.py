@@ -92,6 +92,18 @@ class Plan:
         self.fast = self.lane is not None and bool(self.counters) and not self.per_call and not self.audit_counters
 
 
+def cached_plan(view: View, key: Any, metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger) -> Plan:
+    """The plan of ``view`` (its budgets without a per-call match) for ``key`` -- the scope
+    values and the run chain -- built and cached when missing or built for another ledger."""
+    plan = view.plans.get(key)
+    if plan is None or plan.ledger is not ledger:
+        plan = Plan(view.budgets, metadata, run_chain, ledger)
+        if len(view.plans) >= PLAN_CACHE_MAX:
+            view.plans.clear()
+        view.plans[key] = plan
+    return plan  # type: ignore[no-any-return]
+
+
 def unpriced_reason(model: str) -> str:
     return (
         f"model {model} has no price (neither the policy's models.prices nor litellm's table lists it); "
@@ -123,13 +135,8 @@ def budget_stage(
         w.estimated_cost = worst
         return w, None
     if view.static_budgets:
-        key = (cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain
-        plan = view.plans.get(key)
-        if plan is None or plan.ledger is not ledger:
-            plan = Plan(view.budgets, metadata, run_chain, ledger)
-            if len(view.plans) >= PLAN_CACHE_MAX:
-                view.plans.clear()
-            view.plans[key] = plan
+        plan = cached_plan(view, (cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain,
+                           metadata, run_chain, ledger)
     else:
         plan = Plan([b for b in view.budgets if b.holds(ctx)], metadata, run_chain, ledger)
     worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)

@@ -4,7 +4,7 @@ Most checks of a working policy end the same way: no stop is near its limit,
 a route may pick the model, no context or call cap can act, and the budgets
 reserve from their lane's allowance with no soft threshold in reach. This
 module decides exactly that case with a few lookups, and returns None --
-having changed nothing -- as soon as the call is anything else, so that
+having undone what it did -- as soon as the call is anything else, so that
 :func:`governor.engine.evaluate.evaluate` (the reference, stage by stage)
 decides it. The two must agree on every call they both decide:
 ``tests/engine/test_fastpath.py`` runs them side by side.
@@ -18,19 +18,24 @@ Returns None (the general path decides) when:
   act and is in audit mode or has a per-call match, a cost cap the call is
   above, budgets with per-call matches, or a model without a price (call caps
   that only clamp ``max_tokens`` are applied here, as the stages would);
-* the budget plan is not yet built, is not a lane's (another ledger, audit or
-  per-call budgets), or the lane cannot grant from its allowance alone
-  (``take_lane``);
-* a run is at or past a stop's floor.
+* the budget plan is not a lane's (another ledger, audit or per-call budgets);
+* a run is at or past a stop's floor;
+* the lane, given a new allowance if its own does not cover the call
+  (``reserve_lane``), denies the call or reports a soft threshold reached.
 
-A run admission made before a refusal by ``take_lane`` is undone under the
-run-state lock before returning None.
+A missing plan is built (as the budget stage would) and a lane short of
+allowance takes a new one here, so a run's first call and a lane's refill do
+not go through the stages. What the fast path did before handing over -- a run
+admission, a reservation granted with a soft threshold to word -- is undone
+before it returns None; the plan it built and the allowance its lane took stay,
+as after the budget stage (an allowance is not usage).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from governor.engine.budgets import cached_plan
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_factory import new_decision
 from governor.engine.match import CallContext
@@ -112,13 +117,14 @@ def fast_check(
                 worst = input_tokens * rates[0] + cap_out * rates[1]
             if rule.max_cost_usd is not None and worst > rule.max_cost_usd:
                 return None  # it blocks: the stages word it
-    plan = None
+    plan = key = None
     if target.budgets:
+        key = (tuple(map(get, cp.scope_keys)), run_chain) if cp.scope_keys else run_chain
         try:
-            plan = target.plans.get((tuple(map(get, cp.scope_keys)), run_chain) if cp.scope_keys else run_chain)
+            plan = target.plans.get(key)
         except TypeError:  # a list among the scope values: the stages make it hashable
             return None
-        if plan is None or plan.reservation is None or not plan.fast or plan.ledger is not ledger:
+        if plan is not None and (plan.reservation is None or not plan.fast or plan.ledger is not ledger):
             return None
 
     # 1. stop conditions (under every floor) and admission: the first change made
@@ -132,16 +138,24 @@ def fast_check(
             return None
         states = admitted
 
-    # 5. the reservation, from the lane's allowance
+    # 5. the reservation, from the lane's allowance (a new one when it is short)
     reservation = None
-    if plan is not None:
+    if key is not None:
+        if plan is None:  # a run's first call: its plan, built after admission as the budget stage would
+            plan = cached_plan(target, key, metadata, run_chain, ledger)
+            if plan.reservation is None or not plan.fast:
+                _unadmit(runs, states, call_fp)
+                return None
+        usd = usd_to_nano(worst)
         tokens = input_tokens + (cp.default_output_tokens if max_tokens is None else max_tokens)
-        if not ledger.take_lane(decision_id, plan.lane, usd_to_nano(worst), tokens, now, cp.lease_s):  # type: ignore[attr-defined]
-            if states:
-                with runs.lock:
-                    for st in states:
-                        st.unadmit(call_fp)
-            return None
+        if not ledger.take_lane(decision_id, plan.lane, usd, tokens, now, cp.lease_s):  # type: ignore[attr-defined]
+            denied, _, soft_hits = ledger.reserve_lane(  # type: ignore[attr-defined]
+                decision_id, plan.lane, usd, tokens, 1, now=now, lease_s=cp.lease_s)
+            if denied >= 0 or soft_hits:  # a block or a soft threshold: the stages word it
+                if denied < 0:
+                    ledger.release(decision_id, now=now)
+                _unadmit(runs, states, call_fp)
+                return None
         reservation = plan.reservation
 
     decision = new_decision(
@@ -149,3 +163,11 @@ def fast_check(
         decision_id, model, input_tokens, estimated, _EMPTY, _EMPTY, cp.name, metadata, None, fallbacks,
     )
     return decision, reservation, states
+
+
+def _unadmit(runs: RunStates, states: Sequence[Any], call_fp: int | None) -> None:
+    """Undo a run admission (the call is handed over to the stages, which admit it again)."""
+    if states:
+        with runs.lock:
+            for st in states:
+                st.unadmit(call_fp)

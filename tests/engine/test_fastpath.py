@@ -197,15 +197,45 @@ budgets:
     monkeypatch.setattr(governor_module, "fast_check", counting)
     gov = Governor.from_path(policy, clock=Clock())
     md = {"run_id": "r1"}
-    for i in range(3):  # ordinary calls: the plan and its lane exist after the first
+    for i in range(3):  # ordinary calls (the first builds the run's plan and its lane)
         d = gov.check(model="gpt-4o", messages=[{"role": "user", "content": f"q{i}"}], max_tokens=4000, metadata=md,
                       input_tokens=1000)
         assert (d.verdict, d.max_tokens, d.rule_ids) == ("allow", 1000, ("clamp",))
         gov.record(d, input_tokens=1000, output_tokens=100)
-    assert decided == [False, True, True]
+    assert decided == [True, True, True]
     # clamped to 1000 output tokens: 5000 * $2.5/M + 1000 * $10/M = $0.0225 > $0.02
     d = gov.check(model="gpt-4o", messages=[{"role": "user", "content": "big"}], max_tokens=4000, metadata=md,
                   input_tokens=5000)
     assert (d.verdict, d.block_kind, d.rule_ids) == ("block", "cost", ("clamp", "cost-cap"))
     assert decided[-1] is False
+    gov.close()
+
+
+def test_a_call_handed_over_at_a_soft_threshold_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The fast path may take a new allowance for a call and find a soft threshold reached: it
+    hands the call over with no reservation held and no run admission made."""
+    policy = tmp_path / "soft.yaml"
+    policy.write_text(HEADER + """
+stop: [{id: max-calls, type: max_calls, max: 1000}]
+budgets:
+  - {id: per-run, scope: run, limit: {usd: 1.0}, soft: {at: 0.5, action: warn}}
+""", encoding="utf-8")
+    clock = Clock()
+    gov = Governor.from_path(policy, clock=clock)
+    md = {"run_id": "r1"}
+    msgs = [{"role": "user", "content": "q"}]
+    while not (d := gov.check(model="gpt-4o", messages=msgs, max_tokens=100, metadata=md, input_tokens=20000)).warnings:
+        gov.record(d, input_tokens=20000, output_tokens=100)
+    gov.record(d, input_tokens=20000, output_tokens=100)
+    counter = gov._compiled.budgets[0].counter("r1")
+    used, calls = gov.ledger.usage(counter, now=clock()), gov._runs.peek("r1").calls
+
+    out = fast_check(gov._compiled, gov._runs, gov.ledger, "gpt-4o", msgs, 100, None, md, ("r1",), 20000, False,
+                     clock(), "handed-over", None, None)
+
+    assert out is None
+    assert gov.ledger.usage(counter, now=clock()) == used  # nothing reserved (usage counts reservations)
+    assert gov._runs.peek("r1").calls == calls  # nor admitted
+    d = gov.check(model="gpt-4o", messages=msgs, max_tokens=100, metadata=md, input_tokens=20000)
+    assert d.allowed and d.warnings and gov.ledger.usage(counter, now=clock()).calls == used.calls + 1
     gov.close()
