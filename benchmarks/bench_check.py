@@ -141,6 +141,20 @@ def main() -> None:
     table.add("(a') same, recording a governor-trace/v1 file", measure(bench_gov(gov_rec), n(10000), 1000))
     gov_rec.close()
 
+    # (a'') many runs at once: each call from the next of 4,000 runs in turn (a busy proxy), so
+    # every call needs its run's plan and lane from earlier -- what the caches must hold
+    active = 4000
+    gov_many = Governor.from_path(POLICY)
+
+    def many(i: int) -> None:
+        msgs, _ = calls[i % len(calls)]
+        run = i % active
+        md = {"run_id": f"many-{run}", "user": f"user-{run % 10}", "team": f"team-{run % 3}", "task": "code", "agent": "coder"}
+        d = gov_many.check(model=MODEL, messages=msgs, max_tokens=512, metadata=md, input_tokens=1200)
+        gov_many.record(d, input_tokens=1200, output_tokens=180)
+
+    table.add(f"(a'') same, {active:,} runs active at once, calls interleaved", measure(many, n(20000), 3 * active))
+
     # (b) a 40-message growing agent history, with token counting -----------------------------------
     episodes = [history(rng, e) for e in range(max(4, int(60 * scale)))]
     steps = [(e, k) for e in range(len(episodes)) for k in range(1, 41)]

@@ -28,7 +28,7 @@ from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
-PLAN_CACHE_MAX = 1024  # per view: distinct (scope values, run chain) pairs
+PLAN_CACHE_MAX = 4096  # per view and generation: distinct (scope values, run chain) pairs (as MAX_LANES)
 
 
 class Reservation:
@@ -94,13 +94,23 @@ class Plan:
 
 def cached_plan(view: View, key: Any, metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger) -> Plan:
     """The plan of ``view`` (its budgets without a per-call match) for ``key`` -- the scope
-    values and the run chain -- built and cached when missing or built for another ledger."""
+    values and the run chain -- built and cached when missing or built for another ledger.
+
+    Two generations per view: new plans go to ``view.plans``; when it holds PLAN_CACHE_MAX
+    it becomes ``view.old_plans`` (the one before is dropped), and a plan found there moves
+    back. A run that calls at least once per generation keeps its plan (and its lane), so
+    up to PLAN_CACHE_MAX concurrent runs per view never rebuild theirs, while the plans of
+    ended runs go after two generations. (Clearing the cache instead made every call
+    rebuild its plan once more runs were active than it held: 4x the time per call.)
+    """
     plan = view.plans.get(key)
+    if plan is None:
+        plan = view.old_plans.pop(key, None)
     if plan is None or plan.ledger is not ledger:
         plan = Plan(view.budgets, metadata, run_chain, ledger)
-        if len(view.plans) >= PLAN_CACHE_MAX:
-            view.plans.clear()
-        view.plans[key] = plan
+    if len(view.plans) >= PLAN_CACHE_MAX:
+        view.old_plans, view.plans = view.plans, {}
+    view.plans[key] = plan
     return plan  # type: ignore[no-any-return]
 
 

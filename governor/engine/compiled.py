@@ -109,7 +109,7 @@ class CompiledBudget(CompiledRule):
 class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
-    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans",
+    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans", "old_plans",
                  "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back", "plain_calls",
                  "rates", "steps")
 
@@ -131,6 +131,7 @@ class View:
         self.stop_floors = _stop_floors(stops)
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
         self.plans: dict[tuple, Any] = {}  # (scope values, run chain) -> governor.engine.budgets.Plan
+        self.old_plans: dict[tuple, Any] = {}  # the previous generation (budgets.cached_plan)
         self.routes = routes
         self.context = context
         self.calls = calls

@@ -254,3 +254,30 @@ def test_unknown_price_does_not_block_under_budgets_without_a_usd_limit(make_gov
     gov2 = make_gov("budgets: [{id: calls, scope: global, limit: {calls: 2}}, {id: usd, scope: global, limit: {usd: 5}}]\n")
     d = call(gov2, model="acme/unknown-model-7")
     assert d.block_kind == "unpriced" and d.rule_ids == ("usd",)
+
+
+def test_active_runs_keep_their_budget_plans_when_the_plan_cache_turns_over(make_gov, monkeypatch) -> None:
+    # more runs than the cache holds per generation: a run that keeps calling keeps its plan
+    # (and the lane with its allowance); runs gone for two generations lose theirs
+    import governor.engine.budgets as budgets
+
+    monkeypatch.setattr(budgets, "PLAN_CACHE_MAX", 4)
+    gov = make_gov("budgets: [{id: per-run, scope: run, limit: {usd: 10}}]\n")
+
+    def call(run: str) -> None:
+        d = gov.check(model="gpt-4o-mini", messages=MSGS, input_tokens=100, max_tokens=10, metadata={"run_id": run})
+        assert d.allowed
+        gov.record(d, input_tokens=100, output_tokens=10)
+
+    call("active")
+    view = next(iter(gov._compiled.views.values()))
+    (active_plan,) = view.plans.values()
+    for i in range(40):  # ten generations of four new runs, the active run calling in each
+        call(f"short-{i}")
+        if i % 3 == 0:
+            call("active")
+    plans = {**view.old_plans, **view.plans}
+    assert plans[("active",)] is active_plan  # never rebuilt (no scope keys: the run chain is the key)
+    assert len(plans) <= 2 * 4 and ("short-0",) not in plans  # bounded: ended runs go
+    budget = gov._compiled.budgets[0]
+    assert gov.ledger.usage(budget.counter("active"), now=gov._clock()).calls == 15
