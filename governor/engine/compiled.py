@@ -20,7 +20,7 @@ from governor.ledger.memory_lanes import UNLIMITED
 from governor.policy.model import Budget, ModelPrice, Policy, RuleBase
 from governor.pricing import PriceTable
 
-VIEW_CACHE_MAX = 4096
+VIEW_CACHE_MAX = 4096  # per generation
 COUNTER_CACHE_MAX = 65536
 REASON_CACHE_MAX = 256  # per route: requested models whose reroute reason is kept
 NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's scope key
@@ -213,6 +213,7 @@ class CompiledPolicy:
         self.allow_unpriced = policy.allow_unpriced
         self.fail_open = policy.on_error == "fail_open"
         self.views: dict[tuple, View] = {}  # (model, fingerprint) -> View; read directly by the fast path
+        self._old_views: dict[tuple, View] = {}  # the previous generation (see view())
         self._rates: dict[str, tuple[float, float] | None] = {}
         self.price: Callable[[str], ModelPrice | None] = self.prices.lookup  # a model's price, or None
 
@@ -234,9 +235,13 @@ class CompiledPolicy:
         key = (model, self.fingerprint(metadata) if fp is None else fp)
         view = self.views.get(key)
         if view is None:
-            view = self._build_view(model, metadata)
+            # two generations, as budget plans (budgets.cached_plan): a view in use -- with its
+            # runs' plans and lanes -- survives the turnover that more distinct metadata brings
+            view = self._old_views.pop(key, None)
+            if view is None:
+                view = self._build_view(model, metadata)
             if len(self.views) >= VIEW_CACHE_MAX:
-                self.views.clear()
+                self._old_views, self.views = self.views, {}
             self.views[key] = view
         return view
 

@@ -281,3 +281,33 @@ def test_active_runs_keep_their_budget_plans_when_the_plan_cache_turns_over(make
     assert len(plans) <= 2 * 4 and ("short-0",) not in plans  # bounded: ended runs go
     budget = gov._compiled.budgets[0]
     assert gov.ledger.usage(budget.counter("active"), now=gov._clock()).calls == 15
+
+
+def test_a_view_in_use_keeps_its_plans_when_the_view_cache_turns_over(make_gov, monkeypatch) -> None:
+    # a route on the user makes a view per user: more users than the cache holds must not
+    # take the active user's view (and its runs' plans and lanes) with them
+    import governor.engine.compiled as compiled
+
+    monkeypatch.setattr(compiled, "VIEW_CACHE_MAX", 4)
+    gov = make_gov("""
+        routes: [{id: vip, match: {user: vip}, to: gpt-4o}]
+        budgets: [{id: per-run, scope: run, limit: {usd: 10}}]
+        """)
+
+    def call(user: str) -> None:
+        d = gov.check(model="gpt-4o-mini", messages=MSGS, input_tokens=100, max_tokens=10,
+                      metadata={"run_id": f"run-{user}", "user": user})
+        assert d.allowed
+        gov.record(d, input_tokens=100, output_tokens=10)
+
+    call("active")
+    (view,) = gov._compiled.views.values()
+    (plan,) = view.plans.values()
+    for i in range(40):
+        call(f"user-{i}")
+        if i % 3 == 0:
+            call("active")
+    views = {**gov._compiled._old_views, **gov._compiled.views}
+    assert len(views) <= 2 * 4
+    (kept,) = [v for v in views.values() if plan in v.plans.values() or plan in v.old_plans.values()]
+    assert kept is view
