@@ -109,7 +109,7 @@ class CompiledBudget(CompiledRule):
 class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
-    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets", "plans", "old_plans",
+    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets",
                  "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back", "plain_calls",
                  "rates", "steps")
 
@@ -130,8 +130,6 @@ class View:
         self.repeat = any(s.rule.type == "repeated_call" for s in stops)  # needs a call fingerprint
         self.stop_floors = _stop_floors(stops)
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
-        self.plans: dict[tuple, Any] = {}  # (scope values, run chain) -> governor.engine.budgets.Plan
-        self.old_plans: dict[tuple, Any] = {}  # the previous generation (budgets.cached_plan)
         self.routes = routes
         self.context = context
         self.calls = calls
@@ -213,6 +211,10 @@ class CompiledPolicy:
         self.allow_unpriced = policy.allow_unpriced
         self.fail_open = policy.on_error == "fail_open"
         self.views: dict[tuple, View] = {}  # (model, fingerprint) -> View; read directly by the fast path
+        # (view, (scope values, run chain)) -> governor.engine.budgets.Plan, in two generations
+        # (budgets.cached_plan); read directly by the fast path
+        self.plans: dict[tuple, Any] = {}
+        self.old_plans: dict[tuple, Any] = {}
         self._old_views: dict[tuple, View] = {}  # the previous generation (see view())
         self._rates: dict[str, tuple[float, float] | None] = {}
         self.price: Callable[[str], ModelPrice | None] = self.prices.lookup  # a model's price, or None
@@ -235,8 +237,8 @@ class CompiledPolicy:
         key = (model, self.fingerprint(metadata) if fp is None else fp)
         view = self.views.get(key)
         if view is None:
-            # two generations, as budget plans (budgets.cached_plan): a view in use -- with its
-            # runs' plans and lanes -- survives the turnover that more distinct metadata brings
+            # two generations, as budget plans (budgets.cached_plan): a view in use survives
+            # the turnover that more distinct metadata brings (its plans are keyed by it)
             view = self._old_views.pop(key, None)
             if view is None:
                 view = self._build_view(model, metadata)

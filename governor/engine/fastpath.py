@@ -121,7 +121,7 @@ def fast_check(
     if target.budgets:
         key = (tuple(map(get, cp.scope_keys)), run_chain) if cp.scope_keys else run_chain
         try:
-            plan = target.plans.get(key)
+            plan = cp.plans.get((target, key))
         except TypeError:  # a list among the scope values: the stages make it hashable
             return None
         if plan is not None and (plan.reservation is None or not plan.fast or plan.ledger is not ledger):
@@ -142,7 +142,7 @@ def fast_check(
     reservation = None
     if key is not None:
         if plan is None:  # a run's first call: its plan, built after admission as the budget stage would
-            plan = cached_plan(target, key, metadata, run_chain, ledger)
+            plan = cached_plan(cp, target, key, metadata, run_chain, ledger)
             if plan.reservation is None or not plan.fast:
                 _unadmit(runs, states, call_fp)
                 return None

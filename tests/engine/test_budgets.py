@@ -269,16 +269,17 @@ def test_active_runs_keep_their_budget_plans_when_the_plan_cache_turns_over(make
         assert d.allowed
         gov.record(d, input_tokens=100, output_tokens=10)
 
+    cp = gov._compiled
     call("active")
-    view = next(iter(gov._compiled.views.values()))
-    (active_plan,) = view.plans.values()
+    ((view, key), active_plan), = cp.plans.items()
+    assert key == ("active",)  # no scope keys: the run chain is the key
     for i in range(40):  # ten generations of four new runs, the active run calling in each
         call(f"short-{i}")
         if i % 3 == 0:
             call("active")
-    plans = {**view.old_plans, **view.plans}
-    assert plans[("active",)] is active_plan  # never rebuilt (no scope keys: the run chain is the key)
-    assert len(plans) <= 2 * 4 and ("short-0",) not in plans  # bounded: ended runs go
+    plans = {**cp.old_plans, **cp.plans}
+    assert plans[(view, ("active",))] is active_plan  # never rebuilt
+    assert len(plans) <= 2 * 4 and (view, ("short-0",)) not in plans  # bounded: ended runs go
     budget = gov._compiled.budgets[0]
     assert gov.ledger.usage(budget.counter("active"), now=gov._clock()).calls == 15
 
@@ -300,14 +301,15 @@ def test_a_view_in_use_keeps_its_plans_when_the_view_cache_turns_over(make_gov, 
         assert d.allowed
         gov.record(d, input_tokens=100, output_tokens=10)
 
+    cp = gov._compiled
     call("active")
-    (view,) = gov._compiled.views.values()
-    (plan,) = view.plans.values()
+    (view,) = cp.views.values()
+    (plan,) = cp.plans.values()
     for i in range(40):
         call(f"user-{i}")
         if i % 3 == 0:
             call("active")
-    views = {**gov._compiled._old_views, **gov._compiled.views}
+    views = {**cp._old_views, **cp.views}
     assert len(views) <= 2 * 4
-    (kept,) = [v for v in views.values() if plan in v.plans.values() or plan in v.old_plans.values()]
-    assert kept is view
+    assert view in views.values()  # the same view object: its plan (keyed by it) is still found
+    assert {**cp.old_plans, **cp.plans}[(view, ("run-active",))] is plan
