@@ -28,6 +28,7 @@ from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency ...
 MAX_SETTLED_IDS = 200_000  # ... at most: the latest this many (~30 MB), however busy the process
 MAX_CELLS = 200_000  # counters kept; beyond, the least recently spent idle ones are forgotten (1/16 at a time)
+EXPIRY_SLACK = 65_536  # lease-expiry entries of settled reservations kept before the heap is rebuilt
 _CAL_CACHE_MAX = 4096
 
 _new = object.__new__
@@ -109,7 +110,8 @@ class MemoryLedger(LanePath):
         self._lock = threading.Lock()
         self._cells: dict[str, _Cell] = {}
         self._reservations: dict[str, _Reservation] = {}
-        self._expiry: list[tuple[float, str]] = []
+        self._expiry: list[tuple[float, str]] = []  # (lease end, id); settled ids stay until compacted
+        self._compact_at = EXPIRY_SLACK  # rebuild _expiry from the live reservations past this length
         self._settled_ids: dict[str, float] = {}  # insertion-ordered: oldest first
         self._next_forget = 0.0  # when the oldest settled id may be forgotten
         self._cal: dict[tuple[str, str, int], str] = {}
@@ -173,6 +175,19 @@ class MemoryLedger(LanePath):
                 del settled[rid]
             else:
                 self._next_forget = now + SETTLED_ID_TTL_S
+
+    def _compact_expiry(self) -> None:
+        """Rebuild the lease-expiry heap from the live reservations (called by whoever pushes,
+        once the heap is EXPIRY_SLACK longer than at its last rebuild).
+
+        A settled reservation's entry stays in the heap (deleting from a heap costs a
+        search) until its lease would have ended. Without the rebuild a busy process kept
+        one entry per call for a whole lease: 7 million at 12,000 calls/s and a 10 minute
+        lease, over 500 MB."""
+        live = [(res.expires_at, rid) for rid, res in self._reservations.items()]
+        heapq.heapify(live)
+        self._expiry = live
+        self._compact_at = len(live) + EXPIRY_SLACK
 
     def _remember_settled(self, rid: str, now: float) -> None:
         """Remember a settled id (lock held); beyond MAX_SETTLED_IDS the oldest 1/16 are forgotten.
@@ -349,6 +364,8 @@ class MemoryLedger(LanePath):
         expires = now + lease_s
         self._reservations[reservation_id] = _Reservation(tuple(cells), au, at, ac, expires)
         heapq.heappush(self._expiry, (expires, reservation_id))
+        if len(self._expiry) > self._compact_at:
+            self._compact_expiry()
         return _granted(tuple(after))
 
     def settle(

@@ -140,6 +140,7 @@ class LanePath:
     _reservations: dict
     _settled_ids: dict
     _expiry: list
+    _compact_at: int
     _next_forget: float
     _lanes: dict
     _gen: int
@@ -251,7 +252,10 @@ class LanePath:
         lane.at -= tokens
         lane.an -= calls
         self._reservations[reservation_id] = _new_tuple(LaneReservation, (lane, usd, tokens, calls, expires, lane.epoch))
-        heapq.heappush(self._expiry, (expires, reservation_id))
+        expiry = self._expiry
+        heapq.heappush(expiry, (expires, reservation_id))
+        if len(expiry) > self._compact_at:
+            self._compact_expiry()  # type: ignore[attr-defined]
 
     def _soft_hits(self, lane: Lane, now: float) -> tuple[tuple[int, float], ...]:
         """Soft cells at or past their threshold. First an upper bound -- the cell's total, every

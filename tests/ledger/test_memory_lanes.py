@@ -155,6 +155,28 @@ def test_settled_ids_are_bounded_oldest_first(monkeypatch: pytest.MonkeyPatch) -
     assert led.usage(counter, now=1300.0) == Amount(2000, 200, 200)
 
 
+
+def test_the_lease_expiry_heap_forgets_settled_calls_and_still_reclaims_live_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each reservation puts its lease end on a heap; settled ones are dropped when the heap
+    outgrows the live reservations by EXPIRY_SLACK (else: one entry per call for a whole lease).
+    A call never settled keeps its entry through every rebuild, and its lease still ends."""
+    monkeypatch.setattr(memory_module, "EXPIRY_SLACK", 32)
+    led = MemoryLedger()
+    led._compact_at = 32
+    counter = Counter("run|run=big", "run", Limit(usd_nano=10**9), NO_WINDOW)
+    lane = led.lane((counter,), limits((counter,)))
+    assert led.reserve_lane("forgotten", lane, 500, 1, 1, now=1000.0, lease_s=60)[0] == GRANTED  # never settled
+    assert led.reserve("protocol", [counter], Amount(300, 1, 1), now=1000.0, lease_s=60).ok  # the other path
+    for i in range(300):
+        rid = f"d{i}"
+        assert led.reserve_lane(rid, lane, 10, 1, 1, now=1000.0 + i / 10, lease_s=60)[0] == GRANTED
+        assert led.settle_lane(rid, lane, 10, 1, 1, now=1000.0 + i / 10, reserved_at=1000.0 + i / 10)
+    assert len(led._expiry) <= 2 + 2 * 32  # not one entry per call
+    assert {rid for _, rid in led._expiry} >= {"forgotten", "protocol"}
+    assert led.usage(counter, now=1059.0) == Amount(3000 + 800, 300 + 2, 300 + 2)  # both still held
+    assert led.usage(counter, now=1061.0) == Amount(3000, 300, 300)  # their leases ended: reclaimed
+
+
 def test_idle_counters_beyond_the_bound_are_forgotten_and_lanes_find_their_cells_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
