@@ -2,6 +2,7 @@
 
     python benchmarks/bench_instructions.py          # ~40 s; needs valgrind (Debian: apt-get install valgrind)
     python benchmarks/bench_instructions.py --quick  # a tenth of the calls: a smoke run (~30 s, mostly start-up)
+    python benchmarks/bench_instructions.py --policy my.yaml  # rows (a) and (b) on another policy
 
 ``bench_check.py`` times calls, and on a shared VM its p50 moves by +-2% from run
 to run: a change worth 0.3 us is lost in it. callgrind counts the instructions
@@ -37,7 +38,7 @@ MODEL = "gpt-4o"
 SCENARIOS = {
     # name: (what, measured calls)
     "empty": ("counting on and off around nothing (subtracted from the others)", 1),
-    "check_record": ("(a) governor check+record, 30 rules, input_tokens given", 2000),
+    "check_record": ("(a) governor check+record, input_tokens given", 2000),
     "history_warm": ("(b) the same on a growing 40-message history, token counts cached", 1000),
     "cost_per_token": ("(c) litellm.cost_per_token alone", 200),
 }
@@ -47,7 +48,7 @@ def _counting(on: bool) -> None:
     subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], capture_output=True, check=True)
 
 
-def _scenario(name: str) -> tuple[Callable[[int], Any], int]:
+def _scenario(name: str, policy: Path) -> tuple[Callable[[int], Any], int]:
     """(one call, warm-up calls) for a scenario, built like bench_check.py's rows."""
     if name == "empty":
         return (lambda i: None), 0
@@ -62,7 +63,7 @@ def _scenario(name: str) -> tuple[Callable[[int], Any], int]:
     from governor import Governor
 
     rng = random.Random(7)
-    gov = Governor.from_path(POLICY)
+    gov = Governor.from_path(policy)
     if name == "check_record":
         tasks = ("code", "classify", "summarize", "chat", "plan")
         system = {"role": "system", "content": "You are a helpful assistant. " + text(rng, 60)}
@@ -95,8 +96,8 @@ def _scenario(name: str) -> tuple[Callable[[int], Any], int]:
     raise SystemExit(f"unknown scenario {name!r}")
 
 
-def child(name: str, scale: float) -> None:
-    one, warmup = _scenario(name)
+def child(name: str, scale: float, policy: Path) -> None:
+    one, warmup = _scenario(name, policy)
     n = _calls(name, scale)
     for i in range(warmup):
         one(i)
@@ -110,14 +111,14 @@ def _calls(name: str, scale: float) -> int:
     return max(1, int(SCENARIOS[name][1] * scale))
 
 
-def count(name: str, scale: float) -> int:
+def count(name: str, scale: float, policy: Path) -> int:
     """Instructions the scenario's measured loop executed (counting on to off)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         env = {**os.environ, "PYTHONHASHSEED": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", name, "--scale", str(scale)],
+             sys.executable, __file__, "--child", name, "--scale", str(scale), "--policy", str(policy)],
             env=env, check=True, capture_output=True,
         )
         text = out.read_text()
@@ -130,21 +131,23 @@ def count(name: str, scale: float) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a tenth of the calls: a smoke run (its figures differ by a few %%, compare full runs)")
+    ap.add_argument("--policy", type=Path, default=POLICY, help="the policy of rows (a) and (b) (default: policies/thirty-rules.yaml)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.scale)
+        child(args.child, args.scale, args.policy)
         return
     scale = 0.1 if args.quick else 1.0
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("bench_instructions.py needs valgrind (Debian/Ubuntu: apt-get install valgrind)")
-    base = count("empty", scale)
+    policy = args.policy.resolve()
+    base = count("empty", scale, policy)
     per_call: dict[str, float] = {}
     for name, (what, _) in SCENARIOS.items():
         if name == "empty":
             continue
-        per_call[name] = (count(name, scale) - base) / _calls(name, scale)
+        per_call[name] = (count(name, scale, policy) - base) / _calls(name, scale)
         print(f"  counted: {what}", file=sys.stderr)
     width = max(len(SCENARIOS[k][0]) for k in per_call)
     print(f"| {'scenario':<{width}} | {'instructions / call':>19} |")
@@ -152,7 +155,7 @@ def main() -> None:
     for name, value in per_call.items():
         print(f"| {SCENARIOS[name][0]:<{width}} | {value:>19,.0f} |")
     print()
-    print(f"python {sys.version.split()[0]}, PYTHONHASHSEED=0; the empty on/off ({base:,} instructions) is subtracted")
+    print(f"policy {policy.name}; python {sys.version.split()[0]}, PYTHONHASHSEED=0; the empty on/off ({base:,} instructions) is subtracted")
     print(f"check+record / litellm.cost_per_token, in instructions = {per_call['check_record'] / per_call['cost_per_token']:.3f}")
 
 
