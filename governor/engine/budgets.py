@@ -28,8 +28,6 @@ from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
-PLAN_CACHE_MAX = 8192  # per generation, over all views: (view, scope values, run chain); twice MAX_LANES
-
 
 class Reservation:
     """What a check reserved, kept until record() settles it."""
@@ -98,23 +96,15 @@ def cached_plan(
     """The plan of ``view`` (its budgets without a per-call match) for ``key`` -- the scope
     values and the run chain -- built and cached when missing or built for another ledger.
 
-    One cache for the policy, keyed by ``(view, key)``, in two generations: new plans go to
-    ``cp.plans``; when it holds PLAN_CACHE_MAX it becomes ``cp.old_plans`` (the one before
-    is dropped), and a plan found there moves back. A run that calls at least once per
-    generation keeps its plan (and its lane), so some 8,000 budget plans in use at once
-    are never rebuilt, while the plans of ended runs go after two generations and the
-    memory stays bounded (~1.3 KB a plan with its lane). (Clearing a cache of 1,024 per
-    view instead made every call rebuild its plan once more runs were active: 4x the time.)
+    One cache for the policy (``cp.plans``, two generations of PLAN_CACHE_MAX), keyed by
+    ``(view, key)``: some 8,000 budget plans in use at once are never rebuilt, and memory
+    stays bounded (~1.3 KB a plan with its lane) however many runs come and go.
     """
     ck = (view, key)
-    plan = cp.plans.get(ck)
-    if plan is None:
-        plan = cp.old_plans.pop(ck, None)
-    if plan is None or plan.ledger is not ledger:
+    plan = cp.plans.get(ck, lambda: Plan(view.budgets, metadata, run_chain, ledger))
+    if plan.ledger is not ledger:
         plan = Plan(view.budgets, metadata, run_chain, ledger)
-    if len(cp.plans) >= PLAN_CACHE_MAX:
-        cp.old_plans, cp.plans = cp.plans, {}
-    cp.plans[ck] = plan
+        cp.plans.put(ck, plan)
     return plan  # type: ignore[no-any-return]
 
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping, Sequence
 
+from governor.engine.generations import Generations
 from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys, uses_run_state
 from governor.ledger.base import Counter, Limit, usd_to_nano
 from governor.ledger.memory_lanes import UNLIMITED
 from governor.policy.model import Budget, ModelPrice, Policy, RuleBase
 from governor.pricing import PriceTable
 
-VIEW_CACHE_MAX = 4096  # per generation
+VIEW_CACHE_MAX = 4096  # per generation (governor.engine.generations)
+PLAN_CACHE_MAX = 8192  # budget plans per generation, over all views; twice MAX_LANES
 COUNTER_CACHE_MAX = 65536
 REASON_CACHE_MAX = 256  # per route: requested models whose reroute reason is kept
 NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's scope key
@@ -210,12 +212,10 @@ class CompiledPolicy:
         self.lease_s = policy.lease_s
         self.allow_unpriced = policy.allow_unpriced
         self.fail_open = policy.on_error == "fail_open"
-        self.views: dict[tuple, View] = {}  # (model, fingerprint) -> View; read directly by the fast path
-        # (view, (scope values, run chain)) -> governor.engine.budgets.Plan, in two generations
-        # (budgets.cached_plan); read directly by the fast path
-        self.plans: dict[tuple, Any] = {}
-        self.old_plans: dict[tuple, Any] = {}
-        self._old_views: dict[tuple, View] = {}  # the previous generation (see view())
+        # (model, fingerprint) -> View, and (view, (scope values, run chain)) -> budget Plan
+        # (budgets.cached_plan); the fast path reads both caches' young generations directly
+        self.views: Generations[tuple, View] = Generations(VIEW_CACHE_MAX)
+        self.plans: Generations[tuple, Any] = Generations(PLAN_CACHE_MAX)
         self._rates: dict[str, tuple[float, float] | None] = {}
         self.price: Callable[[str], ModelPrice | None] = self.prices.lookup  # a model's price, or None
 
@@ -235,17 +235,7 @@ class CompiledPolicy:
         ``fp`` is ``fingerprint(metadata)`` when the caller already has it.
         """
         key = (model, self.fingerprint(metadata) if fp is None else fp)
-        view = self.views.get(key)
-        if view is None:
-            # two generations, as budget plans (budgets.cached_plan): a view in use survives
-            # the turnover that more distinct metadata brings (its plans are keyed by it)
-            view = self._old_views.pop(key, None)
-            if view is None:
-                view = self._build_view(model, metadata)
-            if len(self.views) >= VIEW_CACHE_MAX:
-                self._old_views, self.views = self.views, {}
-            self.views[key] = view
-        return view
+        return self.views.get(key, lambda: self._build_view(model, metadata))
 
     def _build_view(self, model: str, metadata: Mapping[str, Any]) -> View:
         ctx = CallContext(model, metadata)

@@ -72,7 +72,7 @@ def fast_check(
     get = metadata.get
     try:  # cp.view, when the view is cached and the fingerprint is plain values
         fp: tuple | None = tuple(map(get, cp.meta_keys))
-        view = cp.views[(model, fp)]
+        view = cp.views.young[(model, fp)]
     except (KeyError, TypeError):
         fp = None
         view = cp.view(model, metadata)
@@ -94,7 +94,7 @@ def fast_check(
         target = view
     else:
         try:
-            target = cp.views[(to, fp)]
+            target = cp.views.young[(to, fp)]
         except (KeyError, TypeError):
             target = cp.view(to, metadata)
 
@@ -121,7 +121,7 @@ def fast_check(
     if target.budgets:
         key = (tuple(map(get, cp.scope_keys)), run_chain) if cp.scope_keys else run_chain
         try:
-            plan = cp.plans.get((target, key))
+            plan = cp.plans.young.get((target, key))
         except TypeError:  # a list among the scope values: the stages make it hashable
             return None
         if plan is not None and (plan.reservation is None or not plan.fast or plan.ledger is not ledger):

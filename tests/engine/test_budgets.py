@@ -259,9 +259,9 @@ def test_unknown_price_does_not_block_under_budgets_without_a_usd_limit(make_gov
 def test_active_runs_keep_their_budget_plans_when_the_plan_cache_turns_over(make_gov, monkeypatch) -> None:
     # more runs than the cache holds per generation: a run that keeps calling keeps its plan
     # (and the lane with its allowance); runs gone for two generations lose theirs
-    import governor.engine.budgets as budgets
+    import governor.engine.compiled as compiled
 
-    monkeypatch.setattr(budgets, "PLAN_CACHE_MAX", 4)
+    monkeypatch.setattr(compiled, "PLAN_CACHE_MAX", 4)
     gov = make_gov("budgets: [{id: per-run, scope: run, limit: {usd: 10}}]\n")
 
     def call(run: str) -> None:
@@ -277,7 +277,7 @@ def test_active_runs_keep_their_budget_plans_when_the_plan_cache_turns_over(make
         call(f"short-{i}")
         if i % 3 == 0:
             call("active")
-    plans = {**cp.old_plans, **cp.plans}
+    plans = dict(cp.plans.items())
     assert plans[(view, ("active",))] is active_plan  # never rebuilt
     assert len(plans) <= 2 * 4 and (view, ("short-0",)) not in plans  # bounded: ended runs go
     budget = gov._compiled.budgets[0]
@@ -303,13 +303,13 @@ def test_a_view_in_use_keeps_its_plans_when_the_view_cache_turns_over(make_gov, 
 
     cp = gov._compiled
     call("active")
-    (view,) = cp.views.values()
-    (plan,) = cp.plans.values()
+    ((_, view),) = cp.views.items()
+    ((_, plan),) = cp.plans.items()
     for i in range(40):
         call(f"user-{i}")
         if i % 3 == 0:
             call("active")
-    views = {**cp._old_views, **cp.views}
+    views = dict(cp.views.items())
     assert len(views) <= 2 * 4
     assert view in views.values()  # the same view object: its plan (keyed by it) is still found
-    assert {**cp.old_plans, **cp.plans}[(view, ("run-active",))] is plan
+    assert dict(cp.plans.items())[(view, ("run-active",))] is plan
