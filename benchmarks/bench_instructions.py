@@ -116,11 +116,14 @@ def count(name: str, scale: float, policy: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         env = {**os.environ, "PYTHONHASHSEED": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        subprocess.run(
+        done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
              sys.executable, __file__, "--child", name, "--scale", str(scale), "--policy", str(policy)],
-            env=env, check=True, capture_output=True,
+            env=env, capture_output=True, text=True,
         )
+        if done.returncode != 0:  # the child's own error (a bad policy, say), without valgrind's lines
+            child_err = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("=="))
+            raise SystemExit(f"{name}: the measured process failed:\n{child_err.strip()[-3000:]}")
         text = out.read_text()
     m = re.search(r"^totals: (\d+)", text, re.M)
     if m is None:
@@ -142,6 +145,8 @@ def main() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("bench_instructions.py needs valgrind (Debian/Ubuntu: apt-get install valgrind)")
     policy = args.policy.resolve()
+    if not policy.is_file():
+        raise SystemExit(f"--policy {args.policy}: no such file")
     base = count("empty", scale, policy)
     per_call: dict[str, float] = {}
     for name, (what, _) in SCENARIOS.items():
