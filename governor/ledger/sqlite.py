@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -48,6 +49,28 @@ CREATE INDEX IF NOT EXISTS slots_expiry ON slots(expires_at) WHERE expires_at > 
 CREATE TABLE IF NOT EXISTS settled (rid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS settled_at ON settled(at);
 """
+
+def _set_wal(conn: sqlite3.Connection, deadline: float) -> None:
+    """``PRAGMA journal_mode = WAL``, retried until ``deadline``.
+
+    While another connection writes to the file (a process creating the schema of a
+    new ledger), SQLite refuses the journal-mode change at once with "database is
+    locked", without waiting on its busy timeout. Several processes opening one new
+    ledger at the same moment (proxy workers starting) then failed one open in about
+    fifty; retrying, with a short growing pause, waits out the writer as the busy
+    timeout would.
+    """
+    pause = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
 
 _INFLIGHT = (
     "SELECT COALESCE(SUM(r.usd),0), COALESCE(SUM(r.tokens),0), COALESCE(SUM(r.calls),0) "
@@ -96,7 +119,7 @@ class SqliteLedger:
             conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _set_wal(conn, time.monotonic() + self.timeout_s)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:

@@ -42,6 +42,35 @@ def test_sqlite_file_is_created_with_its_directory_in_wal_mode(tmp_path: Path) -
     assert mode == "wal"
 
 
+
+def test_a_new_sqlite_ledger_opens_while_another_process_writes_its_schema(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once while another connection writes the new
+    file: the open waits for it (up to its timeout), as for any other lock."""
+    import threading
+    import time
+
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process, mid-way through creating the file
+    other.execute("CREATE TABLE IF NOT EXISTS being_written (x)")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    started = time.monotonic()
+    ledger = SqliteLedger(path, timeout_s=5.0)
+    assert time.monotonic() - started >= 0.25  # it waited for the writer, and then opened
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert ledger.usage(TEAM, now=1.0) == Amount(0, 0, 0)
+    ledger.close()
+    other.close()
+    # a writer that holds a new file past the open's timeout: a LedgerError naming the file
+    held = sqlite3.connect(tmp_path / "held.db", isolation_level=None)
+    held.execute("BEGIN IMMEDIATE")
+    held.execute("CREATE TABLE being_written (x)")
+    with pytest.raises(LedgerError, match=r"sqlite ledger .*held\.db: cannot open: database is locked"):
+        SqliteLedger(tmp_path / "held.db", timeout_s=0.2)
+    held.execute("ROLLBACK")
+    held.close()
+
+
 def test_redis_not_running_yet_then_started(tmp_path: Path) -> None:
     port = free_port()
     ledger = RedisLedger(f"redis://127.0.0.1:{port}/0", key_prefix="late")
