@@ -21,6 +21,28 @@ _prefixes = itertools.count()
 SLOW_BOX = {"socket_timeout_s": 2.0, "connect_timeout_s": 2.0}
 
 
+def run_workers(procs: list[Any], out: Any, timeout_s: float) -> list[Any]:
+    """Start ``procs``, collect one report from each, and wait for them to exit 0.
+
+    Whatever happens, no worker outlives the test: a worker that died before the
+    barrier leaves the others waiting on it for good, and a live child process keeps
+    pytest from exiting, so CI would hang instead of failing.
+    """
+    try:
+        for p in procs:
+            p.start()
+        reports = [out.get(timeout=timeout_s) for _ in procs]
+        for p in procs:
+            p.join(10)
+        assert [p.exitcode for p in procs] == [0] * len(procs)
+        return reports
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+
+
 def unique_prefix(name: str) -> str:
     """A key prefix no other test uses, so tests share one Redis without flushing it."""
     return f"t{os.getpid()}-{next(_prefixes)}-{name}"

@@ -15,7 +15,7 @@ from governor.ledger.base import Amount, Counter, Limit, usd_to_nano
 from governor.ledger.sqlite import SqliteLedger
 from governor.ledger.redis import RedisLedger
 from governor.ledger.windows import NO_WINDOW
-from ledger_workers import governed_calls
+from ledger_workers import governed_calls, run_workers
 from redis_proc import RedisServer
 
 SPAWN = mp.get_context("spawn")
@@ -48,12 +48,7 @@ budgets:
     workers, calls = 8, 50
     barrier, out = SPAWN.Barrier(workers), SPAWN.Queue()
     procs = [SPAWN.Process(target=governed_calls, args=(str(path), w, calls, barrier, out)) for w in range(workers)]
-    for p in procs:
-        p.start()
-    reports = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(10)
-        assert p.exitcode == 0
+    reports = run_workers(procs, out, timeout_s=120)
     costs = [c for r in reports for c in r["costs"]]
     blocked = [b for r in reports for b in r["blocked"]]
 

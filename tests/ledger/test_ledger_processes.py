@@ -12,7 +12,9 @@ import pytest
 
 from governor.ledger.base import ZERO, Amount, Counter, Limit
 from governor.ledger.windows import Window
-from ledger_workers import LedgerSpec, charge_at, churn, hold, open_spec, shared_counters, spend, unique_prefix
+from ledger_workers import (
+    LedgerSpec, charge_at, churn, hold, open_spec, run_workers, shared_counters, spend, unique_prefix,
+)
 from redis_proc import RedisClusterNodes, RedisServer
 
 SPAWN = mp.get_context("spawn")
@@ -37,12 +39,7 @@ def test_8_processes_never_overspend_and_totals_are_exact(spec: LedgerSpec) -> N
     barrier, out = SPAWN.Barrier(WORKERS), SPAWN.Queue()
     procs = [SPAWN.Process(target=spend, args=(spec, w, CALLS, USD_LIMIT, CALL_LIMIT, barrier, out))
              for w in range(WORKERS)]
-    for p in procs:
-        p.start()
-    reports = [out.get(timeout=90) for _ in procs]
-    for p in procs:
-        p.join(10)
-        assert p.exitcode == 0
+    reports = run_workers(procs, out, timeout_s=90)
     settled = [s for r in reports for s in r["settled"]]
     denied: dict[str, int] = {}
     for r in reports:
