@@ -76,8 +76,10 @@ class ClaudeCodeImporter:
                                           or '"queue-operation"' in head)
 
     def owner_of(self, path: Path) -> Path | None:
-        if path.name.endswith(".meta.json") and path.parent.name == "subagents":
-            return path.with_name(path.name[: -len(".meta.json")] + ".jsonl")  # read with its transcript
+        if path.name.endswith(".meta.json") and path.parent.name == "subagents":  # read with its transcript
+            stem = path.name[: -len(".meta.json")]
+            return next((p for p in (path.with_name(stem + ".jsonl"), path.with_name(stem + ".jsonl.gz"))
+                         if p.exists()), None)
         return session_file_of(path)
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
@@ -115,9 +117,9 @@ class ClaudeCodeImporter:
                 continue
             if session is None and f.text(rec.get("sessionId")):
                 session = rec["sessionId"]
-            for key, name in (("cwd", "project"), ("gitBranch", "git_branch"), ("entrypoint", "entrypoint"),
-                              ("version", "client_version")):
-                value = f.text(rec.get(key))
+            for field, name in (("cwd", "project"), ("gitBranch", "git_branch"), ("entrypoint", "entrypoint"),
+                                ("version", "client_version")):
+                value = f.text(rec.get(field))
                 if value is not None and name not in meta:
                     meta[name] = value
             if started is None and isinstance(rec.get("timestamp"), str):

@@ -50,8 +50,8 @@ def local_logs(*, claude_code: bool, codex: bool, since: float | None = None,
     files: list[Path] = []
     for d in dirs:
         if d.is_dir():
-            found = (p for p in d.rglob("*.jsonl*") if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
-            files.extend(sorted(found))
+            matches = (p for p in d.rglob("*.jsonl*") if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
+            files.extend(sorted(matches))
     for name, d in wanted:
         if not any(str(p).startswith(str(d.parent)) for p in files):
             raise TraceError(f"no {name} session files under {d}", file=str(d))

@@ -7,9 +7,10 @@ and ``read(file, text, ctx)``. New formats register with :func:`register`;
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from governor.errors import TraceError
 from governor.traces._io import decode, expand, read_bytes
