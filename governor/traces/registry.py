@@ -111,6 +111,7 @@ def _load_builtin() -> None:
     import governor.traces.tau2  # noqa: F401
     import governor.traces.claude_code  # noqa: F401
     import governor.traces.codex  # noqa: F401
+    import governor.traces.harbor  # noqa: F401
 
 
 def detect(head: str, file: str) -> Importer:

@@ -247,7 +247,8 @@ def test_cli_discovers_local_logs_with_a_time_window(tmp_path: Path, monkeypatch
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
     monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
     policy = tmp_path / "p.yaml"
-    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\ndefaults:\n  allow_unpriced: true\n")
+    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\n"
+                      "defaults:\n  allow_unpriced: true\n")
 
     def replay(*extra: str) -> dict[str, Any]:
         out = tmp_path / "r.json"
