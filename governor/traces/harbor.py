@@ -73,7 +73,7 @@ def read_trajectory(doc: Any, file: str, ctx: ImportContext, *, run_id: str | No
     if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
         ctx.issue(file, 0, "not an ATIF trajectory: no 'steps' list", where="steps")
         return None
-    agent = doc.get("agent") if isinstance(doc.get("agent"), dict) else {}
+    agent = _obj(doc.get("agent"))
     rid = run_id or f.text(doc.get("session_id")) or f.text(doc.get("trajectory_id")) or Path(file).parent.name
     meta = {"agent": f.text(agent.get("name")) or "atif", **run_meta}
     if f.text(agent.get("version")):
@@ -93,7 +93,7 @@ def read_trajectory(doc: Any, file: str, ctx: ImportContext, *, run_id: str | No
 
 def _steps(doc: dict[str, Any], file: str, prefix: str, model: str | None, subagent: str | None,
            out: list[dict[str, Any]], ctx: ImportContext, fallback_ts: float) -> None:
-    agent = doc.get("agent") if isinstance(doc.get("agent"), dict) else {}
+    agent = _obj(doc.get("agent"))
     model = f.text(agent.get("model_name")) or model
     last_ts = fallback_ts
     aggregated = 0
@@ -110,11 +110,11 @@ def _steps(doc: dict[str, Any], file: str, prefix: str, model: str | None, subag
         try:
             if not isinstance(metrics, dict):
                 raise ValueError("metrics must be an object")
-            extra = metrics.get("extra") if isinstance(metrics.get("extra"), dict) else {}
+            extra = _obj(metrics.get("extra"))
             prompt, cached, out_tokens = f.counts(metrics, "metrics", "prompt_tokens", "cached_tokens",
                                                   "completion_tokens")
             write = f.count(extra.get("cache_creation_input_tokens"), "metrics.extra.cache_creation_input_tokens")
-            creation = extra.get("cache_creation") if isinstance(extra.get("cache_creation"), dict) else {}
+            creation = _obj(extra.get("cache_creation"))
             w1 = f.count(creation.get("ephemeral_1h_input_tokens"),
                          "metrics.extra.cache_creation.ephemeral_1h_input_tokens")
             reasoning = f.count(extra.get("reasoning_tokens"), "metrics.extra.reasoning_tokens")
@@ -131,7 +131,7 @@ def _steps(doc: dict[str, Any], file: str, prefix: str, model: str | None, subag
         last_ts = ts
         if isinstance(step.get("llm_call_count"), int) and step["llm_call_count"] > 1:
             aggregated += 1
-        step_extra = step.get("extra") if isinstance(step.get("extra"), dict) else {}
+        step_extra = _obj(step.get("extra"))
         out.append({"timestamp": ts, "model": name, "input_tokens": prompt, "output_tokens": out_tokens,
                     "cache_read_tokens": cached, "cache_write_tokens": write,
                     "cache_write_1h_tokens": min(w1, write), "reasoning_tokens": min(reasoning, out_tokens),
@@ -166,8 +166,8 @@ class HarborTrialImporter:
             return
         trial = Path(file).parent
         name = f.text(doc.get("trial_name")) or trial.name
-        cfg_agent = _get(doc, "config", "agent") or {}
-        info = doc.get("agent_info") if isinstance(doc.get("agent_info"), dict) else {}
+        cfg_agent = _obj(_get(doc, "config", "agent"))
+        info = _obj(doc.get("agent_info"))
         meta: dict[str, Any] = {"agent": f.text(cfg_agent.get("name")) or f.text(info.get("name")) or "harbor",
                                 "trial": name}
         for key, value in (("task", doc.get("task_name")), ("client_version", info.get("version")),
@@ -216,6 +216,10 @@ class HarborTrialImporter:
         ordered = tuple(replace(c, run_id=name, index=i, metadata={**c.metadata, **meta, "run_id": name})
                         for i, c in enumerate(calls))
         return TraceRun(name, ordered, outcome, meta, str(trial / "result.json"))
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _get(obj: Any, *keys: str) -> Any:
