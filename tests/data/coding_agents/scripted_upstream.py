@@ -2,14 +2,16 @@
 
 Only for re-recording the session files in this directory: the replay tests read
 the recorded files, never this server. Each answer is chosen by a keyword in the
-prompt (USE_BASH, USE_AGENT, FAIL400 for Claude Code; USE_SHELL for Codex), and
+prompt (USE_BASH, USE_AGENT, FAIL400 for Claude Code; USE_SHELL for Codex; USE_TOOL for
+the OpenAI Agents SDK, on Responses or Chat Completions), and
 every call it serves is appended to the log named on the command line with the
 usage it returned: the independent count the importer tests compare against.
 
-Usage: python scripted_upstream.py PORT LOGFILE
+Usage: python scripted_upstream.py PORT LOGFILE [INGESTFILE]
 """
 import itertools, json, sys, http.server
 LOG = open(sys.argv[2], "a")
+INGEST = open(sys.argv[3], "a") if len(sys.argv) > 3 else None  # trace payloads posted by the Agents SDK
 SEQ = itertools.count(1)
 
 def text_of(content):
@@ -90,6 +92,9 @@ def responses(h, req):
         name = "exec_command" if "exec_command" in tools else "shell"
         args = {"cmd": "echo governed"} if name == "exec_command" else {"command": ["bash", "-lc", "echo governed"]}
         item = {"type": "function_call", "id": f"fc_{n:04d}", "call_id": f"call_{n:04d}", "name": name, "arguments": json.dumps(args), "status": "completed"}
+    elif "USE_TOOL" in user and outputs == 0 and tools:
+        name, args = tools[0], {"city": "Paris"}
+        item = {"type": "function_call", "id": f"fc_{n:04d}", "call_id": f"call_{n:04d}", "name": name, "arguments": json.dumps(args), "status": "completed"}
     else:
         item = {"type": "message", "id": f"msg_{n:04d}", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "Done.", "annotations": []}]}
     inp, cached, out, reasoning = 5000 + 10 * n, 1000 + n, 30 + n, 10 + n
@@ -101,11 +106,37 @@ def responses(h, req):
         ev.append(("response.output_text.delta", {"type": "response.output_text.delta", "sequence_number": 2, "item_id": item["id"], "output_index": 0, "content_index": 0, "delta": "Done."}))
     ev.append(("response.output_item.done", {"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": item}))
     ev.append(("response.completed", {"type": "response.completed", "sequence_number": 4, "response": dict(base, status="completed", output=[item], usage=usage)}))
+    if not req.get("stream"):
+        body = json.dumps(ev[-1][1]["response"]).encode()
+        h.send_response(200); h.send_header("content-type", "application/json"); h.send_header("content-length", str(len(body))); h.end_headers(); h.wfile.write(body)
+        LOG.write(json.dumps({"n": n, "api": "responses", "status": 200, "id": rid, "model": req.get("model"), "session": h.headers.get("session-id") or h.headers.get("session_id"), "usage": usage, "tools": tools, "user": user[-80:]}) + "\n"); LOG.flush()
+        return
     h.send_response(200); h.send_header("content-type", "text/event-stream"); h.send_header("transfer-encoding", "chunked"); h.end_headers()
     for name, data in ev:
         b = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode(); h.wfile.write(f"{len(b):x}\r\n".encode() + b + b"\r\n")
     h.wfile.write(b"0\r\n\r\n"); h.wfile.flush()
     LOG.write(json.dumps({"n": n, "api": "responses", "status": 200, "id": rid, "model": req.get("model"), "session": h.headers.get("session-id") or h.headers.get("session_id"), "usage": usage, "tools": tools, "user": user[-80:]}) + "\n"); LOG.flush()
+
+def chat(h, req):
+    n = next(SEQ)
+    msgs = req.get("messages", [])
+    tools = [t["function"]["name"] for t in req.get("tools") or [] if isinstance(t, dict) and "function" in t]
+    asked = any("USE_TOOL" in str(m.get("content")) for m in msgs)
+    answered = any(m.get("role") == "tool" for m in msgs)
+    inp, cached, out = 700 + 10 * n, 100 + n, 15 + n
+    message = {"role": "assistant", "content": "Done."}
+    if asked and tools and not answered:
+        message = {"role": "assistant", "content": None, "tool_calls": [{"id": f"call_{n:04d}", "type": "function", "function": {"name": tools[0], "arguments": json.dumps({"city": "Paris"})}}]}
+    usage = {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out, "prompt_tokens_details": {"cached_tokens": cached}, "completion_tokens_details": {"reasoning_tokens": 0}}
+    body = json.dumps({"id": f"chatcmpl-scripted{n:04d}", "object": "chat.completion", "created": 1764770000 + n, "model": req.get("model"), "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}], "usage": usage}).encode()
+    h.send_response(200); h.send_header("content-type", "application/json"); h.send_header("content-length", str(len(body))); h.end_headers(); h.wfile.write(body)
+    LOG.write(json.dumps({"n": n, "api": "chat", "status": 200, "id": f"chatcmpl-scripted{n:04d}", "model": req.get("model"), "usage": usage}) + "\n"); LOG.flush()
+
+def ingest(h, req):
+    """The Agents SDK's trace exporter posts {"data": [...]} here: kept, one payload a line, as sent."""
+    if INGEST is not None:
+        INGEST.write(json.dumps(req) + "\n"); INGEST.flush()
+    h.send_response(200); h.send_header("content-length", "0"); h.end_headers()
 
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -119,6 +150,8 @@ class H(http.server.BaseHTTPRequestHandler):
         req = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
         if self.path.startswith("/v1/messages"): return anthropic(self, req)
         if self.path.startswith("/v1/responses"): return responses(self, req)
+        if self.path.startswith("/v1/chat/completions"): return chat(self, req)
+        if self.path.startswith("/v1/traces/ingest"): return ingest(self, req)
         LOG.write(json.dumps({"unhandled": self.path}) + "\n"); LOG.flush()
         self.send_response(404); self.send_header("content-length", "0"); self.end_headers()
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
