@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from governor.traces import _fields as f
-from governor.traces._io import json_lines, load_document
+from governor.traces._docs import documents
 from governor.traces.model import TraceCall, TraceRun
 from governor.traces.registry import ImportContext, group_calls, register
 
@@ -78,12 +78,7 @@ class OpenAIAgentsImporter:
 
     @staticmethod
     def _items(file: str, text: str, ctx: ImportContext) -> Iterator[tuple[int, str, dict[str, Any]]]:
-        stripped = text.lstrip()
-        if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped.rstrip()):
-            docs: list[tuple[int, Any, str | None]] = [(0, load_document(text, file), None)]
-        else:
-            docs = list(json_lines(text))
-        for line, doc, err in docs:
+        for line, doc, err in documents(file, text):
             if err is not None:
                 ctx.issue(file, line, err)
                 continue

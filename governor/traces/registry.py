@@ -113,6 +113,7 @@ def _load_builtin() -> None:
     import governor.traces.codex  # noqa: F401
     import governor.traces.harbor  # noqa: F401
     import governor.traces.openai_agents  # noqa: F401
+    import governor.traces.langfuse  # noqa: F401
 
 
 def detect(head: str, file: str) -> Importer:
