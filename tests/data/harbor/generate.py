@@ -11,23 +11,21 @@ Each trial is laid out as Harbor lays one out: the agent's logs in ``agent/``
 (``ClaudeCode.populate_context_post_run``: ATIF), and ``config.json`` /
 ``result.json`` serialised from Harbor's ``TrialConfig`` / ``TrialResult``
 models, as ``harbor.trial.Trial`` writes them. The agent ran offline against
-the scripted upstream of ../coding_agents; its log of every call served is
+tests/support/upstream.py with the turns of ../scripted_agents.py; its log of every call served is
 upstream.jsonl. The trials are written in trials/. The rewards (1.0 and 0.0) are what a verifier would have
 written; no verifier ran.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from harbor.agents.installed.claude_code import ClaudeCode
 from harbor.models.agent.context import AgentContext
@@ -37,16 +35,12 @@ from harbor.models.trial.result import AgentInfo, ModelInfo, TrialResult
 from harbor.models.verifier.result import VerifierResult
 
 HERE = Path(__file__).resolve().parent
-UPSTREAM = HERE.parent / "coding_agents" / "scripted_upstream.py"
+sys.path.insert(0, str(HERE.parent))
+from scripted_agents import ScriptedUpstream, scripted, write_log  # noqa: E402
+
 TRIALS = (("hello-world__accepted", "USE_BASH: print a word", 1.0),
           ("hello-world__rejected", "USE_AGENT: delegate a computation", 0.0))
 MODEL = "claude-sonnet-4-5"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main(bin_dir: str) -> None:
@@ -57,11 +51,11 @@ def main(bin_dir: str) -> None:
     (scratch / "app").mkdir(parents=True)
     task_dir = scratch / "tasks" / "hello-world"
     task_dir.mkdir(parents=True)
-    log = scratch / "upstream.jsonl"
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(UPSTREAM), str(port), str(log)])
+    log: list[dict[str, Any]] = []
+    upstream = ScriptedUpstream().start()
+    upstream.responder = scripted(log)
+    port = upstream.port
     try:
-        time.sleep(1.0)
         for name, prompt, reward in TRIALS:
             trial = scratch / "trials" / name  # moved into trials/ here once written
             agent_dir = trial / "agent"
@@ -91,11 +85,10 @@ def main(bin_dir: str) -> None:
                 started_at=started, finished_at=finished)
             (trial / "result.json").write_text(result.model_dump_json(indent=4))
     finally:
-        server.terminate()
-        server.wait(10)
+        upstream.stop()
     shutil.rmtree(HERE / "trials", ignore_errors=True)
     shutil.copytree(scratch / "trials", HERE / "trials")
-    shutil.copy(log, HERE / "upstream.jsonl")
+    write_log(log, HERE / "upstream.jsonl")
     (HERE / "VERSIONS").write_text(f"{version} (Claude Code)\nharbor 0.25.0\n")
     shutil.rmtree(scratch)
 

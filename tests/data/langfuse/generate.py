@@ -5,7 +5,7 @@
 
 No Langfuse server runs offline, so the export is made in two steps. (1) The
 SDK's own OpenAI integration (``langfuse.openai``) traces real Chat
-Completions calls to the scripted upstream of ../coding_agents, with user,
+Completions calls to tests/support/upstream.py (turns of ../scripted_agents.py), with user,
 session, tags and metadata set by ``propagate_attributes``; the SDK's spans
 are captured with an in-memory exporter instead of being sent. (2) Each
 generation span becomes one observation of the SDK's own API model
@@ -21,25 +21,17 @@ the calls it served (the independent count).
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-UPSTREAM = HERE.parent / "coding_agents" / "scripted_upstream.py"
+sys.path.insert(0, str(HERE.parent))
+from scripted_agents import ScriptedUpstream, scripted, write_log  # noqa: E402
+
 PRICE = {"input": 0.15e-6, "input_cached_tokens": 0.075e-6, "output": 0.6e-6, "output_reasoning_tokens": 0.6e-6}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def flatten(raw: dict) -> dict[str, int]:
@@ -62,13 +54,12 @@ def main() -> None:
     from langfuse.openai import OpenAI
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    scratch = Path(tempfile.mkdtemp(prefix="langfuse-export-"))
-    log = scratch / "upstream.jsonl"
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(UPSTREAM), str(port), str(log)])
+    log: list[dict[str, Any]] = []
+    upstream = ScriptedUpstream().start()
+    upstream.responder = scripted(log)
+    port = upstream.port
     spans = InMemorySpanExporter()
     try:
-        time.sleep(1.0)
         lf = Langfuse(public_key="pk-lf-test", secret_key="sk-lf-test", base_url=f"http://127.0.0.1:{port}",
                       span_exporter=spans, tracing_enabled=True)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0)
@@ -82,8 +73,7 @@ def main() -> None:
                                                    name="answer")
         lf.flush()
     finally:
-        server.terminate()
-        server.wait(10)
+        upstream.stop()
     observations = []
     for span in spans.get_finished_spans():
         a = dict(span.attributes or {})
@@ -106,9 +96,8 @@ def main() -> None:
     observations.sort(key=lambda o: o.start_time, reverse=True)  # the API pages latest first
     page = ObservationsV2Response(data=observations, meta=ObservationsV2Meta(cursor=None))
     (HERE / "observations.json").write_text(page.json(indent=2) if hasattr(page, "json") else "")
-    shutil.copy(log, HERE / "upstream.jsonl")
+    write_log(log, HERE / "upstream.jsonl")
     (HERE / "VERSIONS").write_text(f"langfuse {version('langfuse')}\nopenai {version('openai')}\n")
-    shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":

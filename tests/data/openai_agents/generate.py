@@ -2,11 +2,11 @@
 
     python tests/data/openai_agents/generate.py
 
-Runs three agent runs offline against the scripted upstream of ../coding_agents
+Runs three agent runs offline against tests/support/upstream.py with the turns of ../scripted_agents.py
 (a Responses model with a function tool, the same in a conversation
 ``group_id`` naming its model in the trace metadata, and a Chat Completions
 model), with the SDK's own
-``BackendSpanExporter`` pointed at that upstream's ingest endpoint. What the
+``BackendSpanExporter`` pointed at that upstream, which keeps what is posted. What the
 SDK posted is kept as it was sent, one ``{"data": [...]}`` payload a line, in
 traces.jsonl; upstream.jsonl is the upstream's log of the model calls it
 served (the independent count), VERSIONS the package version.
@@ -14,23 +14,15 @@ served (the independent count), VERSIONS the package version.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
+import json
 import sys
-import tempfile
-import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-UPSTREAM = HERE.parent / "coding_agents" / "scripted_upstream.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+sys.path.insert(0, str(HERE.parent))
+from scripted_agents import ScriptedUpstream, scripted, write_log  # noqa: E402
 
 
 def main() -> None:
@@ -38,13 +30,11 @@ def main() -> None:
     from agents.tracing.processors import BackendSpanExporter, BatchTraceProcessor
     from openai import AsyncOpenAI
 
-    scratch = Path(tempfile.mkdtemp(prefix="agents-export-"))
-    log, ingest = scratch / "upstream.jsonl", scratch / "traces.jsonl"
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(UPSTREAM), str(port), str(log), str(ingest)])
+    log: list[dict[str, Any]] = []
+    upstream = ScriptedUpstream().start()
+    upstream.responder = scripted(log)
     try:
-        time.sleep(1.0)
-        base = f"http://127.0.0.1:{port}/v1"
+        base = f"{upstream.base_url}/v1"
         exporter = BackendSpanExporter(api_key="sk-test", endpoint=f"{base}/traces/ingest")
         processor = BatchTraceProcessor(exporter)
         set_trace_processors([processor])
@@ -73,12 +63,12 @@ def main() -> None:
         processor.force_flush()
         processor.shutdown()
     finally:
-        server.terminate()
-        server.wait(10)
-    shutil.copy(ingest, HERE / "traces.jsonl")
-    shutil.copy(log, HERE / "upstream.jsonl")
+        upstream.stop()
+    # the upstream answers the ingest route 404 (it is no tracing backend) but keeps what was posted
+    posted = [r.body for r in upstream.requests if r.path.rstrip("/").endswith("/traces/ingest")]
+    (HERE / "traces.jsonl").write_text("".join(json.dumps(body) + "\n" for body in posted))
+    write_log(log, HERE / "upstream.jsonl")
     (HERE / "VERSIONS").write_text(f"openai-agents {version('openai-agents')}\nopenai {version('openai')}\n")
-    shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":
