@@ -27,6 +27,8 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                         help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)")
     parser.add_argument("--since", metavar="TIME", help="only calls at or after TIME (2026-11-01, ISO time, or 7d)")
     parser.add_argument("--until", metavar="TIME", help="only calls before TIME")
+    parser.add_argument("--outcomes", nargs="+", metavar="FILE", default=[],
+                        help="outcomes known after the fact (CSV or JSONL: run_id, outcome, time, reviewer)")
     parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
@@ -80,6 +82,20 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
     result = replayer.replay(traces, progress)
     report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000))
     report["notes"] = list(traces.notes)
+    found = getattr(args, "outcomes_read", None)
+    if found is not None:
+        from governor.traces.outcomes import latest
+
+        ids = {r.run_id for r in traces.runs}
+        decided = latest(found.records)
+        report["outcomes"]["joined"] = {
+            "files": list(args.outcomes),
+            "records": len(found.records),
+            "runs_matched": sum(1 for run_id in decided if run_id in ids),
+            "unmatched": [{"run_id": r.run_id, "file": r.file, "line": r.line}
+                          for run_id, r in decided.items() if run_id not in ids],
+            "skipped": len(found.issues),
+        }
     return result, report
 
 
@@ -118,6 +134,14 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
     try:
         traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
                              since=since, until=until)
+        if args.outcomes:
+            from governor.traces.outcomes import join_outcomes, read_outcomes
+
+            found = read_outcomes(args.outcomes)
+            if args.strict and found.issues:
+                raise MalformedRecord(found.issues[0].message, file=found.issues[0].file, line=found.issues[0].line)
+            traces = join_outcomes(traces, found)
+            args.outcomes_read = found
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_FINDINGS if isinstance(exc, MalformedRecord) else EXIT_USAGE

@@ -112,9 +112,13 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
     accepted = [r for r in result.runs if r.run.outcome == "accepted"]
     rejected = sum(1 for r in result.runs if r.run.outcome == "rejected")
     kept = [r for r in accepted if r.stopped_at_call is None]
+    by_outcome = Counter(r.run.outcome for r in result.runs)
     outcomes = {
         "accepted": len(accepted),
         "rejected": rejected,
+        "edited": by_outcome["edited"],
+        "escalated": by_outcome["escalated"],
+        "unknown": by_outcome[None],  # no outcome recorded or joined: never counted as accepted
         "other": len(result.runs) - len(accepted) - rejected,
         "accepted_runs_stopped": len(accepted) - len(kept),
         "cost_per_accepted_usd_recorded": _usd(recorded / len(accepted)) if accepted else None,
