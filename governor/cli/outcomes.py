@@ -18,7 +18,7 @@ from pathlib import Path
 from governor.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("outcomes", help="outcomes known after the fact",
                                    description="Record the outcomes of runs after the fact.")
     sub = parser.add_subparsers(dest="outcomes_command", metavar="ACTION")
@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_add(args: argparse.Namespace) -> int:
     from governor.errors import TraceError
+    from governor.traces.model import TraceIssue
     from governor.traces.outcomes import OutcomeRecord, outcome_line, parse_record, read_outcomes
 
     trace = Path(args.trace)
@@ -51,7 +52,7 @@ def run_add(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     records: list[OutcomeRecord] = []
-    issues = []
+    issues: list[TraceIssue] = []
     if args.sources:
         try:
             found = read_outcomes(args.sources)

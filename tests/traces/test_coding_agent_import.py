@@ -22,8 +22,8 @@ from governor.cli import main
 from governor.traces import load_traces
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "coding_agents"
-CLAUDE = DATA / "claude-code"
-CODEX = DATA / "codex"
+CLAUDE = DATA / "claude" / "projects"
+CODEX = DATA / "codex" / "sessions"
 
 
 def upstream(api: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from governor.traces import load_traces
 from governor.traces.outcomes import join_outcomes, read_outcomes
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-CLAUDE = DATA / "coding_agents" / "claude-code"
+CLAUDE = DATA / "coding_agents" / "claude" / "projects"
 TRIALS = DATA / "harbor" / "trials"
 POLICY = ("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\ndefaults:\n  allow_unpriced: true\n"
           "budgets:\n  - {id: per-run, scope: run, limit: {usd: 0.01}, window: none}\n")

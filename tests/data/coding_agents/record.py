@@ -5,9 +5,9 @@
 
 Runs each CLI against tests/support/upstream.py on 127.0.0.1 (no network) with
 the turns of ../scripted_agents.py, in a
-scratch HOME / CODEX_HOME, then copies what the CLIs wrote into claude-code/
-(the ``~/.claude/projects`` tree) and codex/ (the ``$CODEX_HOME/sessions``
-tree), with the upstream's own log of every call it served (upstream.jsonl)
+scratch HOME / CODEX_HOME, then copies what the CLIs wrote into claude/projects/
+(``$CLAUDE_CONFIG_DIR/projects``) and codex/sessions/
+(``$CODEX_HOME/sessions``), with the upstream's own log of every call it served (upstream.jsonl)
 and the CLI versions (VERSIONS). Sessions: Claude Code with a tool call, with a
 subagent, with an API error, and a resumed fork of the first; Codex with a tool
 call, a resume, and a fork of the first.
@@ -74,7 +74,9 @@ def main(bin_dir: str) -> None:
              "now something else"], cx, proj)
     finally:
         upstream.stop()
-    for name, src in (("claude-code", scratch / "home" / ".claude" / "projects"), ("codex", codex_home / "sessions")):
+    # laid out as the agents' homes are: CLAUDE_CONFIG_DIR=claude, CODEX_HOME=codex
+    for name, src in (("claude/projects", scratch / "home" / ".claude" / "projects"),
+                      ("codex/sessions", codex_home / "sessions")):
         shutil.rmtree(HERE / name, ignore_errors=True)
         shutil.copytree(src, HERE / name, ignore=shutil.ignore_patterns("memory"))
     write_log(log, HERE / "upstream.jsonl")
