@@ -200,7 +200,8 @@ def test_sarif_log_locates_every_finding(tmp_path: Path) -> None:
         loc = result["locations"][0]["physicalLocation"]
         assert loc["artifactLocation"]["uri"] == "bad.yaml" and loc["region"]["startLine"] == 5
     assert "unknown-key" in rules
-    clean = json.loads(governor("validate", "--format", "sarif", str(REPO_ROOT / "policies" / "support-bot.yaml")).stdout)
+    good = str(REPO_ROOT / "policies" / "support-bot.yaml")
+    clean = json.loads(governor("validate", "--format", "sarif", good).stdout)
     assert clean["runs"][0]["results"] == []
 
 
