@@ -117,3 +117,13 @@ def test_governor_schema_prints_the_packaged_schemas() -> None:
     for which in ("policy", "test-file"):
         out = subprocess.run([governor, "schema", which], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and json.loads(out.stdout) == SCHEMAS[which]
+
+
+def test_the_documented_test_file_follows_the_schema() -> None:
+    from tests.test_docs import extract_blocks
+
+    (block,) = [b for b in extract_blocks(REPO_ROOT / "docs" / "policy-tests.md") if b.lang == "yaml"]
+    doc = _as_an_editor_reads_it(yaml.safe_load(block.code))
+    validator = Draft202012Validator(SCHEMAS["test-file"])
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
+    assert not errors, errors
