@@ -2,11 +2,10 @@
 
 Context caps (in policy order, each that matches): when the input is larger
 than ``max_input_tokens`` (``None`` = the model's context window) the cap
-blocks, trims, or reroutes. Trimming keeps every system message and the last
-``keep_last`` other messages (when ``keep_last`` is unset: drops the oldest
-until the rest fits); a tool result whose assistant tool call was dropped is dropped
-too, so a tool call is never split from its result. A trim that still does not
-fit blocks.
+blocks, trims, or reroutes. Trimming (:func:`trim`) keeps every system message,
+the last user turn and what follows it, and the last ``keep_last`` other
+messages (when ``keep_last`` is unset: drops the oldest until the rest fits); it
+never splits a tool call from its result. A trim that still does not fit blocks.
 
 Per-call caps: clamp ``max_tokens`` to ``max_output_tokens`` (setting it when
 absent), then block when the worst-case cost (input + max_tokens, or the
@@ -79,36 +78,82 @@ def context_stage(
 def trim(
     messages: Sequence[Mapping[str, Any]], keep_last: int | None, limit: int, input_tokens: int, model: str, tokens: TokenCounter
 ) -> tuple[list[Mapping[str, Any]], int]:
-    """(kept messages, their input tokens). System messages always stay.
+    """(kept messages, their input tokens): a trim every provider accepts.
+
+    Drops the oldest non-system turns, either all but the last ``keep_last`` or
+    (when unset) until the rest fits ``limit``, and then never:
+
+    - drops a system message (system prompts, Responses ``instructions``);
+    - drops the last user turn (nor anything after it): a trim that would have
+      to leaves the call over ``limit``, and the caller blocks it;
+    - keeps a tool result (``role: tool``, an Anthropic ``tool_result``, a
+      Responses ``function_call_output``) whose tool call was dropped;
+    - keeps an item that a dropped reasoning item belongs to (Responses
+      ``reasoning`` is sent with the item after it).
 
     The result is ``input_tokens`` minus the tokens of the dropped messages, so
     only those are counted: a replayed call (whose ``input_tokens`` come from the
-    trace) never tokenizes the system prompt or the turns it keeps. Without
-    ``keep_last``, the oldest turns are dropped until the rest fits ``limit``.
+    trace) never tokenizes the system prompt or the turns it keeps.
     """
-    others = [i for i, m in enumerate(messages) if m.get("role") != "system"]
+    others = [i for i, m in enumerate(messages) if _role(m) != "system"]
+    users = [k for k, i in enumerate(others) if _role(messages[i]) == "user"]
+    last_turn = users[-1] if users else max(len(others) - 1, 0)  # the cut never passes it
     count = tokens.message_counter(model)
-    dropped: set[int] = set()
-    removed = 0
     if keep_last is not None:
         start = max(len(others) - max(keep_last, 0), 0)
-        for i in others[:start]:
-            removed += count(messages[i])
     else:
-        excess = input_tokens - limit
-        start = 0
-        while start < len(others) and removed < excess:
+        excess, removed, start = input_tokens - limit, 0, 0
+        while start < last_turn and removed < excess:
             removed += count(messages[others[start]])
             start += 1
-    dropped.update(others[:start])
-    # never keep a tool result whose tool call was dropped
-    for i in others[start:]:
-        if messages[i].get("role") != "tool":
-            break
-        dropped.add(i)
-        removed += count(messages[i])
+    start = min(start, last_turn)
+    # move the cut past results of dropped calls and items glued to a dropped reasoning item
+    dropped_calls = {cid for i in others[:start] for cid in _call_ids(messages[i])}
+    while start < last_turn and (
+        _role(messages[others[start]]) == "tool" or (start > 0 and _is_reasoning(messages[others[start - 1]]))
+    ):
+        dropped_calls.update(_call_ids(messages[others[start]]))
+        start += 1
+    dropped = set(others[:start])
+    for i in others[start:]:  # a later result of a dropped call (parallel Responses function calls)
+        if _role(messages[i]) == "tool" and _result_ids(messages[i]) & dropped_calls:
+            dropped.add(i)
+    removed = sum(count(messages[i]) for i in dropped)
     kept = [m for i, m in enumerate(messages) if i not in dropped]
     return kept, max(input_tokens - removed, 0)
+
+
+def _role(message: Any) -> Any:
+    get = getattr(message, "get", None)
+    return get("role") if get is not None else getattr(message, "role", None)
+
+
+def _field(message: Any, name: str) -> Any:
+    get = getattr(message, "get", None)
+    return get(name) if get is not None else getattr(message, name, None)
+
+
+def _call_ids(message: Any) -> set[str]:
+    ids = set()
+    for call in _field(message, "tool_calls") or ():
+        cid = call.get("id") if isinstance(call, Mapping) else getattr(call, "id", None)
+        if cid:
+            ids.add(str(cid))
+    return ids
+
+
+def _result_ids(message: Any) -> set[str]:
+    value = _field(message, "tool_call_id")
+    return {part for part in str(value).split(",") if part} if value else set()
+
+
+def _is_reasoning(message: Any) -> bool:
+    """A Responses reasoning item read into a message (see ``governor.integrations.shapes``)."""
+    content = _field(message, "content")
+    return (
+        isinstance(content, list) and len(content) == 1 and isinstance(content[0], Mapping)
+        and content[0].get("type") == "reasoning"
+    )
 
 
 def clamp_reason(cap_id: str, max_tokens: int | None, cap_out: int) -> str:
