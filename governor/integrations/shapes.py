@@ -257,8 +257,11 @@ def _responses_item(item: Any, index: int) -> dict[str, Any]:
         if not isinstance(arguments, str):
             rest = {k: v for k, v in item.items() if k not in ("type", "id", "call_id", "status", "name")}
             arguments = _json(rest)
-        call = {"id": str(item.get("call_id") or item.get("id") or ""), "type": "function",
-                "function": {"name": str(name), "arguments": arguments}}
+        call = {
+            "id": str(item.get("call_id") or item.get("id") or ""),
+            "type": "function",
+            "function": {"name": str(name), "arguments": arguments},
+        }
         return {"role": "assistant", "content": None, "tool_calls": [call]}
     if kind == "item_reference":
         return {"role": "assistant", "content": ""}  # a stored item: its tokens are not in the request
@@ -332,8 +335,13 @@ def _anthropic_message(message: Any, index: int) -> dict[str, Any]:
         kind = _get(block, "type")
         if kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
             arguments = _json(_get(block, "input") or {})
-            calls.append({"id": str(_get(block, "id") or ""), "type": "function",
-                          "function": {"name": str(_get(block, "name") or kind), "arguments": arguments}})
+            calls.append(
+                {
+                    "id": str(_get(block, "id") or ""),
+                    "type": "function",
+                    "function": {"name": str(_get(block, "name") or kind), "arguments": arguments},
+                }
+            )
         elif kind == "tool_result" or (isinstance(kind, str) and kind.endswith("_tool_result")):
             results.append(str(_get(block, "tool_use_id") or ""))
             inner = _get(block, "content")
