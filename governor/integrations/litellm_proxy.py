@@ -166,17 +166,12 @@ ERROR_TYPE_BY_STATUS: Mapping[int, str] = {
 
 
 def retry_after_seconds(policy: Policy, decision: Decision, now: float) -> int | None:
-    """Seconds until the windowed budgets that blocked ``decision`` free up (None: no windowed budget)."""
-    if decision.block_kind != "budget":
+    """Seconds until the windowed budget that blocked ``decision`` frees up (None: not a windowed budget)."""
+    if decision.block_kind != "budget" or not decision.blocked_by:
         return None
-    waits = []
-    for rule_id in decision.rule_ids:
-        rule = policy.rule(rule_id)
-        if isinstance(rule, Budget):
-            wait = seconds_until_window_frees(rule.window, now)
-            if wait is not None:
-                waits.append(wait)
-    return max(1, math.ceil(max(waits))) if waits else None
+    rule = policy.rule(decision.blocked_by)
+    wait = seconds_until_window_frees(rule.window, now) if isinstance(rule, Budget) else None
+    return None if wait is None else max(1, math.ceil(wait))
 
 
 def proxy_exception(decision: Decision, *, retry_after: int | None = None) -> ProxyException:
@@ -184,6 +179,7 @@ def proxy_exception(decision: Decision, *, retry_after: int | None = None) -> Pr
     status = STATUS_BY_KIND.get(decision.block_kind or "", 403)
     headers = {
         "x-governor-decision-id": decision.decision_id,
+        "x-governor-blocked-by": decision.blocked_by or "",
         "x-governor-rule-ids": ",".join(decision.rule_ids),
         "x-should-retry": "false",
     }
@@ -198,6 +194,7 @@ def proxy_exception(decision: Decision, *, retry_after: int | None = None) -> Pr
         headers=headers,
         provider_specific_fields={
             "governor": {
+                "blocked_by": decision.blocked_by,
                 "verdict": decision.verdict,
                 "block_kind": decision.block_kind,
                 "rule_ids": list(decision.rule_ids),
