@@ -86,10 +86,11 @@ def trim(
     - drops a system message (system prompts, Responses ``instructions``);
     - drops the last user turn (nor anything after it): a trim that would have
       to leaves the call over ``limit``, and the caller blocks it;
-    - keeps a tool result (``role: tool``, an Anthropic ``tool_result``, a
-      Responses ``function_call_output``) whose tool call was dropped;
-    - keeps an item that a dropped reasoning item belongs to (Responses
-      ``reasoning`` is sent with the item after it).
+    - starts the kept turns anywhere but at a user turn, so it never keeps a
+      tool result (``role: tool``, an Anthropic ``tool_result``, a Responses
+      ``function_call_output``) whose tool call was dropped, nor an item whose
+      reasoning item was dropped, nor opens with an assistant turn (which
+      Anthropic refuses); a later result of a dropped call is dropped too.
 
     The result is ``input_tokens`` minus the tokens of the dropped messages, so
     only those are counted: a replayed call (whose ``input_tokens`` come from the
@@ -107,13 +108,11 @@ def trim(
             removed += count(messages[others[start]])
             start += 1
     start = min(start, last_turn)
-    # move the cut past results of dropped calls and items glued to a dropped reasoning item
-    dropped_calls = {cid for i in others[:start] for cid in _call_ids(messages[i])}
-    while start < last_turn and (
-        _role(messages[others[start]]) == "tool" or (start > 0 and _is_reasoning(messages[others[start - 1]]))
-    ):
-        dropped_calls.update(_call_ids(messages[others[start]]))
+    # the kept turns start at a user turn: never at a result of a dropped call, an item glued to a
+    # dropped reasoning item, or an assistant turn (Anthropic requires the first message to be the user's)
+    while start < last_turn and _role(messages[others[start]]) != "user":
         start += 1
+    dropped_calls = {cid for i in others[:start] for cid in _call_ids(messages[i])}
     dropped = set(others[:start])
     for i in others[start:]:  # a later result of a dropped call (parallel Responses function calls)
         if _role(messages[i]) == "tool" and _result_ids(messages[i]) & dropped_calls:
@@ -145,15 +144,6 @@ def _call_ids(message: Any) -> set[str]:
 def _result_ids(message: Any) -> set[str]:
     value = _field(message, "tool_call_id")
     return {part for part in str(value).split(",") if part} if value else set()
-
-
-def _is_reasoning(message: Any) -> bool:
-    """A Responses reasoning item read into a message (see ``governor.integrations.shapes``)."""
-    content = _field(message, "content")
-    return (
-        isinstance(content, list) and len(content) == 1 and isinstance(content[0], Mapping)
-        and content[0].get("type") == "reasoning"
-    )
 
 
 def clamp_reason(cap_id: str, max_tokens: int | None, cap_out: int) -> str:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -64,6 +63,7 @@ except ImportError:  # pragma: no cover - older litellm
 from governor.decision import Decision
 from governor.errors import GovernorError, UnreadableCall
 from governor.integrations._common import block_error
+from governor.integrations._event_stream import StreamTally
 from governor.integrations.shapes import Call, decided_request, read_call
 from governor.integrations.usage import Usage, estimated_usage, from_any_usage, from_standard_logging
 from governor.policy.model import Budget, Policy
@@ -309,59 +309,6 @@ def success_usage(kwargs: Mapping[str, Any], response_obj: Any, decision: Decisi
     if found.input_tokens == 0:
         return dataclasses.replace(found, input_tokens=decision.input_tokens, estimated=True)
     return found
-
-
-class StreamTally:
-    """What a stream has shown so far, whatever its API: text deltas, and a usage report if one came.
-
-    Items are chat chunks, Responses events or Anthropic events, as objects,
-    dicts or raw SSE bytes (litellm passes ``/v1/messages`` streams through as bytes).
-    """
-
-    __slots__ = ("chars", "reported")
-
-    def __init__(self) -> None:
-        self.chars = 0
-        self.reported: Usage | None = None
-
-    def feed(self, item: Any) -> None:
-        if isinstance(item, (bytes, str)):
-            text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
-            for line in text.splitlines():
-                if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]"):
-                    try:
-                        self._event(json.loads(line[5:]))
-                    except ValueError:
-                        continue
-            return
-        self._event(item)
-
-    def _event(self, event: Any) -> None:
-        plain = event.model_dump() if callable(getattr(event, "model_dump", None)) else event
-        if not isinstance(plain, Mapping):
-            return
-        for choice in plain.get("choices") or ():
-            delta = (choice or {}).get("delta") or {}
-            self.chars += len(delta.get("content") or "") + len(choice.get("text") or "")
-        delta = plain.get("delta")
-        if isinstance(delta, str):  # Responses *.delta events
-            self.chars += len(delta)
-        elif isinstance(delta, Mapping):  # Anthropic content_block_delta
-            self.chars += len(delta.get("text") or delta.get("partial_json") or delta.get("thinking") or "")
-        usage = (
-            plain.get("usage")
-            or (plain.get("response") or {}).get("usage")
-            or (plain.get("message") or {}).get("usage")
-        )
-        found = from_any_usage(usage) if usage else None
-        if found is not None and (found.input_tokens or found.output_tokens):
-            self.reported = found
-
-    def usage(self, input_tokens: int) -> Usage:
-        """The reported usage, else the check's input and the streamed output (an estimate)."""
-        if self.reported is not None and self.reported.input_tokens:
-            return self.reported
-        return Usage(input_tokens=input_tokens, output_tokens=(self.chars + 3) // 4, estimated=True)
 
 
 def _get_usage(response_obj: Any) -> Any:
