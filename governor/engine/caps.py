@@ -97,7 +97,7 @@ def trim(
     trace) never tokenizes the system prompt or the turns it keeps.
     """
     others = [i for i, m in enumerate(messages) if _role(m) != "system"]
-    users = [k for k, i in enumerate(others) if _role(messages[i]) == "user"]
+    users = [k for k, i in enumerate(others) if _role(messages[i]) == "user" and not _result_ids(messages[i])]
     last_turn = users[-1] if users else max(len(others) - 1, 0)  # the cut never passes it
     count = tokens.message_counter(model)
     if keep_last is not None:
@@ -110,12 +110,12 @@ def trim(
     start = min(start, last_turn)
     # the kept turns start at a user turn: never at a result of a dropped call, an item glued to a
     # dropped reasoning item, or an assistant turn (Anthropic requires the first message to be the user's)
-    while start < last_turn and _role(messages[others[start]]) != "user":
+    while start < last_turn and (_role(messages[others[start]]) != "user" or _result_ids(messages[others[start]])):
         start += 1
     dropped_calls = {cid for i in others[:start] for cid in _call_ids(messages[i])}
     dropped = set(others[:start])
     for i in others[start:]:  # a later result of a dropped call (parallel Responses function calls)
-        if _role(messages[i]) == "tool" and _result_ids(messages[i]) & dropped_calls:
+        if _result_ids(messages[i]) & dropped_calls:
             dropped.add(i)
     removed = sum(count(messages[i]) for i in dropped)
     kept = [m for i, m in enumerate(messages) if i not in dropped]

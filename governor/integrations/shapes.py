@@ -15,7 +15,8 @@ read into that form here, one chat message per item of the request, so a trim
                 ``previous_response_id`` (the stored history the request does not carry).
 ``messages``    Anthropic Messages: top-level ``system``; content blocks ``text``, ``image``,
                 ``document``, ``tool_use`` (tool calls), ``tool_result`` (a user message of
-                results is a tool message), ``thinking``; ``max_tokens``; ``tools``.
+                results only is a tool message; one that also has text stays the user's
+                and names its results), ``thinking``; ``max_tokens``; ``tools``.
 ``completions`` Legacy completions: ``prompt`` (text, texts or token ids) as one user message.
 ``embeddings``  Embeddings: ``input`` as one user message, no output (priced by input tokens).
 ==============  ==========================================================================
@@ -356,7 +357,10 @@ def _anthropic_message(message: Any, index: int) -> dict[str, Any]:
             parts.append({"type": "text", "text": str(_get(block, "data") or "")})
         else:  # text, thinking, and blocks yet unknown: their text
             parts.append({"type": "text", "text": _text(block)})
-    out: dict[str, Any] = {"role": "tool" if results else role, "content": parts}
+    # a message of tool results only is a tool message; a user message that also says something stays the
+    # user's (its text is the last user message) and names its results, so a trim never opens at it
+    only_results = bool(results) and len(parts) == len(results)
+    out: dict[str, Any] = {"role": "tool" if only_results else role, "content": parts}
     if results:
         out["tool_call_id"] = ",".join(results)
     if calls:

@@ -11,12 +11,12 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from support.upstream import Reply, ScriptedUpstream, Tokens, ToolCall
 
 from governor import BudgetExceeded, ContextTooLarge, Governor
 from governor.integrations.anthropic import wrap as wrap_anthropic
 from governor.integrations.litellm import GovernedLiteLLM
 from governor.integrations.openai import wrap as wrap_openai
-from support.upstream import Reply, ScriptedUpstream, Tokens, ToolCall
 
 POLICY = """\
 apiVersion: governor/v1
