@@ -60,7 +60,7 @@ def as_chat(turns: list[tuple[Any, ...]], system: str) -> dict[str, Any]:
                 for i, n, a in turn[1]
             ]
             messages.append({"role": "assistant", "content": None, "tool_calls": calls})
-            messages += [{"role": "tool", "tool_call_id": i, "content": r} for (i, _, _), r in zip(turn[1], turn[2])]
+            messages += [{"role": "tool", "tool_call_id": i, "content": r} for (i, _, _), r in zip(turn[1], turn[2], strict=True)]
     return {"model": "gpt-4o", "messages": messages}
 
 
@@ -74,14 +74,14 @@ def as_responses(turns: list[tuple[Any, ...]], system: str) -> dict[str, Any]:
                 {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": turn[1]}]}
             )
         else:
-            for (i, n, a), _ in zip(turn[1], turn[2]):
+            for (i, n, a), _ in zip(turn[1], turn[2], strict=True):
                 if turn[3]:
                     items.append(
                         {"type": "reasoning", "id": f"rs_{i}", "summary": [{"type": "summary_text", "text": "hm"}]}
                     )
                 items.append({"type": "function_call", "call_id": i, "name": n, "arguments": json.dumps(a)})
             items += [
-                {"type": "function_call_output", "call_id": i, "output": r} for (i, _, _), r in zip(turn[1], turn[2])
+                {"type": "function_call_output", "call_id": i, "output": r} for (i, _, _), r in zip(turn[1], turn[2], strict=True)
             ]
     return {"model": "gpt-4o", "instructions": system, "input": items, "max_output_tokens": 50}
 
@@ -105,7 +105,7 @@ def as_messages(turns: list[tuple[Any, ...]], system: str) -> dict[str, Any]:
             else:
                 messages.append({"role": "assistant", "content": blocks})
             results = [
-                {"type": "tool_result", "tool_use_id": i, "content": r} for (i, _, _), r in zip(turn[1], turn[2])
+                {"type": "tool_result", "tool_use_id": i, "content": r} for (i, _, _), r in zip(turn[1], turn[2], strict=True)
             ]
             messages.append({"role": "user", "content": results})
     if not any(b["type"] == "text" for b in messages[-1]["content"]):
