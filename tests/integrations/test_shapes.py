@@ -60,7 +60,9 @@ def as_chat(turns: list[tuple[Any, ...]], system: str) -> dict[str, Any]:
                 for i, n, a in turn[1]
             ]
             messages.append({"role": "assistant", "content": None, "tool_calls": calls})
-            messages += [{"role": "tool", "tool_call_id": i, "content": r} for (i, _, _), r in zip(turn[1], turn[2], strict=True)]
+            messages += [
+                {"role": "tool", "tool_call_id": i, "content": r} for (i, _, _), r in zip(turn[1], turn[2], strict=True)
+            ]
     return {"model": "gpt-4o", "messages": messages}
 
 
@@ -81,7 +83,8 @@ def as_responses(turns: list[tuple[Any, ...]], system: str) -> dict[str, Any]:
                     )
                 items.append({"type": "function_call", "call_id": i, "name": n, "arguments": json.dumps(a)})
             items += [
-                {"type": "function_call_output", "call_id": i, "output": r} for (i, _, _), r in zip(turn[1], turn[2], strict=True)
+                {"type": "function_call_output", "call_id": i, "output": r}
+                for (i, _, _), r in zip(turn[1], turn[2], strict=True)
             ]
     return {"model": "gpt-4o", "instructions": system, "input": items, "max_output_tokens": 50}
 
@@ -105,7 +108,8 @@ def as_messages(turns: list[tuple[Any, ...]], system: str) -> dict[str, Any]:
             else:
                 messages.append({"role": "assistant", "content": blocks})
             results = [
-                {"type": "tool_result", "tool_use_id": i, "content": r} for (i, _, _), r in zip(turn[1], turn[2], strict=True)
+                {"type": "tool_result", "tool_use_id": i, "content": r}
+                for (i, _, _), r in zip(turn[1], turn[2], strict=True)
             ]
             messages.append({"role": "user", "content": results})
     if not any(b["type"] == "text" for b in messages[-1]["content"]):
