@@ -35,6 +35,8 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="replay independent runs in N processes (only when no budget couples runs)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,14 +102,32 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
     from governor.replay.report import build_report
     from governor.replay.state import apply_spend, load_state
 
-    replayer = Replayer(policy)
-    if getattr(args, "state", None):
-        state = load_state(args.state)
-        first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
-        apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
-    result = replayer.replay(traces, progress)
+    notes = list(traces.notes)
+    jobs = getattr(args, "jobs", 1) or 1
+    parallel = False
+    if jobs > 1:
+        from governor.replay.parallel import coupling_budgets
+
+        coupled = coupling_budgets(policy)
+        if coupled or getattr(args, "state", None):
+            why = (f"budget(s) {', '.join(coupled)} add up calls across runs" if coupled
+                   else "--state seeds budgets shared by the runs")
+            notes.append(f"--jobs {jobs}: replayed in one process: {why}, so the runs are not independent")
+        else:
+            parallel = len(traces.runs) > 1
+    if parallel:
+        from governor.replay.parallel import replay_parallel
+
+        result = replay_parallel(policy, traces, jobs)
+    else:
+        replayer = Replayer(policy)
+        if getattr(args, "state", None):
+            state = load_state(args.state)
+            first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
+            apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
+        result = replayer.replay(traces, progress)
     report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000))
-    report["notes"] = list(traces.notes)
+    report["notes"] = notes
     found = getattr(args, "outcomes_read", None)
     if found is not None:
         from governor.traces.outcomes import latest
