@@ -168,8 +168,10 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
+        local: dict[Any, str] = {}
         if args.claude_code or args.codex:
-            paths += local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            local = local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            paths += list(local)
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -179,7 +181,7 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         return EXIT_USAGE
     try:
         traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
-                             since=since, until=until)
+                             since=since, until=until, format_of=local.get if local else None)
         if args.outcomes:
             from governor.traces.outcomes import join_outcomes, read_outcomes
 
