@@ -7,7 +7,7 @@ and says how many it holds. Costs are the replay's three (recorded, baseline
 = the recorded usage repriced with the policy's table, governed) in USD.
 A run's recorded cost is the sum of its calls' recorded costs, or, when no call
 has one, the cost the run reports as a whole (a Harbor trial's
-``agent_result.cost_usd``).
+``agent_result.cost_usd``), counted with the run's first call.
 """
 
 from __future__ import annotations
@@ -30,12 +30,20 @@ def _r(x: float) -> float:
 
 
 def run_recorded(run: RunResult) -> float | None:
-    """What the trace says the run cost: its calls' recorded costs, else the run's own recorded total."""
-    costs = [c.call.cost_usd for c in run.calls if c.call.cost_usd is not None]
-    if costs:
-        return sum(costs)
+    """What the trace says the run cost (RunResult.cost_recorded), or None when nothing in the trace says."""
     whole = run.run.metadata.get("cost_usd_recorded")
-    return float(whole) if isinstance(whole, (int, float)) and not isinstance(whole, bool) else None
+    known = any(c.call.cost_usd is not None for c in run.calls) or (
+        isinstance(whole, (int, float)) and not isinstance(whole, bool))
+    return run.cost_recorded if known else None
+
+
+def _run_level(result: ReplayResult) -> dict[int, float]:
+    """id(first call result) -> the run's own recorded total, for runs whose calls carry no recorded cost."""
+    out = {}
+    for r in result.runs:
+        if r.calls and not any(c.call.cost_usd is not None for c in r.calls) and r.cost_recorded:
+            out[id(r.calls[0])] = r.cost_recorded
+    return out
 
 
 class _Sum:
@@ -46,9 +54,9 @@ class _Sum:
         self.recorded = self.baseline = self.governed = 0.0
         self.runs: set[str] = set()
 
-    def add(self, c: CallResult) -> None:
+    def add(self, c: CallResult, run_level: dict[int, float]) -> None:
         self.calls += 1
-        self.recorded += c.call.cost_usd or 0.0
+        self.recorded += (c.call.cost_usd or 0.0) + run_level.get(id(c), 0.0)
         self.baseline += c.cost_baseline or 0.0
         self.governed += c.cost_governed or 0.0
         self.runs.add(c.call.run_id)
@@ -83,8 +91,9 @@ def spend_over_time(result: ReplayResult) -> dict[str, Any]:
         return {"granularity": "day", "periods": []}
     unit = granularity(min(stamps), max(stamps))
     sums: dict[str, _Sum] = defaultdict(_Sum)
+    run_level = _run_level(result)
     for c in _calls(result):
-        sums[period_of(c.call.timestamp, unit)].add(c)
+        sums[period_of(c.call.timestamp, unit)].add(c, run_level)
     return {"granularity": unit, "periods": [sums[p].row(period=p) for p in sorted(sums)]}
 
 
@@ -92,10 +101,11 @@ def by_dimension(result: ReplayResult, key: str, top: int = TOP) -> dict[str, An
     """Spend per value of one metadata key (or the requested model); None when no call has the key."""
     sums: dict[str, _Sum] = defaultdict(_Sum)
     seen = False
+    run_level = _run_level(result)
     for c in _calls(result):
         value = c.call.model if key == "model" else c.call.metadata.get(key)
         seen = seen or value is not None
-        sums["(none)" if value is None else str(value)].add(c)
+        sums["(none)" if value is None else str(value)].add(c, run_level)
     if not seen:
         return None
     ordered = sorted(sums.items(), key=lambda kv: (-kv[1].baseline, -kv[1].calls, kv[0]))

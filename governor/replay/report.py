@@ -65,7 +65,7 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
     runs = [run_row(r) for r in result.runs]
     unpriced = sum(1 for c in calls if c.cost_baseline is None
                    or (c.verdict != "block" and c.cost_governed is None) or c.block_kind == "unpriced")
-    recorded = sum(c.call.cost_usd or 0.0 for c in calls)
+    recorded = sum(r.cost_recorded for r in result.runs)  # a run's own recorded total when its calls have none
     baseline = sum(c.cost_baseline or 0.0 for c in calls)
     governed = sum(c.cost_governed or 0.0 for c in calls)
     totals = {

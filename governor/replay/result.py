@@ -62,7 +62,13 @@ class RunResult:
 
     @property
     def cost_recorded(self) -> float:
-        return sum(c.call.cost_usd or 0.0 for c in self.calls)
+        """What the trace says the run cost: its calls' recorded costs, or, when no call has one, the cost the
+        run reports as a whole (a Harbor trial's ``agent_result.cost_usd``, in ``metadata.cost_usd_recorded``)."""
+        costs = [c.call.cost_usd for c in self.calls if c.call.cost_usd is not None]
+        if costs:
+            return sum(costs)
+        whole = self.run.metadata.get("cost_usd_recorded")
+        return float(whole) if isinstance(whole, (int, float)) and not isinstance(whole, bool) else 0.0
 
     @property
     def cost_baseline(self) -> float:

@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from governor.traces import load_traces
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "harbor"
@@ -109,3 +111,19 @@ def test_copied_context_dispatch_steps_and_bad_metrics(tmp_path: Path) -> None:
     ts = load_traces([path])
     assert ts.calls == len(agent_at) - 2
     assert [(i.where, "completion_tokens" in i.message) for i in ts.issues] == [(f"steps[{agent_at[1]}]", True)]
+
+
+def test_a_trials_reported_cost_is_the_reports_recorded_cost(tmp_path: Path) -> None:
+    from governor.cli import main
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\n")
+    out = tmp_path / "r.json"
+    assert main(["replay", str(policy), str(TRIALS), "--format", "json", "-o", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    reported = {p.name: json.loads((p / "result.json").read_text())["agent_result"]["cost_usd"]
+                for p in TRIALS.iterdir()}
+    assert {r["run_id"]: r["cost_usd_recorded"] for r in report["runs"]} == pytest.approx(reported)
+    assert report["totals"]["cost_usd_recorded"] == pytest.approx(sum(reported.values()))
+    periods = report["finops"]["spend_over_time"]["periods"]
+    assert sum(p["cost_usd_recorded"] for p in periods) == pytest.approx(sum(reported.values()))
