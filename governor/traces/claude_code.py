@@ -14,7 +14,8 @@ Counting rules (docs/replay.md):
   it at its time, and counts in the fork only when that file is not read.
 - An API error line (``isApiErrorMessage``; model ``<synthetic>``) is an
   errored call with no usage, on the session's last model (its request never
-  names one).
+  names one). Other ``<synthetic>`` messages (an interruption, a reply Claude
+  Code wrote itself) made no API call and are not calls.
 - Tokens: Anthropic's ``input_tokens`` excludes the cache, so input is
   ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``;
   cache writes are ``cache_creation_input_tokens``, of which
@@ -197,8 +198,10 @@ class ClaudeCodeImporter:
         model = f.text(msg.get("model"))
         if model is None:
             raise ValueError("message.model is missing")
+        if model == ERROR_MODEL and not api_error:
+            return None  # a message Claude Code wrote itself (an interruption, a canned reply): no API call
         error = None
-        if api_error or model == ERROR_MODEL:
+        if api_error:
             status = rec.get("apiErrorStatus")
             error = f.text(rec.get("error")) or "api_error"
             error = f"{error} (HTTP {status})" if isinstance(status, int) else error

@@ -285,3 +285,18 @@ def test_a_file_in_the_codex_home_that_is_no_rollout_is_one_issue(tmp_path: Path
     assert report["totals"]["calls"] == len(upstream("responses"))
     assert [(s["file"], s["line"], "no Codex rollout line" in s["message"]) for s in report["skipped"]] == [
         (str(stray), 0, True)]
+
+
+def test_synthetic_messages_that_are_no_api_error_are_not_calls(tmp_path: Path) -> None:
+    """Claude Code's own <synthetic> replies (the error line with its error marks removed) made no API call."""
+    src = next(p for p in claude_files() if '"isApiErrorMessage":true' in p.read_text())
+    lines = []
+    for x in src.read_text().splitlines():
+        rec = json.loads(x)
+        if rec.get("isApiErrorMessage"):
+            for key in ("isApiErrorMessage", "error", "errorDetails", "apiErrorStatus"):
+                rec.pop(key, None)
+        lines.append(json.dumps(rec))
+    out = tmp_path / src.name
+    out.write_text("\n".join(lines) + "\n")
+    assert load_traces([src]).calls == 1 and load_traces([out]).calls == 0
