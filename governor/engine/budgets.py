@@ -26,7 +26,7 @@ from governor.engine.match import CallContext
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.errors import LedgerError
-from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
+from governor.ledger.base import MAX_QUANTITY, Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +141,12 @@ def budget_stage(
     usd_nano = 0 if worst is None else usd_to_nano(worst)
     n_tokens = w.input_tokens + out
     amount = Amount(usd_nano, n_tokens, 1)
+    beyond = amount.beyond_storage()
+    if beyond is not None and (plan.counters or plan.audit_counters):  # refused before anything is reserved
+        b = (plan.owners or plan.audit_owners)[0]
+        w.block(b.id, "budget", f"budget {b.id}: this call's worst case {_amount_text(amount, beyond)} is more than "
+                                f"a ledger stores ({MAX_QUANTITY:,} {'nano-USD' if beyond == 'usd' else beyond})")
+        return w, None
 
     soft_hits: list[tuple[CompiledBudget, float]] = []
     for b in plan.per_call:

@@ -32,7 +32,7 @@ from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter, message_hash
 from governor.errors import BLOCK_ERRORS, GovernorError, LedgerError, block_error
-from governor.ledger.base import Amount, Ledger, usd_to_nano
+from governor.ledger.base import MAX_QUANTITY, Amount, Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.ledger.forks import after_fork_in_child
 from governor.policy.model import Policy
@@ -311,6 +311,10 @@ class Governor:
     def _settle(self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float) -> None:
         """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue)."""
         counters = res.counters + res.audit_counters
+        if usd > MAX_QUANTITY or tokens > MAX_QUANTITY:  # saturate, loudly: the spend happened
+            log.error("decision %s: actual spend (%d nano-USD, %d tokens) beyond what a ledger stores; counted as %d",
+                      decision_id, usd, tokens, MAX_QUANTITY)
+            usd, tokens = min(usd, MAX_QUANTITY), min(tokens, MAX_QUANTITY)
         actual = Amount(usd, tokens, 1)
         try:
             self._ledger.settle(decision_id, counters, actual, now=now, reserved_at=reserved_at)
