@@ -21,6 +21,7 @@ from governor.engine.budgets import Reservation, budget_stage
 from governor.engine.caps import call_stage, context_stage
 from governor.engine.compiled import CompiledPolicy, CompiledRule, View
 from governor.engine.match import CallContext
+from governor.engine.progress import Tail, tail
 from governor.engine.runstate import RunSnapshot, RunState, RunStates, call_fingerprint, under_floors
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
@@ -60,6 +61,7 @@ def evaluate(
     states: list[RunState] = []
     counted: list[str] = []  # max_calls stops with a match that this call matches: they count it
     call_fp: int | None = None
+    tails: list[Tail] = []  # per state of the chain, what this call adds to it (no_progress, max_tool_calls)
     if run_chain and cp.needs_runs:
         if view.repeat:
             call_fp = call_fingerprint(model, messages, fingerprint)
@@ -68,8 +70,10 @@ def evaluate(
             cur = states[-1]
             if cp.reads_runs:
                 ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
+            if view.tails:
+                tails = [tail(messages, st.sent) for st in states]
             if view.stop_floors is None or not under_floors(states, view.stop_floors, call_fp, now):
-                _stops(view, states, w, ctx, call_fp, counted, now)
+                _stops(view, states, w, ctx, call_fp, counted, now, tails)
             if not w.blocked:
                 for st in states:
                     st.admit(call_fp, now, counted)
@@ -110,6 +114,10 @@ def evaluate(
         if not w.blocked:
             w, reservation = budget_stage(cp, w, ctx, metadata, fp, run_chain, ledger, decision_id, now, tokens, view)
 
+    if tails and not w.blocked:  # what the admitted call added to its runs
+        with runs.lock:
+            for st, t in zip(states, tails):
+                st.note_tail(t)
     if w.blocked:
         if states and not w.block_kind == "stop":
             with runs.lock:
@@ -134,6 +142,7 @@ def evaluate(
 
 def _stops(
     view: View, states: Sequence[RunState], w: Work, ctx: CallContext, call_fp: int | None, counted: list[str], now: float,
+    tails: Sequence[Tail] = (),
 ) -> None:
     """Stage 1 rule by rule (run-state lock held): a stop that fires blocks, or notes in audit mode."""
     for stop in view.stops:
@@ -143,17 +152,21 @@ def _stops(
             counted.append(stop.id)
         kind, limit = stop.kind, stop.max
         text = None
-        for st in states:  # inline comparisons; the reason is worded only on a hit
+        for i, st in enumerate(states):  # inline comparisons; the reason is worded only on a hit
             if kind == "max_calls":
                 hit = (st.matched.get(stop.id, 0) if stop.counts_matched else st.calls) >= limit
             elif kind == "consecutive_errors":
                 hit = st.consecutive_errors >= limit
             elif kind == "repeated_call":
                 hit = call_fp is not None and st.repeats(call_fp, stop.within, now) + 1 >= limit
+            elif kind == "no_progress":
+                hit = st.adds_content(tails[i]) is False and st.stale + 1 >= limit
+            elif kind == "max_tool_calls":
+                hit = st.tool_count(stop.tools, tails[i]) > limit
             else:
                 hit = now - st.started_at > limit
             if hit:
-                text = _stop_reason(stop, st, call_fp, now)
+                text = _stop_reason(stop, st, call_fp, now, tails[i] if tails else None)
                 break
         if text is None:
             continue
@@ -164,9 +177,15 @@ def _stops(
         return
 
 
-def _stop_reason(stop: CompiledRule, st: RunState, fp: int | None, now: float) -> str:
+def _stop_reason(stop: CompiledRule, st: RunState, fp: int | None, now: float, t: Tail | None = None) -> str:
     """Why ``stop`` fires for run state ``st`` (the caller's comparison said it does)."""
     kind, limit = stop.kind, stop.max
+    if kind == "no_progress":
+        return (f"stop {stop.id}: run {st.run_id} would make {st.stale + 1} calls in a row that add no new content "
+                f"(the same tool calls and results again; max {limit:g})")
+    if kind == "max_tool_calls":
+        return (f"stop {stop.id}: run {st.run_id} has made {st.tool_count(stop.tools, t)} calls of "
+                f"{'/'.join(stop.tools)} (max {limit:g})")
     if kind == "max_calls":
         calls = st.matched.get(stop.id, 0) if stop.counts_matched else st.calls
         which = " matching calls" if stop.counts_matched else " calls"

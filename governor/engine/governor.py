@@ -26,7 +26,9 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
 from governor.engine.fastpath import fast_check
+from governor.engine.observed import observe
 from governor.engine.pending import PendingCalls
+from governor.engine.progress import Tail
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
@@ -307,6 +309,30 @@ class Governor:
             self._ledger.settle(decision_id, counters, actual, now=now, reserved_at=reserved_at)
         except LedgerError:
             self._unsettled.add(decision_id, counters, actual, reserved_at, now)
+
+    def cancel(self, decision: Decision) -> None:
+        """The call ``decision`` allowed will not be made: give its reservation back. (Its admission
+        into its runs stays counted; a caller that probes with a check keeps run state itself.)"""
+        if decision.verdict == "block" or self._pending.take(decision.decision_id) is None:
+            return
+        try:
+            self._ledger.release(decision.decision_id, now=self._clock())
+        except LedgerError:  # the lease reclaims it
+            log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
+
+    def observe(
+        self, *, call_id: str, model: str, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0, error: bool = False, metadata: Mapping[str, Any] | None = None,
+        at: float | None = None, tail: Tail | None = None,
+    ) -> float | None:
+        """Account for a call made without a check (a transcript a hook reads): charge its budgets
+        (idempotent by ``call_id``) and count it in its runs. See :mod:`governor.engine.observed`."""
+        md, chain = _scope.resolve(metadata)
+        model = self._compiled.policy.aliases.get(model, model)
+        return observe(self._compiled, self._ledger, self._runs, call_id=call_id, model=model,
+                       input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read_tokens,
+                       cache_write_tokens=cache_write_tokens, error=error, metadata=md, run_chain=chain,
+                       at=self._clock() if at is None else at, tail=tail)
 
     async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
         if self._blocking:
