@@ -79,6 +79,10 @@ class TraceError(GovernorError):
         super().__init__(where + message)
 
 
+class HookInputError(GovernorError):
+    """A coding agent's hook event (stdin of ``governor hook``) is not what the agent sends; names the field."""
+
+
 class LedgerError(GovernorError):
     """The budget store is unavailable or answered something it should not."""
 

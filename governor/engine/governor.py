@@ -334,6 +334,14 @@ class Governor:
                        cache_write_tokens=cache_write_tokens, error=error, metadata=md, run_chain=chain,
                        at=self._clock() if at is None else at, tail=tail)
 
+    def export_run(self, run_id: str) -> dict[str, Any] | None:
+        """The stop-condition state of ``run_id`` as JSON values (a hook keeps it between its processes)."""
+        return self._runs.export(str(run_id))
+
+    def restore_run(self, run_id: str, state: Mapping[str, Any]) -> None:
+        """Install a state :meth:`export_run` produced, before checking calls of that run."""
+        self._runs.restore(str(run_id), state, self._clock())
+
     async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
         if self._blocking:
             return await asyncio.to_thread(lambda: self.record(decision, **kwargs))
