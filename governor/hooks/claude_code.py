@@ -19,8 +19,8 @@ On each hook event (stdin: ``session_id``, ``transcript_path``,
    messages since the last call (with the tool about to run); its reservation
    is given back (:meth:`Governor.cancel`);
 4. answer in the hook protocol: a block denies the tool on ``PreToolUse``
-   (and, for a spent budget, also ends the session: the call that would tell the
-   model about the denied tool is unaffordable too), stops the session on ``Stop``/``SubagentStop``/``UserPromptSubmit``
+   (the model is told why, in one more call), stops the session on
+   ``PostToolUse``/``Stop``/``SubagentStop``/``UserPromptSubmit``
    (``continue: false``), and is a warning (``systemMessage``) on other events;
    a soft threshold is a warning everywhere. Each names the rule
    (``Decision.blocked_by``) and the policy revision.
