@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TextIO
 
 from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
@@ -49,20 +51,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr, only when stderr is a terminal (never in CI logs or pipes).
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    ``replaying [#########.....] 1200/1974 calls  2,350 calls/s  ETA 0:00``: the rate is
+    calls replayed per second since the bar started, the ETA the calls left at that rate.
+    """
+
+    def __init__(self, enabled: bool, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.clock = clock
+        self.start = clock()
+        self.width = 0
+
+    def line(self, done: int, total: int) -> str:
+        bar = 30
+        filled = int(bar * done / total)
+        elapsed = self.clock() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _clock_time((total - done) / rate) if rate > 0 else "-:--"
+        return (f"replaying [{'#' * filled}{'.' * (bar - filled)}] {done}/{total} calls  "
+                f"{rate:,.0f} calls/s  ETA {eta}")
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or not total:
             return
-        width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total} calls")
+        text = self.line(done, total)
+        self.width = max(self.width, len(text))
+        self.stream.write("\r" + text.ljust(self.width))
         if done >= total:
-            sys.stderr.write("\r" + " " * (width + 40) + "\r")
-        sys.stderr.flush()
+            self.stream.write("\r" + " " * self.width + "\r")
+        self.stream.flush()
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
