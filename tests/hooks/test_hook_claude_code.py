@@ -23,7 +23,9 @@ from governor.traces import load_traces
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "coding_agents" / "claude-code" / "-tmp-budget-governor-record-proj"
 WITH_SUBAGENT = "3b57279c-d755-4bff-9549-fc789386f138"
-TOOL_SESSION = "18a356d7-e384-4f97-9096-309ed47d3890"
+TOOL_SESSION = "c2c7997d-c086-45bc-89ad-84ac88958651"  # a Bash tool call
+FORK = "9d740d3d-e7ef-4c6b-b5a7-3d32f6fc8a12"  # TOOL_SESSION resumed with --fork-session: its history, then one call
+API_ERROR = "18a356d7-e384-4f97-9096-309ed47d3890"  # one call that failed (HTTP 500), no usage
 POLICY = """apiVersion: governor/v1
 kind: Policy
 metadata: {name: hook-test}
@@ -80,7 +82,7 @@ def _session_files(session: str) -> list[Path]:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cuts=st.lists(st.floats(0, 1), max_size=6), session=st.sampled_from([WITH_SUBAGENT, TOOL_SESSION]))
+@given(cuts=st.lists(st.floats(0, 1), max_size=6), session=st.sampled_from([WITH_SUBAGENT, TOOL_SESSION, API_ERROR]))
 def test_a_transcript_read_in_any_pieces_is_counted_once(tmp_path_factory, cuts: list[float], session: str) -> None:
     tmp = tmp_path_factory.mktemp("hook")
     policy, state = _policy(tmp), tmp / "state"
@@ -106,6 +108,15 @@ def test_a_transcript_read_in_any_pieces_is_counted_once(tmp_path_factory, cuts:
     shutil.rmtree(state)
     _hook(policy, _event(session, targets[0]), state)
     assert _used(policy, "dev-daily", "dev1") == expected
+
+
+def test_a_fork_counts_only_its_own_calls(tmp_path: Path) -> None:
+    policy, state = _policy(tmp_path), tmp_path / "state"
+    _hook(policy, _event(TOOL_SESSION, DATA / f"{TOOL_SESSION}.jsonl"), state)
+    _hook(policy, _event(FORK, DATA / f"{FORK}.jsonl"), state)
+    both = _importer_count([DATA / f"{TOOL_SESSION}.jsonl", DATA / f"{FORK}.jsonl"])
+    assert _used(policy, "dev-daily", "dev1") == both
+    assert _used(policy, "session", FORK)[1] == both[1] - _importer_count([DATA / f"{TOOL_SESSION}.jsonl"])[1] == 1
 
 
 def test_two_sessions_of_one_developer_share_the_daily_budget(tmp_path: Path) -> None:
