@@ -68,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from governor.engine.governor import Governor
     from governor.errors import GovernorError
     from governor.hooks.claude_code import handle
-    from governor.policy.loader import load_policy
+    from governor.hooks.policy_cache import load_cached
+    from governor.hooks.state import default_dir
 
     try:
-        policy = load_policy(args.policy)
+        policy = load_cached(args.policy, args.state_dir or default_dir())
     except (GovernorError, OSError) as exc:
         _emit({"systemMessage": f"budget-governor: policy {args.policy} not loaded, session not governed: {exc}"})
         return EXIT_OK
