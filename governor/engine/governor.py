@@ -9,7 +9,6 @@ per-call path is a few dict lookups, one ledger call and one run-state lock.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -227,6 +226,8 @@ class Governor:
         kwargs: dict[str, Any] = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata,
                                       input_tokens=input_tokens, fingerprint=fingerprint, message_count=message_count)
         if self._blocking:
+            import asyncio  # loaded already in a coroutine; not at module import (a hook process never needs it)
+
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)
 
@@ -344,6 +345,8 @@ class Governor:
 
     async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
         if self._blocking:
+            import asyncio
+
             return await asyncio.to_thread(lambda: self.record(decision, **kwargs))
         return self.record(decision, **kwargs)
 
