@@ -87,9 +87,12 @@ def explain_lines(policy: Any) -> list[str]:
         if price is None:
             rows.append(f"  {model}: NO PRICE ({'allowed: defaults.allow_unpriced' if policy.allow_unpriced else 'error'})")
             continue
-        where = "policy (models.prices)" if price.source == "policy" else f"litellm's bundled table ({_litellm_version()})"
+        where = {"policy": f"policy ({price.entry or 'models.prices'})",
+                 "genai-prices": f"genai-prices ({price.version}, entry {price.entry})"}.get(
+            price.source, f"litellm's bundled table ({price.version or _litellm_version()}, entry {price.entry or model})")
         rows.append(f"  {model}: in {_fmt_rate(price.input)}, out {_fmt_rate(price.output)}, cache read "
-                    f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)}, context "
+                    f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)} (1h "
+                    f"{_fmt_rate(price.cache_write_1h)}), context "
                     f"{price.context_window or '-'}; from {where}")
     out += _section("models (prices per million tokens)", rows)
     if policy.aliases:
