@@ -89,7 +89,7 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _tier(value: Any) -> str | None:
+def normal_tier(value: Any) -> str | None:
     """A service tier, speed or geo as text; the standard ones ("default", "standard", "auto") as None."""
     if value is None or not isinstance(value, str) or not value:
         return None
@@ -139,7 +139,7 @@ def from_chat_usage(usage: Any, *, service_tier: Any = None) -> Usage | None:
         cache_write_tokens=cache_write,
         reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")),
         cache_write_1h_tokens=min(_cache_1h(usage, prompt_details), cache_write),
-        service_tier=_tier(service_tier if service_tier is not None else _get(usage, "service_tier")),
+        service_tier=normal_tier(service_tier if service_tier is not None else _get(usage, "service_tier")),
     )
 
 
@@ -174,9 +174,9 @@ def from_anthropic_usage(usage: Any) -> Usage | None:
         cache_write_tokens=cache_write,
         reasoning_tokens=min(reasoning, _int(out)),
         cache_write_1h_tokens=min(w1, cache_write),
-        service_tier=_tier(_get(usage, "service_tier")),
-        speed=_tier(_get(usage, "speed")),
-        inference_geo=_tier(_get(usage, "inference_geo")),
+        service_tier=normal_tier(_get(usage, "service_tier")),
+        speed=normal_tier(_get(usage, "speed")),
+        inference_geo=normal_tier(_get(usage, "inference_geo")),
     )
 
 
@@ -227,7 +227,7 @@ def from_responses_usage(usage: Any, *, service_tier: Any = None) -> Usage | Non
         cache_read_tokens=_int(_get(in_details, "cached_tokens")),
         cache_write_tokens=_int(_get(in_details, "cache_write_tokens")),
         reasoning_tokens=_int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens")),
-        service_tier=_tier(service_tier),
+        service_tier=normal_tier(service_tier),
     )
 
 

@@ -108,18 +108,36 @@ def load_traces(
     runs: list[TraceRun] = []
     seen: dict[str, tuple[int, bool]] = {}  # run id -> (position in runs, from a streaming format)
     formats: dict[str, str] = {}
+    skipped: list[str] = []
     for n, path in enumerate(files, start=1):
         file = str(path)
         if on_file is not None:
             on_file(n, len(files), file)
-        text = decode(read_bytes(path), file)
+        try:
+            text = decode(read_bytes(path), file)
+        except TraceError as exc:
+            if strict:
+                raise
+            ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
+            skipped.append(file)
+            continue
         if not text.strip():
             ctx.issue(file, 0, "empty trace file")
             continue
         imp = forced or detect(text[:SNIFF_CHARS], file)
         formats[file] = imp.name
         streams = bool(getattr(imp, "streams", False))
-        for run in imp.read(file, text, ctx):
+        file_runs: list[TraceRun] = []
+        try:
+            file_runs.extend(imp.read(file, text, ctx))
+        except TraceError as exc:
+            if strict:
+                raise
+            # a file that cannot be parsed (truncated, not JSON) is reported and skipped; the others are replayed
+            ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
+            skipped.append(file)
+            continue
+        for run in file_runs:
             earlier = seen.get(run.run_id)
             if earlier is not None and streams and earlier[1]:
                 runs[earlier[0]] = merge_runs(runs[earlier[0]], run)
@@ -128,7 +146,7 @@ def load_traces(
                 run = rename_run(run, f"{run.run_id}@{path.name}")
             seen[run.run_id] = (len(runs), streams)
             runs.append(run)
-    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes))
+    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes), tuple(skipped))
 
 
 def rename_run(run: TraceRun, run_id: str) -> TraceRun:
