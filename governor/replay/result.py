@@ -51,6 +51,7 @@ class CallResult:
     cost_original_source: str = "unknown"  # recorded | computed | unknown
     cost_scale: float | None = None  # governed/recorded computed ratio applied to the recorded cost (changed calls)
     price_source: str | None = None  # the table that priced the computed figures: policy | litellm | genai-prices
+    blocked_by: str | None = None  # the rule that blocked the call (for a cascaded block: the one that ended the run)
 
     @property
     def changed(self) -> bool:
@@ -82,7 +83,7 @@ class RunResult:
     def stop_rule(self) -> str | None:
         for c in self.calls:
             if c.verdict == "block":
-                return c.rule_ids[-1] if c.rule_ids else None
+                return c.blocked_by
         return None
 
     @property
