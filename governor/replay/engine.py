@@ -210,7 +210,8 @@ class Replayer:
                            reason="run already stopped", block_kind=st.stop_kind, input_tokens=call.input_tokens,
                            input_estimated=False, cost_baseline=baseline, cost_governed=0.0, cascaded=True,
                            audit=(), output_tokens=None, cost_source="computed", cost_original=original[0],
-                           cost_original_source=original[1], cost_scale=None, price_source=original[3], blocked_by=st.stop_rule)
+                           cost_original_source=original[1], cost_scale=None, price_source=original[3],
+                           blocked_by=st.stop_rule)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
         # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)

@@ -180,6 +180,7 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
     report["unpriced"] = unpriced_list(calls)
     if with_diagnostics:
         report["diagnostics"] = diagnostics(result, long_context_tokens)
+        report["diagnostics"]["allow_unpriced"] = bool(policy is not None and policy.allow_unpriced)
     report["skipped"] = [{"file": i.file, "line": i.line, "where": i.where, "message": i.message}
                          for i in result.issues]
     return report
