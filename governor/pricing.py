@@ -535,6 +535,7 @@ _PER_MTOK_INT = 1_000_000
 
 def _apply(price: ModelPrice, u: CallUsage, source: str) -> Quote:
     notes: list[str] = []
+    geo, entry, version = price.geo, price.entry or price.model, price.version  # the model's, not a variant's
     tier = tier_name(u.service_tier)
     if tier:
         variant = price.variants.get(tier)
@@ -558,9 +559,8 @@ def _apply(price: ModelPrice, u: CallUsage, source: str) -> Quote:
     usd = call_cost(tiered, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
                     u.reasoning_tokens, u.cache_write_1h_tokens)
     if u.inference_geo:
-        factor = price.geo.get(u.inference_geo.lower())
+        factor = geo.get(u.inference_geo.lower())
         if factor is not None:
             usd *= factor
             notes.append(f"inference geo {u.inference_geo} x{factor:g}")
-    return Quote(usd=usd, source=source, entry=price.entry or price.model, version=price.version,
-                 notes=tuple(notes))
+    return Quote(usd=usd, source=source, entry=entry, version=version, notes=tuple(notes))

@@ -164,7 +164,7 @@ def parse_from(value: Any) -> float | None:
     return dt.timestamp()
 
 
-def price_from_spec(model: str, spec: Mapping[str, Any], *, index: int | None = None) -> ModelPrice:
+def price_from_spec(model: str, spec: Mapping[str, Any], *, index: int | None = None, version: str = "") -> ModelPrice:
     """One ``models.prices`` entry as a :class:`ModelPrice` (every rate, tier, speed and geo)."""
     entry = f"models.prices.{model}" + ("" if index is None else f"[{index}]")
     base = ModelPrice(
@@ -175,6 +175,7 @@ def price_from_spec(model: str, spec: Mapping[str, Any], *, index: int | None = 
         max_output_tokens=None if spec.get("max_output_tokens") is None else int(spec["max_output_tokens"]),
         source="policy",
         entry=entry,
+        version=version,
         valid_from=parse_from(spec.get("from")),
         geo={str(k).lower(): float(v) for k, v in (spec.get("geo") or {}).items()},
     )
@@ -186,12 +187,12 @@ def price_from_spec(model: str, spec: Mapping[str, Any], *, index: int | None = 
     return replace(price, variants=variants) if variants else price
 
 
-def prices_from_spec(model: str, spec: Any) -> ModelPrice | tuple[ModelPrice, ...]:
+def prices_from_spec(model: str, spec: Any, version: str = "") -> ModelPrice | tuple[ModelPrice, ...]:
     """A ``models.prices`` value: one price, or dated prices (a list, each with its ``from``)."""
     if isinstance(spec, Mapping):
-        price = price_from_spec(model, spec)
+        price = price_from_spec(model, spec, version=version)
         return price if price.valid_from is None else (price,)
-    return tuple(price_from_spec(model, s, index=i) for i, s in enumerate(spec))
+    return tuple(price_from_spec(model, s, index=i, version=version) for i, s in enumerate(spec))
 
 
 _SECTIONS = (("stop", _stop), ("routes", _route), ("context", _context), ("calls", _call), ("budgets", _budget))
@@ -235,7 +236,8 @@ def build_policy(
             key_prefix=ledger.get("key_prefix", "governor"),
         ),
         aliases=MappingProxyType(dict(ctx.aliases)),
-        prices=MappingProxyType({m: prices_from_spec(m, p) for m, p in (models.get("prices") or {}).items()}),
+        prices=MappingProxyType({m: prices_from_spec(m, p, f"policy {revision}")
+                                 for m, p in (models.get("prices") or {}).items()}),
         stop=groups["stop"],
         routes=groups["routes"],
         context=groups["context"],

@@ -23,7 +23,7 @@ EXAMPLES = 5
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "source"}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in ("source", "version")}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
