@@ -131,8 +131,9 @@ def load_traces(
         try:
             file_runs.extend(imp.read(file, text, ctx))
         except TraceError as exc:
-            if strict:
-                raise
+            if strict:  # a file that cannot be parsed is malformed input, as a malformed record is
+                raise exc if isinstance(exc, MalformedRecord) else MalformedRecord(
+                    exc.message, file=file, line=exc.line) from exc
             # a file that cannot be parsed (truncated, not JSON) is reported and skipped; the others are replayed
             ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
             skipped.append(file)

@@ -136,7 +136,8 @@ class Tau2Importer:
 
     def sniff(self, head: str) -> bool:
         start = head.lstrip()[:1]
-        return start == "{" and ('"simulations"' in head or ('"agent_info"' in head and '"user_info"' in head))
+        return start == "{" and ('"simulations"' in head or ('"agent_info"' in head and '"user_info"' in head)
+                                 or ('"tasks"' in head and '"user_scenario"' in head))
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
         doc = load_document(text, file, fast=True)  # token counts are checked below 2**63
