@@ -392,6 +392,7 @@ class PriceTable:
         self._table = table
         self._genai = genai
         self._cache: dict[str, ModelPrice | None] = {}
+        self._genai_quoted: set[str] = set()  # genai-prices models with tiered rates: priced by genai-prices
         self._lock = threading.Lock()
         self._version = ""
         import time
@@ -445,15 +446,42 @@ class PriceTable:
         return price
 
     def _genai_price(self, model: str) -> ModelPrice | None:
-        """genai-prices' current standard rates for a model litellm does not price (for reservations)."""
+        """genai-prices' current rates for a model litellm does not price, compiled like litellm's.
+
+        A model whose genai-prices rates are tiered by prompt length is priced per call by
+        genai-prices itself (``quote``); its compiled rates are the base tier's, for reservations.
+        """
         if not self._genai or not _GENAI.available():
             return None
-        probe = _GENAI.quote(model, CallUsage(input_tokens=_PER_MTOK_INT, output_tokens=0), None)
-        probe_out = _GENAI.quote(model, CallUsage(input_tokens=0, output_tokens=_PER_MTOK_INT), None)
-        if probe is None or probe_out is None:
+        found = _GENAI.model(model)
+        if found is None:
             return None
-        return ModelPrice(model=model, input=probe.usd / _PER_MTOK, output=probe_out.usd / _PER_MTOK,
-                          source="genai-prices", entry=probe.entry, version=probe.version)
+        provider, info = found
+        try:
+            rates = info.get_prices(datetime.now(tz=timezone.utc))
+        except (ValueError, TypeError, LookupError):
+            return None
+        tiered = False
+
+        def rate(name: str) -> float | None:
+            nonlocal tiered
+            value = getattr(rates, name, None)
+            if value is None:
+                return None
+            if hasattr(value, "base"):  # TieredPrices
+                tiered = True
+                value = value.base
+            return float(value) / _PER_MTOK
+
+        inp, out = rate("input_mtok"), rate("output_mtok")
+        if inp is None or out is None:
+            return None
+        if tiered:
+            self._genai_quoted.add(model)
+        return ModelPrice(model=model, input=inp, output=out, cache_read=rate("cache_read_mtok"),
+                          cache_write=rate("cache_write_mtok"), cache_write_1h=rate("cache_write_1h_mtok"),
+                          context_window=getattr(info, "context_window", None), source="genai-prices",
+                          entry=f"{provider.id}/{info.id}", version=_GENAI.version)
 
     def known(self, model: str) -> bool:
         return self.lookup(model) is not None
@@ -486,7 +514,7 @@ class PriceTable:
             price = self.lookup(model)
             if price is None:
                 return None
-            if price.source != "genai-prices":
+            if price.source != "genai-prices" or model not in self._genai_quoted:
                 return call_cost(price, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                                  reasoning_tokens, cache_write_1h_tokens)
         q = self.quote(model, CallUsage(
@@ -514,8 +542,9 @@ class PriceTable:
                 return q
         if base is None:
             return _GENAI.quote(model, usage, at) if self._genai and _GENAI.available() else None
-        if base.source == "genai-prices":
-            return _GENAI.quote(model, usage, at)
+        if base.source == "genai-prices" and (model in self._genai_quoted or usage.speed or usage.service_tier
+                                              or (at is not None and at < self._recent)):
+            return _GENAI.quote(model, usage, at)  # its variants, tiers and dated history
         return _apply(base, usage, base.source)
 
     def _genai_serves(self, model: str, usage: CallUsage, at: float | None) -> bool:
