@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TextIO
 
 from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
@@ -20,7 +22,14 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
     """Trace-reading options shared by ``replay`` and ``diff``."""
     parser.add_argument("--traces", nargs="+", metavar="PATH", default=[],
                         help="trace files or directories (gzip read transparently)")
-    parser.add_argument("--format-in", metavar="NAME", help="force a trace format: governor, otel, litellm, tau2")
+    parser.add_argument("--format-in", metavar="NAME",
+                        help="force a trace format: governor, otel, litellm, tau2, claude-code, codex, ...")
+    parser.add_argument("--claude-code", action="store_true",
+                        help="read this machine's Claude Code sessions ($CLAUDE_CONFIG_DIR or ~/.claude)")
+    parser.add_argument("--codex", action="store_true",
+                        help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)")
+    parser.add_argument("--since", metavar="TIME", help="only calls at or after TIME (2026-11-01, ISO time, or 7d)")
+    parser.add_argument("--until", metavar="TIME", help="only calls before TIME")
     parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
@@ -43,20 +52,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr, only when stderr is a terminal (never in CI logs or pipes).
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    ``replaying [#########.....] 1200/1974 calls  2,350 calls/s  ETA 0:00``: the rate is
+    calls replayed per second since the bar started, the ETA the calls left at that rate.
+    """
+
+    def __init__(self, enabled: bool, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.clock = clock
+        self.start = clock()
+        self.width = 0
+
+    def line(self, done: int, total: int) -> str:
+        bar = 30
+        filled = int(bar * done / total)
+        elapsed = self.clock() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _clock_time((total - done) / rate) if rate > 0 else "-:--"
+        return (f"replaying [{'#' * filled}{'.' * (bar - filled)}] {done}/{total} calls  "
+                f"{rate:,.0f} calls/s  ETA {eta}")
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or not total:
             return
-        width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total} calls")
+        text = self.line(done, total)
+        self.width = max(self.width, len(text))
+        self.stream.write("\r" + text.ljust(self.width))
         if done >= total:
-            sys.stderr.write("\r" + " " * (width + 40) + "\r")
-        sys.stderr.flush()
+            self.stream.write("\r" + " " * self.width + "\r")
+        self.stream.flush()
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
@@ -95,12 +128,24 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         except GovernorError as exc:
             print(f"governor: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    paths = list(getattr(args, "paths", []) or []) + list(args.traces)
+    from governor.traces.discovery import local_logs, parse_time
+
+    paths: list[Any] = list(getattr(args, "paths", []) or []) + list(args.traces)
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+        if args.claude_code or args.codex:
+            paths += local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+    except TraceError as exc:
+        print(f"governor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not paths:
-        print("governor: no traces given (pass files or directories, or --traces PATH...)", file=sys.stderr)
+        print("governor: no traces given (pass files or directories, --traces PATH..., --claude-code or --codex)",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
-        traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key)
+        traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
+                             since=since, until=until)
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_FINDINGS if isinstance(exc, MalformedRecord) else EXIT_USAGE

@@ -9,8 +9,9 @@ from governor.cli import EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("schema", help="print the JSON Schema of the policy format",
-                                   description="Print the JSON Schema (draft 2020-12) of policy files (apiVersion governor/v1).")
+    parser = subparsers.add_parser(
+        "schema", help="print the JSON Schema of the policy format",
+        description="Print the JSON Schema (draft 2020-12) of policy files (apiVersion governor/v1).")
     parser.set_defaults(func=run)
 
 

@@ -4,8 +4,8 @@ Importers turn each source format into these frozen values, so replay, reports
 and diagnostics never know which format a call came from. Token counts follow
 the project's accounting: ``input_tokens`` includes cached tokens,
 ``cache_read_tokens`` / ``cache_write_tokens`` are the parts of it billed at
-cache rates, ``reasoning_tokens`` the part of ``output_tokens`` billed as
-reasoning.
+cache rates (``cache_write_1h_tokens`` the part of the writes with the 1-hour
+TTL), ``reasoning_tokens`` the part of ``output_tokens`` billed as reasoning.
 """
 
 from __future__ import annotations
