@@ -215,7 +215,9 @@ class GovernorProxyHandler(CustomLogger):
             return
         usage = from_standard_logging(kwargs.get("standard_logging_object"))
         if usage is None:
-            usage = from_chat_usage(getattr(response_obj, "usage", None)) or estimated_usage(decision.input_tokens)
+            usage = from_chat_usage(getattr(response_obj, "usage", None),
+                                    service_tier=getattr(response_obj, "service_tier", None)
+                                    ) or estimated_usage(decision.input_tokens)
         await self.governor.arecord(decision, **usage.as_kwargs())
 
     async def async_post_call_failure_hook(

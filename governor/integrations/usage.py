@@ -140,6 +140,8 @@ def from_chat_usage(usage: Any, *, service_tier: Any = None) -> Usage | None:
         reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")),
         cache_write_1h_tokens=min(_cache_1h(usage, prompt_details), cache_write),
         service_tier=normal_tier(service_tier if service_tier is not None else _get(usage, "service_tier")),
+        speed=normal_tier(_get(usage, "speed")),  # litellm carries Anthropic's speed and geo on its Usage
+        inference_geo=normal_tier(_get(usage, "inference_geo")),
     )
 
 

@@ -85,6 +85,20 @@ def test_anthropic_1h_writes_are_priced_at_the_1h_rate(table: PriceTable) -> Non
         26_000 * (e["cache_creation_input_token_cost_above_1hr"] - e["cache_creation_input_token_cost"]), rel=1e-9)
 
 
+def test_litellms_anthropic_usage_keeps_the_1h_split_speed_and_geo(table: PriceTable) -> None:
+    from litellm.llms.anthropic.chat.transformation import AnthropicConfig
+
+    raw = {**ANTHROPIC_USAGE, "inference_geo": "us"}
+    lu = AnthropicConfig().calculate_usage(raw, reasoning_content=None, speed="fast")
+    u = from_chat_usage(lu)
+    direct = from_anthropic_usage({**raw, "speed": "fast"})
+    assert u is not None and direct is not None
+    assert (u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cache_write_1h_tokens) == (
+        direct.input_tokens, direct.cache_read_tokens, direct.cache_write_tokens, direct.cache_write_1h_tokens)
+    assert u.inference_geo == "us" == direct.inference_geo
+    assert u.speed == direct.speed == "fast"
+
+
 def test_anthropic_geo_and_fast_mode(table: PriceTable) -> None:
     e = _entry("claude-opus-4-6")
     geo = from_anthropic_usage({"input_tokens": 1000, "output_tokens": 100, "inference_geo": "us"})
