@@ -90,7 +90,7 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
                     + "\nTheir cost is unknown (null in JSON), not zero; price them under models.prices."))
     recon = rep.get("reconciliation")
     if recon and recon["by_model"]:
-        out.append(("Reconciliation (computed at list price vs recorded)", _reconciliation(recon, md)))
+        out.append(("Reconciliation (computed at list price vs recorded)", reconciliation_text(recon, md)))
     diag = rep.get("diagnostics")
     if diag:
         out.extend(_diagnostics(diag, md))
@@ -101,7 +101,7 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     return out
 
 
-def _reconciliation(recon: Mapping[str, Any], md: bool) -> str:
+def reconciliation_text(recon: Mapping[str, Any], md: bool) -> str:
     def ratio(r: Mapping[str, Any]) -> str:
         return "-" if r["computed_over_recorded"] is None else f"{r['computed_over_recorded']:.3f}"
 
