@@ -20,8 +20,6 @@ Figures, not assertions.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import time
 from collections import defaultdict

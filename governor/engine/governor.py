@@ -32,8 +32,8 @@ from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter, message_hash
-from governor.errors import BLOCK_ERRORS, GovernorError, LedgerError, block_error
 from governor.engine.work import amount as make_amount
+from governor.errors import BLOCK_ERRORS, GovernorError, LedgerError, block_error
 from governor.ledger.base import Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.policy.model import Policy

@@ -144,8 +144,9 @@ _RATE_KEYS = (("input_per_mtok", "input"), ("output_per_mtok", "output"), ("cach
 def _rates(spec: Mapping[str, Any], base: ModelPrice) -> ModelPrice:
     """``base`` with the rates ``spec`` gives (per million tokens) in place of its own; its context
     tiers (``above``) start from those rates."""
-    price = replace(base, **{name: float(spec[key]) / _PER_MTOK for key, name in _RATE_KEYS
-                             if spec.get(key) is not None})
+    rates: dict[str, Any] = {name: float(spec[key]) / _PER_MTOK for key, name in _RATE_KEYS
+                             if spec.get(key) is not None}
+    price = replace(base, **rates)
     above = spec.get("above")
     if above:
         plain = replace(price, above=(), variants={})

@@ -23,7 +23,8 @@ EXAMPLES = 5
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in ("source", "version")}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in ("source", "version")}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -118,7 +119,7 @@ def _outcome_impact(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
     old_stopped = {r.run.run_id for r in old.runs if r.stopped_at_call is not None}
     new_stopped = {r.run.run_id for r in new.runs if r.stopped_at_call is not None}
     accepted = {r.run.run_id for r in new.runs if r.run.outcome == "accepted"}
-    pairs = [(a, b) for a, b in zip(old.calls(), new.calls()) if a.cost_governed is not None
+    pairs = [(a, b) for a, b in zip(old.calls(), new.calls(), strict=True) if a.cost_governed is not None
              and b.cost_governed is not None]  # the same calls on both sides
     gov_old = sum(a.cost_governed or 0.0 for a, _ in pairs)
     gov_new = sum(b.cost_governed or 0.0 for _, b in pairs)

@@ -29,6 +29,7 @@ from governor.replay.result import CallResult, ReplayResult, RunResult
 from governor.traces.model import TraceCall, TraceRun, TraceSet
 
 Progress = Callable[[int, int], None]
+_Original = tuple[float | None, str, float | None, str | None]  # (cost, its source, list-price cost, price table)
 _result = slots_constructor(CallResult)  # one per call: half the cost of CallResult(...)
 
 
@@ -170,7 +171,7 @@ class Replayer:
     def _quote(self, call: TraceCall) -> Any:
         return self.prices.quote(call.paid_model, call.usage(), call.timestamp)
 
-    def _original(self, call: TraceCall) -> tuple[float | None, str, float | None, str | None]:
+    def _original(self, call: TraceCall) -> _Original:
         """(original cost, its source, list-price cost, the table that priced it) of a recorded call."""
         q = self._quote(call)
         computed = None if q is None else q.usd
@@ -183,7 +184,7 @@ class Replayer:
         return None, "unknown", None, None
 
     def _governed(self, call: TraceCall, model: str, inp: int, out: int, cr: int, cw: int, cw1: int, reasoning: int,
-                  original: tuple[float | None, str, float | None, str | None]) -> tuple[float | None, str, float | None]:
+                  original: _Original) -> tuple[float | None, str, float | None]:
         """(governed cost, its source, the scale applied to the recorded cost) of an allowed call."""
         cost, source, computed_old, _ = original
         unchanged = model == call.paid_model and inp == call.input_tokens and out == call.output_tokens

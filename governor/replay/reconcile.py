@@ -78,7 +78,8 @@ def _cause(model: str, a: _Acc, days: list[dict[str, Any]], prices: PriceTable) 
             share = (a.computed - a.recorded) / (a.input * per_token) if per_token > 0 else None
             if share is not None and 0 < share <= 1:
                 return (f"recorded is {ratio:.2f}x below list: consistent with about {share * 100:.0f}% of input "
-                        f"tokens read from cache at ${price.cache_read * 1e6:g}/M; the trace has no cache split{tier}{moves}")
+                        f"tokens read from cache at ${price.cache_read * 1e6:g}/M; the trace has no cache split"
+                        f"{tier}{moves}")
         if a.cache_read == 0:
             return (f"recorded is {ratio:.2f}x below list and the trace has no cache split: cached input, a "
                     f"discount or a lower price when the calls were made{tier}{moves}")

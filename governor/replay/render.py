@@ -66,7 +66,8 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         + (f" ({t['calls_trimmed_estimated']} estimated)" if t["calls_trimmed_estimated"] else "")
         + f", blocked {num(t['calls_blocked'])} ({num(t['calls_blocked_after_stop'])} after their run was stopped)",
         f"Runs: {num(t['runs'])}; stopped {num(t['runs_stopped'])}; outcomes: accepted {o['accepted']}, "
-        f"rejected {o['rejected']}, other {o['other']}; accepted runs the policy would stop: {o['accepted_runs_stopped']}",
+        f"rejected {o['rejected']}, other {o['other']}; accepted runs the policy would stop: "
+        f"{o['accepted_runs_stopped']}",
     ]
     if t["unpriced_calls"]:
         lines.append(f"Unpriced calls: {num(t['unpriced_calls'])} (their cost is unknown, not zero; see below)")

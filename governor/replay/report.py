@@ -21,8 +21,8 @@ from collections import Counter
 from typing import Any
 
 from governor.policy.model import Policy
-from governor.replay.diagnostics import LONG_CONTEXT_TOKENS, diagnostics
 from governor.pricing import PriceTable
+from governor.replay.diagnostics import LONG_CONTEXT_TOKENS, diagnostics
 from governor.replay.reconcile import reconcile
 from governor.replay.result import COST_SOURCES, CallResult, ReplayResult, RunResult
 
@@ -155,9 +155,6 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
     accepted = [r for r in result.runs if r.run.outcome == "accepted"]
     rejected = sum(1 for r in result.runs if r.run.outcome == "rejected")
     kept = [r for r in accepted if r.stopped_at_call is None]
-    # per accepted task: the same compared calls as the totals
-    recorded_acc = sum(c.cost_original or 0.0 for r in accepted for c in r.calls if c.compared)
-    baseline_acc = sum(c.cost_baseline or 0.0 for r in accepted for c in r.calls if c.compared)
     outcomes = {
         "accepted": len(accepted),
         "rejected": rejected,

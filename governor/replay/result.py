@@ -18,7 +18,6 @@ from typing import Iterator, Mapping
 
 from governor.traces.model import TraceCall, TraceIssue, TraceRun
 
-
 COST_SOURCES = ("recorded", "computed", "unknown")
 
 

@@ -23,8 +23,8 @@ def _reconcile(tmp_path: Path, *args: str) -> tuple[int, dict]:
 def test_reconcile_matches_the_report_and_flags_drift(tau2_dir: Path, tmp_path: Path, replay_json) -> None:  # type: ignore[no-untyped-def]
     code, recon = _reconcile(tmp_path, str(tau2_dir))
     assert code == 0
-    report = replay_json("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: o}\ndefaults: {allow_unpriced: true}\n",
-                         tau2_dir)
+    observe = "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: o}\ndefaults: {allow_unpriced: true}\n"
+    report = replay_json(observe, tau2_dir)
     assert recon["by_model"] == report["reconciliation"]["by_model"]
     rows = {r["model"]: r for r in recon["by_model"]}
     assert not rows["claude-sonnet-4-5"]["flagged"]  # raw usage: the table reproduces the bill
