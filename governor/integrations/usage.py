@@ -243,12 +243,15 @@ def from_langchain(usage_metadata: Mapping[str, Any] | None) -> Usage | None:
         return None
     in_details = usage_metadata.get("input_token_details") or {}
     out_details = usage_metadata.get("output_token_details") or {}
+    cache_write = _int(in_details.get("cache_creation"))
     return Usage(
         input_tokens=_int(inp),
         output_tokens=_int(out),
         cache_read_tokens=_int(in_details.get("cache_read")),
-        cache_write_tokens=_int(in_details.get("cache_creation")),
+        cache_write_tokens=cache_write,
         reasoning_tokens=_int(out_details.get("reasoning")),
+        # langchain-anthropic reports the 1-hour writes under their Anthropic name
+        cache_write_1h_tokens=min(_int(in_details.get("ephemeral_1h_input_tokens")), cache_write),
     )
 
 

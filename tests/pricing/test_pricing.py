@@ -333,3 +333,19 @@ def test_anthropic_normal_form_invariants(inp, cr, w5, w1, out, total_given) -> 
     assert u.input_tokens == inp + cr + w5 + w1
     assert u.cache_read_tokens == cr and u.cache_write_tokens == w5 + w1 and u.cache_write_1h_tokens == w1
     assert u.cache_read_tokens + u.cache_write_tokens <= u.input_tokens
+
+
+def test_langchain_usage_metadata_keeps_the_1h_writes() -> None:
+    from langchain_core.messages import AIMessage
+
+    from governor.integrations.usage import from_langchain
+
+    msg = AIMessage(content="ok", usage_metadata={
+        "input_tokens": 180_012, "output_tokens": 900, "total_tokens": 180_912,
+        "input_token_details": {"cache_read": 150_000, "cache_creation": 30_000,
+                                "ephemeral_5m_input_tokens": 4_000, "ephemeral_1h_input_tokens": 26_000}})
+    u = from_langchain(msg.usage_metadata)
+    direct = from_anthropic_usage(ANTHROPIC_USAGE)
+    assert u is not None and direct is not None
+    assert (u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cache_write_1h_tokens) == (
+        direct.input_tokens, direct.cache_read_tokens, direct.cache_write_tokens, direct.cache_write_1h_tokens)
