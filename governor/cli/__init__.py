@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "diff": "governor.cli.diff",
     "test": "governor.cli.policytest",
     "reconcile": "governor.cli.reconcile",
+    "outcomes": "governor.cli.outcomes",
 }
 
 

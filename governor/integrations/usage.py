@@ -3,7 +3,8 @@
 Every integration and importer ends a call by recording what it really used;
 usage arrives in these shapes: OpenAI/litellm chat, OpenAI Responses,
 Anthropic Messages, Gemini ``usage_metadata``, LangChain ``usage_metadata``,
-pydantic-ai ``RequestUsage`` and litellm's ``StandardLoggingPayload``. The
+pydantic-ai ``RequestUsage`` and litellm's ``StandardLoggingPayload``;
+:func:`from_any_usage` tells chat, Responses and Anthropic apart. The
 normal form, as ``governor.pricing`` prices it:
 
 * ``input_tokens`` includes cached tokens (Anthropic's ``input_tokens``
@@ -154,7 +155,8 @@ def from_anthropic_usage(usage: Any) -> Usage | None:
     writes; ``service_tier`` (``standard``, ``priority``, ``batch``), ``speed``
     (``fast``) and ``inference_geo`` select the rate. Thinking tokens are part
     of ``output_tokens`` and not reported apart (``output_tokens_details``
-    where present).
+    where present). A streamed ``message_delta`` usage carries the cumulative
+    counts (``output_tokens`` always, the input counts when given).
     """
     if usage is None:
         return None
@@ -231,6 +233,22 @@ def from_responses_usage(usage: Any, *, service_tier: Any = None) -> Usage | Non
         reasoning_tokens=_int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens")),
         service_tier=normal_tier(service_tier),
     )
+
+
+def from_any_usage(usage: Any, *, service_tier: Any = None) -> Usage | None:
+    """A usage report of an unknown API (chat, Responses or Anthropic), told apart by its fields;
+    ``service_tier`` is the response's, where the API puts it there (OpenAI)."""
+    if usage is None:
+        return None
+    if _get(usage, "prompt_tokens") is not None or _get(usage, "completion_tokens") is not None:
+        return from_chat_usage(usage, service_tier=service_tier)
+    anthropic = any(
+        _get(usage, key) is not None
+        for key in ("cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation")
+    )
+    if anthropic and _get(usage, "input_tokens_details") is None:
+        return from_anthropic_usage(usage)
+    return from_responses_usage(usage, service_tier=service_tier)
 
 
 def from_langchain(usage_metadata: Mapping[str, Any] | None) -> Usage | None:

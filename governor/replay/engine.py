@@ -159,13 +159,14 @@ class Replayer:
         (evenly where any call of the run cannot be priced)."""
         shares: dict[str, float] = {}
         for r in runs:
-            if r.cost_usd is None or not r.calls or any(c.cost_usd is not None for c in r.calls):
+            whole = r.recorded_cost
+            if whole is None or not r.calls or any(c.cost_usd is not None for c in r.calls):
                 continue
             computed = [self._quote(c) for c in r.calls]
             weights = [q.usd for q in computed] if all(q is not None for q in computed) else []  # type: ignore[union-attr]
             total = sum(weights)
             for k, c in enumerate(r.calls):
-                shares[c.call_id] = r.cost_usd * (weights[k] / total if total > 0 else 1.0 / len(r.calls))
+                shares[c.call_id] = whole * (weights[k] / total if total > 0 else 1.0 / len(r.calls))
         return shares
 
     def _quote(self, call: TraceCall) -> Any:

@@ -93,8 +93,9 @@ class RunResult:
     def cost_recorded(self) -> float | None:
         """What the run cost as recorded (per-run figure where the source has one; computed for calls
         without a record); None when any call's cost is unknown."""
-        if self.run.cost_usd is not None:
-            return self.run.cost_usd
+        whole = self.run.recorded_cost
+        if whole is not None and all(c.call.cost_usd is None for c in self.calls):
+            return whole
         return _sum(c.cost_original for c in self.calls)
 
     @property
@@ -104,8 +105,9 @@ class RunResult:
     @property
     def cost_governed(self) -> float | None:
         """What the run would cost under the policy; an unchanged run keeps its recorded cost exactly."""
-        if self.run.cost_usd is not None and self.unchanged:
-            return self.run.cost_usd
+        whole = self.run.recorded_cost
+        if whole is not None and self.unchanged and all(c.call.cost_usd is None for c in self.calls):
+            return whole
         return _sum(c.cost_governed for c in self.calls)
 
     @property

@@ -75,6 +75,15 @@ class TraceRun:
     file: str = ""
     cost_usd: float | None = None  # what the source recorded for the whole run, where it records cost per run
 
+    @property
+    def recorded_cost(self) -> float | None:
+        """The cost recorded for the whole run: ``cost_usd``, else ``metadata["cost_usd_recorded"]``
+        (Harbor's ``agent_result.cost_usd``); None when the source records none per run."""
+        if self.cost_usd is not None:
+            return self.cost_usd
+        whole = self.metadata.get("cost_usd_recorded")
+        return float(whole) if isinstance(whole, (int, float)) and not isinstance(whole, bool) else None
+
 
 @dataclass(frozen=True, slots=True)
 class TraceIssue:
