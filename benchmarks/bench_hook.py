@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SESSION = REPO / "tests" / "data" / "coding_agents" / "claude-code" / "-tmp-budget-governor-record-proj" / \
-    "c2c7997d-c086-45bc-89ad-84ac88958651.jsonl"
+SESSION = REPO / "tests" / "data" / "coding_agents" / "claude" / "projects" / "-tmp-budget-governor-record-proj" / \
+    "a3e2b169-8489-4446-9bdf-2e9e5e890536.jsonl"
 GOVERNOR = str(Path(sys.executable).parent / "governor")
 POLICY = """apiVersion: governor/v1
 kind: Policy

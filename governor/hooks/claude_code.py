@@ -178,7 +178,9 @@ def _read_file(gov: Governor, path: Path, fstate: dict[str, Any], seen: dict[str
                 seen[key] = call["output_tokens"]
                 gov.observe(call_id=f"{AGENT}:{key}", model=call["model"], input_tokens=call["input_tokens"],
                             output_tokens=call["output_tokens"], cache_read_tokens=call["cache_read_tokens"],
-                            cache_write_tokens=call["cache_write_tokens"], error=call["error"] is not None,
+                            cache_write_tokens=call["cache_write_tokens"],
+                            cache_write_1h_tokens=call["cache_write_1h_tokens"], service_tier=call["service_tier"],
+                            speed=call["speed"], error=call["error"] is not None,
                             metadata=metadata, at=call["timestamp"], tail=tail(pending, 0))
                 reading.calls += 1
                 if call["error"] is None:

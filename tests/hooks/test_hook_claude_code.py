@@ -21,11 +21,11 @@ from governor.hooks.claude_code import handle, parse_event
 from governor.policy.loader import load_policy
 from governor.traces import load_traces
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "coding_agents" / "claude-code" / "-tmp-budget-governor-record-proj"
-WITH_SUBAGENT = "3b57279c-d755-4bff-9549-fc789386f138"
-TOOL_SESSION = "c2c7997d-c086-45bc-89ad-84ac88958651"  # a Bash tool call
-FORK = "9d740d3d-e7ef-4c6b-b5a7-3d32f6fc8a12"  # TOOL_SESSION resumed with --fork-session: its history, then one call
-API_ERROR = "18a356d7-e384-4f97-9096-309ed47d3890"  # one call that failed (HTTP 500), no usage
+DATA = Path(__file__).resolve().parent.parent / "data" / "coding_agents" / "claude" / "projects" / "-tmp-budget-governor-record-proj"
+WITH_SUBAGENT = "b53d6fe4-81e9-40d3-b085-4665d73e60ca"
+TOOL_SESSION = "a3e2b169-8489-4446-9bdf-2e9e5e890536"  # a Bash tool call
+FORK = "f29b67de-845d-4ed4-961c-35370a3a6540"  # TOOL_SESSION resumed with --fork-session: its history, then one call
+API_ERROR = "d9a1f3d1-0439-4316-9b16-a85d447247c6"  # one call that failed (HTTP 500), no usage
 POLICY = """apiVersion: governor/v1
 kind: Policy
 metadata: {name: hook-test}
@@ -91,7 +91,7 @@ def test_a_transcript_read_in_any_pieces_is_counted_once(tmp_path_factory, cuts:
     for t in targets:
         t.parent.mkdir(parents=True, exist_ok=True)
         t.write_bytes(b"")
-    shutil.copy(DATA / session / "subagents" / "agent-a190bd5d6aabdc4d7.meta.json", targets[1].parent) \
+    shutil.copy(DATA / session / "subagents" / "agent-a6e828f9e6f202f65.meta.json", targets[1].parent) \
         if len(targets) > 1 else None
     datas = [s.read_bytes() for s in sources]
     for frac in sorted(cuts) + [1.0]:  # each event sees the files grown to this fraction (mid-line cuts too)
