@@ -20,8 +20,7 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.match import CallContext
 from governor.engine.progress import Tail
 from governor.engine.runstate import RunStates
-from governor.engine.work import amount
-from governor.ledger.base import Ledger, usd_to_nano
+from governor.ledger.base import Amount, Ledger, usd_to_nano
 
 
 def observe(
@@ -37,7 +36,7 @@ def observe(
     counters = [c for b in cp.budgets if b.holds_fully(ctx) for c in b.counters_for(metadata, run_chain)]
     if counters:
         usd = 0 if cost is None else usd_to_nano(cost)
-        ledger.settle(call_id, counters, amount(usd, input_tokens + output_tokens, 1), now=at, reserved_at=at)
+        ledger.settle(call_id, counters, Amount(usd, input_tokens + output_tokens, 1), now=at, reserved_at=at)
     if run_chain:
         with runs.lock:
             states = [runs.get(r, at) for r in run_chain]

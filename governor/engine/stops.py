@@ -13,7 +13,6 @@ and it cannot change a decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from governor.engine.compiled import CompiledRule, View
@@ -65,7 +64,7 @@ def note_tails(runs: RunStates, adm: Admission) -> None:
     """Count what an allowed call added to its runs (its content, its tool calls, the no-progress streak)."""
     if adm.tails:
         with runs.lock:
-            for st, t in zip(adm.states, adm.tails):
+            for st, t in zip(adm.states, adm.tails, strict=True):
                 st.note_tail(t)
 
 

@@ -243,7 +243,9 @@ def handle(raw: bytes | str, gov: Governor, *, user: str | None = None, team: st
         state["run"] = gov.export_run(event.session) or {}
     # the probe: the session's next call, as far as the hook can know it
     messages = pending_main + _pending_tool(event, pending_main)
-    model = last.get("model") if isinstance(last.get("model"), str) else os.environ.get("ANTHROPIC_MODEL") or DEFAULT_MODEL
+    model = last.get("model")
+    if not isinstance(model, str):
+        model = os.environ.get("ANTHROPIC_MODEL") or DEFAULT_MODEL
     context = last.get("input_tokens") if isinstance(last.get("input_tokens"), int) else 0
     d = gov.check(model=model, messages=messages, input_tokens=context, max_tokens=1, metadata=metadata)
     gov.cancel(d)

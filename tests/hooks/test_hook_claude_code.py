@@ -21,7 +21,8 @@ from governor.hooks.claude_code import handle, parse_event
 from governor.policy.loader import load_policy
 from governor.traces import load_traces
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "coding_agents" / "claude" / "projects" / "-tmp-budget-governor-record-proj"
+DATA = (Path(__file__).resolve().parent.parent / "data" / "coding_agents" / "claude" / "projects"
+        / "-tmp-budget-governor-record-proj")
 WITH_SUBAGENT = "b53d6fe4-81e9-40d3-b085-4665d73e60ca"
 TOOL_SESSION = "a3e2b169-8489-4446-9bdf-2e9e5e890536"  # a Bash tool call
 FORK = "f29b67de-845d-4ed4-961c-35370a3a6540"  # TOOL_SESSION resumed with --fork-session: its history, then one call
@@ -95,7 +96,7 @@ def test_a_transcript_read_in_any_pieces_is_counted_once(tmp_path_factory, cuts:
         if len(targets) > 1 else None
     datas = [s.read_bytes() for s in sources]
     for frac in sorted(cuts) + [1.0]:  # each event sees the files grown to this fraction (mid-line cuts too)
-        for data, target in zip(datas, targets):
+        for data, target in zip(datas, targets, strict=True):
             target.write_bytes(data[: int(len(data) * frac)])
         answer = _hook(policy, _event(session, targets[0]), state)
         assert answer.exit_code == 0

@@ -12,14 +12,11 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
-
 from governor.engine.compiled import CompiledPolicy
 from governor.ledger.factory import open_ledger
 from governor.policy.loader import load_policy
 from tests.support.agents import claude_env, hook_settings, run_claude, transcripts
 from tests.support.upstream import Received, Reply, ScriptedUpstream, Tokens, ToolCall
-
 
 GOVERNOR = str(Path(sys.executable).parent / "governor")
 
@@ -121,8 +118,8 @@ def test_a_repeated_identical_tool_loop_stops_at_no_progress(tmp_path: Path) -> 
     def answer(received: Received) -> Reply:
         if "budget-governor" in _last_tool_result(received):
             return Reply(text="Giving up.", usage=Tokens(input=50, output=3))
-        return Reply(text="Checking again.", tool_calls=[ToolCall("Bash", {"command": "echo same", "description": "x"})],
-                     usage=Tokens(input=50, output=10))
+        return Reply(text="Checking again.", usage=Tokens(input=50, output=10),
+                     tool_calls=[ToolCall("Bash", {"command": "echo same", "description": "x"})])
 
     up = Upstream(answer)
     with up.server:

@@ -31,11 +31,15 @@ kind: Policy
 metadata: {name: coding-agents-proxy}
 models:
   prices:
-    claude-sonnet-4-5: {input_per_mtok: 3, output_per_mtok: 15, cache_read_per_mtok: 0.3, cache_write_per_mtok: 3.75}
+    claude-sonnet-4-5: {input_per_mtok: 3, output_per_mtok: 15, cache_read_per_mtok: 0.3}
     claude-sonnet-4-5-20250929: {input_per_mtok: 3, output_per_mtok: 15}
 budgets:
   - {id: session-calls, scope: run, match: {model: [claude-sonnet-4-5, gpt-4o]}, limit: {calls: 1}}
-  - {id: developer-daily, scope: user, match: {model: claude-sonnet-4-5-20250929}, limit: {calls: 3}, window: {calendar: day}}
+  - id: developer-daily
+    scope: user
+    match: {model: claude-sonnet-4-5-20250929}
+    limit: {calls: 3}
+    window: {calendar: day}
 """
 
 
@@ -140,14 +144,16 @@ def _decisions(env: Env) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
-def test_two_concurrent_sessions_of_one_developer_never_exceed_the_shared_daily_budget(env: Env, tmp_path: Path) -> None:
-    before = len([r for r in env.upstream.requests_to("messages") if r.body.get("model") == "claude-sonnet-4-5-20250929"])
+def test_two_concurrent_sessions_of_one_developer_never_exceed_the_shared_daily_budget(env: Env,
+                                                                                      tmp_path: Path) -> None:
+    shared = "claude-sonnet-4-5-20250929"
+    before = len([r for r in env.upstream.requests_to("messages") if r.body.get("model") == shared])
     runs: list[Any] = [None, None]
 
     def session(i: int) -> None:
         project = tmp_path / f"proj{i}"
         project.mkdir()
-        runs[i] = run_claude("say hi with bash", cwd=project, model="claude-sonnet-4-5-20250929", env=claude_env(
+        runs[i] = run_claude("say hi with bash", cwd=project, model=shared, env=claude_env(
             tmp_path / f"home{i}", env.proxy.base_url, ANTHROPIC_API_KEY=MASTER_KEY), timeout=60)
 
     threads = [threading.Thread(target=session, args=(i,)) for i in range(2)]
@@ -155,7 +161,7 @@ def test_two_concurrent_sessions_of_one_developer_never_exceed_the_shared_daily_
         t.start()
     for t in threads:
         t.join()
-    served = [r for r in env.upstream.requests_to("messages") if r.body.get("model") == "claude-sonnet-4-5-20250929"][before:]
+    served = [r for r in env.upstream.requests_to("messages") if r.body.get("model") == shared][before:]
     # each session wants two calls (a tool call, then its answer): four; the developer's day allows three
     assert len(served) == 3, ([r.body.get("model") for r in env.upstream.requests_to("messages")],
                               [r.json().get("result") for r in runs])
