@@ -120,7 +120,7 @@ def stop_reason(stop: CompiledRule, st: RunState, call_fp: int | None, now: floa
         return (f"stop {stop.id}: run {st.run_id} would make {st.stale + 1} calls in a row that add no new content "
                 f"(the same tool calls and results again; max {limit:g})")
     if kind == "max_tool_calls":
-        return (f"stop {stop.id}: run {st.run_id} has made {st.tool_count(stop.tools, t)} calls of "
+        return (f"stop {stop.id}: run {st.run_id} reaches {st.tool_count(stop.tools, t)} calls of "
                 f"{'/'.join(stop.tools)} (max {limit:g})")
     if kind == "max_calls":
         calls = st.matched.get(stop.id, 0) if stop.counts_matched else st.calls
