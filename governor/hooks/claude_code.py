@@ -160,7 +160,8 @@ def _read_file(gov: Governor, path: Path, fstate: dict[str, Any], seen: dict[str
         return  # no complete line yet (the line being written is read by a later event)
     parser = TranscriptParser(fstate.get("parser") if isinstance(fstate.get("parser"), dict) else None)
     line_no = fstate.get("line", 0) if isinstance(fstate.get("line"), int) else 0
-    pending: list[Any] = fstate.get("pending") if isinstance(fstate.get("pending"), list) else []
+    kept = fstate.get("pending")
+    pending: list[Any] = kept if isinstance(kept, list) else []
     for raw in chunk[:end].split(b"\n"):
         line_no += 1
         if not raw.strip():
@@ -257,7 +258,8 @@ def _pending_tool(event: HookEvent, pending: list[Any]) -> list[dict[str, Any]]:
     if event.event != "PreToolUse" or event.tool_name is None:
         return []
     for m in pending:
-        for block in (m.get("content") if isinstance(m, dict) and isinstance(m.get("content"), list) else ()):
+        content = m.get("content") if isinstance(m, dict) else None
+        for block in content if isinstance(content, list) else ():
             if isinstance(block, dict) and block.get("type") == "tool_use" and (
                     block.get("id") == event.tool_use_id if event.tool_use_id
                     else block.get("name") == event.tool_name and block.get("input") == event.tool_input):
