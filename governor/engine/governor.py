@@ -332,9 +332,7 @@ class Governor:
             raise GovernorError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
         if self._stats is not None:
             self._stats.add_outcome(str(run_id), outcome)
-        state = self._runs.peek(str(run_id))
-        if state is not None:
-            state.outcome = outcome
+        self._runs.set_outcome(str(run_id), outcome)
         if self._log.enabled:
             self._log.outcome(str(run_id), outcome, ts=self._clock(), policy=self._compiled.name, revision=self.revision)
 

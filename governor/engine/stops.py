@@ -59,7 +59,9 @@ def unadmit(runs: RunStates, adm: Admission) -> None:
     """Undo the admission of a call that a later stage blocked."""
     with runs.lock:
         for st in adm.states:
-            st.unadmit(adm.fingerprint, adm.counted)
+            kept = runs.current(st)
+            if isinstance(kept, RunState):  # a compact state (pushed out meanwhile) keeps the call: conservative
+                kept.unadmit(adm.fingerprint, adm.counted)
 
 
 def _check_stops(view: View, adm: Admission, w: Work, ctx: CallContext, now: float) -> None:
