@@ -18,9 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -46,7 +47,9 @@ def text(rng: random.Random, n_words: int) -> str:
 
 def history(rng: random.Random, episode: int, n: int = 40) -> list[dict[str, Any]]:
     """An agent loop's history: system prompt, then user / assistant / tool turns (~200 tokens each)."""
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": f"[episode {episode}] You are a coding agent. " + text(rng, 120)}]
+    msgs: list[dict[str, Any]] = [
+        {"role": "system", "content": f"[episode {episode}] You are a coding agent. " + text(rng, 120)}
+    ]
     for i in range(1, n):
         kind = i % 3
         if kind == 1:
@@ -54,7 +57,9 @@ def history(rng: random.Random, episode: int, n: int = 40) -> list[dict[str, Any
         elif kind == 2:
             msgs.append({"role": "assistant", "content": text(rng, rng.randrange(40, 200))})
         else:
-            msgs.append({"role": "tool", "tool_call_id": f"call_{episode}_{i}", "content": text(rng, rng.randrange(80, 300))})
+            msgs.append(
+                {"role": "tool", "tool_call_id": f"call_{episode}_{i}", "content": text(rng, rng.randrange(80, 300))}
+            )
     return msgs
 
 
@@ -119,8 +124,13 @@ def main() -> None:
     for i in range(n_a + 2000):
         msgs = [system, {"role": "user", "content": f"#{i} " + text(rng, 30)}]
         run = i // 50  # a run of 50 calls by one user of one team; the task varies per call
-        md = {"run_id": f"run-{run}", "user": f"user-{run % 10}", "team": f"team-{run % 3}",
-              "task": tasks[i % len(tasks)], "agent": "coder"}
+        md = {
+            "run_id": f"run-{run}",
+            "user": f"user-{run % 10}",
+            "team": f"team-{run % 3}",
+            "task": tasks[i % len(tasks)],
+            "agent": "coder",
+        }
         calls.append((msgs, md))
 
     def bench_gov(gov: Any) -> Callable[[int], Any]:
@@ -128,6 +138,7 @@ def main() -> None:
             msgs, md = calls[i]
             d = gov.check(model=MODEL, messages=msgs, max_tokens=512, metadata=md, input_tokens=1200)
             gov.record(d, input_tokens=1200, output_tokens=180)
+
         return one
 
     gov = Governor.from_path(POLICY)
@@ -149,7 +160,13 @@ def main() -> None:
     def many(i: int) -> None:
         msgs, _ = calls[i % len(calls)]
         run = i % active
-        md = {"run_id": f"many-{run}", "user": f"user-{run % 10}", "team": f"team-{run % 3}", "task": "code", "agent": "coder"}
+        md = {
+            "run_id": f"many-{run}",
+            "user": f"user-{run % 10}",
+            "team": f"team-{run % 3}",
+            "task": "code",
+            "agent": "coder",
+        }
         d = gov_many.check(model=MODEL, messages=msgs, max_tokens=512, metadata=md, input_tokens=1200)
         gov_many.record(d, input_tokens=1200, output_tokens=180)
 
@@ -162,8 +179,12 @@ def main() -> None:
 
     def gov_history(i: int) -> None:
         e, k = steps[i % len(steps)]
-        d = gov_b.check(model=MODEL, messages=episodes[e][:k], max_tokens=1024,
-                        metadata={"run_id": f"ep-{e}-{i // len(steps)}", "user": "u", "team": "t", "task": "code"})
+        d = gov_b.check(
+            model=MODEL,
+            messages=episodes[e][:k],
+            max_tokens=1024,
+            metadata={"run_id": f"ep-{e}-{i // len(steps)}", "user": "u", "team": "t", "task": "code"},
+        )
         gov_b.record(d, input_tokens=d.input_tokens, output_tokens=200)
 
     table.add("(b) governor check+record, 40-msg growing history, counting", measure(gov_history, len(steps) - 80, 80))
@@ -175,7 +196,9 @@ def main() -> None:
         inc.count(MODEL, episodes[e][:k])
 
     # warm up on two episodes, then measure episodes the counter has not seen
-    p50_inc = table.add("(b) token counting, incremental (TokenCounter cache)", measure(incremental, len(steps) - 80, 80))
+    p50_inc = table.add(
+        "(b) token counting, incremental (TokenCounter cache)", measure(incremental, len(steps) - 80, 80)
+    )
 
     whole = TokenCounter()
 
@@ -190,7 +213,9 @@ def main() -> None:
         e, k = steps[i % len(steps)]
         ll.token_counter(model=MODEL, messages=episodes[e][:k])
 
-    p50_whole = table.add("(b) token counting, whole history (litellm.token_counter)", measure(whole_litellm, n(800), 40))
+    p50_whole = table.add(
+        "(b) token counting, whole history (litellm.token_counter)", measure(whole_litellm, n(800), 40)
+    )
 
     # (c) the naive alternative ----------------------------------------------------------------------
     def cost_per_token(i: int) -> None:
@@ -216,15 +241,24 @@ def main() -> None:
     shekel_rows(table, ll, n(1500))
 
     print()
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; litellm {version('litellm')}, "
-          f"tiktoken {version('tiktoken')}, shekel {version('shekel')}")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"litellm {version('litellm')}, "
+        f"tiktoken {version('tiktoken')}, shekel {version('shekel')}"
+    )
     print()
     table.print()
     print()
     r1 = p50_gov / p50_cpt
     r2 = p50_inc / p50_whole
-    print(f"check+record p50 / litellm.cost_per_token p50      = {r1:.3f}  (target <= 0.100: {'met' if r1 <= 0.1 else 'NOT met'})")
-    print(f"incremental counting p50 / whole-history p50       = {r2:.3f}  (target <= 0.100: {'met' if r2 <= 0.1 else 'NOT met'})")
+    print(
+        f"check+record p50 / litellm.cost_per_token p50      = {r1:.3f}  "
+        f"(target <= 0.100: {'met' if r1 <= 0.1 else 'NOT met'})"
+    )
+    print(
+        f"incremental counting p50 / whole-history p50       = {r2:.3f}  "
+        f"(target <= 0.100: {'met' if r2 <= 0.1 else 'NOT met'})"
+    )
 
 
 def shekel_rows(table: Table, ll: Any, n_calls: int) -> None:
@@ -265,9 +299,16 @@ def shekel_rows(table: Table, ll: Any, n_calls: int) -> None:
                 wrapped.append(b)
     table.add("(d) litellm.completion(mock_response), plain", plain)
     table.add("(d) the same through shekel's budget() wrapper", wrapped)
-    diffs = sorted(w - p for w, p in zip(wrapped, plain))
-    table.rows.append(("(d) shekel per-call overhead (median paired difference)", len(diffs),
-                       diffs[len(diffs) // 2] / 1000.0, float("nan"), float("nan")))
+    diffs = sorted(w - p for w, p in zip(wrapped, plain, strict=True))
+    table.rows.append(
+        (
+            "(d) shekel per-call overhead (median paired difference)",
+            len(diffs),
+            diffs[len(diffs) // 2] / 1000.0,
+            float("nan"),
+            float("nan"),
+        )
+    )
 
     # Shekel's whole per-call path without the call's own noise: its wrapper around an
     # original that returns a response litellm already produced (a real ModelResponse).
@@ -277,8 +318,10 @@ def shekel_rows(table: Table, ll: Any, n_calls: int) -> None:
         _patch._originals["litellm_sync"] = lambda *a, **k: response
         try:
             wrapper = ll.completion
-            table.add("(d) shekel wrapper per call, around a finished response",
-                      measure(lambda i: wrapper(model="gpt-4o-mini", messages=msgs), 20000, 1000))
+            table.add(
+                "(d) shekel wrapper per call, around a finished response",
+                measure(lambda i: wrapper(model="gpt-4o-mini", messages=msgs), 20000, 1000),
+            )
         finally:
             _patch._originals["litellm_sync"] = saved
 

@@ -65,15 +65,22 @@ def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: 
 
 
 def under_floors(
-    states: Sequence["RunState"], floors: tuple[float, float, float, bool], fp: int | None, now: float,
+    states: Sequence[RunState],
+    floors: tuple[float, float, float, bool],
+    fp: int | None,
+    now: float,
 ) -> bool:
     """Whether every run is below the view's stop floors (``View.stop_floors``): calls,
     consecutive errors, wall time, and (with a repeated_call stop) a fingerprint not seen.
     Then no stop can fire and the rule-by-rule loop is skipped. Call with the lock held."""
     max_calls, max_errors, max_wall, repeat = floors
     for st in states:
-        if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
-                or (repeat and fp is not None and st.seen.get(fp))):
+        if (
+            st.calls >= max_calls
+            or st.consecutive_errors >= max_errors
+            or now - st.started_at > max_wall
+            or (repeat and fp is not None and st.seen.get(fp))
+        ):
             return False
     return True
 
@@ -92,7 +99,18 @@ class RunSnapshot:
 class RunState:
     """What one run did so far. Mutated only under the store lock."""
 
-    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "seen", "order", "outcome", "matched")
+    __slots__ = (
+        "run_id",
+        "calls",
+        "consecutive_errors",
+        "cost_usd",
+        "started_at",
+        "fp_ttl",
+        "seen",
+        "order",
+        "outcome",
+        "matched",
+    )
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
         self.run_id = run_id
@@ -170,7 +188,11 @@ class CompactRun:
     def restore(self, run_id: str, fp_ttl: float) -> RunState:
         st = RunState(run_id, self.started_at, fp_ttl)
         st.calls, st.consecutive_errors, st.cost_usd, st.outcome = (
-            self.calls, self.consecutive_errors, self.cost_usd, self.outcome)
+            self.calls,
+            self.consecutive_errors,
+            self.cost_usd,
+            self.outcome,
+        )
         st.matched = dict(self.matched)
         for fp, times in self.recent:
             st.seen[fp] = times
@@ -213,15 +235,22 @@ class RunStates:
         self._compact[run_id] = CompactRun(st)
         self.compacted += 1
         if self.compacted == 1 or self.compacted % 100_000 == 0:
-            log.warning("more than %d runs active: %d run states kept in compact form so far (their stop "
-                        "conditions still apply)", MAX_RUNS, self.compacted)
+            log.warning(
+                "more than %d runs active: %d run states kept in compact form so far (their stop "
+                "conditions still apply)",
+                MAX_RUNS,
+                self.compacted,
+            )
         if len(self._compact) > MAX_COMPACT_RUNS:
             del self._compact[next(iter(self._compact))]
             self.forgotten += 1
             if self.forgotten == 1 or self.forgotten % 10_000 == 0:
-                log.error("more than %d runs active: %d run states forgotten so far; a forgotten run's stop "
-                          "conditions count from zero if it calls again", MAX_RUNS + MAX_COMPACT_RUNS,
-                          self.forgotten)
+                log.error(
+                    "more than %d runs active: %d run states forgotten so far; a forgotten run's stop "
+                    "conditions count from zero if it calls again",
+                    MAX_RUNS + MAX_COMPACT_RUNS,
+                    self.forgotten,
+                )
 
     def peek(self, run_id: str) -> RunState | None:
         with self.lock:

@@ -13,7 +13,6 @@ and it cannot change a decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from governor.engine.compiled import CompiledRule, View
@@ -35,8 +34,15 @@ class Admission:
 
 
 def stop_stage(
-    view: View, runs: RunStates, run_chain: tuple[str, ...], w: Work, ctx: CallContext,
-    fingerprint: str | int | None, now: float, *, reads_runs: bool,
+    view: View,
+    runs: RunStates,
+    run_chain: tuple[str, ...],
+    w: Work,
+    ctx: CallContext,
+    fingerprint: str | int | None,
+    now: float,
+    *,
+    reads_runs: bool,
 ) -> Admission:
     """Check the stops of ``view`` and, unless one blocks ``w``, admit the call to its runs."""
     adm = Admission()
@@ -108,6 +114,8 @@ def stop_reason(stop: CompiledRule, st: RunState, call_fp: int | None, now: floa
         return f"stop {stop.id}: run {st.run_id} had {st.consecutive_errors} consecutive failed calls (max {limit:g})"
     if kind == "repeated_call":
         n = st.repeats(call_fp, stop.within, now) + 1 if call_fp is not None else 0  # this call is the n-th one
-        return (f"stop {stop.id}: run {st.run_id} would make the same call {n} times within {stop.within:g}s "
-                f"(max {limit:g})")
+        return (
+            f"stop {stop.id}: run {st.run_id} would make the same call {n} times within {stop.within:g}s "
+            f"(max {limit:g})"
+        )
     return f"stop {stop.id}: run {st.run_id} started {now - st.started_at:.0f}s ago (max {limit:g}s)"

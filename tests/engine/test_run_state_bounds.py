@@ -23,12 +23,18 @@ stop:
 
 
 def call(gov: Any, run: str, content: str = "same prompt") -> Any:
-    return gov.check(model="acme/m", messages=[{"role": "user", "content": content}], input_tokens=10, max_tokens=10,
-                     metadata={"run_id": run})
+    return gov.check(
+        model="acme/m",
+        messages=[{"role": "user", "content": content}],
+        input_tokens=10,
+        max_tokens=10,
+        metadata={"run_id": run},
+    )
 
 
-def test_repeated_calls_still_stop_when_more_runs_are_active_than_full_states_are_kept(make_gov, monkeypatch,
-                                                                                      caplog) -> None:
+def test_repeated_calls_still_stop_when_more_runs_are_active_than_full_states_are_kept(
+    make_gov, monkeypatch, caplog
+) -> None:
     monkeypatch.setattr(runstate, "MAX_RUNS", 5)
     gov = make_gov(POLICY)
     runs = [f"r{i}" for i in range(40)]  # eight times what the LRU holds
