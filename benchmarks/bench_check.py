@@ -98,6 +98,117 @@ class Table:
             print(f"| {name:<{width}} | {n:>6} | {p50:>9,.1f} | {p99:>9,.1f} | {rate:>9,.0f} |")
 
 
+SCALE_POLICY = """\
+apiVersion: governor/v1
+kind: Policy
+metadata: {name: near-limit}
+defaults: {lease: 10m}
+models:
+  prices:
+    acme/m: {input_per_mtok: 2.5, output_per_mtok: 10.0}
+stop:
+  - {id: loop, type: repeated_call, max: 3, within: 10m}
+  - {id: cap, type: max_calls, max: 500}
+budgets:
+  - {id: per-run, scope: run, limit: {usd: 1.0}}
+  - {id: per-user, scope: user, limit: {usd: 100.0}, window: {calendar: day, timezone: UTC}}
+  - {id: per-team, scope: team, limit: {usd: 1000.0}, window: 1h}
+  - {id: global, scope: global, limit: {usd: %s}}
+"""
+
+
+def _scale_gov(tmp: Path, global_usd: float) -> Any:
+    from governor import Governor
+    from governor.policy.loader import load_policy
+
+    path = tmp / f"near-limit-{global_usd:g}.yaml"
+    path.write_text(SCALE_POLICY % global_usd, encoding="utf-8")
+    return Governor(load_policy(path), observers=False)
+
+
+def _scale_call(gov: Any, run: int, i: int) -> Any:
+    md = {"run_id": f"run-{run}", "user": f"user-{run % 100}", "team": f"team-{run % 7}"}
+    d = gov.check(
+        model="acme/m",
+        messages=[{"role": "user", "content": f"step {i}"}],
+        input_tokens=800,
+        max_tokens=200,
+        metadata=md,
+        fingerprint=i,
+    )
+    if d.allowed:
+        gov.record(d, input_tokens=800, output_tokens=150)
+    return d
+
+
+def scale_rows(tmp: Path, n: Callable[[int], int]) -> list[tuple[str, str]]:
+    """Issue 19's scenarios: the slowest calls near a limit (GC pauses, rebuilds), and the mean
+    cost per call with 1,000 against 100,000 active runs, plus the memory an active run holds."""
+    import gc
+    import tracemalloc
+
+    rows: list[tuple[str, str]] = []
+    calls = n(30000)
+    # a global limit the load reaches: each call costs $0.0035, so it ends about 72% of the way
+    gov = _scale_gov(tmp, round(calls * 0.0035 * 0.72, 2))
+    blocked = 0
+    samples = [0] * calls
+    clock = time.perf_counter_ns
+    for i in range(calls):
+        t0 = clock()
+        d = _scale_call(gov, i % 2000, i)
+        samples[i] = clock() - t0
+        blocked += d.blocked
+    rows.append(("(e) near the limit: 2,000 runs, 4 budgets, calls blocked", f"{blocked / calls:.0%} of {calls:,}"))
+    rows.append(
+        (
+            "(e) near the limit: p50 / p99 / p99.9 us",
+            f"{pct(samples, 0.5):,.1f} / {pct(samples, 0.99):,.1f} / {pct(samples, 0.999):,.1f}",
+        )
+    )
+    rows.append(("(e) near the limit: slowest single check+record", f"{max(samples) / 1e6:,.2f} ms"))
+    gov.close()
+
+    per_call = {}
+    for active in (1000, n(100_000)):
+        gov = _scale_gov(tmp, 1e9)
+        for r in range(active):  # every run has state, a budget plan and counters
+            _scale_call(gov, r, 0)
+        gc.collect()
+        t0 = time.perf_counter()
+        passes = max(1, 200_000 // active) if active < 10_000 else 1
+        for k in range(passes):
+            for r in range(active):
+                _scale_call(gov, r, k + 1)
+        per_call[active] = (time.perf_counter() - t0) / (passes * active) * 1e6
+        rows.append((f"(e) {active:,} active runs: mean check+record us", f"{per_call[active]:,.1f}"))
+        gov.close()
+    small, big = sorted(per_call)
+    rows.append((f"(e) {big:,} / {small:,} active runs, mean per call", f"{per_call[big] / per_call[small]:.2f}x"))
+
+    gov = _scale_gov(tmp, 1e9)
+    _scale_call(gov, 0, 0)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for r in range(1, 5001):
+        _scale_call(gov, r, 0)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    rows.append(
+        ("(e) memory per active run (run state, plan, 3 counters, pending)", f"{(after - before) / 5000:,.0f} bytes")
+    )
+    gov.close()
+    return rows
+
+
+def print_pauses(rows: list[tuple[str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'pauses and scale':<{width}} | {'figure':>28} |")
+    print(f"|{'-' * (width + 2)}|{'-' * 30}|")
+    for name, value in rows:
+        print(f"| {name:<{width}} | {value:>28} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier figures)")
@@ -217,6 +328,9 @@ def main() -> None:
         "(b) token counting, whole history (litellm.token_counter)", measure(whole_litellm, n(800), 40)
     )
 
+    # (e) pauses near a limit, and cost with many active runs ---------------------------------------
+    pauses = scale_rows(tmp, n)
+
     # (c) the naive alternative ----------------------------------------------------------------------
     def cost_per_token(i: int) -> None:
         ll.cost_per_token(model=MODEL, prompt_tokens=1200, completion_tokens=180)
@@ -248,6 +362,8 @@ def main() -> None:
     )
     print()
     table.print()
+    print()
+    print_pauses(pauses)
     print()
     r1 = p50_gov / p50_cpt
     r2 = p50_inc / p50_whole
