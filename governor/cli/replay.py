@@ -1,7 +1,8 @@
 """``governor replay POLICY --traces PATH...``: what the policy would have done to recorded traffic.
 
-Exit codes: 0 done, 1 a malformed record under ``--strict``, 2 usage error
-(missing file, unknown format), 3 invalid policy.
+Exit codes: 0 done, 1 a malformed record under ``--strict`` (no report) or a
+trace file that could not be parsed (reported and skipped, the others
+replayed), 2 usage error (missing file, unknown format), 3 invalid policy.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                         help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)")
     parser.add_argument("--since", metavar="TIME", help="only calls at or after TIME (2026-11-01, ISO time, or 7d)")
     parser.add_argument("--until", metavar="TIME", help="only calls before TIME")
+    parser.add_argument("--outcomes", nargs="+", metavar="FILE", default=[],
+                        help="outcomes known after the fact (CSV or JSONL: run_id, outcome, time, reviewer)")
     parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="replay independent runs in N processes (only when no budget couples runs)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,14 +103,47 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
     from governor.replay.report import build_report
     from governor.replay.state import apply_spend, load_state
 
-    replayer = Replayer(policy)
-    if getattr(args, "state", None):
-        state = load_state(args.state)
-        first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
-        apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
-    result = replayer.replay(traces, progress)
-    report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000))
-    report["notes"] = list(traces.notes)
+    notes = list(traces.notes)
+    jobs = getattr(args, "jobs", 1) or 1
+    parallel = False
+    if jobs > 1:
+        from governor.replay.parallel import coupling_budgets
+
+        coupled = coupling_budgets(policy)
+        if coupled or getattr(args, "state", None):
+            why = (f"budget(s) {', '.join(coupled)} add up calls across runs" if coupled
+                   else "--state seeds budgets shared by the runs")
+            notes.append(f"--jobs {jobs}: replayed in one process: {why}, so the runs are not independent")
+        else:
+            parallel = len(traces.runs) > 1
+    if parallel:
+        from governor.replay.parallel import replay_parallel
+
+        result = replay_parallel(policy, traces, jobs)
+    else:
+        replayer = Replayer(policy)
+        if getattr(args, "state", None):
+            state = load_state(args.state)
+            first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
+            apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
+        result = replayer.replay(traces, progress)
+    report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000),
+                          prices=None if parallel else replayer.prices)
+    report["notes"] = notes
+    found = getattr(args, "outcomes_read", None)
+    if found is not None:
+        from governor.traces.outcomes import latest
+
+        ids = {r.run_id for r in traces.runs}
+        decided = latest(found.records)
+        report["outcomes"]["joined"] = {
+            "files": list(args.outcomes),
+            "records": len(found.records),
+            "runs_matched": sum(1 for run_id in decided if run_id in ids),
+            "unmatched": [{"run_id": r.run_id, "file": r.file, "line": r.line}
+                          for run_id, r in decided.items() if run_id not in ids],
+            "skipped": len(found.issues),
+        }
     return result, report
 
 
@@ -132,8 +170,10 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
+        local: dict[Any, str] = {}
         if args.claude_code or args.codex:
-            paths += local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            local = local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            paths += list(local)
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -143,7 +183,15 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         return EXIT_USAGE
     try:
         traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
-                             since=since, until=until)
+                             since=since, until=until, format_of=local.get if local else None)
+        if args.outcomes:
+            from governor.traces.outcomes import join_outcomes, read_outcomes
+
+            found = read_outcomes(args.outcomes)
+            if args.strict and found.issues:
+                raise MalformedRecord(found.issues[0].message, file=found.issues[0].file, line=found.issues[0].line)
+            traces = join_outcomes(traces, found)
+            args.outcomes_read = found
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_FINDINGS if isinstance(exc, MalformedRecord) else EXIT_USAGE
@@ -182,4 +230,12 @@ def run(args: argparse.Namespace) -> int:
         Path(args.html).write_text(render_html(report, result), encoding="utf-8")
     for note in report["notes"]:
         print(f"governor: note: {note}", file=sys.stderr)
-    return EXIT_OK
+    return skipped_exit(traces)
+
+
+def skipped_exit(traces: Any) -> int:
+    """EXIT_FINDINGS when a trace file could not be parsed (reported and skipped), else EXIT_OK."""
+    for file in traces.skipped_files:
+        print(f"governor: {file}: could not be parsed and was skipped (see the report's skipped records; "
+              "--strict fails instead)", file=sys.stderr)
+    return EXIT_FINDINGS if traces.skipped_files else EXIT_OK

@@ -111,6 +111,9 @@ def _load_builtin() -> None:
     import governor.traces.tau2  # noqa: F401
     import governor.traces.claude_code  # noqa: F401
     import governor.traces.codex  # noqa: F401
+    import governor.traces.harbor  # noqa: F401
+    import governor.traces.openai_agents  # noqa: F401
+    import governor.traces.langfuse  # noqa: F401
 
 
 def detect(head: str, file: str) -> Importer:
@@ -130,6 +133,7 @@ def load_traces(
     on_file: Callable[[int, int, str], None] | None = None,
     since: float | None = None,
     until: float | None = None,
+    format_of: Callable[[Path], str | None] | None = None,
 ) -> TraceSet:
     """Read every trace file (directories expanded, gzip transparent) into one TraceSet.
 
@@ -139,7 +143,9 @@ def load_traces(
     a repeated run id is another run: it gets the file name appended.
 
     ``since`` / ``until`` (epoch seconds) keep the calls made in
-    ``[since, until)``; a run left with no call is dropped.
+    ``[since, until)``; a run left with no call is dropped. ``format_of(path)``
+    may name the format of a file known by where it was found (a Codex
+    session directory), instead of sniffing it.
     """
     table = importers()
     forced = None
@@ -152,6 +158,7 @@ def load_traces(
     runs: list[TraceRun] = []
     seen: dict[str, tuple[int, bool]] = {}  # run id -> (position in runs, from a streaming format)
     formats: dict[str, str] = {}
+    skipped: list[str] = []
 
     def add(run: TraceRun, streams: bool, file_name: str) -> None:
         if since is not None or until is not None:
@@ -171,20 +178,39 @@ def load_traces(
         file = str(path)
         if on_file is not None:
             on_file(n, len(files), file)
-        text = decode(read_bytes(path), file)
+        try:
+            text = decode(read_bytes(path), file)
+        except TraceError as exc:
+            if strict:
+                raise
+            ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
+            skipped.append(file)
+            continue
         if not text.strip():
             ctx.issue(file, 0, "empty trace file")
             continue
-        imp = forced or detect(text[:SNIFF_CHARS], file)
+        known = format_of(path) if format_of is not None else None
+        imp = forced or (table[known] if known in table else None) or detect(text[:SNIFF_CHARS], file)
         formats[file] = imp.name
         streams = bool(getattr(imp, "streams", False))
-        for run in imp.read(file, text, ctx):
+        file_runs: list[TraceRun] = []
+        try:
+            file_runs.extend(imp.read(file, text, ctx))
+        except TraceError as exc:
+            if strict:  # a file that cannot be parsed is malformed input, as a malformed record is
+                raise exc if isinstance(exc, MalformedRecord) else MalformedRecord(
+                    exc.message, file=file, line=exc.line) from exc
+            # a file that cannot be parsed (truncated, not JSON) is reported and skipped; the others are replayed
+            ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
+            skipped.append(file)
+            continue
+        for run in file_runs:
             add(run, streams, path.name)
     for name in dict.fromkeys(formats.values()):
         finish = getattr(table[name], "finish", None)  # what an importer held back until every file was read
         for run in (finish(ctx) if finish is not None else ()):
             add(run, bool(getattr(table[name], "streams", False)), Path(run.file).name)
-    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes))
+    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes), tuple(skipped))
 
 
 def within(run: TraceRun, since: float | None, until: float | None) -> TraceRun:
