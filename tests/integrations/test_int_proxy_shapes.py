@@ -88,6 +88,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             config,
             {"GOVERNOR_POLICY": str(directory / "policy.yaml"), "GOVERNOR_DECISION_LOG": str(decisions)},
             directory / "proxy.log",
+            timeout=240.0,  # a loaded CI machine starts the proxy slowly
         )
         try:
             yield Env(upstream, proc, decisions)
@@ -392,3 +393,94 @@ def eventually(fetch: Callable[[], Any], ok: Callable[[Any], bool], timeout: flo
         time.sleep(0.05)
         value = fetch()
     return value
+
+
+# --- every model route of the installed litellm: governed, refused, or known to reach no model ------------
+
+BODY = {
+    "model": "gpt-4o",
+    "messages": [{"role": "user", "content": "hi"}],
+    "input": "hi",
+    "prompt": "hi",
+    "max_tokens": 5,
+    "query": "hi",
+    "documents": ["a"],
+}
+
+
+def _is_model_route(path: str) -> bool:
+    from litellm.proxy._types import LiteLLMRoutes
+
+    exact = set(LiteLLMRoutes.llm_api_routes.value)
+    prefixes = tuple(p.rstrip("*") for p in LiteLLMRoutes.passthrough_routes_wildcard.value)
+    return path in exact or path.startswith(prefixes)
+
+
+def _concrete(path: str) -> str:
+    import re
+
+    path = re.sub(r"\{model_name:path\}", "gpt-4o", path)
+    path = re.sub(r"\{[^}]+\}", "test-id", path)
+    return path.replace("*", "x").replace("?test-id", "")
+
+
+ROUTE_LISTER = """
+import json
+from litellm.proxy.proxy_server import app
+from litellm.proxy._lazy_features import register_all_features
+register_all_features(app)  # the routers the proxy loads on a path's first request
+print(json.dumps([{"path": getattr(r, "path", ""), "methods": sorted(getattr(r, "methods", None) or ())}
+                  for r in app.routes]))
+"""
+
+
+def installed_routes() -> list[dict[str, Any]]:
+    """Every route of the installed litellm proxy, lazy feature routers included (listed in a subprocess)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}
+    done = subprocess.run([sys.executable, "-c", ROUTE_LISTER], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def classify_routes(env: Env) -> dict[str, list[str]]:
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    listed = installed_routes()
+    seen: set[tuple[str, str]] = set()
+    out: dict[str, list[str]] = {"governed": [], "refused": [], "ungoverned": [], "no-model": []}
+    for route in listed:
+        path, methods = route.get("path") or "", set(route.get("methods") or ())
+        if not _is_model_route(path) or "POST" not in methods or ("POST", path) in seen:
+            continue
+        seen.add(("POST", path))
+        sent_before = len(env.upstream.model_requests())
+        checks_before = sum(1 for r in env.decisions() if r["event"] == "check" and r["verdict"] != "block")
+        try:
+            answer = httpx.post(env.proxy.base_url + _concrete(path), json=BODY, headers=auth, timeout=30)
+        except httpx.HTTPError as exc:
+            out["no-model"].append(f"{path} ({type(exc).__name__})")
+            continue
+        reached = len(env.upstream.model_requests()) - sent_before
+        allowed = sum(1 for r in env.decisions() if r["event"] == "check" and r["verdict"] != "block") - checks_before
+        text = answer.text
+        if "x-governor-decision-id" in answer.headers:
+            out["governed"].append(path)
+        elif "budget-governor refused" in text or '"governor"' in text:
+            out["refused"].append(path)
+        elif reached > allowed or answer.status_code < 300:
+            out["ungoverned"].append(f"{path} -> {answer.status_code}, {reached} upstream request(s)")
+        else:
+            out["no-model"].append(f"{path} -> {answer.status_code}")
+    return out
+
+
+def test_every_model_route_of_the_installed_litellm_is_governed_or_refused(env: Env) -> None:
+    found = classify_routes(env)
+    print(json.dumps(found, indent=1))
+    assert found["ungoverned"] == [], found["ungoverned"]
+    assert {"/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/completions", "/v1/embeddings"} <= set(
+        found["governed"]
+    )
