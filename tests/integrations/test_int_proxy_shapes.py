@@ -429,8 +429,12 @@ import json
 from litellm.proxy.proxy_server import app
 from litellm.proxy._lazy_features import register_all_features
 register_all_features(app)  # the routers the proxy loads on a path's first request
-print(json.dumps([{"path": getattr(r, "path", ""), "methods": sorted(getattr(r, "methods", None) or ())}
-                  for r in app.routes]))
+out = []
+for route in app.routes:
+    contexts = getattr(route, "effective_route_contexts", None)  # FastAPI keeps included routers nested
+    for r in (contexts() if callable(contexts) else [route]):
+        out.append({"path": getattr(r, "path", "") or "", "methods": sorted(getattr(r, "methods", None) or ())})
+print(json.dumps(out))
 """
 
 
