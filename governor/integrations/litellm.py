@@ -23,7 +23,12 @@ from typing import Any, Mapping, Sequence
 
 from governor._litellm import litellm
 from governor.decision import Decision
-from governor.integrations._chat_stream import AsyncGovernedStream, GovernedStream, with_usage_option
+from governor.integrations._chat_stream import (
+    AsyncGovernedStream,
+    GovernedStream,
+    asked_for_usage,
+    with_usage_option,
+)
 from governor.integrations._common import block_error
 from governor.integrations._governed_call import API_KEY, GovernedCall
 from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
@@ -106,7 +111,8 @@ class GovernedLiteLLM:
             self.governor.record(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return GovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap)
+            return GovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         self.governor.record(decision, **response_usage(response, decision).as_kwargs())
         return response
 
@@ -131,7 +137,8 @@ class GovernedLiteLLM:
             await self.governor.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return AsyncGovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap)
+            return AsyncGovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         await self.governor.arecord(decision, **response_usage(response, decision).as_kwargs())
         return response
 

@@ -50,7 +50,7 @@ from cachetools import TTLCache
 
 from governor._litellm import litellm as _load_litellm
 
-_load_litellm()  # sets LITELLM_LOCAL_MODEL_COST_MAP before any litellm module loads
+_load_litellm()  # the first litellm import: with the bundled price map unless the user chose (governor/_litellm.py)
 
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 from litellm.proxy._types import ProxyException  # noqa: E402

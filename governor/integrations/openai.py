@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from governor.integrations._chat_stream import AsyncGovernedStream, GovernedStream, with_usage_option
+from governor.integrations._chat_stream import (
+    AsyncGovernedStream,
+    GovernedStream,
+    asked_for_usage,
+    with_usage_option,
+)
 from governor.integrations._common import block_error
 from governor.integrations._governed_call import API_KEY, GovernedCall
 from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
@@ -69,7 +74,8 @@ class _Completions:
             self._gov.record(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return GovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap)
+            return GovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         self._gov.record(decision, **_usage(response, decision.input_tokens).as_kwargs())
         return response
 
@@ -92,7 +98,8 @@ class _AsyncCompletions:
             await self._gov.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return AsyncGovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap)
+            return AsyncGovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         await self._gov.arecord(decision, **_usage(response, decision.input_tokens).as_kwargs())
         return response
 
