@@ -506,3 +506,19 @@ def test_every_model_route_of_the_installed_litellm_is_governed_or_refused(env: 
     assert found["ungoverned"] == [], found["ungoverned"]
     assert {"/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/embeddings"} <= set(found["governed"])
     assert {"/v1/images/generations", "/v1/audio/speech", "/v1/rerank", "/v1/moderations"} <= set(found["refused"])
+
+
+@pytest.mark.parametrize("shape", ["responses", "messages", "embeddings"])
+def test_a_provider_error_on_any_shape_settles_the_call_as_failed(env: Env, shape: str) -> None:
+    task = _task()
+    env.upstream.script(*[Reply(status=400, error_message="upstream says no")] * 3)
+    with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)):
+        call_shape(env, shape, task, stream=False)
+    deadline = time.monotonic() + 15
+    while True:
+        mine = [r for r in env.decisions() if r["event"] == "record" and (r.get("metadata") or {}).get("task") == task]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(mine) == 1 and mine[0]["error"] and mine[0]["metadata"]["api"] == shape
+    assert mine[0]["cost_usd"] in (0, 0.0, None)  # nothing used: the reservation is released, not charged
