@@ -175,7 +175,7 @@ def main() -> None:
                 write_upstream_config(directory, up.base_url, governed=True),
                 {"GOVERNOR_POLICY": str(directory / "policy.yaml")},
                 directory / "governed.log",
-                timeout=240,
+                timeout=600,
             )
             try:
                 send = {"plain": senders(plain.base_url), "governed": senders(governed.base_url)}
