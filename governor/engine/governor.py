@@ -25,6 +25,7 @@ from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
+from governor.engine.events import Recorded, RecordObserver
 from governor.engine.fastpath import fast_check
 from governor.engine.pending import PendingCalls
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
@@ -88,6 +89,7 @@ class Governor:
         self._pending = PendingCalls()  # allowed calls awaiting record()
         self._unsettled = SettleQueue()  # settlements the store refused while down, retried later
         self._observers: list[Observer] = []
+        self._record_observers: list[RecordObserver] = []
         self._path = None if path is None else os.fspath(path)
         self._prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
@@ -137,6 +139,14 @@ class Governor:
     def add_observer(self, fn: Observer) -> None:
         """``fn(decision)`` is called after every check; its exceptions are logged, never raised."""
         self._observers.append(fn)
+
+    def add_record_observer(self, fn: RecordObserver) -> None:
+        """``fn(recorded)`` is called after every settled call (:class:`Recorded`); exceptions are logged."""
+        self._record_observers.append(fn)
+
+    def in_flight(self) -> int:
+        """Allowed calls checked and not yet recorded (their reservations are held)."""
+        return len(self._pending)
 
     def run(
         self, run_id: str | None = None, *, user: str | None = None, team: str | None = None, task: str | None = None, **metadata: Any
@@ -272,11 +282,13 @@ class Governor:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost
         _, res, runs, at = p
+        store_down = False
         if res is not None and (res.counters or res.audit_counters):
             if error is not None and not (input_tokens or output_tokens):
                 try:
                     self._ledger.release(decision.decision_id, now=now)
                 except LedgerError:  # the lease reclaims it
+                    store_down = True
                     log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
             else:
                 usd = 0 if cost is None else usd_to_nano(cost)
@@ -284,7 +296,7 @@ class Governor:
                     self._ledger.settle_lane(  # type: ignore[attr-defined]
                         decision.decision_id, res.lane, usd, input_tokens + output_tokens, 1, now, at)
                 else:
-                    self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
+                    store_down = not self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if runs:
@@ -297,16 +309,31 @@ class Governor:
                 cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
                 reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=at,
             )
+        if self._record_observers:
+            event = Recorded(
+                decision=decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens, error=error is not None, ts=now, ledger_error=store_down,
+                counters=() if res is None else res.counters + res.audit_counters)
+            for ob in self._record_observers:
+                try:
+                    ob(event)
+                except Exception:
+                    log.exception("record observer %r failed", ob)
         return cost
 
-    def _settle(self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float) -> None:
-        """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue)."""
+    def _settle(
+        self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float,
+    ) -> bool:
+        """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue): False."""
         counters = res.counters + res.audit_counters
         actual = make_amount(usd, tokens, 1)
         try:
             self._ledger.settle(decision_id, counters, actual, now=now, reserved_at=reserved_at)
         except LedgerError:
             self._unsettled.add(decision_id, counters, actual, reserved_at, now)
+            return False
+        return True
 
     async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
         if self._blocking:
