@@ -15,6 +15,10 @@ the same semantics, so the engine never knows which one it talks to:
   cost anything). Idempotent.
 * ``usage`` -- what a counter has used in its current window (settled plus
   live reservations), for soft thresholds, stats and tests.
+* ``claim`` -- take a named marker until a time: True for the first claim of
+  the key across every process sharing the store (until it expires), False
+  after. Alerts use it so each threshold is sent once per scope and window.
+  ``unclaim`` gives a marker back (a delivery that finally failed).
 
 Money is integer nano-USD (1e-9 USD) so every ledger adds exactly.
 A reservation not settled within its lease is reclaimed (no leaked counters).
@@ -138,5 +142,9 @@ class Ledger(Protocol):
     def release(self, reservation_id: str, *, now: float) -> bool: ...
 
     def usage(self, counter: Counter, *, now: float) -> Amount: ...
+
+    def claim(self, key: str, *, now: float, until: float) -> bool: ...
+
+    def unclaim(self, key: str) -> None: ...
 
     def close(self) -> None: ...

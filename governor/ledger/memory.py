@@ -119,6 +119,7 @@ class MemoryLedger(LanePath):
         self._gen = 0  # bumped by every change to a cell's figures (memory_lanes: soft thresholds)
         self._cells_gen = 0  # bumped when idle cells are forgotten: lanes made before re-resolve theirs
         self._evict_at = MAX_CELLS  # forget idle cells when there are more than this
+        self._claims: dict[str, float] = {}  # marker key -> held until (claim / unclaim)
 
     # -- internal, lock held --------------------------------------------------
     def _cell(self, counter: Counter) -> _Cell:
@@ -410,6 +411,20 @@ class MemoryLedger(LanePath):
             if cell is not None:
                 self._take_back(cell)  # lanes' allowances are not usage
             return _amount(*self._used(cell, now))
+
+    def claim(self, key: str, *, now: float, until: float) -> bool:
+        with self._lock:
+            held = self._claims.get(key)
+            if held is not None and held > now:
+                return False
+            if len(self._claims) > MAX_CELLS:  # forget expired markers
+                self._claims = {k: u for k, u in self._claims.items() if u > now}
+            self._claims[key] = until
+            return True
+
+    def unclaim(self, key: str) -> None:
+        with self._lock:
+            self._claims.pop(key, None)
 
     def close(self) -> None:
         return None

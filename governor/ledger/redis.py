@@ -260,6 +260,15 @@ class RedisLedger:
         out = self._run(self._usage, self._counter_keys([counter]), [repr(now)] + self._window_args(counter, now))
         return Amount(int(out[0]), int(out[1]), int(out[2]))
 
+    def claim(self, key: str, *, now: float, until: float) -> bool:
+        ttl_ms = max(1, int((until - now) * 1000))
+        self._clustered()
+        return bool(self._call(lambda: self._client.set(f"{self.prefix}:claim:{key}", "1", px=ttl_ms, nx=True)))
+
+    def unclaim(self, key: str) -> None:
+        self._clustered()
+        self._call(lambda: self._client.delete(f"{self.prefix}:claim:{key}"))
+
     def close(self) -> None:
         try:
             self._client.close()

@@ -48,6 +48,7 @@ CREATE INDEX IF NOT EXISTS slots_idx ON slots(counter_key, idx);
 CREATE INDEX IF NOT EXISTS slots_expiry ON slots(expires_at) WHERE expires_at > 0;
 CREATE TABLE IF NOT EXISTS settled (rid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS settled_at ON settled(at);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
 def _set_wal(conn: sqlite3.Connection, deadline: float) -> None:
@@ -224,6 +225,15 @@ class SqliteLedger:
     def usage(self, counter: Counter, *, now: float) -> Amount:
         with self._transaction("BEGIN") as conn:  # one consistent snapshot for both sums
             return self._used(conn, counter, now)
+
+    def claim(self, key: str, *, now: float, until: float) -> bool:
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            conn.execute("DELETE FROM claims WHERE until <= ?", (now,))
+            return conn.execute("INSERT OR IGNORE INTO claims VALUES (?,?)", (key, until)).rowcount > 0
+
+    def unclaim(self, key: str) -> None:
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            conn.execute("DELETE FROM claims WHERE key = ?", (key,))
 
     def close(self) -> None:
         with self._lock:

@@ -94,3 +94,27 @@ def slot_is_live(window: Window, slot: str, now: float) -> bool:
         cur = int(now // window.slot_seconds)
         return cur - ROLLING_SLOTS < int(slot[1:]) <= cur
     return slot == current_slot(window, now)
+
+
+def window_period(window: Window, now: float) -> tuple[str, float | None]:
+    """``(period id, end)`` of the window period containing ``now``: what "once per window" counts by.
+
+    Calendar windows: the day or month (``d2026-11-22``) and its local midnight.
+    Rolling windows: consecutive periods of the window's length (``p<index>``),
+    since a rolling window never resets as a whole. No window: ``("all", None)``.
+    """
+    if window.kind == "rolling":
+        idx = int(now // window.seconds)
+        return f"p{idx}", (idx + 1) * window.seconds
+    if window.kind == "calendar":
+        from datetime import timedelta
+
+        local = datetime.fromtimestamp(now, tz=_zone(window.tz))
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if window.unit == "month":
+            start = start.replace(day=1)
+            end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+        else:
+            end = (start + timedelta(days=1)).replace(hour=0)
+        return current_slot(window, now), end.timestamp()
+    return "all", None
