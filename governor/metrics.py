@@ -155,6 +155,8 @@ class GovernorMetrics:
             if gov in self._governors:
                 return self
             self._governors.add(gov)
+        if getattr(gov, "alerts", None) is not None:
+            self.watch_alerts(gov.alerts.dispatcher)
         ref = weakref.ref(gov)
         gov.add_observer(self.on_decision)
         gov.add_record_observer(lambda r: self.on_record(r, ref()))
@@ -277,8 +279,12 @@ class GovernorMetrics:
 
             out = []
             for disp in list(self._dispatchers):
-                for sink, counts in disp.counts().items():
-                    out.append(Observation(counts.get(field, 0), {"sink": sink}))
+                counts = disp.counts()
+                if field == "dropped":
+                    out.append(Observation(counts["dropped"], {}))
+                    continue
+                for sink, n in counts[field].items():
+                    out.append(Observation(n, {"sink": sink}))
             return out
 
         return observe

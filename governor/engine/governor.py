@@ -97,6 +97,14 @@ class Governor:
         self.watcher: PolicyWatcher | None = None
         if observers:
             self._observers.extend(default_observers())
+        self.alerts: Any = None  # governor.alerts.AlertWatcher, when the policy has an alerts: section
+        if policy.alerts is not None:
+            self._attach_alerts()
+
+    def _attach_alerts(self) -> None:
+        from governor.alerts import attach_alerts
+
+        self.alerts = attach_alerts(self)
 
     @classmethod
     def from_path(
@@ -368,6 +376,8 @@ class Governor:
             compiled = CompiledPolicy(policy)
             self._runs.fp_ttl = compiled.fp_ttl
             self._compiled = compiled
+            if self.alerts is None and policy.alerts is not None:
+                self._attach_alerts()
             flush = getattr(self._ledger, "flush_lanes", None)
             if flush is not None:  # the old revision's lanes give back their allowances
                 flush()
@@ -389,6 +399,8 @@ class Governor:
             self.watcher.stop()
             self.watcher = None
         self._log.close()
+        if self.alerts is not None:
+            self.alerts.close()
         if self._owns_ledger:
             self._ledger.close()
 

@@ -113,7 +113,8 @@ def window_period(window: Window, now: float) -> tuple[str, float | None]:
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
         if window.unit == "month":
             start = start.replace(day=1)
-            end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+            nxt = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+            end = start.replace(year=nxt[0], month=nxt[1])
         else:
             end = (start + timedelta(days=1)).replace(hour=0)
         return current_slot(window, now), end.timestamp()

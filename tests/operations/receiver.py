@@ -33,8 +33,8 @@ class Receiver:
                     if failing:
                         outer._fail -= 1
                     else:
-                        outer.posts.append({"path": self.path, "headers": dict(self.headers),
-                                            "json": json.loads(body or b"null")})
+                        headers = {k.lower(): v for k, v in self.headers.items()}
+                        outer.posts.append({"path": self.path, "headers": headers, "json": json.loads(body or b"null")})
                 self.send_response(500 if failing else 200)
                 self.send_header("content-length", "2")
                 self.end_headers()
