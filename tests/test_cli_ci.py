@@ -200,7 +200,8 @@ def test_sarif_log_locates_every_finding(tmp_path: Path) -> None:
         loc = result["locations"][0]["physicalLocation"]
         assert loc["artifactLocation"]["uri"] == "bad.yaml" and loc["region"]["startLine"] == 5
     assert "unknown-key" in rules
-    clean = json.loads(governor("validate", "--format", "sarif", str(REPO_ROOT / "policies" / "support-bot.yaml")).stdout)
+    good = str(REPO_ROOT / "policies" / "support-bot.yaml")
+    clean = json.loads(governor("validate", "--format", "sarif", good).stdout)
     assert clean["runs"][0]["results"] == []
 
 
@@ -338,3 +339,35 @@ def test_action_script_reports_a_policy_change_and_fails_the_check(tmp_path: Pat
 
     missing = subprocess.run(script, cwd=repo, env={**ENV, "GOVERNOR_BASE": "main"}, capture_output=True, text=True)
     assert missing.returncode == 2 and "GOVERNOR_TRACES is required" in missing.stderr
+
+
+# -- properties of the CI outputs -----------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.text(), st.lists(st.text(), max_size=3)), max_size=5), st.text(min_size=1))
+def test_junit_is_well_formed_xml_whatever_the_names_and_messages(cases: list[tuple[str, list[str]]],
+                                                                   file: str) -> None:
+    from governor.cli.junit import _x, junit_xml
+    from governor.replay.policytest import CaseResult
+
+    results = [CaseResult(file, name, failures) for name, failures in cases]
+    root = ET.fromstring(junit_xml([file], results, {}))
+    got = list(root.iter("testcase"))
+    assert len(got) == len(cases)
+    assert root.get("failures") == str(sum(1 for _n, f in cases if f))
+    for element, (name, failures) in zip(got, cases, strict=True):
+        assert (element.find("failure") is not None) == bool(failures)
+        # what XML can carry comes back as it was; the rest is U+FFFD, never a broken report
+        assert set(_x(name)) <= set(name) | {"\ufffd"}
+        assert element.get("name") == _x(name)
+
+
+@given(st.text(), st.text(), st.text())
+def test_k_never_raises_and_a_substring_of_the_name_always_selects(pattern: str, name: str, file: str) -> None:
+    from governor.replay.policytest import selected
+
+    selected(file, name, [pattern])  # any pattern, even an unclosed "[", is an answer, not an error
+    if name:
+        start = len(name) // 3
+        assert selected(file, name, [name[start:start + 3]])
+    assert selected(file, name, None) and selected(file, name, [])

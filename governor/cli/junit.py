@@ -8,6 +8,7 @@ is a suite with one ``<error>``.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,14 @@ class _Case(Protocol):
     seconds: float
 
 
+# characters XML 1.0 cannot carry, even escaped: they become U+FFFD
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _x(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def junit_xml(files: Sequence[Path | str], results: Iterable[_Case], errors: Mapping[str, str]) -> str:
     """The report as a string (UTF-8 XML with declaration)."""
     by_file: dict[str, list[_Case]] = {str(f): [] for f in files}
@@ -32,20 +41,20 @@ def junit_xml(files: Sequence[Path | str], results: Iterable[_Case], errors: Map
         error = errors.get(file)
         failed = sum(1 for c in cases if c.failures)
         seconds = sum(c.seconds for c in cases)
-        suite = ET.SubElement(root, "testsuite", name=file, tests=str(len(cases) + (1 if error else 0)),
+        suite = ET.SubElement(root, "testsuite", name=_x(file), tests=str(len(cases) + (1 if error else 0)),
                               failures=str(failed), errors=str(1 if error else 0), skipped="0",
-                              time=f"{seconds:.6f}", file=file)
+                              time=f"{seconds:.6f}", file=_x(file))
         for c in cases:
-            case = ET.SubElement(suite, "testcase", name=c.name, classname=_classname(file), file=file,
+            case = ET.SubElement(suite, "testcase", name=_x(c.name), classname=_x(_classname(file)), file=_x(file),
                                  time=f"{c.seconds:.6f}")
             if c.failures:
-                failure = ET.SubElement(case, "failure", message=c.failures[0], type="policy-test-failure")
-                failure.text = "\n".join(c.failures)
+                failure = ET.SubElement(case, "failure", message=_x(c.failures[0]), type="policy-test-failure")
+                failure.text = _x("\n".join(c.failures))
         if error:
-            case = ET.SubElement(suite, "testcase", name="(test file)", classname=_classname(file), file=file,
-                                 time="0")
-            element = ET.SubElement(case, "error", message=error.splitlines()[0], type="test-file-error")
-            element.text = error
+            case = ET.SubElement(suite, "testcase", name="(test file)", classname=_x(_classname(file)),
+                                 file=_x(file), time="0")
+            element = ET.SubElement(case, "error", message=_x((error.splitlines() or [""])[0]), type="test-file-error")
+            element.text = _x(error)
         totals["tests"] += len(cases) + (1 if error else 0)
         totals["failures"] += failed
         totals["errors"] += 1 if error else 0

@@ -29,10 +29,14 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                         help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)")
     parser.add_argument("--since", metavar="TIME", help="only calls at or after TIME (2026-11-01, ISO time, or 7d)")
     parser.add_argument("--until", metavar="TIME", help="only calls before TIME")
+    parser.add_argument("--outcomes", nargs="+", metavar="FILE", default=[],
+                        help="outcomes known after the fact (CSV or JSONL: run_id, outcome, time, reviewer)")
     parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="replay independent runs in N processes (only when no budget couples runs)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,14 +102,46 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
     from governor.replay.report import build_report
     from governor.replay.state import apply_spend, load_state
 
-    replayer = Replayer(policy)
-    if getattr(args, "state", None):
-        state = load_state(args.state)
-        first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
-        apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
-    result = replayer.replay(traces, progress)
+    notes = list(traces.notes)
+    jobs = getattr(args, "jobs", 1) or 1
+    parallel = False
+    if jobs > 1:
+        from governor.replay.parallel import coupling_budgets
+
+        coupled = coupling_budgets(policy)
+        if coupled or getattr(args, "state", None):
+            why = (f"budget(s) {', '.join(coupled)} add up calls across runs" if coupled
+                   else "--state seeds budgets shared by the runs")
+            notes.append(f"--jobs {jobs}: replayed in one process: {why}, so the runs are not independent")
+        else:
+            parallel = len(traces.runs) > 1
+    if parallel:
+        from governor.replay.parallel import replay_parallel
+
+        result = replay_parallel(policy, traces, jobs)
+    else:
+        replayer = Replayer(policy)
+        if getattr(args, "state", None):
+            state = load_state(args.state)
+            first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
+            apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
+        result = replayer.replay(traces, progress)
     report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000))
-    report["notes"] = list(traces.notes)
+    report["notes"] = notes
+    found = getattr(args, "outcomes_read", None)
+    if found is not None:
+        from governor.traces.outcomes import latest
+
+        ids = {r.run_id for r in traces.runs}
+        decided = latest(found.records)
+        report["outcomes"]["joined"] = {
+            "files": list(args.outcomes),
+            "records": len(found.records),
+            "runs_matched": sum(1 for run_id in decided if run_id in ids),
+            "unmatched": [{"run_id": r.run_id, "file": r.file, "line": r.line}
+                          for run_id, r in decided.items() if run_id not in ids],
+            "skipped": len(found.issues),
+        }
     return result, report
 
 
@@ -132,8 +168,10 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
+        local: dict[Any, str] = {}
         if args.claude_code or args.codex:
-            paths += local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            local = local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            paths += list(local)
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -143,7 +181,15 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         return EXIT_USAGE
     try:
         traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
-                             since=since, until=until)
+                             since=since, until=until, format_of=local.get if local else None)
+        if args.outcomes:
+            from governor.traces.outcomes import join_outcomes, read_outcomes
+
+            found = read_outcomes(args.outcomes)
+            if args.strict and found.issues:
+                raise MalformedRecord(found.issues[0].message, file=found.issues[0].file, line=found.issues[0].line)
+            traces = join_outcomes(traces, found)
+            args.outcomes_read = found
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_FINDINGS if isinstance(exc, MalformedRecord) else EXIT_USAGE

@@ -69,6 +69,16 @@ class TestFileError(GovernorError):
     """A test file is malformed: names the file, the case and the field."""
 
 
+def test_file_schema() -> dict[str, Any]:
+    """The packaged JSON Schema of policy test files (``governor/schema/policy-test-v1.json``), for editors."""
+    import json
+    from importlib import resources
+
+    text = resources.files("governor").joinpath("schema/policy-test-v1.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
 def _seconds(value: Any, where: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -161,11 +171,13 @@ def compare(expect: Mapping[str, Any], d: Any) -> list[str]:
     got_rules = sorted(d.rule_ids)
     want_rules = expect.get("rule_ids")
     if "verdict" in expect and expect["verdict"] != d.verdict:
-        rules = [expect["blocked_by"]] if expect.get("blocked_by") else want_rules or expect.get("rules_include") or got_rules
+        rules = ([expect["blocked_by"]] if expect.get("blocked_by")
+                 else want_rules or expect.get("rules_include") or got_rules)
         shown = f" (rule {', '.join(rules)})" if rules else ""
         reason = f": {'; '.join(d.reasons)}" if d.reasons else ""
         out.append(f"Want {expect['verdict']}, got {d.verdict}{shown}{reason}")
-    if "blocked_by" in expect and expect["blocked_by"] != d.blocked_by and expect.get("verdict", d.verdict) == d.verdict:
+    verdict_ok = expect.get("verdict", d.verdict) == d.verdict
+    if "blocked_by" in expect and expect["blocked_by"] != d.blocked_by and verdict_ok:
         out.append(f"Want blocked by {expect['blocked_by']}, got {d.blocked_by or 'nothing'}")
     if "model" in expect and expect["model"] != d.model:
         out.append(f"Want model {expect['model']}, got {d.model}")
