@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
@@ -65,10 +66,22 @@ class Dispatcher:
         self.failed: Counter[str] = Counter()
         self.retried: Counter[str] = Counter()
         self.dropped = 0
+        self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        """Start afresh in a forked child: its own queue, lock and thread (the parent's alerts stay the parent's)."""
+        self._queue = queue.Queue(maxsize=self._queue.maxsize)
+        self._retry = []
+        self._lock = threading.Condition()
+        self._busy = 0
+        self._thread = None
+        self._pid = os.getpid()
 
     # -- the call path ------------------------------------------------------------
     def submit(self, job: Job) -> bool:
         """Queue ``job`` without waiting; False (and counted as dropped) when the queue is full or closed."""
+        if self._pid != os.getpid():  # a forked child: the sender's thread did not come along
+            self._after_fork()
         with self._lock:
             if self._closed:
                 return False
