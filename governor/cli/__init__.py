@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "diff": "governor.cli.diff",
     "test": "governor.cli.policytest",
     "outcomes": "governor.cli.outcomes",
+    "status": "governor.cli.status",
 }
 
 

@@ -400,5 +400,19 @@ class MemoryLedger:
         with self._lock:
             self._claims.pop(key, None)
 
+    def scopes(self, budget_id: str, *, now: float) -> list[str]:
+        with self._lock:
+            self._reclaim(now)
+            return sorted(k for k in self._cells if k.partition("|")[0] == budget_id)
+
+    def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]:
+        with self._lock:
+            self._reclaim(now)
+            cell = self._cells.get(counter.key)
+            if cell is None:
+                return 0, Amount()
+            n = sum(1 for h in self._held.values() if cell in h.cells)
+            return n, Amount(cell.held_usd, cell.held_tokens, cell.held_calls)
+
     def close(self) -> None:
         return None
