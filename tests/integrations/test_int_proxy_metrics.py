@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,13 @@ POLICY = """\
 apiVersion: governor/v1
 kind: Policy
 metadata: {name: metrics-proxy}
+ledger: {type: sqlite, path: ledger.db}
 budgets:
+  - id: per-developer
+    scope: user
+    match: {user: [dev-alice, dev-bob]}
+    limit: {calls: 2}
+    window: {calendar: day}
   - id: per-run
     scope: run
     limit: {calls: 2}
@@ -40,6 +49,35 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxyProce
         yield proc, decisions
     finally:
         proc.stop()
+
+
+def test_per_developer_budgets_behind_the_master_key_and_governor_status(
+    proxy: tuple[ProxyProcess, Path]
+) -> None:
+    """docs/operations.md's recipe without litellm's database: one key, the request's ``user`` field names the
+    developer, a ``scope: user`` budget; ``governor status`` shows each developer's scope from the shared ledger."""
+    proc, _ = proxy
+    client = openai.OpenAI(base_url=proc.base_url, api_key=MASTER_KEY, max_retries=0)
+    ask = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
+    for _ in range(2):
+        client.chat.completions.create(**ask, user="dev-alice")
+    with pytest.raises(openai.RateLimitError) as blocked:
+        client.chat.completions.create(**ask, user="dev-alice")
+    assert "per-developer" in str(blocked.value)
+    client.chat.completions.create(**ask, user="dev-bob")  # bob's own budget is untouched
+    policy = proc.log_path.parent / "policy.yaml"
+    deadline = time.monotonic() + 15
+    while True:
+        out = subprocess.run([str(Path(sys.executable).parent / "governor"), "status", str(policy), "--format", "json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        rows = {s["scope"]: s for s in json.loads(out.stdout)["scopes"] if s["budget"] == "per-developer"}
+        if rows.get("user=dev-bob", {}).get("in_flight", 1) == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert set(rows) == {"user=dev-alice", "user=dev-bob"}
+    assert (rows["user=dev-alice"]["spend_calls"], rows["user=dev-bob"]["spend_calls"]) == (2, 1)
+    assert rows["user=dev-alice"]["utilization"] == 1.0
 
 
 def scrape(base_url: str) -> tuple[httpx.Response, dict[str, list]]:
