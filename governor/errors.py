@@ -75,6 +75,7 @@ class TraceError(GovernorError):
     def __init__(self, message: str, *, file: str = "", line: int = 0) -> None:
         self.file = file
         self.line = line
+        self.message = message  # without the file:line prefix
         where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
         super().__init__(where + message)
 

@@ -105,7 +105,11 @@ def _price_rows(policy: Any) -> list[tuple[str, Any]]:
 
 
 def _price_source(price: Any) -> str:
-    return "policy (models.prices)" if price.source == "policy" else f"litellm's bundled table ({_litellm_version()})"
+    if price.source == "policy":
+        return f"policy ({price.entry or 'models.prices'})"
+    if price.source == "genai-prices":
+        return f"genai-prices ({price.version}, entry {price.entry})"
+    return f"litellm's bundled table ({price.version or _litellm_version()}, entry {price.entry or '-'})"
 
 
 def explain_lines(policy: Any) -> list[str]:
@@ -123,8 +127,9 @@ def explain_lines(policy: Any) -> list[str]:
             rows.append(f"  {model}: NO PRICE ({unpriced})")
             continue
         rows.append(f"  {model}: in {_fmt_rate(price.input)}, out {_fmt_rate(price.output)}, cache read "
-                    f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)}, context "
-                    f"{price.context_window or '-'}; from {_price_source(price)}")
+                    f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)} (1h "
+                    f"{_fmt_rate(price.cache_write_1h)}), context {price.context_window or '-'}; "
+                    f"from {_price_source(price)}")
     out += _section("models (prices per million tokens)", rows)
     if policy.aliases:
         out += _section("aliases", (f"  {a} -> {m}" for a, m in policy.aliases.items()))

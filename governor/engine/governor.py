@@ -37,7 +37,6 @@ from governor.ledger.base import MAX_QUANTITY, Amount, Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.ledger.forks import after_fork_in_child
 from governor.policy.model import Policy
-from governor.pricing import call_cost
 
 log = logging.getLogger("governor.engine")
 
@@ -283,8 +282,20 @@ class Governor:
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
         error: str | BaseException | None = None,
+        cache_write_1h_tokens: int = 0,
+        service_tier: str | None = None,
+        speed: str | None = None,
+        inference_geo: str | None = None,
+        cost_usd: float | None = None,
     ) -> float | None:
         """Settle one call: its actual USD cost (None if the model is unpriced).
+
+        Token counts are in the normal form of ``governor.integrations.usage``
+        (input includes the cache; ``cache_write_1h_tokens`` is the 1-hour part
+        of the writes). ``service_tier``, ``speed`` and ``inference_geo`` select
+        the provider's rate for them (``governor.pricing``). ``cost_usd`` is the
+        cost the provider billed, where the caller knows it: it is settled
+        instead of the computed cost.
 
         Idempotent by decision id. A call that failed (``error``) with no tokens
         releases its reservation; one that failed after using tokens is charged.
@@ -295,10 +306,11 @@ class Governor:
         now = self._clock()
         p = self._pending.take(decision.decision_id)
         cp = p.policy if p is not None else self._compiled
-        price = cp.price(decision.model)
-        cost = None
-        if price is not None:
-            cost = call_cost(price, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens)
+        if cost_usd is not None:
+            cost: float | None = cost_usd
+        else:
+            cost = cp.prices.cost(decision.model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                                  reasoning_tokens, cache_write_1h_tokens, service_tier, speed, inference_geo, now)
         if p is None:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost

@@ -301,7 +301,7 @@ def success_usage(kwargs: Mapping[str, Any], response_obj: Any, decision: Decisi
     """What a successful call used: the response's own usage report (chat, Responses or Anthropic), else
     litellm's standard logging payload, else an estimate. Never free: a report of zero input tokens (a
     stream whose provider was not asked for usage) takes the check's count instead, marked estimated."""
-    found = from_any_usage(_get_usage(response_obj))
+    found = from_any_usage(_get_usage(response_obj), service_tier=_get_field(response_obj, "service_tier"))
     if found is None or found.input_tokens == 0:
         found = from_standard_logging(kwargs.get("standard_logging_object")) or found
     if found is None:
@@ -309,6 +309,10 @@ def success_usage(kwargs: Mapping[str, Any], response_obj: Any, decision: Decisi
     if found.input_tokens == 0:
         return dataclasses.replace(found, input_tokens=decision.input_tokens, estimated=True)
     return found
+
+
+def _get_field(response_obj: Any, name: str) -> Any:
+    return response_obj.get(name) if isinstance(response_obj, Mapping) else getattr(response_obj, name, None)
 
 
 def _get_usage(response_obj: Any) -> Any:
