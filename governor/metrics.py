@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ METER_NAME = "budget-governor"
 SEMCONV_GENAI = "1.37+ (opentelemetry-semantic-conventions 0.66b2)"
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 COUNTERS_MAX = 5_000  # budget counters whose gauges are kept (most recently charged first)
+TOKEN_SAMPLES_MAX = 100_000  # recorded calls buffered between two collections for the token histogram
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning")
 
 __all__ = ["GovernorMetrics", "default_metrics", "instrument", "SEMCONV_GENAI"]
@@ -71,6 +72,28 @@ def _provider_name(model: str) -> str | None:
     """``openai/gpt-4o`` -> ``openai``; a bare model name has no provider we can name cheaply."""
     head, sep, _ = model.partition("/")
     return head if sep and head else None
+
+
+class _Tally:
+    """A monotonic counter per attribute set, kept in a dict; ``observe`` reports it to OpenTelemetry."""
+
+    __slots__ = ("_lock", "_values")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[tuple[str, Any], ...], float] = {}
+
+    def add(self, value: float, attrs: dict[str, Any]) -> None:
+        key = tuple(attrs.items())
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + value
+
+    def observe(self, options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        with self._lock:
+            items = list(self._values.items())
+        return [Observation(v, dict(k)) for k, v in items]
 
 
 class GovernorMetrics:
@@ -115,24 +138,24 @@ class GovernorMetrics:
         self._counters: OrderedDict[tuple[int, str], tuple[Governor, Counter]] = OrderedDict()
         self._dispatchers: weakref.WeakSet[Any] = weakref.WeakSet()
 
-        self.calls = meter.create_counter(
-            "governor.calls", unit="{call}", description="Checked calls by verdict and rule")
-        self.spend = meter.create_counter(
-            "governor.spend.usd", unit="{USD}", description="Actual cost of recorded calls")
-        self.tokens = meter.create_counter(
-            "governor.tokens", unit="{token}", description="Tokens of recorded calls by kind")
-        self.budget_spend = meter.create_counter(
-            "governor.budget.spend.usd", unit="{USD}", description="Actual cost charged to each budget")
-        self.unpriced = meter.create_counter(
-            "governor.unpriced_calls", unit="{call}", description="Recorded calls whose cost is unknown (no price)")
-        self.ledger_errors = meter.create_counter(
-            "governor.ledger.errors", unit="{error}", description="Budget store operations that failed")
-        self.overruns = meter.create_counter(
-            "governor.overruns", unit="{call}", description="Calls that cost more than the worst case reserved")
-        self.overrun_usd = meter.create_counter(
-            "governor.overrun.usd", unit="{USD}", description="Cost above the reserved worst case")
+        # counters are tallied in plain dicts on the call path (a lock and a dict update) and handed
+        # to OpenTelemetry as observable counters when a reader collects: a few microseconds a call
+        self.calls = self._counter(meter, "governor.calls", "{call}", "Checked calls by verdict and rule")
+        self.spend = self._counter(meter, "governor.spend.usd", "{USD}", "Actual cost of recorded calls")
+        self.tokens = self._counter(meter, "governor.tokens", "{token}", "Tokens of recorded calls by kind")
+        self.budget_spend = self._counter(meter, "governor.budget.spend.usd", "{USD}",
+                                          "Actual cost charged to each budget")
+        self.unpriced = self._counter(meter, "governor.unpriced_calls", "{call}",
+                                      "Recorded calls whose cost is unknown (no price)")
+        self.ledger_errors = self._counter(meter, "governor.ledger.errors", "{error}",
+                                           "Budget store operations that failed")
+        self.overruns = self._counter(meter, "governor.overruns", "{call}",
+                                      "Calls that cost more than the worst case reserved")
+        self.overrun_usd = self._counter(meter, "governor.overrun.usd", "{USD}", "Cost above the reserved worst case")
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}", description="Number of input and output tokens used.")
+        # (input, output, attributes) of recorded calls not yet in the histogram (see _in_flight)
+        self._token_samples: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=TOKEN_SAMPLES_MAX)
         meter.create_observable_gauge("governor.reservations.in_flight", [self._in_flight], unit="{call}",
                                       description="Allowed calls checked and not yet recorded")
         meter.create_observable_gauge("governor.budget.used.usd", [self._budget("used")], unit="{USD}",
@@ -147,6 +170,11 @@ class GovernorMetrics:
                            ("dropped", "Alerts dropped because the queue was full")):
             meter.create_observable_counter(f"governor.alerts.{name}", [self._alerts(name)], unit="{alert}",
                                             description=what)
+
+    def _counter(self, meter: Any, name: str, unit: str, description: str) -> _Tally:
+        tally = _Tally()
+        meter.create_observable_counter(name, [tally.observe], unit=unit, description=description)
+        return tally
 
     # -- attaching ----------------------------------------------------------------
     def attach(self, gov: Governor) -> GovernorMetrics:
@@ -196,8 +224,7 @@ class GovernorMetrics:
         provider = _provider_name(d.model)
         if provider:
             genai["gen_ai.provider.name"] = provider
-        self.token_usage.record(r.input_tokens, {**genai, "gen_ai.token.type": "input"})
-        self.token_usage.record(r.output_tokens, {**genai, "gen_ai.token.type": "output"})
+        self._token_samples.append((r.input_tokens, r.output_tokens, genai))
         if r.ledger_error:
             self.ledger_errors.add(1, {"policy": d.policy_name, "operation": "settle"})
         over = r.overrun_usd
@@ -227,6 +254,17 @@ class GovernorMetrics:
     # -- scrape time: the gauges read the ledger -----------------------------------
     def _in_flight(self, options: Any) -> list[Any]:
         from opentelemetry.metrics import Observation
+
+        # A collection runs every observable callback before it reads the synchronous instruments:
+        # the token samples buffered since the last one go into the histogram here, off the call path.
+        samples = self._token_samples
+        while samples:
+            try:
+                tin, tout, genai = samples.popleft()
+            except IndexError:
+                break
+            self.token_usage.record(tin, {**genai, "gen_ai.token.type": "input"})
+            self.token_usage.record(tout, {**genai, "gen_ai.token.type": "output"})
 
         return [Observation(g.in_flight(), {"policy": g.policy.name}) for g in list(self._governors)]
 

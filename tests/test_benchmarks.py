@@ -25,6 +25,7 @@ RUNS = {
     "bench_policy_load.py": ([], "coding-agent.yaml"),
     "bench_proxy.py": (["--quick"], "governor hook"),
     "bench_pricing.py": (["--quick"], "PriceTable.cost (engine: Governor.record)"),
+    "bench_operations.py": (["--quick"], "metrics add"),
 }
 
 
