@@ -44,7 +44,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxyProce
     (directory / "policy.yaml").write_text(POLICY)
     decisions = directory / "decisions.jsonl"
     env = {"GOVERNOR_POLICY": str(directory / "policy.yaml"), "GOVERNOR_DECISION_LOG": str(decisions)}
-    proc = start_proxy(write_config(directory, governed=True, probe=False), env, directory / "proxy.log")
+    proc = start_proxy(write_config(directory, governed=True, probe=False), env, directory / "proxy.log", timeout=300)
     try:
         yield proc, decisions
     finally:
