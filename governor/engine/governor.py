@@ -16,15 +16,16 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from governor.decision import OUTCOMES, Decision
 from governor.engine import scope as _scope
 from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
-from governor.engine.decision_log import DecisionLog
 from governor.engine.decide import CallRequest, decide
+from governor.engine.decision_log import DecisionLog
 from governor.engine.events import Recorded, RecordObserver
 from governor.engine.pending import Pending, PendingCalls
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
@@ -129,7 +130,7 @@ class Governor:
         log: Any = None,
         record_to: str | os.PathLike[str] | None = None,
         watch: bool | float = False,
-    ) -> "Governor":
+    ) -> Governor:
         """Load and compile the policy at ``path``. ``watch=True`` (or seconds) polls it for changes."""
         from governor.policy.loader import load_policy
 
@@ -170,7 +171,13 @@ class Governor:
         return len(self._pending)
 
     def run(
-        self, run_id: str | None = None, *, user: str | None = None, team: str | None = None, task: str | None = None, **metadata: Any
+        self,
+        run_id: str | None = None,
+        *,
+        user: str | None = None,
+        team: str | None = None,
+        task: str | None = None,
+        **metadata: Any,
     ) -> AbstractContextManager[_scope.Scope]:
         """A run scope: metadata for every check inside it (threads and asyncio tasks alike)."""
         return _scope.run_scope(run_id, user=user, team=team, task=task, **metadata)
@@ -215,8 +222,17 @@ class Governor:
         now = self._clock()
         did = f"{self._prefix}{next(self._ids):x}"
         call = CallRequest(
-            model=model, messages=msgs, max_tokens=max_tokens, tools=tools, metadata=md, run_chain=chain,
-            input_tokens=n, estimated=estimated, now=now, decision_id=did, fingerprint=fingerprint,
+            model=model,
+            messages=msgs,
+            max_tokens=max_tokens,
+            tools=tools,
+            metadata=md,
+            run_chain=chain,
+            input_tokens=n,
+            estimated=estimated,
+            now=now,
+            decision_id=did,
+            fingerprint=fingerprint,
             message_count=message_count,
         )
         checked = decide(cp, self._runs, self._ledger, self._tokens, call)
@@ -252,8 +268,16 @@ class Governor:
     ) -> Decision:
         """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread
         (which inherits this task's run scope)."""
-        kwargs: dict[str, Any] = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata,
-                                      input_tokens=input_tokens, fingerprint=fingerprint, message_count=message_count)
+        kwargs: dict[str, Any] = dict(
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            tools=tools,
+            metadata=metadata,
+            input_tokens=input_tokens,
+            fingerprint=fingerprint,
+            message_count=message_count,
+        )
         if self._blocking:
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)
@@ -334,9 +358,16 @@ class Governor:
             self._stats.add_record(decision, cost, input_tokens, output_tokens, error is not None)
         if self._log.enabled:
             self._log.record(
-                decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
-                cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
-                reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=at,
+                decision,
+                ts=now,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens,
+                cost_usd=cost,
+                error=error,
+                check_ts=at,
             )
         if self._record_observers:
             event = Recorded(
@@ -352,13 +383,18 @@ class Governor:
         return cost
 
     def _settle(
-        self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float,
+        self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float
     ) -> bool:
         """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue): False."""
         counters = res.counters + res.audit_counters
         if usd > MAX_QUANTITY or tokens > MAX_QUANTITY:  # saturate, loudly: the spend happened
-            log.error("decision %s: actual spend (%d nano-USD, %d tokens) beyond what a ledger stores; counted as %d",
-                      decision_id, usd, tokens, MAX_QUANTITY)
+            log.error(
+                "decision %s: actual spend (%d nano-USD, %d tokens) beyond what a ledger stores; counted as %d",
+                decision_id,
+                usd,
+                tokens,
+                MAX_QUANTITY,
+            )
             usd, tokens = min(usd, MAX_QUANTITY), min(tokens, MAX_QUANTITY)
         actual = Amount(usd, tokens, 1)
         try:
@@ -379,11 +415,11 @@ class Governor:
             raise GovernorError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
         if self._stats is not None:
             self._stats.add_outcome(str(run_id), outcome)
-        state = self._runs.peek(str(run_id))
-        if state is not None:
-            state.outcome = outcome
+        self._runs.set_outcome(str(run_id), outcome)
         if self._log.enabled:
-            self._log.outcome(str(run_id), outcome, ts=self._clock(), policy=self._compiled.name, revision=self.revision)
+            self._log.outcome(
+                str(run_id), outcome, ts=self._clock(), policy=self._compiled.name, revision=self.revision
+            )
 
     # -- reload ---------------------------------------------------------------------
     def reload(self, policy: Policy | None = None) -> bool:
@@ -411,7 +447,9 @@ class Governor:
         if self._path is None:
             raise GovernorError("this governor was not loaded from a file: nothing to watch")
         if self.watcher is None:
-            self.watcher = PolicyWatcher(lambda: watched_files(self._compiled.policy, self._path), self.reload, interval_s)
+            self.watcher = PolicyWatcher(
+                lambda: watched_files(self._compiled.policy, self._path), self.reload, interval_s
+            )
         return self.watcher
 
     # -- lifecycle ------------------------------------------------------------------
@@ -426,7 +464,7 @@ class Governor:
         if self._owns_ledger:
             self._ledger.close()
 
-    def __enter__(self) -> "Governor":
+    def __enter__(self) -> Governor:
         return self
 
     def __exit__(self, *exc: object) -> None:

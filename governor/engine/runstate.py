@@ -1,10 +1,17 @@
 """Per-run state for stop conditions: calls, consecutive errors, cost, loops, wall time.
 
-A run is identified by its ``run_id`` metadata. States live in a bounded LRU
-(``MAX_RUNS``) so a long-lived process never grows without bound; a run evicted
-from it simply starts over. Identical-call fingerprints live in a small per-run
-TTL map on the governor's (injectable) clock: a fingerprint is forgotten
-``within`` after it was last seen, and at most ``MAX_FINGERPRINTS`` are kept.
+A run is identified by its ``run_id`` metadata. Full states live in a bounded
+LRU (``MAX_RUNS``). Forgetting a run's state must never turn its stop conditions
+off, so a state pushed out of the LRU is kept in a compact form
+(:class:`CompactRun`: its counts, start time, and the fingerprints and times of
+its latest ``COMPACT_FINGERPRINTS`` calls -- about 300 bytes instead of a full
+state's dicts and deque) and restored when the run calls again, so every stop
+condition still sees its calls, errors, wall time and recent repeats. Only past
+``MAX_COMPACT_RUNS`` compact states is the oldest forgotten for good: counted
+(``RunStates.forgotten``) and logged, never silent. Identical-call fingerprints
+live in a small per-run TTL map on the governor's (injectable) clock: a
+fingerprint is forgotten ``within`` after it was last seen, and at most
+``MAX_FINGERPRINTS`` are kept.
 (``cachetools.TTLCache`` did the same at ~15 us per get+set once full, more
 than the whole check is allowed to cost.)
 
@@ -15,14 +22,19 @@ slip under ``max_calls``.
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any, Mapping, Sequence
-
 from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from governor.engine.tokens import message_hash
 
-MAX_RUNS = 50_000
+log = logging.getLogger("governor.engine")
+
+MAX_RUNS = 50_000  # full run states kept (the most recently active runs)
+MAX_COMPACT_RUNS = 1_000_000  # compact states of the runs before them (~300 bytes each)
+COMPACT_FINGERPRINTS = 8  # the latest call fingerprints a compact state keeps (repeated_call)
 MAX_FINGERPRINTS = 4096  # per run
 MAX_SIGHTINGS = 256  # timestamps kept per fingerprint
 
@@ -53,15 +65,22 @@ def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: 
 
 
 def under_floors(
-    states: Sequence["RunState"], floors: tuple[float, float, float, bool], fp: int | None, now: float,
+    states: Sequence[RunState],
+    floors: tuple[float, float, float, bool],
+    fp: int | None,
+    now: float,
 ) -> bool:
     """Whether every run is below the view's stop floors (``View.stop_floors``): calls,
     consecutive errors, wall time, and (with a repeated_call stop) a fingerprint not seen.
     Then no stop can fire and the rule-by-rule loop is skipped. Call with the lock held."""
     max_calls, max_errors, max_wall, repeat = floors
     for st in states:
-        if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
-                or (repeat and fp is not None and st.seen.get(fp))):
+        if (
+            st.calls >= max_calls
+            or st.consecutive_errors >= max_errors
+            or now - st.started_at > max_wall
+            or (repeat and fp is not None and st.seen.get(fp))
+        ):
             return False
     return True
 
@@ -80,7 +99,18 @@ class RunSnapshot:
 class RunState:
     """What one run did so far. Mutated only under the store lock."""
 
-    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "seen", "order", "outcome", "matched")
+    __slots__ = (
+        "run_id",
+        "calls",
+        "consecutive_errors",
+        "cost_usd",
+        "started_at",
+        "fp_ttl",
+        "seen",
+        "order",
+        "outcome",
+        "matched",
+    )
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
         self.run_id = run_id
@@ -134,42 +164,127 @@ class RunState:
                 del seen[fp]
 
 
+class CompactRun:
+    """What a run's stop conditions need of a state pushed out of the LRU, in one small object."""
+
+    __slots__ = ("calls", "consecutive_errors", "cost_usd", "started_at", "outcome", "matched", "recent")
+
+    def __init__(self, st: RunState) -> None:
+        self.calls = st.calls
+        self.consecutive_errors = st.consecutive_errors
+        self.cost_usd = st.cost_usd
+        self.started_at = st.started_at
+        self.outcome = st.outcome
+        self.matched: tuple[tuple[str, int], ...] = tuple(st.matched.items())
+        # (fingerprint, its sighting times) of the latest calls, newest last
+        latest: dict[int, tuple[float, ...]] = {}
+        for _, fp in reversed(st.order):
+            if fp not in latest and fp in st.seen:
+                latest[fp] = st.seen[fp][-MAX_SIGHTINGS:]
+                if len(latest) >= COMPACT_FINGERPRINTS:
+                    break
+        self.recent: tuple[tuple[int, tuple[float, ...]], ...] = tuple(reversed(latest.items()))
+
+    def restore(self, run_id: str, fp_ttl: float) -> RunState:
+        st = RunState(run_id, self.started_at, fp_ttl)
+        st.calls, st.consecutive_errors, st.cost_usd, st.outcome = (
+            self.calls,
+            self.consecutive_errors,
+            self.cost_usd,
+            self.outcome,
+        )
+        st.matched = dict(self.matched)
+        for fp, times in self.recent:
+            st.seen[fp] = times
+            st.order.append((times[-1], fp))
+        return st
+
+
 class RunStates:
     """The bounded store of run states, shared by every check of one governor."""
 
     def __init__(self, fp_ttl: float = 600.0) -> None:
         self.lock = threading.Lock()
         self._runs: OrderedDict[str, RunState] = OrderedDict()  # LRU order
+        self._compact: dict[str, CompactRun] = {}  # runs pushed out of the LRU, oldest first
         self.fp_ttl = fp_ttl  # the longest repeated_call window of the current policy
+        self.compacted = 0  # run states moved to their compact form
+        self.forgotten = 0  # compact states forgotten for good (their runs' stop conditions restart)
 
     def get(self, run_id: str, now: float) -> RunState:
         """The state of ``run_id``, created on first sight. Call with the lock held."""
         runs = self._runs
         state = runs.get(run_id)
         if state is None:
-            state = runs[run_id] = RunState(run_id, now, self.fp_ttl)
+            compact = self._compact.pop(run_id, None) if self._compact else None
+            if compact is not None:
+                state = runs[run_id] = compact.restore(run_id, self.fp_ttl)
+            else:
+                state = runs[run_id] = RunState(run_id, now, self.fp_ttl)
             if len(runs) > MAX_RUNS:
-                runs.popitem(last=False)
+                self._compact_oldest()
         else:
             runs.move_to_end(run_id)
             if state.fp_ttl != self.fp_ttl:  # a reload changed the longest repeated_call window
                 state.fp_ttl = self.fp_ttl
         return state
 
+    def _compact_oldest(self) -> None:
+        """Move the least recently active full state to its compact form (lock held)."""
+        run_id, st = self._runs.popitem(last=False)
+        self._compact[run_id] = CompactRun(st)
+        self.compacted += 1
+        if self.compacted == 1 or self.compacted % 100_000 == 0:
+            log.warning(
+                "more than %d runs active: %d run states kept in compact form so far (their stop "
+                "conditions still apply)",
+                MAX_RUNS,
+                self.compacted,
+            )
+        if len(self._compact) > MAX_COMPACT_RUNS:
+            del self._compact[next(iter(self._compact))]
+            self.forgotten += 1
+            if self.forgotten == 1 or self.forgotten % 10_000 == 0:
+                log.error(
+                    "more than %d runs active: %d run states forgotten so far; a forgotten run's stop "
+                    "conditions count from zero if it calls again",
+                    MAX_RUNS + MAX_COMPACT_RUNS,
+                    self.forgotten,
+                )
+
     def peek(self, run_id: str) -> RunState | None:
         with self.lock:
-            return self._runs.get(run_id)
+            state = self._runs.get(run_id)
+            if state is None and run_id in self._compact:
+                return self._compact[run_id].restore(run_id, self.fp_ttl)  # a copy, for reading
+            return state
+
+    def current(self, st: RunState) -> RunState | CompactRun:
+        """The kept state of ``st``'s run: ``st`` itself, or what replaced it since (its compact
+        form, or the state restored from that). Lock held. A call settles into what is kept."""
+        kept = self._runs.get(st.run_id)
+        if kept is not None:
+            return kept
+        return self._compact.get(st.run_id, st)
 
     def settle(self, states: Sequence[RunState], cost_usd: float | None, error: bool) -> None:
         """Settle one call into the states a check admitted it to: its error streak and its cost."""
         with self.lock:
-            for state in states:
+            for st in states:
+                kept = self.current(st)
                 if error:
-                    state.consecutive_errors += 1
+                    kept.consecutive_errors += 1
                 else:
-                    state.consecutive_errors = 0
+                    kept.consecutive_errors = 0
                 if cost_usd:
-                    state.cost_usd += cost_usd
+                    kept.cost_usd += cost_usd
+
+    def set_outcome(self, run_id: str, outcome: str) -> None:
+        with self.lock:
+            kept: RunState | CompactRun | None = self._runs.get(run_id) or self._compact.get(run_id)
+            if kept is not None:
+                kept.outcome = outcome
 
     def __len__(self) -> int:
-        return len(self._runs)
+        """Runs whose state is kept, full or compact."""
+        return len(self._runs) + len(self._compact)

@@ -13,7 +13,6 @@ and it cannot change a decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from governor.engine.compiled import CompiledRule, View
@@ -35,8 +34,15 @@ class Admission:
 
 
 def stop_stage(
-    view: View, runs: RunStates, run_chain: tuple[str, ...], w: Work, ctx: CallContext,
-    fingerprint: str | int | None, now: float, *, reads_runs: bool,
+    view: View,
+    runs: RunStates,
+    run_chain: tuple[str, ...],
+    w: Work,
+    ctx: CallContext,
+    fingerprint: str | int | None,
+    now: float,
+    *,
+    reads_runs: bool,
 ) -> Admission:
     """Check the stops of ``view`` and, unless one blocks ``w``, admit the call to its runs."""
     adm = Admission()
@@ -59,7 +65,9 @@ def unadmit(runs: RunStates, adm: Admission) -> None:
     """Undo the admission of a call that a later stage blocked."""
     with runs.lock:
         for st in adm.states:
-            st.unadmit(adm.fingerprint, adm.counted)
+            kept = runs.current(st)
+            if isinstance(kept, RunState):  # a compact state (pushed out meanwhile) keeps the call: conservative
+                kept.unadmit(adm.fingerprint, adm.counted)
 
 
 def _check_stops(view: View, adm: Admission, w: Work, ctx: CallContext, now: float) -> None:
@@ -106,6 +114,8 @@ def stop_reason(stop: CompiledRule, st: RunState, call_fp: int | None, now: floa
         return f"stop {stop.id}: run {st.run_id} had {st.consecutive_errors} consecutive failed calls (max {limit:g})"
     if kind == "repeated_call":
         n = st.repeats(call_fp, stop.within, now) + 1 if call_fp is not None else 0  # this call is the n-th one
-        return (f"stop {stop.id}: run {st.run_id} would make the same call {n} times within {stop.within:g}s "
-                f"(max {limit:g})")
+        return (
+            f"stop {stop.id}: run {st.run_id} would make the same call {n} times within {stop.within:g}s "
+            f"(max {limit:g})"
+        )
     return f"stop {stop.id}: run {st.run_id} started {now - st.started_at:.0f}s ago (max {limit:g}s)"
