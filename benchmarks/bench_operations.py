@@ -47,6 +47,9 @@ alerts:
 """
 
 
+PROM = "prometheus-client alone (2 inc)"
+
+
 def timed(gov: Governor, n: int, extra: Any = None) -> list[float]:
     out = []
     teams = [f"team-{i}" for i in range(8)]
@@ -95,7 +98,7 @@ def main() -> None:
         spend.inc(cost or 0.0)
 
     timed(plain, 200, count)
-    results["prometheus-client alone (2 inc)"] = timed(plain, n, count)
+    results[PROM] = timed(plain, n, count)
 
     scrapes = []
     for _ in range(20 if n > 1000 else 3):
@@ -107,9 +110,11 @@ def main() -> None:
     for name, samples in results.items():
         print(row(name, samples))
     base = statistics.median(results["plain"])
-    print(f"metrics add {statistics.median(results['+ metrics']) - base:.1f} us per call at p50; "
-          f"metrics + alerts {statistics.median(results['+ metrics + alerts']) - base:.1f} us; "
-          f"prometheus-client's two counters {statistics.median(results['prometheus-client alone (2 inc)']) - base:.1f} us")
+    print(
+        f"metrics add {statistics.median(results['+ metrics']) - base:.1f} us per call at p50; "
+        f"metrics + alerts {statistics.median(results['+ metrics + alerts']) - base:.1f} us; "
+        f"prometheus-client's two counters {statistics.median(results[PROM]) - base:.1f} us"
+    )
     print(f"scrape (exposition of 8 budget scopes) p50 {statistics.median(scrapes):.2f} ms")
     alerted.close()
 

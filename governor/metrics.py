@@ -128,8 +128,12 @@ class GovernorMetrics:
             meter_provider = provider_cls(
                 metric_readers=[self._reader],
                 resource=Resource.create({"service.name": "budget-governor"}),
-                views=[View(instrument_name="gen_ai.client.token.usage",
-                            aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS))],
+                views=[
+                    View(
+                        instrument_name="gen_ai.client.token.usage",
+                        aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS),
+                    )
+                ],
             )
         self._provider = meter_provider
         meter = meter_provider.get_meter(METER_NAME)
@@ -143,33 +147,59 @@ class GovernorMetrics:
         self.calls = self._counter(meter, "governor.calls", "{call}", "Checked calls by verdict and rule")
         self.spend = self._counter(meter, "governor.spend.usd", "{USD}", "Actual cost of recorded calls")
         self.tokens = self._counter(meter, "governor.tokens", "{token}", "Tokens of recorded calls by kind")
-        self.budget_spend = self._counter(meter, "governor.budget.spend.usd", "{USD}",
-                                          "Actual cost charged to each budget")
-        self.unpriced = self._counter(meter, "governor.unpriced_calls", "{call}",
-                                      "Recorded calls whose cost is unknown (no price)")
-        self.ledger_errors = self._counter(meter, "governor.ledger.errors", "{error}",
-                                           "Budget store operations that failed")
-        self.overruns = self._counter(meter, "governor.overruns", "{call}",
-                                      "Calls that cost more than the worst case reserved")
+        self.budget_spend = self._counter(
+            meter, "governor.budget.spend.usd", "{USD}", "Actual cost charged to each budget"
+        )
+        self.unpriced = self._counter(
+            meter, "governor.unpriced_calls", "{call}", "Recorded calls whose cost is unknown (no price)"
+        )
+        self.ledger_errors = self._counter(
+            meter, "governor.ledger.errors", "{error}", "Budget store operations that failed"
+        )
+        self.overruns = self._counter(
+            meter, "governor.overruns", "{call}", "Calls that cost more than the worst case reserved"
+        )
         self.overrun_usd = self._counter(meter, "governor.overrun.usd", "{USD}", "Cost above the reserved worst case")
         self.token_usage = meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}", description="Number of input and output tokens used.")
+            "gen_ai.client.token.usage", unit="{token}", description="Number of input and output tokens used."
+        )
         # (input, output, attributes) of recorded calls not yet in the histogram (see _in_flight)
         self._token_samples: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=TOKEN_SAMPLES_MAX)
-        meter.create_observable_gauge("governor.reservations.in_flight", [self._in_flight], unit="{call}",
-                                      description="Allowed calls checked and not yet recorded")
-        meter.create_observable_gauge("governor.budget.used.usd", [self._budget("used")], unit="{USD}",
-                                      description="Spend plus reservations in the budget's current window")
-        meter.create_observable_gauge("governor.budget.limit.usd", [self._budget("limit")], unit="{USD}",
-                                      description="The budget's USD limit")
-        meter.create_observable_gauge("governor.budget.remaining.usd", [self._budget("remaining")], unit="{USD}",
-                                      description="USD left in the budget's current window")
-        meter.create_observable_gauge("governor.budget.utilization.ratio", [self._budget("ratio")], unit="1",
-                                      description="Largest used/limit fraction over the budget's limited metrics")
-        for name, what in (("sent", "Alerts delivered"), ("failed", "Alerts given up after retries"),
-                           ("dropped", "Alerts dropped because the queue was full")):
-            meter.create_observable_counter(f"governor.alerts.{name}", [self._alerts(name)], unit="{alert}",
-                                            description=what)
+        meter.create_observable_gauge(
+            "governor.reservations.in_flight",
+            [self._in_flight],
+            unit="{call}",
+            description="Allowed calls checked and not yet recorded",
+        )
+        meter.create_observable_gauge(
+            "governor.budget.used.usd",
+            [self._budget("used")],
+            unit="{USD}",
+            description="Spend plus reservations in the budget's current window",
+        )
+        meter.create_observable_gauge(
+            "governor.budget.limit.usd", [self._budget("limit")], unit="{USD}", description="The budget's USD limit"
+        )
+        meter.create_observable_gauge(
+            "governor.budget.remaining.usd",
+            [self._budget("remaining")],
+            unit="{USD}",
+            description="USD left in the budget's current window",
+        )
+        meter.create_observable_gauge(
+            "governor.budget.utilization.ratio",
+            [self._budget("ratio")],
+            unit="1",
+            description="Largest used/limit fraction over the budget's limited metrics",
+        )
+        for name, what in (
+            ("sent", "Alerts delivered"),
+            ("failed", "Alerts given up after retries"),
+            ("dropped", "Alerts dropped because the queue was full"),
+        ):
+            meter.create_observable_counter(
+                f"governor.alerts.{name}", [self._alerts(name)], unit="{alert}", description=what
+            )
 
     def _counter(self, meter: Any, name: str, unit: str, description: str) -> _Tally:
         tally = _Tally()
@@ -219,8 +249,11 @@ class GovernorMetrics:
         for kind, n in zip(TOKEN_KINDS, kinds, strict=True):
             if n:
                 self.tokens.add(n, {**base, "kind": kind})
-        genai = {"gen_ai.operation.name": "chat", "gen_ai.request.model": d.requested_model or d.model,
-                 "gen_ai.response.model": d.model}
+        genai = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": d.requested_model or d.model,
+            "gen_ai.response.model": d.model,
+        }
         provider = _provider_name(d.model)
         if provider:
             genai["gen_ai.provider.name"] = provider
@@ -284,8 +317,14 @@ class GovernorMetrics:
             key = (gov.policy.name, c.budget_id, scope)
             if key in rows and rows[key]["ratio"] >= ratio:
                 continue
-            row = {"policy": gov.policy.name, "budget": c.budget_id, "ratio": ratio, "used": used.usd,
-                   "limit": None, "remaining": None}
+            row = {
+                "policy": gov.policy.name,
+                "budget": c.budget_id,
+                "ratio": ratio,
+                "used": used.usd,
+                "limit": None,
+                "remaining": None,
+            }
             if scope:
                 row["scope"] = scope
             if c.limit.usd_nano is not None:

@@ -57,8 +57,11 @@ class ScopeStatus:
 
 
 def counter_of(budget: Budget, key: str) -> Counter:
-    limit = Limit(usd_nano=None if budget.limit_usd is None else usd_to_nano(budget.limit_usd),
-                  tokens=budget.limit_tokens, calls=budget.limit_calls)
+    limit = Limit(
+        usd_nano=None if budget.limit_usd is None else usd_to_nano(budget.limit_usd),
+        tokens=budget.limit_tokens,
+        calls=budget.limit_calls,
+    )
     return Counter(key, budget.id, limit, budget.window)
 
 
@@ -72,18 +75,32 @@ def budget_status(policy: Policy, ledger: Ledger, *, now: float) -> list[ScopeSt
             c = counter_of(b, key)
             used = ledger.usage(c, now=now)
             n, held = ledger.in_flight(c, now=now)
-            spend_usd, spend_tokens, spend_calls = (used.usd_nano - held.usd_nano, used.tokens - held.tokens,
-                                                    used.calls - held.calls)
+            spend_usd, spend_tokens, spend_calls = (
+                used.usd_nano - held.usd_nano,
+                used.tokens - held.tokens,
+                used.calls - held.calls,
+            )
             remaining = None
             if b.limit_usd is not None:
                 remaining = round(max(0.0, b.limit_usd - nano_to_usd(used.usd_nano)), 9)
-            out.append(ScopeStatus(
-                budget=b.id, scope=key.partition("|")[2], window=b.window.describe(),
-                spend_usd=nano_to_usd(spend_usd), spend_tokens=spend_tokens, spend_calls=spend_calls,
-                limit_usd=b.limit_usd, limit_tokens=b.limit_tokens, limit_calls=b.limit_calls,
-                remaining_usd=remaining, utilization=round(c.limit.fraction(used), 6),
-                resets_at=window_period(b.window, now)[1], in_flight=n, in_flight_usd=nano_to_usd(held.usd_nano),
-            ))
+            out.append(
+                ScopeStatus(
+                    budget=b.id,
+                    scope=key.partition("|")[2],
+                    window=b.window.describe(),
+                    spend_usd=nano_to_usd(spend_usd),
+                    spend_tokens=spend_tokens,
+                    spend_calls=spend_calls,
+                    limit_usd=b.limit_usd,
+                    limit_tokens=b.limit_tokens,
+                    limit_calls=b.limit_calls,
+                    remaining_usd=remaining,
+                    utilization=round(c.limit.fraction(used), 6),
+                    resets_at=window_period(b.window, now)[1],
+                    in_flight=n,
+                    in_flight_usd=nano_to_usd(held.usd_nano),
+                )
+            )
     return out
 
 
@@ -115,5 +132,11 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 
 
 def as_json(scopes: list[ScopeStatus], stopped: list[dict[str, Any]], policy: Policy, now: float) -> dict[str, Any]:
-    return {"policy": policy.name, "revision": str(policy.revision), "ledger": policy.ledger.type, "ts": now,
-            "scopes": [asdict(s) for s in scopes], "stopped_runs": stopped}
+    return {
+        "policy": policy.name,
+        "revision": str(policy.revision),
+        "ledger": policy.ledger.type,
+        "ts": now,
+        "scopes": [asdict(s) for s in scopes],
+        "stopped_runs": stopped,
+    }

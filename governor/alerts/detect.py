@@ -59,8 +59,9 @@ class AlertWatcher:
 
     def __init__(self, gov: Governor, spec: AlertsSpec, dispatcher: Dispatcher | None = None) -> None:
         self.gov = gov
-        self.dispatcher = dispatcher or Dispatcher(queue_size=spec.queue, retries=spec.retries,
-                                                   backoff_s=spec.backoff_s)
+        self.dispatcher = dispatcher or Dispatcher(
+            queue_size=spec.queue, retries=spec.retries, backoff_s=spec.backoff_s
+        )
         self._queued: set[str] = set()  # counter keys waiting for a threshold job
         self._lock = threading.Lock()
         self._outage_sent: dict[str, float] = {}
@@ -102,8 +103,12 @@ class AlertWatcher:
             pass  # it expires with its window
 
     def _base(self, d: Decision, now: float) -> dict[str, Any]:
-        return {"policy": d.policy_name or self.gov.policy.name, "revision": d.revision, "ts": now,
-                "decision_id": d.decision_id}
+        return {
+            "policy": d.policy_name or self.gov.policy.name,
+            "revision": d.revision,
+            "ts": now,
+            "decision_id": d.decision_id,
+        }
 
     # -- observers (the call path: look, submit, return) ------------------------------
     def on_decision(self, d: Decision) -> None:
@@ -114,8 +119,11 @@ class AlertWatcher:
         elif d.blocked and d.block_kind == "stop" and self._rules("stop"):
             self.dispatcher.submit(lambda: self._stop(d))
         if store_outage(d) and self._rules("store_outage"):
-            detail = d.reasons[0] if d.block_kind == "store" and d.reasons else next(
-                (w for w in d.warnings if "store" in w), "budget store is down")
+            detail = (
+                d.reasons[0]
+                if d.block_kind == "store" and d.reasons
+                else next((w for w in d.warnings if "store" in w), "budget store is down")
+            )
             self.dispatcher.submit(lambda: self._outage(d, detail))
 
     def on_record(self, r: Recorded) -> None:
@@ -186,11 +194,21 @@ class AlertWatcher:
                     what = f"${used.usd:.2f} of ${limit:.2f}" if limit is not None else self._used_text(c, used)
                     verb = "blocked a call" if blocked == c.budget_id else f"at {frac:.0%} of its limit"
                     alert = Alert(
-                        kind="budget_threshold", rule=rule.id, budget=c.budget_id, scope=scope, threshold=t,
-                        utilization=round(frac, 6), spend_usd=used.usd, limit_usd=limit, window_end=end,
-                        message=(f"budget {c.budget_id} ({scope}) {verb}: {what}, crossed {t:.0%}; "
-                                 f"window resets {_when(end)} [policy {d.policy_name} {d.revision}]"),
-                        **self._base(d, now))
+                        kind="budget_threshold",
+                        rule=rule.id,
+                        budget=c.budget_id,
+                        scope=scope,
+                        threshold=t,
+                        utilization=round(frac, 6),
+                        spend_usd=used.usd,
+                        limit_usd=limit,
+                        window_end=end,
+                        message=(
+                            f"budget {c.budget_id} ({scope}) {verb}: {what}, crossed {t:.0%}; "
+                            f"window resets {_when(end)} [policy {d.policy_name} {d.revision}]"
+                        ),
+                        **self._base(d, now),
+                    )
                     out.append(Delivery(sink=sink, alert=alert, on_fail=partial(self._unclaim, key)))
         return out
 
@@ -207,11 +225,16 @@ class AlertWatcher:
         for rule in self._rules("stop"):
             if rule.stops and d.blocked_by not in rule.stops:
                 continue
-            alert = Alert(kind="stop", rule=rule.id, stop=d.blocked_by, run_id=None if run is None else str(run),
-                          detail=d.reasons[0] if d.reasons else None,
-                          message=f"{d.reasons[0] if d.reasons else 'stop ' + str(d.blocked_by)} "
-                                  f"[policy {d.policy_name} {d.revision}]",
-                          **self._base(d, now))
+            alert = Alert(
+                kind="stop",
+                rule=rule.id,
+                stop=d.blocked_by,
+                run_id=None if run is None else str(run),
+                detail=d.reasons[0] if d.reasons else None,
+                message=f"{d.reasons[0] if d.reasons else 'stop ' + str(d.blocked_by)} "
+                f"[policy {d.policy_name} {d.revision}]",
+                **self._base(d, now),
+            )
             out += self._deliveries(rule, alert, f"stop|{d.blocked_by}|{run}", now + EVENT_MARK_S)
         return out
 
@@ -223,12 +246,20 @@ class AlertWatcher:
             if r.overrun_usd < rule.min_usd:
                 continue
             run = d.metadata.get("run_id")
-            alert = Alert(kind="overrun", rule=rule.id, model=d.model, spend_usd=r.cost_usd,
-                          limit_usd=d.estimated_cost_usd, run_id=None if run is None else str(run),
-                          message=(f"call {d.decision_id} to {d.model} cost ${r.cost_usd:.4f}, "
-                                   f"${r.overrun_usd:.4f} over its reserved worst case ${d.estimated_cost_usd:.4f} "
-                                   f"[policy {d.policy_name} {d.revision}]"),
-                          **self._base(d, now))
+            alert = Alert(
+                kind="overrun",
+                rule=rule.id,
+                model=d.model,
+                spend_usd=r.cost_usd,
+                limit_usd=d.estimated_cost_usd,
+                run_id=None if run is None else str(run),
+                message=(
+                    f"call {d.decision_id} to {d.model} cost ${r.cost_usd:.4f}, "
+                    f"${r.overrun_usd:.4f} over its reserved worst case ${d.estimated_cost_usd:.4f} "
+                    f"[policy {d.policy_name} {d.revision}]"
+                ),
+                **self._base(d, now),
+            )
             out += self._deliveries(rule, alert, f"overrun|{d.decision_id}", now + EVENT_MARK_S)
         return out
 
@@ -240,8 +271,13 @@ class AlertWatcher:
             if last is not None and now - last < rule.every_s:
                 continue
             self._outage_sent[rule.id] = now
-            alert = Alert(kind="store_outage", rule=rule.id, detail=detail,
-                          message=f"{detail} [policy {d.policy_name} {d.revision}]", **self._base(d, now))
+            alert = Alert(
+                kind="store_outage",
+                rule=rule.id,
+                detail=detail,
+                message=f"{detail} [policy {d.policy_name} {d.revision}]",
+                **self._base(d, now),
+            )
             out += self._deliveries(rule, alert, None, now)
         return out
 

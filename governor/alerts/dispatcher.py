@@ -50,8 +50,14 @@ Job = Callable[[], Iterable[Delivery]]
 class Dispatcher:
     """Runs jobs and delivers their alerts on a daemon thread (started on the first submit)."""
 
-    def __init__(self, *, queue_size: int = 1000, retries: int = 5, backoff_s: float = 1.0,
-                 send: Callable[[AlertSink, Alert], None] = deliver) -> None:
+    def __init__(
+        self,
+        *,
+        queue_size: int = 1000,
+        retries: int = 5,
+        backoff_s: float = 1.0,
+        send: Callable[[AlertSink, Alert], None] = deliver,
+    ) -> None:
         self.retries = retries
         self.backoff_s = backoff_s
         self._send = send
@@ -136,15 +142,16 @@ class Dispatcher:
             self._send(d.sink, d.alert)
         except Exception as exc:
             if attempts < self.retries and not self._closed:
-                delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** attempts)
+                delay = min(MAX_BACKOFF_S, self.backoff_s * 2**attempts)
                 log.info("alert %s to %s failed (%s); retry in %.1fs", d.alert.rule, d.sink.name, exc, delay)
                 with self._lock:
                     self._busy += 1
                     heapq.heappush(self._retry, (time.monotonic() + delay, next(self._seq), attempts + 1, d))
                 return
             reason = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
-            log.warning("alert %s to sink %s given up after %d attempts: %s", d.alert.rule, d.sink.name,
-                        attempts + 1, reason)
+            log.warning(
+                "alert %s to sink %s given up after %d attempts: %s", d.alert.rule, d.sink.name, attempts + 1, reason
+            )
             self.failed[d.sink.name] += 1
             if d.on_fail is not None:
                 try:
@@ -173,8 +180,12 @@ class Dispatcher:
 
     def counts(self) -> dict[str, Any]:
         """``{"sent": {sink: n}, "failed": {...}, "retried": {...}, "dropped": n}``."""
-        return {"sent": dict(self.sent), "failed": dict(self.failed), "retried": dict(self.retried),
-                "dropped": self.dropped}
+        return {
+            "sent": dict(self.sent),
+            "failed": dict(self.failed),
+            "retried": dict(self.retried),
+            "dropped": self.dropped,
+        }
 
     def close(self, timeout: float = 2.0) -> None:
         """Deliver what is queued for up to ``timeout`` seconds, then stop the thread."""

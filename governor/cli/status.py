@@ -15,13 +15,22 @@ from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("status", help="spend, limit, remaining and reservations of every budget scope in the ledger",
-                       description="Read the policy's ledger (SQLite or Redis) and show every budget scope.")
+    p = sub.add_parser(
+        "status",
+        help="spend, limit, remaining and reservations of every budget scope in the ledger",
+        description="Read the policy's ledger (SQLite or Redis) and show every budget scope.",
+    )
     p.add_argument("policy", help="the policy file (its ledger: section names the store)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--log", metavar="FILE", help="a decision log (JSONL): also list the runs a stop condition stopped")
-    p.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
-                   help="redraw every SECONDS (default 2) until interrupted")
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=float,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until interrupted",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,10 +60,23 @@ def render_text(data: dict[str, Any]) -> str:
     rows = []
     for s in data["scopes"]:
         ns = SimpleNamespace(**s)
-        spend = _money(ns.spend_usd) if ns.limit_usd is not None or not (ns.limit_tokens or ns.limit_calls) else (
-            f"{ns.spend_tokens:,} tok" if ns.limit_tokens else f"{ns.spend_calls:,} calls")
-        rows.append([ns.budget, ns.scope, spend, _limit(ns), _money(ns.remaining_usd), f"{ns.utilization:.0%}",
-                     f"{ns.in_flight} ({_money(ns.in_flight_usd)})" if ns.in_flight else "0", _when(ns.resets_at)])
+        spend = (
+            _money(ns.spend_usd)
+            if ns.limit_usd is not None or not (ns.limit_tokens or ns.limit_calls)
+            else (f"{ns.spend_tokens:,} tok" if ns.limit_tokens else f"{ns.spend_calls:,} calls")
+        )
+        rows.append(
+            [
+                ns.budget,
+                ns.scope,
+                spend,
+                _limit(ns),
+                _money(ns.remaining_usd),
+                f"{ns.utilization:.0%}",
+                f"{ns.in_flight} ({_money(ns.in_flight_usd)})" if ns.in_flight else "0",
+                _when(ns.resets_at),
+            ]
+        )
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = [f"policy {data['policy']} ({data['revision']}), {data['ledger']} ledger, at {_when(data['ts'])}"]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
@@ -90,8 +112,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"governor status: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if policy.ledger.type == "memory":
-        print(f"governor status: {args.policy}: the policy's ledger is memory (each process's own): nothing to "
-              "read from outside; name a sqlite or redis ledger to share and inspect budgets", file=sys.stderr)
+        print(
+            f"governor status: {args.policy}: the policy's ledger is memory (each process's own): nothing to "
+            "read from outside; name a sqlite or redis ledger to share and inspect budgets",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         ledger = open_ledger(policy.ledger, base_dir=os.path.dirname(os.path.abspath(args.policy)))

@@ -333,8 +333,19 @@ class Governor:
         if cost_usd is not None:
             cost: float | None = cost_usd
         else:
-            cost = cp.prices.cost(decision.model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                                  reasoning_tokens, cache_write_1h_tokens, service_tier, speed, inference_geo, now)
+            cost = cp.prices.cost(
+                decision.model,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                cache_write_1h_tokens,
+                service_tier,
+                speed,
+                inference_geo,
+                now,
+            )
         if p is None:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost
@@ -371,10 +382,18 @@ class Governor:
             )
         if self._record_observers:
             event = Recorded(
-                decision=decision, cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens,
-                cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
-                reasoning_tokens=reasoning_tokens, error=error is not None, ts=now, ledger_error=store_down,
-                counters=() if res is None else res.counters + res.audit_counters)
+                decision=decision,
+                cost_usd=cost,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens,
+                error=error is not None,
+                ts=now,
+                ledger_error=store_down,
+                counters=() if res is None else res.counters + res.audit_counters,
+            )
             for ob in self._record_observers:
                 try:
                     ob(event)

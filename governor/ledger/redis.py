@@ -318,7 +318,7 @@ class RedisLedger:
         head = f"{{{self.prefix}:{budget_id}}}:c:"
         pattern = head.replace("[", "\\[").replace("*", "\\*").replace("?", "\\?") + "*"
         found = self._call(lambda: [_text(k) for k in self._client.scan_iter(match=pattern, count=1000)])
-        keys = {k[len(head):-2] for k in found if k.endswith((":s", ":z"))}
+        keys = {k[len(head) : -2] for k in found if k.endswith((":s", ":z"))}
         return sorted(k for k in keys if k.partition("|")[0] == budget_id)
 
     def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]:

@@ -308,7 +308,8 @@ class SqliteLedger:
                 "AND (expires_at = 0 OR expires_at > ?) UNION "
                 "SELECT k.counter_key FROM reservation_counters k JOIN reservations r ON r.rid = k.rid "
                 "WHERE k.counter_key >= ? AND k.counter_key < ? AND r.expires_at > ?",
-                (lo, hi, now, lo, hi, now)).fetchall()
+                (lo, hi, now, lo, hi, now),
+            ).fetchall()
         return sorted(r[0] for r in rows)
 
     def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]:
@@ -316,7 +317,9 @@ class SqliteLedger:
             row = conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(r.usd),0), COALESCE(SUM(r.tokens),0), COALESCE(SUM(r.calls),0) "
                 "FROM reservation_counters k JOIN reservations r ON r.rid = k.rid "
-                "WHERE k.counter_key = ? AND r.expires_at > ?", (counter.key, now)).fetchone()
+                "WHERE k.counter_key = ? AND r.expires_at > ?",
+                (counter.key, now),
+            ).fetchone()
         return int(row[0]), Amount(int(row[1]), int(row[2]), int(row[3]))
 
     def close(self) -> None:

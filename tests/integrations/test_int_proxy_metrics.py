@@ -51,9 +51,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxyProce
         proc.stop()
 
 
-def test_per_developer_budgets_behind_the_master_key_and_governor_status(
-    proxy: tuple[ProxyProcess, Path]
-) -> None:
+def test_per_developer_budgets_behind_the_master_key_and_governor_status(proxy: tuple[ProxyProcess, Path]) -> None:
     """docs/operations.md's recipe without litellm's database: one key, the request's ``user`` field names the
     developer, a ``scope: user`` budget; ``governor status`` shows each developer's scope from the shared ledger."""
     proc, _ = proxy
@@ -68,8 +66,12 @@ def test_per_developer_budgets_behind_the_master_key_and_governor_status(
     policy = proc.log_path.parent / "policy.yaml"
     deadline = time.monotonic() + 15
     while True:
-        out = subprocess.run([str(Path(sys.executable).parent / "governor"), "status", str(policy), "--format", "json"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "governor"), "status", str(policy), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         rows = {s["scope"]: s for s in json.loads(out.stdout)["scopes"] if s["budget"] == "per-developer"}
         if rows.get("user=dev-bob", {}).get("in_flight", 1) == 0 or time.monotonic() > deadline:
@@ -97,11 +99,17 @@ def test_metrics_endpoint_counts_calls_spend_and_budgets(proxy: tuple[ProxyProce
     proc, decisions = proxy
     client = openai.OpenAI(base_url=proc.base_url, api_key=MASTER_KEY, max_retries=0)
     for _ in range(2):
-        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}],
-                                       extra_body={"metadata": {"run_id": "run-metrics-1"}})
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "hello"}],
+            extra_body={"metadata": {"run_id": "run-metrics-1"}},
+        )
     with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}],
-                                       extra_body={"metadata": {"run_id": "run-metrics-1"}})
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "hello"}],
+            extra_body={"metadata": {"run_id": "run-metrics-1"}},
+        )
     deadline = time.monotonic() + 15
     while sum(r["event"] == "record" for r in read_jsonl(decisions)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -119,13 +127,16 @@ def test_metrics_endpoint_counts_calls_spend_and_budgets(proxy: tuple[ProxyProce
     assert value(calls, "governor_calls_total", verdict="block", rule="per-run") == 1
     assert value(fams["governor_spend_usd"], "governor_spend_usd_total") == pytest.approx(paid, rel=1e-9)
     assert value(fams["governor_budget_spend_usd"], "governor_budget_spend_usd_total", budget="all-spend") == (
-        pytest.approx(paid, rel=1e-9))
+        pytest.approx(paid, rel=1e-9)
+    )
     tokens_in = sum(r["input_tokens"] for r in records)
     assert value(fams["governor_tokens"], "governor_tokens_total", kind="input") == tokens_in
     assert value(fams["governor_budget_used_usd"], "governor_budget_used_usd", budget="all-spend") == (
-        pytest.approx(paid, rel=1e-6))
+        pytest.approx(paid, rel=1e-6)
+    )
     assert value(fams["governor_budget_remaining_usd"], "governor_budget_remaining_usd", budget="all-spend") == (
-        pytest.approx(5 - paid, rel=1e-6))
+        pytest.approx(5 - paid, rel=1e-6)
+    )
     ratio = fams["governor_budget_utilization_ratio"]
     assert value(ratio, "governor_budget_utilization_ratio", budget="per-run") == 1.0
     assert value(fams["governor_reservations_in_flight"], "governor_reservations_in_flight") == 0

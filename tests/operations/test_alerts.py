@@ -21,8 +21,9 @@ from governor.policy.loader import load_policy_text
 HERE = Path(__file__).parent
 
 
-def policy_text(url: str, *, ledger: str = "", extra_rules: str = "", alerts_extra: str = "",
-                budget_extra: str = "", head: str = "") -> str:
+def policy_text(
+    url: str, *, ledger: str = "", extra_rules: str = "", alerts_extra: str = "", budget_extra: str = "", head: str = ""
+) -> str:
     return f"""
 apiVersion: governor/v1
 kind: Policy
@@ -118,7 +119,8 @@ def test_a_delivery_given_up_gives_its_marker_back(receiver: Receiver) -> None:
 
 def test_a_hanging_receiver_never_holds_up_a_check_and_a_full_queue_drops(receiver: Receiver) -> None:
     text = policy_text(receiver.url, alerts_extra="  queue: 2\n  retries: 0").replace(
-        "headers: {x-token: abc}", "timeout: 3s")
+        "headers: {x-token: abc}", "timeout: 3s"
+    )
     gov = Governor(load_policy_text(text))
     receiver.hang()
     decisions = [spend(gov, 0.6, team=f"team-{i}") for i in range(30)]  # 30 teams cross 50%
@@ -175,8 +177,9 @@ def test_an_overrun_alerts_with_cost_and_worst_case(receiver: Receiver) -> None:
     assert overruns[0]["decision_id"] == d.decision_id
 
 
-def test_a_store_outage_alerts_once_per_interval(receiver: Receiver, redis_server: Any,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_a_store_outage_alerts_once_per_interval(
+    receiver: Receiver, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     rules = "    - {id: store-down, on: store_outage, every: 10m, to: [hook, ops-log]}"
     text = policy_text(receiver.url, extra_rules=rules, head="on_error: fail_open")
     ledger = RedisLedger(redis_server.url, key_prefix="outage-alerts")

@@ -50,8 +50,12 @@ def governed(text: str = POLICY, **kwargs: Any) -> tuple[Governor, GovernorMetri
 
 
 def call(gov: Governor, team: str, run: str, out: int = 10) -> Any:
-    d = gov.check(model="m-cheap", messages=[{"role": "user", "content": "hi"}], max_tokens=50,
-                  metadata={"team": team, "run_id": run})
+    d = gov.check(
+        model="m-cheap",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=50,
+        metadata={"team": team, "run_id": run},
+    )
     if d.allowed:
         gov.record(d, input_tokens=20, output_tokens=out)
     return d
@@ -92,10 +96,14 @@ def test_opt_in_labels_and_per_scope_gauges() -> None:
 
 
 def test_unpriced_calls_are_counted_never_as_zero_spend() -> None:
-    gov, m = governed(POLICY.replace("metadata: {name: metrics-test}",
-                                     "metadata: {name: metrics-test}\ndefaults: {allow_unpriced: true}"))
-    d = gov.check(model="no-such-model-xyz", messages=[{"role": "user", "content": "hi"}], max_tokens=5,
-                  metadata={"run_id": "r"})
+    gov, m = governed(
+        POLICY.replace(
+            "metadata: {name: metrics-test}", "metadata: {name: metrics-test}\ndefaults: {allow_unpriced: true}"
+        )
+    )
+    d = gov.check(
+        model="no-such-model-xyz", messages=[{"role": "user", "content": "hi"}], max_tokens=5, metadata={"run_id": "r"}
+    )
     gov.record(d, input_tokens=10, output_tokens=5)
     rows = samples(m)
     assert total(rows, "governor_unpriced_calls_total", model="no-such-model-xyz") == 1
@@ -110,8 +118,12 @@ def test_a_store_outage_counts_a_ledger_error_on_check_and_on_record(redis_serve
     redis_server.stop()
     try:
         gov.record(d, input_tokens=20, output_tokens=10)  # record() was already called by call(): ignored
-        d2 = gov.check(model="m-cheap", messages=[{"role": "user", "content": "x"}], max_tokens=5,
-                       metadata={"team": "support", "run_id": "r1"})
+        d2 = gov.check(
+            model="m-cheap",
+            messages=[{"role": "user", "content": "x"}],
+            max_tokens=5,
+            metadata={"team": "support", "run_id": "r1"},
+        )
         assert d2.allowed and any("store is down" in w for w in d2.warnings)
         rows = samples(m)  # the gauges cannot read the store: they are left out, the scrape still works
         assert total(rows, "governor_ledger_errors_total", operation="reserve") == 1
@@ -123,22 +135,36 @@ def test_a_store_outage_counts_a_ledger_error_on_check_and_on_record(redis_serve
 
 def test_reservations_in_flight_gauge() -> None:
     gov, m = governed()
-    held = [gov.check(model="m-cheap", messages=[{"role": "user", "content": "hi"}], max_tokens=5,
-                      metadata={"team": "t", "run_id": f"r{i}"}) for i in range(3)]
+    held = [
+        gov.check(
+            model="m-cheap",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=5,
+            metadata={"team": "t", "run_id": f"r{i}"},
+        )
+        for i in range(3)
+    ]
     assert total(samples(m), "governor_reservations_in_flight") == 3
     gov.record(held[0], input_tokens=1, output_tokens=1)
     assert total(samples(m), "governor_reservations_in_flight") == 2
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 5000), st.integers(0, 50)),
-                min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 5000), st.integers(0, 50)), min_size=1, max_size=20
+    )
+)
 def test_spend_total_equals_the_sum_of_recorded_costs(calls: list[tuple[str, int, int]]) -> None:
     gov, m = governed(POLICY.replace("limit: {usd: 1}", "limit: {usd: 1000}").replace("calls: 3", "calls: 1000"))
     paid = 0.0
     for team, tin, tout in calls:
-        d = gov.check(model="m-cheap", messages=[{"role": "user", "content": "hi"}], max_tokens=50,
-                      metadata={"team": team, "run_id": "r"})
+        d = gov.check(
+            model="m-cheap",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=50,
+            metadata={"team": team, "run_id": "r"},
+        )
         paid += gov.record(d, input_tokens=tin, output_tokens=tout) or 0.0
     rows = samples(m)
     assert abs(total(rows, "governor_spend_usd_total") - paid) < 1e-12

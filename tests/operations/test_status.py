@@ -49,8 +49,12 @@ def policy(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def worker(policy: Path, team: str, settled: int, held: int, log: Path) -> None:
-    out = subprocess.run([sys.executable, str(HERE / "status_worker.py"), str(policy), team, str(settled), str(held),
-                          str(log)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(HERE / "status_worker.py"), str(policy), team, str(settled), str(held), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
 
 
