@@ -25,12 +25,13 @@ metadata: {name: metrics-proxy}
 ledger: {type: sqlite, path: ledger.db}
 budgets:
   - id: per-developer
-    scope: user
-    match: {user: [dev-alice, dev-bob]}
+    scope: metadata.developer
+    match: {metadata: {developer: [dev-alice, dev-bob]}}
     limit: {calls: 2}
     window: {calendar: day}
   - id: per-run
     scope: run
+    match: {run: run-metrics-1}
     limit: {calls: 2}
   - id: all-spend
     scope: global
@@ -49,37 +50,6 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxyProce
         yield proc, decisions
     finally:
         proc.stop()
-
-
-def test_per_developer_budgets_behind_the_master_key_and_governor_status(proxy: tuple[ProxyProcess, Path]) -> None:
-    """docs/operations.md's recipe without litellm's database: one key, the request's ``user`` field names the
-    developer, a ``scope: user`` budget; ``governor status`` shows each developer's scope from the shared ledger."""
-    proc, _ = proxy
-    client = openai.OpenAI(base_url=proc.base_url, api_key=MASTER_KEY, max_retries=0)
-    ask = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
-    for _ in range(2):
-        client.chat.completions.create(**ask, user="dev-alice")
-    with pytest.raises(openai.RateLimitError) as blocked:
-        client.chat.completions.create(**ask, user="dev-alice")
-    assert "per-developer" in str(blocked.value)
-    client.chat.completions.create(**ask, user="dev-bob")  # bob's own budget is untouched
-    policy = proc.log_path.parent / "policy.yaml"
-    deadline = time.monotonic() + 15
-    while True:
-        out = subprocess.run(
-            [str(Path(sys.executable).parent / "governor"), "status", str(policy), "--format", "json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        rows = {s["scope"]: s for s in json.loads(out.stdout)["scopes"] if s["budget"] == "per-developer"}
-        if rows.get("user=dev-bob", {}).get("in_flight", 1) == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert set(rows) == {"user=dev-alice", "user=dev-bob"}
-    assert (rows["user=dev-alice"]["spend_calls"], rows["user=dev-bob"]["spend_calls"]) == (2, 1)
-    assert rows["user=dev-alice"]["utilization"] == 1.0
 
 
 def scrape(base_url: str) -> tuple[httpx.Response, dict[str, list]]:
@@ -145,3 +115,37 @@ def test_metrics_endpoint_counts_calls_spend_and_budgets(proxy: tuple[ProxyProce
     # no per-run, per-user or per-team label unless asked for
     every_label = {k for samples in fams.values() for s in samples for k in s.labels}
     assert not every_label & {"run_id", "user", "team", "scope", "end_user"}
+
+
+def test_per_developer_budgets_behind_the_master_key_and_governor_status(proxy: tuple[ProxyProcess, Path]) -> None:
+    """docs/operations.md's recipe without litellm's database: one master key (litellm names every caller
+    ``default_user_id``), a ``scope: metadata.developer`` budget on a key the caller or its gateway sets;
+    ``governor status`` shows each developer's scope from the shared ledger."""
+    proc, _ = proxy
+    client = openai.OpenAI(base_url=proc.base_url, api_key=MASTER_KEY, max_retries=0)
+    ask = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
+    for _ in range(2):
+        client.chat.completions.create(**ask, extra_body={"metadata": {"developer": "dev-alice"}})
+    with pytest.raises(openai.RateLimitError) as blocked:
+        client.chat.completions.create(**ask, extra_body={"metadata": {"developer": "dev-alice"}})
+    assert "per-developer" in str(blocked.value)
+    bob = {"metadata": {"developer": "dev-bob"}}
+    client.chat.completions.create(**ask, extra_body=bob)  # bob's own budget is untouched
+    policy = proc.log_path.parent / "policy.yaml"
+    deadline = time.monotonic() + 15
+    while True:
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "governor"), "status", str(policy), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        rows = {s["scope"]: s for s in json.loads(out.stdout)["scopes"] if s["budget"] == "per-developer"}
+        if rows.get("metadata.developer=dev-bob", {}).get("in_flight", 1) == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert set(rows) == {"metadata.developer=dev-alice", "metadata.developer=dev-bob"}
+    alice, bob_row = rows["metadata.developer=dev-alice"], rows["metadata.developer=dev-bob"]
+    assert (alice["spend_calls"], bob_row["spend_calls"]) == (2, 1)
+    assert alice["utilization"] == 1.0
