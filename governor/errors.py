@@ -80,6 +80,10 @@ class TraceError(GovernorError):
         super().__init__(where + message)
 
 
+class HookInputError(GovernorError):
+    """A coding agent's hook event (stdin of ``governor hook``) is not what the agent sends; names the field."""
+
+
 class UnreadableCall(GovernorError, ValueError):
     """A request the governor cannot read (no model, empty or malformed messages / input / prompt).
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "governor.cli.reconcile",
     "outcomes": "governor.cli.outcomes",
     "status": "governor.cli.status",
+    "hook": "governor.cli.hook",
 }
 
 

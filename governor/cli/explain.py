@@ -60,7 +60,8 @@ def _fmt_rate(value: float | None) -> str:
 def _stop_text(s: Any, d: str) -> str:
     return (f"  {s.id}{_mode(s, d)}: {s.type} max "
             + (_human(s.max) if s.type == "max_wall_time" else f"{s.max:g}")
-            + (f" within {_human(s.within_s)}" if s.within_s else "") + f", {_when(s)}")
+            + (f" within {_human(s.within_s)}" if s.within_s else "")
+            + (f" calls of {', '.join(s.tools)}" if getattr(s, "tools", ()) else "") + f", {_when(s)}")
 
 
 def _route_text(r: Any, d: str) -> str:

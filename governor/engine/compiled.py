@@ -26,6 +26,7 @@ PLAN_CACHE_MAX = 8192  # budget plans per generation, over all views; twice MAX_
 COUNTER_CACHE_MAX = 65536
 REASON_CACHE_MAX = 256  # per route: requested models whose reroute reason is kept
 NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's scope key
+TAIL_STOPS = frozenset({"no_progress", "max_tool_calls"})  # stops that read a call's tail (engine.progress)
 
 
 class CompiledRule:
@@ -42,6 +43,7 @@ class CompiledRule:
         "kind",
         "max",
         "within",
+        "tools",
         "_reasons",
     )
 
@@ -55,6 +57,7 @@ class CompiledRule:
         self.kind: str | None = getattr(rule, "type", None)
         self.max: float = getattr(rule, "max", 0.0) or 0.0
         self.within: float = getattr(rule, "within_s", None) or 600.0
+        self.tools: tuple[str, ...] = getattr(rule, "tools", ())  # max_tool_calls
         # a max_calls stop with a match counts only the calls that match it
         self.counts_matched = self.kind == "max_calls" and (self.static is not None or self.dynamic is not None)
         self._reasons: dict[str, str] = {}  # a route's reason, by requested model
@@ -129,6 +132,7 @@ class View:
         "calls",
         "budgets",
         "repeat",
+        "tails",
         "static_budgets",
         "ctx_floor",
         "out_floor",
@@ -168,6 +172,7 @@ class View:
         )
         self.stops = stops
         self.repeat = any(s.kind == "repeated_call" for s in stops)  # needs a call fingerprint
+        self.tails = any(s.kind in TAIL_STOPS for s in stops)  # needs each call's tail (engine.progress)
         self.stop_floors = _stop_floors(stops)
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
         self.routes = routes
@@ -181,11 +186,12 @@ def _stop_floors(stops: Sequence[CompiledRule]) -> tuple[float, float, float, bo
     errors, seconds of wall time, "a repeated call is possible"). A run under all of them
     (and, with a repeated_call stop, whose call fingerprint it has not seen) skips the
     per-stop loop. None when the loop must always run: a max_calls stop that counts only
-    the calls it matches (admission must know which), or repeated_call with max <= 1."""
+    the calls it matches (admission must know which), repeated_call with max <= 1, or a stop
+    that reads what the call adds to its run (no_progress, max_tool_calls)."""
     calls = errors = wall = math.inf
     repeat = False
     for s in stops:
-        if s.counts_matched or (s.kind == "repeated_call" and s.max <= 1):
+        if s.counts_matched or (s.kind == "repeated_call" and s.max <= 1) or s.kind in TAIL_STOPS:
             return None
         if s.kind == "max_calls":
             calls = min(calls, s.max)

@@ -29,7 +29,7 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.match import CallContext
 from governor.engine.routing import route_stage
 from governor.engine.runstate import RunState, RunStates
-from governor.engine.stops import Admission, stop_stage, unadmit
+from governor.engine.stops import Admission, note_tails, stop_stage, unadmit
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.ledger.base import Ledger
@@ -116,6 +116,8 @@ def decide(cp: CompiledPolicy, runs: RunStates, ledger: Ledger, tokens: TokenCou
     if w.blocked:
         if admission is not None and w.block_kind != "stop":
             unadmit(runs, admission)
+    elif admission is not None:
+        note_tails(runs, admission)
         if w.estimated_cost is None:
             w.estimated_cost = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
     decision = Decision(

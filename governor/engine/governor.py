@@ -9,7 +9,6 @@ per-call path is a few dict lookups, one ledger call and one run-state lock.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -27,7 +26,9 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.decide import CallRequest, decide
 from governor.engine.decision_log import DecisionLog
 from governor.engine.events import Recorded, RecordObserver
+from governor.engine.observed import observe
 from governor.engine.pending import Pending, PendingCalls
+from governor.engine.progress import Tail
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
@@ -279,6 +280,8 @@ class Governor:
             message_count=message_count,
         )
         if self._blocking:
+            import asyncio  # loaded already in a coroutine; not at module import (a hook process never needs it)
+
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)
 
@@ -423,8 +426,44 @@ class Governor:
             return False
         return True
 
+    def cancel(self, decision: Decision) -> None:
+        """The call ``decision`` allowed will not be made: give its reservation back. (Its admission
+        into its runs stays counted; a caller that probes with a check keeps run state itself.)"""
+        if decision.verdict == "block" or self._pending.take(decision.decision_id) is None:
+            return
+        try:
+            self._ledger.release(decision.decision_id, now=self._clock())
+        except LedgerError:  # the lease reclaims it
+            log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
+
+    def observe(
+        self, *, call_id: str, model: str, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0, service_tier: str | None = None,
+        speed: str | None = None, error: bool = False, metadata: Mapping[str, Any] | None = None,
+        at: float | None = None, tail: Tail | None = None,
+    ) -> float | None:
+        """Account for a call made without a check (a transcript a hook reads): charge its budgets
+        (idempotent by ``call_id``) and count it in its runs. See :mod:`governor.engine.observed`."""
+        md, chain = _scope.resolve(metadata)
+        model = self._compiled.policy.aliases.get(model, model)
+        return observe(self._compiled, self._ledger, self._runs, call_id=call_id, model=model,
+                       input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read_tokens,
+                       cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens,
+                       service_tier=service_tier, speed=speed, error=error, metadata=md, run_chain=chain,
+                       at=self._clock() if at is None else at, tail=tail)
+
+    def export_run(self, run_id: str) -> dict[str, Any] | None:
+        """The stop-condition state of ``run_id`` as JSON values (a hook keeps it between its processes)."""
+        return self._runs.export(str(run_id))
+
+    def restore_run(self, run_id: str, state: Mapping[str, Any]) -> None:
+        """Install a state :meth:`export_run` produced, before checking calls of that run."""
+        self._runs.restore(str(run_id), state, self._clock())
+
     async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
         if self._blocking:
+            import asyncio
+
             return await asyncio.to_thread(lambda: self.record(decision, **kwargs))
         return self.record(decision, **kwargs)
 

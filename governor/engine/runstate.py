@@ -28,6 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from governor.engine.progress import MAX_CONTENT, Tail, matches
 from governor.engine.tokens import message_hash
 
 log = logging.getLogger("governor.engine")
@@ -37,6 +38,7 @@ MAX_COMPACT_RUNS = 1_000_000  # compact states of the runs before them (~300 byt
 COMPACT_FINGERPRINTS = 8  # the latest call fingerprints a compact state keeps (repeated_call)
 MAX_FINGERPRINTS = 4096  # per run
 MAX_SIGHTINGS = 256  # timestamps kept per fingerprint
+COMPACT_CONTENT = 256  # content digests a compact run keeps (no_progress compares a call's tail with them)
 
 
 def call_fingerprint(model: str, messages: Sequence[Mapping[str, Any]], digest: str | int | None = None) -> int | None:
@@ -110,6 +112,10 @@ class RunState:
         "order",
         "outcome",
         "matched",
+        "content",
+        "stale",
+        "sent",
+        "tools",
     )
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
@@ -123,6 +129,37 @@ class RunState:
         self.order: deque[tuple[float, int]] = deque()  # (time, fingerprint), oldest first
         self.outcome: str | None = None
         self.matched: dict[str, int] = {}  # stop id -> calls admitted that matched its match (max_calls)
+        # no_progress and max_tool_calls (governor.engine.progress), kept only when a policy has them
+        self.content: dict[int, None] = {}  # content digests of the messages sent so far, oldest first
+        self.stale = 0  # consecutive admitted calls that added no new content
+        self.sent = 0  # messages in the last admitted call: the next call's tail starts there
+        self.tools: dict[str, int] = {}  # tool name -> calls of it seen in the run's messages
+
+    def adds_content(self, t: Tail) -> bool | None:
+        """Whether a call with tail ``t`` adds content the run has not seen; None for an empty tail."""
+        if not t.digests:
+            return None
+        content = self.content
+        return any(d not in content for d in t.digests)
+
+    def tool_count(self, patterns: Sequence[str], t: Tail | None = None) -> int:
+        """Calls of the tools named by ``patterns`` so far, with those of tail ``t``."""
+        n = sum(c for name, c in self.tools.items() if matches(name, patterns))
+        return n + (sum(1 for name in t.tools if matches(name, patterns)) if t is not None else 0)
+
+    def note_tail(self, t: Tail) -> None:
+        """Count an admitted call's tail: its content, its tool calls and the no-progress streak."""
+        new = self.adds_content(t)
+        if new is not None:
+            self.stale = 0 if new else self.stale + 1
+        content = self.content
+        for d in t.digests:
+            content[d] = None
+        while len(content) > MAX_CONTENT:
+            del content[next(iter(content))]
+        for name in t.tools:
+            self.tools[name] = self.tools.get(name, 0) + 1
+        self.sent = t.size
 
     def repeats(self, fp: int, within: float, now: float) -> int:
         """How many admitted calls with this fingerprint fall within the last ``within`` seconds."""
@@ -167,7 +204,8 @@ class RunState:
 class CompactRun:
     """What a run's stop conditions need of a state pushed out of the LRU, in one small object."""
 
-    __slots__ = ("calls", "consecutive_errors", "cost_usd", "started_at", "outcome", "matched", "recent")
+    __slots__ = ("calls", "consecutive_errors", "cost_usd", "started_at", "outcome", "matched", "recent",
+                 "progress")
 
     def __init__(self, st: RunState) -> None:
         self.calls = st.calls
@@ -184,6 +222,10 @@ class CompactRun:
                 if len(latest) >= COMPACT_FINGERPRINTS:
                     break
         self.recent: tuple[tuple[int, tuple[float, ...]], ...] = tuple(reversed(latest.items()))
+        # no_progress / max_tool_calls: the streak, the tail start, tool counts and the latest content digests
+        self.progress: tuple[int, int, tuple[tuple[str, int], ...], tuple[int, ...]] | None = (
+            (st.stale, st.sent, tuple(st.tools.items()), tuple(st.content)[-COMPACT_CONTENT:])
+            if st.content or st.tools else None)
 
     def restore(self, run_id: str, fp_ttl: float) -> RunState:
         st = RunState(run_id, self.started_at, fp_ttl)
@@ -194,6 +236,9 @@ class CompactRun:
             self.outcome,
         )
         st.matched = dict(self.matched)
+        if self.progress is not None:
+            st.stale, st.sent, tools, content = self.progress
+            st.tools, st.content = dict(tools), dict.fromkeys(content)
         for fp, times in self.recent:
             st.seen[fp] = times
             st.order.append((times[-1], fp))
@@ -228,6 +273,35 @@ class RunStates:
             if state.fp_ttl != self.fp_ttl:  # a reload changed the longest repeated_call window
                 state.fp_ttl = self.fp_ttl
         return state
+
+    def export(self, run_id: str) -> dict[str, Any] | None:
+        """The state of ``run_id`` as JSON values, for a process that keeps it between calls (the hook).
+        Identical-call fingerprints are process-local hashes and are not kept; content digests are."""
+        with self.lock:
+            st = self._runs.get(run_id)
+            if st is None:
+                return None
+            return {"calls": st.calls, "consecutive_errors": st.consecutive_errors, "cost_usd": st.cost_usd,
+                    "started_at": st.started_at, "matched": dict(st.matched), "content": list(st.content),
+                    "stale": st.stale, "tools": dict(st.tools)}
+
+    def restore(self, run_id: str, doc: Mapping[str, Any], now: float) -> RunState:
+        """Install a state :meth:`export` produced (values of the wrong type are ignored, not trusted)."""
+        with self.lock:
+            st = self.get(run_id, now)
+            for name in ("calls", "consecutive_errors", "stale"):
+                if isinstance(doc.get(name), int):
+                    setattr(st, name, doc[name])
+            for name in ("cost_usd", "started_at"):
+                if isinstance(doc.get(name), (int, float)):
+                    setattr(st, name, float(doc[name]))
+            for name in ("matched", "tools"):
+                if isinstance(doc.get(name), dict):
+                    setattr(st, name, {str(k): v for k, v in doc[name].items() if isinstance(v, int)})
+            if isinstance(doc.get("content"), list):
+                st.content = dict.fromkeys(d for d in doc["content"] if isinstance(d, int))
+            st.sent = 0  # the restorer passes each call's new messages only
+            return st
 
     def _compact_oldest(self) -> None:
         """Move the least recently active full state to its compact form (lock held)."""

@@ -83,7 +83,9 @@ def _stop(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> StopCondition:
     raw_max = item["max"]
     max_value = parse_duration(raw_max) if isinstance(raw_max, str) else float(raw_max)
     within = parse_duration(item["within"]) if "within" in item else None
-    return StopCondition(**ctx.base(item, ptr), type=kind, max=max_value, within_s=within)
+    tool = item.get("tool")
+    tools = (tool,) if isinstance(tool, str) else tuple(tool or ())
+    return StopCondition(**ctx.base(item, ptr), type=kind, max=max_value, within_s=within, tools=tools)
 
 
 def _route(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> Route:

@@ -105,9 +105,10 @@ class RuleBase:
 
 @dataclass(frozen=True)
 class StopCondition(RuleBase):
-    type: str  # max_calls | consecutive_errors | repeated_call | max_wall_time
+    type: str  # max_calls | consecutive_errors | repeated_call | max_wall_time | no_progress | max_tool_calls
     max: float  # a count, or seconds for max_wall_time
     within_s: float | None = None  # repeated_call window
+    tools: tuple[str, ...] = ()  # max_tool_calls: the tool names (globs) whose calls count together
 
 
 @dataclass(frozen=True)

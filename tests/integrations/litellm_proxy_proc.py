@@ -146,7 +146,7 @@ def proxy_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_proxy(config: Path, env: dict[str, str], log_path: Path, *, timeout: float = 90.0) -> ProxyProcess:
+def start_proxy(config: Path, env: dict[str, str], log_path: Path, *, timeout: float = 240.0) -> ProxyProcess:
     """Start the proxy and wait until it answers; raise with its output if it dies or hangs."""
     port = free_port()
     cmd: Sequence[str] = [litellm_cli(), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]

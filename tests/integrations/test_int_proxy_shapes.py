@@ -88,6 +88,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             config,
             {"GOVERNOR_POLICY": str(directory / "policy.yaml"), "GOVERNOR_DECISION_LOG": str(decisions)},
             directory / "proxy.log",
+            timeout=240.0,  # a loaded CI machine starts the proxy slowly
         )
         try:
             yield Env(upstream, proc, decisions)
@@ -392,3 +393,132 @@ def eventually(fetch: Callable[[], Any], ok: Callable[[Any], bool], timeout: flo
         time.sleep(0.05)
         value = fetch()
     return value
+
+
+# --- every model route of the installed litellm: governed, refused, or known to reach no model ------------
+
+BODY = {
+    "model": "gpt-4o",
+    "messages": [{"role": "user", "content": "hi"}],
+    "input": "hi",
+    "prompt": "hi",
+    "max_tokens": 5,
+    "query": "hi",
+    "documents": ["a"],
+}
+
+
+# Routes that answer without a model call that costs money: token counting. Any other route that answers 2xx
+# without the governor's headers, or reaches the provider without an allowed check, fails the test.
+FREE_ROUTES = {
+    "/models/{model_name:path}:countTokens": "Gemini token counting (free of charge)",
+    "/v1beta/models/{model_name:path}:countTokens": "Gemini token counting (free of charge)",
+    "/v1/messages/count_tokens": "Anthropic token counting (free of charge)",
+    "/claude_code_gateway/v1/messages/count_tokens": "Anthropic token counting (free of charge)",
+    "/responses/input_tokens": "Responses input token counting (free of charge)",
+    "/v1/responses/input_tokens": "Responses input token counting (free of charge)",
+    "/openai/v1/responses/input_tokens": "Responses input token counting (free of charge)",
+    "/utils/token_counter": "litellm's local token counter",
+}
+
+
+def _is_model_route(path: str) -> bool:
+    from litellm.proxy._types import LiteLLMRoutes
+
+    exact = set(LiteLLMRoutes.llm_api_routes.value)
+    prefixes = tuple(p.rstrip("*") for p in LiteLLMRoutes.passthrough_routes_wildcard.value)
+    return path in exact or path.startswith(prefixes)
+
+
+def _concrete(path: str) -> str:
+    import re
+
+    path = re.sub(r"\{model_name:path\}", "gpt-4o", path)
+    path = re.sub(r"\{[^}]+\}", "test-id", path)
+    return path.replace("*", "x").replace("?test-id", "")
+
+
+ROUTE_LISTER = """
+import json
+from litellm.proxy.proxy_server import app
+from litellm.proxy._lazy_features import register_all_features
+register_all_features(app)  # the routers the proxy loads on a path's first request
+out = []
+for route in app.routes:
+    contexts = getattr(route, "effective_route_contexts", None)  # FastAPI keeps included routers nested
+    for r in (contexts() if callable(contexts) else [route]):
+        out.append({"path": getattr(r, "path", "") or "", "methods": sorted(getattr(r, "methods", None) or ())})
+print(json.dumps(out))
+"""
+
+
+def installed_routes() -> list[dict[str, Any]]:
+    """Every route of the installed litellm proxy, lazy feature routers included (listed in a subprocess)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}
+    done = subprocess.run([sys.executable, "-c", ROUTE_LISTER], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def classify_routes(env: Env) -> dict[str, list[str]]:
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    listed = installed_routes()
+    seen: set[tuple[str, str]] = set()
+    out: dict[str, list[str]] = {"governed": [], "refused": [], "ungoverned": [], "no-model": [], "free": []}
+    for route in listed:
+        path, methods = route.get("path") or "", set(route.get("methods") or ())
+        if not _is_model_route(path) or "POST" not in methods or ("POST", path) in seen:
+            continue
+        seen.add(("POST", path))
+        sent_before = len(env.upstream.model_requests())
+        checks_before = sum(1 for r in env.decisions() if r["event"] == "check" and r["verdict"] != "block")
+        try:
+            answer = httpx.post(env.proxy.base_url + _concrete(path), json=BODY, headers=auth, timeout=30)
+        except httpx.HTTPError as exc:
+            out["no-model"].append(f"{path} ({type(exc).__name__})")
+            continue
+        reached = len(env.upstream.model_requests()) - sent_before
+        allowed = sum(1 for r in env.decisions() if r["event"] == "check" and r["verdict"] != "block") - checks_before
+        text = answer.text
+        if "x-governor-decision-id" in answer.headers:
+            out["governed"].append(path)
+        elif "budget-governor refused" in text or '"governor"' in text:
+            out["refused"].append(path)
+        elif path in FREE_ROUTES and reached == 0:
+            out["free"].append(path)
+        elif reached > allowed or answer.status_code < 300:
+            out["ungoverned"].append(f"{path} -> {answer.status_code}, {reached} upstream request(s)")
+        else:
+            out["no-model"].append(f"{path} -> {answer.status_code}")
+    return out
+
+
+def test_every_model_route_of_the_installed_litellm_is_governed_or_refused(env: Env) -> None:
+    """Each POST model route (litellm's own llm_api_routes, lazily loaded routers included) gets one generic
+    request: it is governed, refused by the governor, a known free route, or fails before any model is called
+    (a route this test proxy has no deployment or credentials for). It never answers 2xx unchecked, and the
+    provider never sees a request without an allowed check."""
+    found = classify_routes(env)
+    assert found["ungoverned"] == [], found["ungoverned"]
+    assert {"/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/embeddings"} <= set(found["governed"])
+    assert {"/v1/images/generations", "/v1/audio/speech", "/v1/rerank", "/v1/moderations"} <= set(found["refused"])
+
+
+@pytest.mark.parametrize("shape", ["responses", "messages", "embeddings"])
+def test_a_provider_error_on_any_shape_settles_the_call_as_failed(env: Env, shape: str) -> None:
+    task = _task()
+    env.upstream.script(*[Reply(status=400, error_message="upstream says no")] * 3)
+    with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)):
+        call_shape(env, shape, task, stream=False)
+    deadline = time.monotonic() + 15
+    while True:
+        mine = [r for r in env.decisions() if r["event"] == "record" and (r.get("metadata") or {}).get("task") == task]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(mine) == 1 and mine[0]["error"] and mine[0]["metadata"]["api"] == shape
+    assert mine[0]["cost_usd"] in (0, 0.0, None)  # nothing used: the reservation is released, not charged
