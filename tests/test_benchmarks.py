@@ -26,6 +26,7 @@ RUNS = {
     "bench_proxy.py": (["--quick"], "governor hook"),
     "bench_hook.py": (["--quick"], "hand-written python hook"),
     "bench_pricing.py": (["--quick"], "PriceTable.cost (engine: Governor.record)"),
+    "bench_operations.py": (["--quick"], "metrics add"),
 }
 
 

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "test": "governor.cli.policytest",
     "reconcile": "governor.cli.reconcile",
     "outcomes": "governor.cli.outcomes",
+    "status": "governor.cli.status",
     "hook": "governor.cli.hook",
 }
 

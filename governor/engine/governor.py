@@ -25,6 +25,7 @@ from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decide import CallRequest, decide
 from governor.engine.decision_log import DecisionLog
+from governor.engine.events import Recorded, RecordObserver
 from governor.engine.observed import observe
 from governor.engine.pending import Pending, PendingCalls
 from governor.engine.progress import Tail
@@ -88,6 +89,7 @@ class Governor:
         self._pending = PendingCalls()  # allowed calls awaiting record()
         self._unsettled = SettleQueue()  # settlements the store refused while down, retried later
         self._observers: list[Observer] = []
+        self._record_observers: list[RecordObserver] = []
         self._path = None if path is None else os.fspath(path)
         self._prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
@@ -95,6 +97,9 @@ class Governor:
         self.watcher: PolicyWatcher | None = None
         if observers:
             self._observers.extend(default_observers())
+        self.alerts: Any = None  # governor.alerts.AlertWatcher, when the policy has an alerts: section
+        if policy.alerts is not None:
+            self._attach_alerts()
         after_fork_in_child(self, Governor._after_fork)
 
     def _after_fork(self) -> None:
@@ -110,6 +115,11 @@ class Governor:
             if part is not None and hasattr(part, "_lock"):
                 part._lock = threading.Lock()
         self.watcher = None
+
+    def _attach_alerts(self) -> None:
+        from governor.alerts import attach_alerts
+
+        self.alerts = attach_alerts(self)
 
     @classmethod
     def from_path(
@@ -152,6 +162,14 @@ class Governor:
     def add_observer(self, fn: Observer) -> None:
         """``fn(decision)`` is called after every check; its exceptions are logged, never raised."""
         self._observers.append(fn)
+
+    def add_record_observer(self, fn: RecordObserver) -> None:
+        """``fn(recorded)`` is called after every settled call (:class:`Recorded`); exceptions are logged."""
+        self._record_observers.append(fn)
+
+    def in_flight(self) -> int:
+        """Allowed calls checked and not yet recorded (their reservations are held)."""
+        return len(self._pending)
 
     def run(
         self,
@@ -318,21 +336,34 @@ class Governor:
         if cost_usd is not None:
             cost: float | None = cost_usd
         else:
-            cost = cp.prices.cost(decision.model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                                  reasoning_tokens, cache_write_1h_tokens, service_tier, speed, inference_geo, now)
+            cost = cp.prices.cost(
+                decision.model,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                cache_write_1h_tokens,
+                service_tier,
+                speed,
+                inference_geo,
+                now,
+            )
         if p is None:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost
         res, runs, at = p.reservation, p.runs, p.checked_at
+        store_down = False
         if res is not None and (res.counters or res.audit_counters):
             if error is not None and not (input_tokens or output_tokens):
                 try:
                     self._ledger.release(decision.decision_id, now=now)
                 except LedgerError:  # the lease reclaims it
+                    store_down = True
                     log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
             else:
                 usd = 0 if cost is None else usd_to_nano(cost)
-                self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
+                store_down = not self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if runs:
@@ -352,12 +383,31 @@ class Governor:
                 error=error,
                 check_ts=at,
             )
+        if self._record_observers:
+            event = Recorded(
+                decision=decision,
+                cost_usd=cost,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens,
+                error=error is not None,
+                ts=now,
+                ledger_error=store_down,
+                counters=() if res is None else res.counters + res.audit_counters,
+            )
+            for ob in self._record_observers:
+                try:
+                    ob(event)
+                except Exception:
+                    log.exception("record observer %r failed", ob)
         return cost
 
     def _settle(
         self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float
-    ) -> None:
-        """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue)."""
+    ) -> bool:
+        """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue): False."""
         counters = res.counters + res.audit_counters
         if usd > MAX_QUANTITY or tokens > MAX_QUANTITY:  # saturate, loudly: the spend happened
             log.error(
@@ -373,6 +423,8 @@ class Governor:
             self._ledger.settle(decision_id, counters, actual, now=now, reserved_at=reserved_at)
         except LedgerError:
             self._unsettled.add(decision_id, counters, actual, reserved_at, now)
+            return False
+        return True
 
     def cancel(self, decision: Decision) -> None:
         """The call ``decision`` allowed will not be made: give its reservation back. (Its admission
@@ -443,6 +495,8 @@ class Governor:
             compiled = CompiledPolicy(policy)
             self._runs.fp_ttl = compiled.fp_ttl
             self._compiled = compiled
+            if self.alerts is None and policy.alerts is not None:
+                self._attach_alerts()
             log.info("policy %s reloaded: revision %s -> %s", policy.name, old.revision, compiled.revision)
             return True
 
@@ -463,6 +517,8 @@ class Governor:
             self.watcher.stop()
             self.watcher = None
         self._log.close()
+        if self.alerts is not None:
+            self.alerts.close()
         if self._owns_ledger:
             self._ledger.close()
 

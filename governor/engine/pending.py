@@ -48,6 +48,9 @@ class PendingCalls:
         self._lock = threading.Lock()
         self._ticks = itertools.count(1)
 
+    def __len__(self) -> int:
+        return len(self._calls)
+
     def __contains__(self, decision_id: object) -> bool:
         return decision_id in self._calls
 

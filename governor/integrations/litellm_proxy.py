@@ -348,7 +348,11 @@ class GovernorProxyHandler(CustomLogger):
         if not Path(path).is_file():
             raise GovernorError(f"{POLICY_ENV}={path}: no such policy file")
         record_to = os.environ.get(DECISION_LOG_ENV) or None
-        return cls(Governor.from_path(path, record_to=record_to))
+        handler = cls(Governor.from_path(path, record_to=record_to))
+        from governor.integrations.proxy_metrics import enable
+
+        enable(handler.governor)  # GET /metrics (GOVERNOR_METRICS=off leaves it out)
+        return handler
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> dict:
         kind = getattr(call_type, "value", call_type)

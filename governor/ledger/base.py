@@ -15,6 +15,13 @@ the same semantics, so the engine never knows which one it talks to:
   cost anything). Idempotent.
 * ``usage`` -- what a counter has used in its current window (settled plus
   live reservations), for soft thresholds, stats and tests.
+* ``claim`` -- take a named marker until a time: True for the first claim of
+  the key across every process sharing the store (until it expires), False
+  after. Alerts use it so each threshold is sent once per scope and window.
+  ``unclaim`` gives a marker back (a delivery that finally failed).
+* ``scopes`` -- the counter keys of one budget that hold spend or live
+  reservations, and ``in_flight`` -- a counter's live reservations (how many,
+  how much): what ``governor status`` shows of a shared store.
 
 Money is integer nano-USD (1e-9 USD) so every ledger adds exactly. Every stored
 quantity (an amount, a counter's total) stays within ``0 .. MAX_QUANTITY``
@@ -174,5 +181,13 @@ class Ledger(Protocol):
     def release(self, reservation_id: str, *, now: float) -> bool: ...
 
     def usage(self, counter: Counter, *, now: float) -> Amount: ...
+
+    def claim(self, key: str, *, now: float, until: float) -> bool: ...
+
+    def unclaim(self, key: str) -> None: ...
+
+    def scopes(self, budget_id: str, *, now: float) -> list[str]: ...
+
+    def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]: ...
 
     def close(self) -> None: ...

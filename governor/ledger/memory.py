@@ -143,6 +143,7 @@ class MemoryLedger:
         # id(counter list) -> (that list, its cells, the cells generation they were resolved in)
         self._groups: dict[int, tuple[Sequence[Counter], tuple[_Cell, ...], int]] = {}
         self._cells_gen = 0  # bumped when a cell is forgotten or read another way: groups resolve again
+        self._claims: dict[str, float] = {}  # marker key -> held until (claim / unclaim)
         self._pid = os.getpid()
         after_fork_in_child(self, MemoryLedger._after_fork)
 
@@ -406,6 +407,34 @@ class MemoryLedger:
             if cell is None:
                 return Amount()
             return self._used(self._cell(counter), now)
+
+    def claim(self, key: str, *, now: float, until: float) -> bool:
+        with self._lock:
+            held = self._claims.get(key)
+            if held is not None and held > now:
+                return False
+            if len(self._claims) > MAX_CELLS:  # forget expired markers
+                self._claims = {k: u for k, u in self._claims.items() if u > now}
+            self._claims[key] = until
+            return True
+
+    def unclaim(self, key: str) -> None:
+        with self._lock:
+            self._claims.pop(key, None)
+
+    def scopes(self, budget_id: str, *, now: float) -> list[str]:
+        with self._lock:
+            self._reclaim(now)
+            return sorted(k for k in self._cells if k.partition("|")[0] == budget_id)
+
+    def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]:
+        with self._lock:
+            self._reclaim(now)
+            cell = self._cells.get(counter.key)
+            if cell is None:
+                return 0, Amount()
+            n = sum(1 for h in self._held.values() if cell in h.cells)
+            return n, Amount(cell.held_usd, cell.held_tokens, cell.held_calls)
 
     def close(self) -> None:
         return None

@@ -304,6 +304,31 @@ class RedisLedger:
         out = self._run(self._usage, self._counter_keys([counter]), [repr(now)] + self._window_args(counter, now))
         return Amount(int(out[0]), int(out[1]), int(out[2]))
 
+    def claim(self, key: str, *, now: float, until: float) -> bool:
+        ttl_ms = max(1, int((until - now) * 1000))
+        self._clustered()
+        return bool(self._call(lambda: self._client.set(f"{self.prefix}:claim:{key}", "1", px=ttl_ms, nx=True)))
+
+    def unclaim(self, key: str) -> None:
+        self._clustered()
+        self._call(lambda: self._client.delete(f"{self.prefix}:claim:{key}"))
+
+    def scopes(self, budget_id: str, *, now: float) -> list[str]:
+        self._clustered()
+        head = f"{{{self.prefix}:{budget_id}}}:c:"
+        pattern = head.replace("[", "\\[").replace("*", "\\*").replace("?", "\\?") + "*"
+        found = self._call(lambda: [_text(k) for k in self._client.scan_iter(match=pattern, count=1000)])
+        keys = {k[len(head) : -2] for k in found if k.endswith((":s", ":z"))}
+        return sorted(k for k in keys if k.partition("|")[0] == budget_id)
+
+    def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]:
+        self.usage(counter, now=now)  # reclaims expired leases first
+        base = self._base(counter)
+        n = self._call(lambda: self._client.zcount(base + ":z", f"({now}", "+inf"))
+        held = self._call(lambda: self._client.hgetall(base + ":i"))
+        vals = {_text(k): int(v) for k, v in held.items()}
+        return int(n), Amount(vals.get("u", 0), vals.get("t", 0), vals.get("c", 0))
+
     def close(self) -> None:
         try:
             self._client.close()

@@ -65,6 +65,7 @@ CREATE INDEX IF NOT EXISTS slots_idx ON slots(counter_key, idx);
 CREATE INDEX IF NOT EXISTS slots_expiry ON slots(expires_at) WHERE expires_at > 0;
 CREATE TABLE IF NOT EXISTS settled (rid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS settled_at ON settled(at);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
 
@@ -289,6 +290,37 @@ class SqliteLedger:
     def usage(self, counter: Counter, *, now: float) -> Amount:
         with self._transaction("BEGIN") as conn:  # one consistent snapshot for both sums
             return self._used(conn, counter, now)
+
+    def claim(self, key: str, *, now: float, until: float) -> bool:
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            conn.execute("DELETE FROM claims WHERE until <= ?", (now,))
+            return conn.execute("INSERT OR IGNORE INTO claims VALUES (?,?)", (key, until)).rowcount > 0
+
+    def unclaim(self, key: str) -> None:
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            conn.execute("DELETE FROM claims WHERE key = ?", (key,))
+
+    def scopes(self, budget_id: str, *, now: float) -> list[str]:
+        lo, hi = budget_id + "|", budget_id + "}"  # "}" sorts right after "|": the keys of this budget
+        with self._transaction("BEGIN") as conn:
+            rows = conn.execute(
+                "SELECT counter_key FROM slots WHERE counter_key >= ? AND counter_key < ? "
+                "AND (expires_at = 0 OR expires_at > ?) UNION "
+                "SELECT k.counter_key FROM reservation_counters k JOIN reservations r ON r.rid = k.rid "
+                "WHERE k.counter_key >= ? AND k.counter_key < ? AND r.expires_at > ?",
+                (lo, hi, now, lo, hi, now),
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]:
+        with self._transaction("BEGIN") as conn:
+            row = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(r.usd),0), COALESCE(SUM(r.tokens),0), COALESCE(SUM(r.calls),0) "
+                "FROM reservation_counters k JOIN reservations r ON r.rid = k.rid "
+                "WHERE k.counter_key = ? AND r.expires_at > ?",
+                (counter.key, now),
+            ).fetchone()
+        return int(row[0]), Amount(int(row[1]), int(row[2]), int(row[3]))
 
     def close(self) -> None:
         with self._lock:

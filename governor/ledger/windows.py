@@ -116,3 +116,26 @@ def seconds_until_window_frees(window: Window, now: float) -> float | None:
             boundary = datetime(boundary.year, boundary.month, boundary.day, tzinfo=zone)  # DST-safe midnight
         return max(boundary.timestamp() - now, 0.0)
     return None
+
+
+def window_period(window: Window, now: float) -> tuple[str, float | None]:
+    """``(period id, end)`` of the window period containing ``now``: what "once per window" counts by.
+
+    Calendar windows: the day or month (``d2026-11-22``) and its local midnight.
+    Rolling windows: consecutive periods of the window's length (``p<index>``),
+    since a rolling window never resets as a whole. No window: ``("all", None)``.
+    """
+    if window.kind == "rolling":
+        idx = int(now // window.seconds)
+        return f"p{idx}", (idx + 1) * window.seconds
+    if window.kind == "calendar":
+        local = datetime.fromtimestamp(now, tz=_zone(window.tz))
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if window.unit == "month":
+            start = start.replace(day=1)
+            nxt = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+            end = start.replace(year=nxt[0], month=nxt[1])
+        else:
+            end = (start + timedelta(days=1)).replace(hour=0)
+        return current_slot(window, now), end.timestamp()
+    return "all", None

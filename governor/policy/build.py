@@ -16,6 +16,9 @@ from typing import Any, Mapping
 
 from governor.ledger.windows import NO_WINDOW, Window, parse_duration
 from governor.policy.model import (
+    AlertRule,
+    AlertSink,
+    AlertsSpec,
     Budget,
     CallCap,
     ContextCap,
@@ -198,6 +201,35 @@ def prices_from_spec(model: str, spec: Any, version: str = "") -> ModelPrice | t
     return tuple(price_from_spec(model, s, index=i, version=version) for i, s in enumerate(spec))
 
 
+def _alerts(ctx: _Ctx, spec: Mapping[str, Any] | None) -> AlertsSpec | None:
+    if not spec:
+        return None
+    sinks = {
+        name: AlertSink(
+            name=name, type=item["type"], url=item.get("url"), url_env=item.get("url_env"),
+            headers=MappingProxyType(dict(item.get("headers") or {})),
+            timeout_s=parse_duration(item["timeout"]) if "timeout" in item else 5.0,
+        )
+        for name, item in (spec.get("sinks") or {}).items()
+    }
+    rules = tuple(
+        AlertRule(
+            id=item["id"], on=item["on"], to=tuple(item["to"]), budgets=tuple(item.get("budgets") or ()),
+            stops=tuple(item.get("stops") or ()),
+            thresholds=tuple(sorted({float(t) for t in item.get("thresholds") or (0.8, 1.0)})),
+            min_usd=float(item.get("min_usd", 0.0)),
+            every_s=parse_duration(item["every"]) if "every" in item else 300.0,
+            source=ctx.source(f"/alerts/rules/{i}"),
+        )
+        for i, item in enumerate(spec.get("rules") or ())
+    )
+    return AlertsSpec(
+        sinks=MappingProxyType(sinks), rules=rules, queue=int(spec.get("queue", 1000)),
+        retries=int(spec.get("retries", 5)),
+        backoff_s=parse_duration(spec["backoff"]) if "backoff" in spec else 1.0,
+    )
+
+
 _SECTIONS = (("stop", _stop), ("routes", _route), ("context", _context), ("calls", _call), ("budgets", _budget))
 
 
@@ -247,6 +279,7 @@ def build_policy(
         context=groups["context"],
         calls=groups["calls"],
         budgets=groups["budgets"],
+        alerts=_alerts(ctx, doc.get("alerts")),
         document=copy.deepcopy(doc),
         source_files=source_files,
         warnings=tuple(warnings),

@@ -151,6 +151,44 @@ class Budget(RuleBase):
 
 
 @dataclass(frozen=True)
+class AlertSink:
+    """Where alerts go (``alerts.sinks.<name>``)."""
+
+    name: str
+    type: str  # webhook | slack | log
+    url: str | None = None
+    url_env: str | None = None  # the URL is read from this environment variable when sending
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """What to alert on (``alerts.rules[]``)."""
+
+    id: str
+    on: str  # budget | stop | store_outage | overrun
+    to: tuple[str, ...]  # sink names
+    budgets: tuple[str, ...] = ()  # on budget: watched budget ids (empty: all)
+    stops: tuple[str, ...] = ()  # on stop: watched stop ids (empty: all)
+    thresholds: tuple[float, ...] = (0.8, 1.0)  # on budget: ascending fractions of the limit
+    min_usd: float = 0.0  # on overrun
+    every_s: float = 300.0  # on store_outage: per-process repeat interval
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True)
+class AlertsSpec:
+    """The ``alerts:`` section."""
+
+    sinks: Mapping[str, AlertSink] = field(default_factory=dict)
+    rules: tuple[AlertRule, ...] = ()
+    queue: int = 1000
+    retries: int = 5
+    backoff_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class LedgerSpec:
     type: str = "memory"  # memory | sqlite | redis
     path: str | None = None
@@ -182,6 +220,7 @@ class Policy:
     context: tuple[ContextCap, ...] = ()
     calls: tuple[CallCap, ...] = ()
     budgets: tuple[Budget, ...] = ()
+    alerts: AlertsSpec | None = None  # None: no alerts section
     document: Mapping[str, Any] = field(default_factory=dict)  # the merged document (after extends)
     source_files: tuple[str, ...] = ()  # this file and every file it extends (what to watch)
     warnings: tuple[Finding, ...] = ()  # validation warnings (the policy loaded despite them)

@@ -209,6 +209,36 @@ def _check_zone(name: str, ptr: str, rep: _Report) -> None:
                 "timezone", f"did you mean '{close}'?" if close else "")
 
 
+def _check_alerts(doc: dict[str, Any], rep: _Report) -> None:
+    """Alert rules name sinks, budgets and stop conditions that exist, and each id once."""
+    alerts = doc.get("alerts") or {}
+    sinks = alerts.get("sinks") or {}
+    known = {"budgets": {b["id"] for b in doc.get("budgets") or ()}, "stops": {s["id"] for s in doc.get("stop") or ()}}
+    seen: set[str] = set()
+    for i, rule in enumerate(alerts.get("rules") or ()):
+        ptr = f"/alerts/rules/{i}"
+        if rule["id"] in seen:
+            rep.add("error", f"{ptr}/id", f"duplicate alert rule id {rule['id']!r}", "duplicate-id")
+        seen.add(rule["id"])
+        for j, name in enumerate(rule["to"]):
+            if name not in sinks:
+                close = _close(name, sinks)
+                rep.add("error", f"{ptr}/to/{j}", f"alert rule {rule['id']} sends to unknown sink {name!r}",
+                        "unknown-sink", f"did you mean '{close}'?" if close else "define it under alerts.sinks")
+        for key, on in (("budgets", "budget"), ("stops", "stop")):
+            for j, ref in enumerate(rule.get(key) or ()):
+                if ref not in known[key]:
+                    close = _close(ref, known[key])
+                    rep.add("error", f"{ptr}/{key}/{j}", f"alert rule {rule['id']} watches unknown {on} {ref!r}",
+                            "unknown-rule", f"did you mean '{close}'?" if close else "")
+            if rule.get(key) and rule["on"] != on:
+                rep.add("warning", f"{ptr}/{key}", f"'{key}' is read only by rules with on: {on}", "unused-key",
+                        key=True)
+        if "thresholds" in rule and rule["on"] != "budget":
+            rep.add("warning", f"{ptr}/thresholds", "'thresholds' is read only by rules with on: budget",
+                    "unused-key", key=True)
+
+
 def check_semantics(doc: dict[str, Any], smap: SourceMap, file: str) -> tuple[list[Finding], list[Finding]]:
     """(errors, warnings) of a schema-valid merged document."""
     rep = _Report(smap, file)
@@ -217,4 +247,5 @@ def check_semantics(doc: dict[str, Any], smap: SourceMap, file: str) -> tuple[li
     _check_times(doc, rep)
     _check_routes(doc, rep)
     _check_models(doc, rep)
+    _check_alerts(doc, rep)
     return rep.errors, rep.warnings

@@ -1,0 +1,142 @@
+"""What every budget scope of a policy has used, read from its shared ledger (``governor status``).
+
+:func:`budget_status` lists, for each budget of the policy (call-scoped and
+``mode: off`` budgets hold nothing), every scope value the ledger holds spend or
+live reservations for (``Ledger.scopes``), with spend, limit, remaining, when the
+window resets and the reservations in flight (``Ledger.in_flight``). It reads
+through the ledger protocol only, so it works on any store the policy names.
+Stopped runs live in each governor's memory; :func:`stopped_runs` finds them
+in a decision log (the last check of a run that a stop condition blocked).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from governor.ledger.base import Counter, Ledger, Limit, nano_to_usd, usd_to_nano
+from governor.ledger.windows import window_period
+from governor.policy.model import Budget, Policy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeStatus:
+    """One budget scope (a counter) as the ledger holds it now."""
+
+    budget: str
+    """The budget's id."""
+    scope: str
+    """The scope value, e.g. ``team=platform`` (``global`` for a global budget)."""
+    window: str
+    """The budget's window, described (``calendar day (UTC)``, ``rolling 3600s``, ``no window``)."""
+    spend_usd: float
+    """Settled USD in the current window."""
+    spend_tokens: int
+    """Settled tokens in the current window."""
+    spend_calls: int
+    """Settled calls in the current window."""
+    limit_usd: float | None
+    """The USD limit (None: not limited)."""
+    limit_tokens: int | None
+    """The token limit (None: not limited)."""
+    limit_calls: int | None
+    """The call limit (None: not limited)."""
+    remaining_usd: float | None
+    """USD left after spend and reservations (None: not limited)."""
+    utilization: float
+    """Largest (spend + in flight) / limit over the limited metrics."""
+    resets_at: float | None
+    """When the window resets (epoch seconds; rolling: the end of the current period); None: never."""
+    in_flight: int
+    """Reservations held now (calls checked, not yet recorded)."""
+    in_flight_usd: float
+    """USD those reservations hold."""
+
+
+def counter_of(budget: Budget, key: str) -> Counter:
+    limit = Limit(
+        usd_nano=None if budget.limit_usd is None else usd_to_nano(budget.limit_usd),
+        tokens=budget.limit_tokens,
+        calls=budget.limit_calls,
+    )
+    return Counter(key, budget.id, limit, budget.window)
+
+
+def budget_status(policy: Policy, ledger: Ledger, *, now: float) -> list[ScopeStatus]:
+    """Every scope of every budget of ``policy`` that ``ledger`` holds something for."""
+    out: list[ScopeStatus] = []
+    for b in policy.budgets:
+        if b.scope == "call" or b.mode == "off":
+            continue
+        for key in ledger.scopes(b.id, now=now):
+            c = counter_of(b, key)
+            used = ledger.usage(c, now=now)
+            n, held = ledger.in_flight(c, now=now)
+            spend_usd, spend_tokens, spend_calls = (
+                used.usd_nano - held.usd_nano,
+                used.tokens - held.tokens,
+                used.calls - held.calls,
+            )
+            remaining = None
+            if b.limit_usd is not None:
+                remaining = round(max(0.0, b.limit_usd - nano_to_usd(used.usd_nano)), 9)
+            out.append(
+                ScopeStatus(
+                    budget=b.id,
+                    scope=key.partition("|")[2],
+                    window=b.window.describe(),
+                    spend_usd=nano_to_usd(spend_usd),
+                    spend_tokens=spend_tokens,
+                    spend_calls=spend_calls,
+                    limit_usd=b.limit_usd,
+                    limit_tokens=b.limit_tokens,
+                    limit_calls=b.limit_calls,
+                    remaining_usd=remaining,
+                    utilization=round(c.limit.fraction(used), 6),
+                    resets_at=window_period(b.window, now)[1],
+                    in_flight=n,
+                    in_flight_usd=nano_to_usd(held.usd_nano),
+                )
+            )
+    return out
+
+
+def stopped_runs(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs whose last check in a decision log was blocked by a stop condition: run_id, stop, reason, ts."""
+    last: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("event") == "check" and rec.get("run_id") is not None:
+            last[str(rec["run_id"])] = rec
+    return [
+        {"run_id": run, "stop": rec.get("blocked_by"), "reason": (rec.get("reasons") or [""])[0], "ts": rec.get("ts")}
+        for run, rec in sorted(last.items())
+        if rec.get("verdict") == "block" and rec.get("block_kind") == "stop"
+    ]
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSONL decision log (lines that are not JSON objects are skipped)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
+
+
+def as_json(scopes: list[ScopeStatus], stopped: list[dict[str, Any]], policy: Policy, now: float) -> dict[str, Any]:
+    return {
+        "policy": policy.name,
+        "revision": str(policy.revision),
+        "ledger": policy.ledger.type,
+        "ts": now,
+        "scopes": [asdict(s) for s in scopes],
+        "stopped_runs": stopped,
+    }
