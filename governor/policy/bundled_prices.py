@@ -5,8 +5,8 @@ which models have a price. When litellm is already imported we use its live
 ``litellm.model_cost`` (which may hold the user's registrations); otherwise we
 read the JSON file bundled with the installed litellm the same way litellm
 does with ``LITELLM_LOCAL_MODEL_COST_MAP=True``: parse it, drop the
-``fallback_generalizations`` block, and expand each entry's ``aliases`` into
-top-level names (existing names win). A test asserts that the result equals
+``fallback_generalizations`` block, and expand each entry's ``aliases`` and the
+``alias_of`` pointer rows into top-level names (existing names win). A test asserts that the result equals
 ``litellm.model_cost`` for the installed version.
 """
 
@@ -56,13 +56,31 @@ def _bundled() -> dict[str, Any]:
     path = Path(next(iter(spec.submodule_search_locations))) / _FILE
     table: dict[str, Any] = json.loads(path.read_bytes())
     table.pop(_RESERVED, None)
-    added: dict[str, Any] = {}
-    for entry in list(table.values()):
-        aliases = entry.pop("aliases", None) if isinstance(entry, dict) else None
+    return _expand_aliases(table)
+
+
+def _expand_aliases(table: dict[str, Any]) -> dict[str, Any]:
+    """Alias names as litellm serves them: an entry's ``aliases`` list names it again, and a row
+    ``{"alias_of": "<model>"}`` (litellm >= 1.110) is served as that model's entry. An alias never
+    replaces a real entry nor one claimed before it; a pointer to nothing (or to a pointer) is dropped."""
+    pointers = {name: entry["alias_of"] for name, entry in table.items()
+                if isinstance(entry, dict) and isinstance(entry.get("alias_of"), str)}
+    owners: dict[str, str] = {}
+    for name, entry in table.items():
+        if name in pointers or not isinstance(entry, dict):
+            continue
+        aliases = entry.pop("aliases", None)
         for alias in aliases if isinstance(aliases, list) else ():
-            if alias not in table and alias not in added:
-                added[alias] = entry
-    table.update(added)
+            if (alias in table and alias not in pointers) or alias in owners:
+                continue
+            owners[alias] = name
+    for alias, target in pointers.items():
+        if target in table and target not in pointers and alias not in owners:
+            owners[alias] = target
+    for alias in pointers.keys() - owners.keys():
+        del table[alias]
+    for alias, owner in owners.items():
+        table[alias] = table[owner]
     return table
 
 
