@@ -168,7 +168,7 @@ def start_proxy(config: Path, env: dict[str, str], log_path: Path, *, timeout: f
     raise RuntimeError(f"litellm proxy did not answer within {timeout}s:\n{proxy.output()[-4000:]}")
 
 
-def wait_exit(config: Path, env: dict[str, str], log_path: Path, *, timeout: float = 90.0) -> tuple[int | None, str]:
+def wait_exit(config: Path, env: dict[str, str], log_path: Path, *, timeout: float = 240.0) -> tuple[int | None, str]:
     """Start the proxy expecting it to fail; return (exit code or None if still up, output)."""
     port = free_port()
     cmd = [litellm_cli(), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
