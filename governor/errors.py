@@ -65,6 +65,20 @@ class PolicyError(GovernorError):
         return head + "\n  ".join(lines)
 
 
+class InvalidCall(GovernorError, ValueError):
+    """A call's arguments are not something the governor can decide on or account for.
+
+    Raised by ``check``/``record`` (and the adapters) before anything is reserved
+    or charged; the proxy answers it with HTTP 400. ``field`` names the argument,
+    dotted into mappings and indexed into lists (``metadata.team``, ``messages[2]``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"invalid {field}: {message}")
+
+
 class PricingError(GovernorError):
     """A model has no known price and the policy does not allow unpriced calls."""
 

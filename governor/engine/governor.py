@@ -19,6 +19,7 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any, Callable, Mapping, Sequence
 
+from governor import inputs
 from governor.decision import OUTCOMES, Decision
 from governor.engine import scope as _scope
 from governor.engine.budgets import Reservation
@@ -32,8 +33,8 @@ from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter, message_hash
-from governor.errors import BLOCK_ERRORS, GovernorError, LedgerError, block_error
 from governor.engine.work import amount as make_amount
+from governor.errors import BLOCK_ERRORS, GovernorError, InvalidCall, LedgerError, block_error
 from governor.ledger.base import Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.policy.model import Policy
@@ -159,6 +160,11 @@ class Governor:
     ) -> Decision:
         """Decide one call. Blocking is returned as ``verdict == "block"``, never raised.
 
+        Arguments the governor cannot decide on (a negative or huge count, a list
+        as ``metadata["team"]``, messages that are not mappings) raise
+        :class:`~governor.errors.InvalidCall` naming the field, before anything
+        is reserved (:mod:`governor.inputs` says what is accepted).
+
         ``fingerprint`` is a stable digest of the request (str or int), used by
         ``repeated_call`` instead of hashing the messages: a caller that already
         has one (a trace's digest, replay's per-run prefix hash) saves the
@@ -167,8 +173,9 @@ class Governor:
         ``messages`` match conditions see when no messages are given (replay of
         a trace recorded without prompt text); given messages always win.
         """
+        model, msgs, max_tokens, tools, metadata, input_tokens, fingerprint, message_count = inputs.check_args(
+            model, messages, max_tokens, tools, metadata, input_tokens, fingerprint, message_count)
         cp = self._compiled
-        msgs = messages if messages is not None else ()
         md, chain = _scope.resolve(metadata)
         model = cp.policy.aliases.get(model, model)
         hashes = None
@@ -255,10 +262,16 @@ class Governor:
     ) -> float | None:
         """Settle one call: its actual USD cost (None if the model is unpriced).
 
-        Idempotent by decision id. A call that failed (``error``) with no tokens
+        Counts must be non-negative integers in range (:class:`~governor.errors.InvalidCall`
+        otherwise, with the reservation kept for a corrected record). Idempotent by
+        decision id. A call that failed (``error``) with no tokens
         releases its reservation; one that failed after using tokens is charged.
         A blocked decision records nothing (returns 0.0).
         """
+        if not isinstance(decision, Decision):
+            raise InvalidCall("decision", f"expected the Decision check() returned, got {type(decision).__name__}")
+        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens = inputs.record_counts(
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, error)
         if decision.verdict == "block":
             return 0.0
         now = self._clock()
