@@ -19,6 +19,8 @@ import fnmatch
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from governor.policy.regex import PolicyRegex
+
 Pred = Callable[["CallContext"], bool]
 
 META_KEYS = {"task": "task", "agent": "agent", "user": "user", "team": "team", "workflow": "workflow", "run": "run_id"}
@@ -133,8 +135,8 @@ def _value_op(op: str, arg: Any) -> Callable[[Any], bool]:
         test = _globs(arg)
         return lambda v: v is not None and test(str(v))
     if op == "regex":
-        rx = re.compile(arg)
-        return lambda v: v is not None and rx.search(str(v)) is not None
+        rx = PolicyRegex(arg)
+        return lambda v: v is not None and rx.search(v if type(v) is str else str(v))
     if op == "exists":
         want = bool(arg)
         return lambda v: (v is not None) == want
@@ -212,8 +214,8 @@ def _tag_set(metadata: Mapping[str, Any]) -> frozenset[str]:
 def _text_cond(cond: Mapping[str, Any]) -> Callable[[str], bool]:
     sensitive = cond.get("case_sensitive", True)
     if "regex" in cond:
-        rx = re.compile(cond["regex"], 0 if sensitive else re.IGNORECASE)
-        return lambda text: rx.search(text) is not None
+        rx = PolicyRegex(cond["regex"], ignore_case=not sensitive)
+        return rx.search
     needle = str(cond.get("contains", ""))
     if sensitive:
         return lambda text: needle in text

@@ -12,7 +12,8 @@ policy error instead of serving ungoverned traffic.
 
 ``async_pre_call_hook`` reroutes (``data["model"]``), trims
 (``data["messages"]``), clamps ``max_tokens`` or blocks. A block becomes a
-``ProxyException``, which the proxy returns as it is: HTTP 429 for budgets and
+``ProxyException``, which the proxy returns as it is: HTTP 400 for a body the
+governor cannot decide on (:class:`~governor.errors.InvalidCall`), 429 for budgets and
 stop conditions, 400 for a context cap, 403 for a cost cap or an unpriced
 model, 503 when a fail-closed budget store is down; the JSON error body names
 the rule ids, reasons and policy revision. Usage is recorded from
@@ -40,8 +41,9 @@ try:  # the flag litellm's own complexity router sets so a rerouted response nam
 except ImportError:  # pragma: no cover - older litellm
     _RAW_MODEL_KEY = "_complexity_router_return_raw_model_name"
 
+from governor import inputs
 from governor.decision import Decision
-from governor.errors import GovernorError
+from governor.errors import GovernorError, InvalidCall
 from governor.integrations._common import block_error
 from governor.integrations.usage import estimated_usage, from_chat_usage, from_standard_logging
 
@@ -94,6 +96,18 @@ def proxy_exception(decision: Decision) -> ProxyException:
     )
 
 
+def invalid_request(exc: InvalidCall) -> ProxyException:
+    """HTTP 400 for a request the governor cannot decide on (a client's mistake, never a 500)."""
+    return ProxyException(
+        message=str(exc),
+        type="invalid_request_error",
+        param=exc.field,
+        code=400,
+        openai_code="invalid_call",
+        provider_specific_fields={"governor": {"error": "invalid_call", "field": exc.field, "reason": exc.reason}},
+    )
+
+
 def _metadata_key(data: Mapping[str, Any]) -> str:
     return "litellm_metadata" if "litellm_metadata" in data and "metadata" not in data else "metadata"
 
@@ -110,43 +124,76 @@ def _canonical(source: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _internal_key(key: str) -> bool:
     """litellm's own bookkeeping in request metadata (not the caller's)."""
-    return key in ("headers", DECISION_ID_KEY) or key.startswith(("user_api_key", "used_", "litellm_", "governor_"))
+    return key in ("headers", "governor", DECISION_ID_KEY) or key.startswith(("user_api_key", "used_", "litellm_", "governor_"))
 
 
-def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+IDENTITY_KEYS = ("user", "team")
+
+
+def request_metadata(
+    user_api_key_dict: Any, data: Mapping[str, Any], trusted: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Governor metadata of one proxy request.
 
     The caller's request supplies the free-form keys and the run: body
     ``metadata`` (all its keys), else the ``x-governor-run-id`` header, else
     litellm's session / trace id (``x-litellm-session-id`` / ``x-litellm-trace-id``).
-    Identity comes from the virtual key and always wins, so a client cannot
-    dodge a user or team budget by naming someone else: ``user`` is the key's
-    ``user_id`` (the request's ``user`` field only when the key has none; it is
-    also kept as ``end_user``), ``team`` the key's ``team_id``, and the key's
-    metadata (canonical keys or a ``governor:`` mapping) overrides the rest.
+
+    Identity (``user``, ``team``) comes from the virtual key only: the key's
+    ``user_id`` / ``team_id``, or its metadata (canonical keys or a ``governor:``
+    mapping). A request can never name them, so a client cannot charge another
+    team's budget or dodge its own. Where a key carries no user or team,
+    ``trusted`` (the policy's ``proxy.trusted_identity``) may name a source the
+    deployment's own gateway sets and clients cannot: ``header:<name>``,
+    ``metadata:<key>`` or ``body:user``; otherwise the scope stays unset. The
+    request's ``user`` field is always kept as ``end_user``.
     """
     meta = data.get(_metadata_key(data)) or {}
     requester = meta.get("requester_metadata")
     body_meta = requester if isinstance(requester, Mapping) else meta
+    if not isinstance(body_meta, Mapping):
+        raise InvalidCall("metadata", f"expected an object, got {type(body_meta).__name__}")
     out: dict[str, Any] = {k: v for k, v in body_meta.items() if not _internal_key(k)}
     out.update(_canonical(body_meta))
+    for key in IDENTITY_KEYS:
+        out.pop(key, None)
+    proxy_request = data.get("proxy_server_request") or {}
+    raw_headers = proxy_request.get("headers") if isinstance(proxy_request, Mapping) else None
+    headers = {str(k).lower(): v for k, v in raw_headers.items()} if isinstance(raw_headers, Mapping) else {}
     if not out.get("run_id"):
-        proxy_request = data.get("proxy_server_request") or {}
-        headers = {str(k).lower(): v for k, v in (proxy_request.get("headers") or {}).items()}
         run = headers.get(RUN_HEADER) or data.get("litellm_session_id") or data.get("litellm_trace_id")
         if run:
-            out["run_id"] = str(run)
-    if data.get("user"):
+            out["run_id"] = run
+    if data.get("user") is not None:
         out["end_user"] = data["user"]
-        out["user"] = data["user"]
-    user = getattr(user_api_key_dict, "user_id", None)
-    if user:
-        out["user"] = user
-    team = getattr(user_api_key_dict, "team_id", None)
-    if team:
-        out["team"] = team
-    out.update(_canonical(getattr(user_api_key_dict, "metadata", None)))
+    key_meta = _canonical(getattr(user_api_key_dict, "metadata", None))
+    key_ids = {"user": getattr(user_api_key_dict, "user_id", None), "team": getattr(user_api_key_dict, "team_id", None)}
+    for key in IDENTITY_KEYS:
+        value = key_ids[key] or key_meta.get(key)
+        if not value and trusted and key in trusted:
+            value = _trusted_value(trusted[key], data, body_meta, headers)
+        if value:
+            out[key] = value
+    out.update({k: v for k, v in key_meta.items() if k not in IDENTITY_KEYS})
     return out
+
+
+def _trusted_value(source: str, data: Mapping[str, Any], body_meta: Mapping[str, Any],
+                   headers: Mapping[str, Any]) -> Any:
+    kind, _, name = source.partition(":")
+    if kind == "header":
+        return headers.get(name.lower())
+    if kind == "metadata":
+        return body_meta.get(name)
+    if source == "body:user":
+        return data.get("user")
+    return None
+
+
+def trusted_identity(governor: Any) -> Mapping[str, str]:
+    """The running policy's ``proxy.trusted_identity`` (empty: identity from the key only)."""
+    section = governor.policy.document.get("proxy") or {}
+    return section.get("trusted_identity") or {}
 
 
 class GovernorProxyHandler(CustomLogger):
@@ -171,16 +218,16 @@ class GovernorProxyHandler(CustomLogger):
         return cls(Governor.from_path(path, record_to=record_to))
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> dict:
-        if call_type not in CHAT_CALL_TYPES or not data.get("messages") or not data.get("model"):
+        if call_type not in CHAT_CALL_TYPES:
             return data
-        requested_max = data.get("max_completion_tokens", data.get("max_tokens"))
-        decision = await self.governor.acheck(
-            model=data["model"],
-            messages=data["messages"],
-            max_tokens=None if requested_max is None else int(requested_max),
-            tools=data.get("tools"),
-            metadata=request_metadata(user_api_key_dict, data),
-        )
+        try:
+            model, messages, max_tokens, tools = inputs.proxy_body(data)
+            decision = await self.governor.acheck(
+                model=model, messages=messages, max_tokens=max_tokens, tools=tools,
+                metadata=request_metadata(user_api_key_dict, data, trusted_identity(self.governor)),
+            )
+        except InvalidCall as exc:  # the client's mistake: 400 with the governor's body, nothing reserved
+            raise invalid_request(exc) from None
         if decision.blocked:
             raise proxy_exception(decision)
         requested_model = data["model"]
@@ -258,4 +305,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["GovernorProxyHandler", "proxy_exception", "request_metadata"]
+__all__ = ["GovernorProxyHandler", "invalid_request", "proxy_exception", "request_metadata", "trusted_identity"]
