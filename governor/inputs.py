@@ -273,3 +273,31 @@ def trace_text(value: Any, key: str) -> str | None:
         except UnicodeEncodeError:
             raise ValueError(f"field {key!r} is not valid Unicode (a lone surrogate)") from None
     return value
+
+
+MAX_TIMESTAMP = 253402300799.0
+"""The latest time a trace record may carry: 9999-12-31T23:59:59Z, the last second a calendar window can name."""
+
+
+def trace_call_problem(call: Any) -> str | None:
+    """Why replay cannot take one imported call (None when it can): the registry reports it, located.
+
+    Every importer's calls pass here, so what one format's reader lets through (a NaN or 1e300
+    timestamp, a negative or NaN cost, a count the ledgers cannot hold, a list as the team, a lone
+    surrogate in the model) is refused the same way for all of them.
+    """
+    ts = call.timestamp
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not (0 <= ts <= MAX_TIMESTAMP):
+        return f"timestamp must be epoch seconds from 0 to {MAX_TIMESTAMP:.0f} (year 9999), got {_show(ts)}"
+    cost = call.cost_usd
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
+                             or not math.isfinite(cost) or cost < 0 or cost > 1e15):
+        return f"cost must be a finite, non-negative number of USD, got {_show(cost)}"
+    try:
+        check_args(call.model, call.messages, call.max_tokens, None, call.metadata, call.input_tokens,
+                   call.messages_digest, call.message_count)
+        record_counts(call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens,
+                      call.reasoning_tokens, call.error)
+    except InvalidCall as exc:
+        return str(exc)
+    return None

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from governor.errors import TraceError
+from governor.inputs import trace_call_problem
 from governor.traces._io import decode, expand, read_bytes
 from governor.traces.model import TraceCall, TraceIssue, TraceRun, TraceSet
 
@@ -112,14 +113,14 @@ def load_traces(
         file = str(path)
         if on_file is not None:
             on_file(n, len(files), file)
-        text = decode(read_bytes(path), file)
+        text = decode(read_bytes(path), file, lambda line, message, f=file: ctx.issue(f, line, message))
         if not text.strip():
             ctx.issue(file, 0, "empty trace file")
             continue
         imp = forced or detect(text[:SNIFF_CHARS], file)
         formats[file] = imp.name
         streams = bool(getattr(imp, "streams", False))
-        for run in imp.read(file, text, ctx):
+        for run in _read(imp, file, text, ctx):
             earlier = seen.get(run.run_id)
             if earlier is not None and streams and earlier[1]:
                 runs[earlier[0]] = merge_runs(runs[earlier[0]], run)
@@ -129,6 +130,31 @@ def load_traces(
             seen[run.run_id] = (len(runs), streams)
             runs.append(run)
     return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes))
+
+
+def _read(imp: Importer, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
+    """The importer's runs with every call replay cannot take reported (located) and left out.
+
+    An importer that fails part-way (a bug, not a bad record: those are reported by the importer)
+    is reported for the file instead of aborting the whole load; what it read before is kept.
+    """
+    try:
+        for run in imp.read(file, text, ctx):
+            kept = []
+            for call in run.calls:
+                problem = trace_call_problem(call)
+                if problem is None:
+                    kept.append(call)
+                else:
+                    ctx.issue(call.file, call.line, problem, call.where)
+            if len(kept) == len(run.calls):
+                yield run
+            elif kept:
+                yield replace(run, calls=tuple(c if c.index == i else replace(c, index=i) for i, c in enumerate(kept)))
+    except (TraceError, GeneratorExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, located at the file, never a crash of the whole replay
+        ctx.issue(file, 0, f"the {imp.name} reader stopped on this file: {type(exc).__name__}: {exc}")
 
 
 def rename_run(run: TraceRun, run_id: str) -> TraceRun:
