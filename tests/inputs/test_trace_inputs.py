@@ -114,3 +114,45 @@ def test_any_bytes_in_a_trace_file_are_replayed_or_reported_with_their_line(tmp_
     assert all(i.file == str(path) and i.message for i in traces.issues)
     result = Replayer(load_policy_text(POLICY, "p.yaml")).replay(traces)
     assert sum(len(r.calls) for r in result.runs) == len(good_lines)
+
+
+def otel_span(i: int) -> dict[str, Any]:
+    def attr(key: str, value: Any) -> dict[str, Any]:
+        kind = "intValue" if isinstance(value, int) else "stringValue"
+        return {"key": key, "value": {kind: value}}
+    return {"traceId": f"{i:032x}", "spanId": f"{i + 1:016x}", "name": "chat gpt-4o",
+            "startTimeUnixNano": str(1_700_000_000_000_000_000 + i), "attributes": [
+                attr("gen_ai.operation.name", "chat"), attr("gen_ai.request.model", "gpt-4o"),
+                attr("gen_ai.usage.input_tokens", 100), attr("gen_ai.usage.output_tokens", 20)]}
+
+
+otel_junk = st.one_of(st.none(), st.integers(), st.text(max_size=3), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["good", "bad-resource", "bad-scope", "bad-span", "bad-number"]),
+                          otel_junk.filter(lambda v: v not in (None, [], "", 0))), max_size=12))
+def test_any_otlp_item_is_replayed_or_reported_where_it_is(tmp_path_factory: Any, items: list[tuple[str, Any]]) -> None:
+    """The finding: a non-object OTLP item aborted the whole replay with exit 4 and no location."""
+    resource_spans: list[Any] = []
+    good = 0
+    for n, (kind, junk) in enumerate(items):
+        span = otel_span(n * 2)
+        if kind == "good":
+            good += 1
+            resource_spans.append({"scopeSpans": [{"spans": [span]}]})
+        elif kind == "bad-resource":
+            resource_spans.append(junk)
+        elif kind == "bad-scope":
+            resource_spans.append({"scopeSpans": [junk]})
+        elif kind == "bad-span":
+            resource_spans.append({"scopeSpans": [{"spans": [junk]}]})
+        else:  # a number the engine cannot hold
+            span["attributes"][2] = {"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(10**30)}}
+            resource_spans.append({"scopeSpans": [{"spans": [span]}]})
+    path = tmp_path_factory.mktemp("o") / "spans.jsonl"
+    path.write_text(json.dumps({"resourceSpans": resource_spans}) + "\n")
+    traces = load_traces([path], format_in="otel")
+    assert traces.calls == good
+    assert len(traces.issues) == len(items) - good
+    assert all(i.line == 1 and i.where.startswith("resourceSpans[") for i in traces.issues)
