@@ -51,10 +51,10 @@ __all__ = [
     "trace_text",
 ]
 
-MAX_COUNT = 10**12
-"""The largest token count (or ``max_tokens``) accepted: a trillion tokens. Its worst-case cost at
-any price a policy may set (:data:`governor.policy.semantics.MAX_PRICE_PER_MTOK`) fits the ledgers'
-signed 64-bit nano-dollar integers."""
+MAX_COUNT = 10**11
+"""The largest token count (or ``max_tokens``) accepted: 100 billion tokens, far beyond any model's
+window. Its cost at the highest price a policy may set ($10,000 per million tokens, the schema's
+bound) is $1e9, which the ledgers' signed 64-bit nano-dollar integers hold with room to add."""
 
 MAX_TEXT = 4096
 """The longest model name or scope value (run, user, team, ...) accepted, in characters."""

@@ -340,7 +340,11 @@ class Governor:
 
     # -- reload ---------------------------------------------------------------------
     def reload(self, policy: Policy | None = None) -> bool:
-        """Load the policy file again (or install ``policy``); False, keeping the running one, if invalid."""
+        """Load the policy file again (or install ``policy``); False, keeping the running one, if invalid.
+
+        Never raises for a bad policy: whatever fails (validation, compiling), the error is logged
+        and the running policy keeps serving.
+        """
         with self._reload_lock:
             if policy is None:
                 if self._path is None:
@@ -349,9 +353,13 @@ class Governor:
                 if policy is None:
                     return False
             old = self._compiled
+            try:
+                compiled = CompiledPolicy(policy)
+            except Exception:  # noqa: BLE001 - a bad policy never replaces the good one
+                log.exception("policy reload rejected: it does not compile; still serving revision %s", old.revision)
+                return False
             if policy.ledger != old.policy.ledger:
                 log.warning("policy reload changes the ledger section; the running ledger is kept until restart")
-            compiled = CompiledPolicy(policy)
             self._runs.fp_ttl = compiled.fp_ttl
             self._compiled = compiled
             flush = getattr(self._ledger, "flush_lanes", None)
