@@ -26,9 +26,12 @@ class Decision:
     """The governor's answer for one call.
 
     ``verdict`` is the strongest change made: block > trim > reroute > allow.
-    ``model``, ``messages`` and ``max_tokens`` are what to send. ``rule_ids``
-    names every enforced rule that changed or blocked the call (and budgets
-    that warned); ``audit`` lists what audit-mode rules would have done.
+    ``model``, ``messages`` and ``max_tokens`` are what to send. ``blocked_by``
+    is the id of the one rule, stop condition, cap or budget that blocked the
+    call (``None`` when it was not blocked), and a blocked call's first reason
+    is that rule's. ``rule_ids`` names every enforced rule that shaped or
+    blocked the call, in the order they acted (and budgets that warned);
+    ``audit`` lists what audit-mode rules would have done.
     """
 
     verdict: Verdict
@@ -49,6 +52,7 @@ class Decision:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     block_kind: str | None = None  # "budget" | "stop" | "context" | "cost" | "unpriced" | "store"
     fallbacks: tuple[str, ...] = ()
+    blocked_by: str | None = None  # the rule that blocked the call; None unless verdict == "block"
 
     @property
     def blocked(self) -> bool:

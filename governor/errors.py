@@ -116,7 +116,13 @@ class CallBlocked(GovernorError):
         self.decision = decision
         rules = ", ".join(decision.rule_ids) or "-"
         reason = "; ".join(decision.reasons) or "blocked by policy"
-        super().__init__(f"{reason} [rules: {rules}; policy revision {decision.revision}]")
+        by = f"blocked by {decision.blocked_by}; " if decision.blocked_by else ""
+        super().__init__(f"{reason} [{by}rules: {rules}; policy revision {decision.revision}]")
+
+    @property
+    def blocked_by(self) -> str | None:
+        """The id of the rule that blocked the call."""
+        return self.decision.blocked_by
 
     @property
     def rule_ids(self) -> tuple[str, ...]:

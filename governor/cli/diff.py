@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from governor.replay.diff_render import render_diff_markdown, render_diff_text
     from governor.replay.policyref import load_policy_ref
 
-    if not args.traces:
+    if not (args.traces or args.claude_code or args.codex):
         try:
             old_p, new_p = load_policy_ref(args.old), load_policy_ref(args.new)
         except GovernorError as exc:

@@ -19,7 +19,14 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
     """Trace-reading options shared by ``replay`` and ``diff``."""
     parser.add_argument("--traces", nargs="+", metavar="PATH", default=[],
                         help="trace files or directories (gzip read transparently)")
-    parser.add_argument("--format-in", metavar="NAME", help="force a trace format: governor, otel, litellm, tau2")
+    parser.add_argument("--format-in", metavar="NAME",
+                        help="force a trace format: governor, otel, litellm, tau2, claude-code, codex, ...")
+    parser.add_argument("--claude-code", action="store_true",
+                        help="read this machine's Claude Code sessions ($CLAUDE_CONFIG_DIR or ~/.claude)")
+    parser.add_argument("--codex", action="store_true",
+                        help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)")
+    parser.add_argument("--since", metavar="TIME", help="only calls at or after TIME (2026-11-01, ISO time, or 7d)")
+    parser.add_argument("--until", metavar="TIME", help="only calls before TIME")
     parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
@@ -93,12 +100,24 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         except GovernorError as exc:
             print(f"governor: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    paths = list(getattr(args, "paths", []) or []) + list(args.traces)
+    from governor.traces.discovery import local_logs, parse_time
+
+    paths: list[Any] = list(getattr(args, "paths", []) or []) + list(args.traces)
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+        if args.claude_code or args.codex:
+            paths += local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+    except TraceError as exc:
+        print(f"governor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not paths:
-        print("governor: no traces given (pass files or directories, or --traces PATH...)", file=sys.stderr)
+        print("governor: no traces given (pass files or directories, --traces PATH..., --claude-code or --codex)",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
-        traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key)
+        traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
+                             since=since, until=until)
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_FINDINGS if isinstance(exc, MalformedRecord) else EXIT_USAGE

@@ -269,7 +269,7 @@ def _soft(
         call_stage(cp, trial, ctx, metadata, fp)
     why = ""
     if trial.blocked:
-        why = trial.reasons[-1]
+        why = trial.reasons[0]
     elif trial.context_rerouted:
         why = "a context cap would reroute it"
     else:

@@ -1,4 +1,4 @@
-"""``new_decision(...)``: the Decision of every check, built with its 18 fields positional.
+"""``new_decision(...)``: the Decision of every check, built with its 19 fields positional.
 
 The frozen dataclass ``__init__`` does ``object.__setattr__(self, "name", v)`` per
 field; setting the slots through their descriptors, unrolled, costs about half.
@@ -11,5 +11,5 @@ from governor.decision import Decision
 
 # verdict, model, messages, max_tokens, rule_ids, reasons, revision, estimated_cost_usd, decision_id,
 # requested_model, input_tokens, input_tokens_estimated, warnings, audit, policy_name, metadata,
-# block_kind, fallbacks -- Decision's field order
+# block_kind, fallbacks, blocked_by -- Decision's field order
 new_decision = slots_constructor(Decision, positional=True)

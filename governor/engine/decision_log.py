@@ -133,6 +133,7 @@ class DecisionLog:
             ]
         if decision.block_kind:
             rec["block_kind"] = decision.block_kind
+            rec["blocked_by"] = decision.blocked_by
         self._add_messages(rec, decision, messages, hashes)
         if decision.verdict != "block":
             kept = rec.get("messages")

@@ -127,7 +127,7 @@ def evaluate(
     decision = new_decision(
         verdict, w.model, w.messages, w.max_tokens, tuple(w.rule_ids), tuple(w.reasons), cp.revision,
         w.estimated_cost, decision_id, model, w.input_tokens, w.estimated, tuple(w.warnings), tuple(w.audit),
-        cp.name, metadata, w.block_kind, w.fallbacks,
+        cp.name, metadata, w.block_kind, w.fallbacks, w.blocked_by,
     )
     return decision, reservation, states if not w.blocked else ()
 

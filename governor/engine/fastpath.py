@@ -160,7 +160,7 @@ def fast_check(
 
     decision = new_decision(
         "allow" if to == model else "reroute", to, messages, max_tokens, rule_ids, reasons, cp.revision, worst,
-        decision_id, model, input_tokens, estimated, _EMPTY, _EMPTY, cp.name, metadata, None, fallbacks,
+        decision_id, model, input_tokens, estimated, _EMPTY, _EMPTY, cp.name, metadata, None, fallbacks, None,
     )
     return decision, reservation, states
 

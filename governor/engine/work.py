@@ -32,7 +32,7 @@ RANK = {"allow": 0, "reroute": 1, "trim": 2, "block": 3}
 class Work:
     __slots__ = (
         "model", "messages", "max_tokens", "input_tokens", "estimated", "trimmed", "rule_ids", "reasons",
-        "warnings", "audit", "block_kind", "fallbacks", "estimated_cost", "context_rerouted",
+        "warnings", "audit", "block_kind", "blocked_by", "fallbacks", "estimated_cost", "context_rerouted",
     )
 
     def __init__(
@@ -49,6 +49,7 @@ class Work:
         self.warnings: list[str] = []
         self.audit: list[AuditNote] = []
         self.block_kind: str | None = None
+        self.blocked_by: str | None = None
         self.fallbacks: tuple[str, ...] = ()
         self.estimated_cost: float | None = None
         self.context_rerouted = False
@@ -61,15 +62,19 @@ class Work:
         w.warnings = list(self.warnings)
         w.audit = list(self.audit)
         w.block_kind = self.block_kind
+        w.blocked_by = self.blocked_by
         w.fallbacks = self.fallbacks
         w.estimated_cost = self.estimated_cost
         w.context_rerouted = self.context_rerouted
         return w
 
     def block(self, rule_id: str, kind: str, reason: str) -> None:
+        """Block the call: ``rule_id`` is what blocked it, and its reason comes first."""
         self.block_kind = kind
-        self.rule_ids.append(rule_id)
-        self.reasons.append(reason)
+        self.blocked_by = rule_id
+        if rule_id not in self.rule_ids:
+            self.rule_ids.append(rule_id)
+        self.reasons.insert(0, reason)
 
     def change(self, rule_id: str, reason: str) -> None:
         if rule_id not in self.rule_ids:

@@ -34,6 +34,7 @@ def stream_cap_error(decision: Decision, cap: int, counted: int) -> CostCapExcee
         block_kind="cost",
         reasons=(reason,),
         rule_ids=decision.rule_ids or (STREAM_CAP_RULE,),
+        blocked_by=(decision.rule_ids or (STREAM_CAP_RULE,))[-1],
     )
     return CostCapExceeded(blocked)
 

@@ -81,10 +81,12 @@ def proxy_exception(decision: Decision) -> ProxyException:
         openai_code=decision.block_kind or "blocked",
         headers={
             "x-governor-decision-id": decision.decision_id,
+            "x-governor-blocked-by": decision.blocked_by or "",
             "x-governor-rule-ids": ",".join(decision.rule_ids),
         },
         provider_specific_fields={
             "governor": {
+                "blocked_by": decision.blocked_by,
                 "verdict": decision.verdict,
                 "block_kind": decision.block_kind,
                 "rule_ids": list(decision.rule_ids),

@@ -71,6 +71,8 @@ def decision_attributes(decision: Decision) -> dict[str, Any]:
         attrs[PREFIX + "max_tokens"] = decision.max_tokens
     if decision.block_kind:
         attrs[PREFIX + "block_kind"] = decision.block_kind
+    if decision.blocked_by:
+        attrs[PREFIX + "blocked_by"] = decision.blocked_by
     if decision.reasons:
         attrs[PREFIX + "reasons"] = list(decision.reasons)
     if decision.audit:
@@ -89,7 +91,8 @@ def span_observer(decision: Decision) -> None:
     if decision.blocked:
         reason = "; ".join(decision.reasons) or "blocked by policy"
         rules = ",".join(decision.rule_ids) or "-"
-        span.set_status(Status(StatusCode.ERROR, f"governor blocked the call: {reason} [rules: {rules}]"))
+        by = decision.blocked_by or "-"
+        span.set_status(Status(StatusCode.ERROR, f"governor blocked the call ({by}): {reason} [rules: {rules}]"))
 
 
 __all__ = ["available", "decision_attributes", "span_observer"]

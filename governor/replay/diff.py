@@ -65,6 +65,8 @@ def _rule_of(a: CallResult, b: CallResult) -> str:
     for the same verdict, a rule that acts only under the new policy (else only under the old)."""
     if a.verdict != b.verdict:
         src = b if b.verdict != "allow" else a
+        if src.blocked_by:
+            return src.blocked_by
         return src.rule_ids[-1] if src.rule_ids else "-"
     only_new = [r for r in b.rule_ids if r not in a.rule_ids]
     only_old = [r for r in a.rule_ids if r not in b.rule_ids]

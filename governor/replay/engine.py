@@ -160,7 +160,7 @@ class Replayer:
             return _result(call=call, verdict="block", model=call.model, rule_ids=(st.stop_rule or "",),
                            reason="run already stopped", block_kind=st.stop_kind, input_tokens=call.input_tokens,
                            input_estimated=False, cost_baseline=baseline, cost_governed=0.0, cascaded=True,
-                           audit=(), output_tokens=None)
+                           audit=(), output_tokens=None, blocked_by=st.stop_rule)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
         # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)
@@ -184,12 +184,13 @@ class Replayer:
         rule_ids = tuple(dict.fromkeys((*extra, *d.rule_ids))) if extra else d.rule_ids
         reason = "; ".join(d.reasons)
         if d.verdict == "block":
-            rule = d.rule_ids[-1] if d.rule_ids else ""
+            rule = d.blocked_by or ""
             if rule in self._ending and d.block_kind in ("stop", "budget"):
                 st.stopped_at, st.stop_rule, st.stop_kind, st.stop_reason = call.index + 1, rule, d.block_kind, reason
             return _result(call=call, verdict="block", model=d.model, rule_ids=rule_ids, reason=reason,
                            block_kind=d.block_kind, input_tokens=call.input_tokens, input_estimated=False,
-                           cost_baseline=baseline, cost_governed=0.0, cascaded=False, audit=audit, output_tokens=None)
+                           cost_baseline=baseline, cost_governed=0.0, cascaded=False, audit=audit, output_tokens=None,
+                           blocked_by=d.blocked_by)
         if d.verdict == "trim" and not estimated:
             inp = min(d.input_tokens, call.input_tokens)  # the engine subtracts what the trim removed
         out = call.output_tokens
@@ -204,11 +205,11 @@ class Replayer:
             reason += f"{'; ' if reason else ''}trim assumed to reach {inp} input tokens (estimate: no messages)"
         return _result(call=call, verdict=verdict, model=d.model, rule_ids=rule_ids, reason=reason, block_kind=None,
                        input_tokens=inp, input_estimated=estimated, cost_baseline=baseline, cost_governed=cost,
-                       cascaded=False, audit=audit, output_tokens=out)
+                       cascaded=False, audit=audit, output_tokens=out, blocked_by=None)
 
     def _trim_limit(self, d: Any, call: TraceCall) -> int | None:
         """The cap a trim-action context cap would trim to, when it is below the recorded input."""
-        cap = self._trim_limits.get(d.rule_ids[-1]) if d.rule_ids else None
+        cap = self._trim_limits.get(d.blocked_by or "")
         if cap is None or cap.action != "trim":
             return None
         limit = cap.max_input_tokens

@@ -18,6 +18,7 @@ starting state, and what the decision must be::
           verdict: reroute           # allow | reroute | trim | block
           model: claude-haiku-4-5
           rule_ids: [housekeeping-cheap]   # exactly these (any order); rules_include: subset
+          blocked_by: per-user-daily # optional: the one rule that blocked the call
           block_kind: budget         # optional
 
 Every case gets a fresh governor, ledger and clock, so cases never leak into
@@ -39,7 +40,7 @@ DEFAULT_NOW = 1767225600.0  # 2026-01-01T00:00:00Z
 CASE_KEYS = {"name", "call", "state", "expect"}
 CALL_KEYS = {"model", "messages", "input_tokens", "max_tokens", "metadata", "tools"}
 STATE_KEYS = {"run_calls", "prior_calls", "run_age", "spend", "now"}
-EXPECT_KEYS = {"verdict", "model", "rule_ids", "rules_include", "block_kind", "max_tokens"}
+EXPECT_KEYS = {"verdict", "model", "blocked_by", "rule_ids", "rules_include", "block_kind", "max_tokens"}
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 
 
@@ -150,10 +151,12 @@ def compare(expect: Mapping[str, Any], d: Any) -> list[str]:
     got_rules = sorted(d.rule_ids)
     want_rules = expect.get("rule_ids")
     if "verdict" in expect and expect["verdict"] != d.verdict:
-        rules = want_rules or expect.get("rules_include") or got_rules
+        rules = [expect["blocked_by"]] if expect.get("blocked_by") else want_rules or expect.get("rules_include") or got_rules
         shown = f" (rule {', '.join(rules)})" if rules else ""
         reason = f": {'; '.join(d.reasons)}" if d.reasons else ""
         out.append(f"Want {expect['verdict']}, got {d.verdict}{shown}{reason}")
+    if "blocked_by" in expect and expect["blocked_by"] != d.blocked_by and expect.get("verdict", d.verdict) == d.verdict:
+        out.append(f"Want blocked by {expect['blocked_by']}, got {d.blocked_by or 'nothing'}")
     if "model" in expect and expect["model"] != d.model:
         out.append(f"Want model {expect['model']}, got {d.model}")
     if want_rules is not None and sorted(want_rules) != got_rules:

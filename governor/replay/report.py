@@ -102,8 +102,8 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
             continue
         for rid in c.rule_ids:
             fired[rid] += 1
-        if c.verdict == "block" and c.rule_ids:
-            blocked[c.rule_ids[-1]] += 1
+        if c.verdict == "block" and c.blocked_by:
+            blocked[c.blocked_by] += 1
         for rid in c.audit:
             audit[rid] += 1
     rule_ids = list(result.rule_ids) + [r for r in fired if r not in result.rule_ids]

@@ -30,6 +30,7 @@ class CallResult:
     cascaded: bool = False  # blocked because an earlier call ended the run
     audit: tuple[str, ...] = ()  # audit-mode rules that would have acted
     output_tokens: int | None = None  # governed output tokens (clamped to max_tokens); None when blocked
+    blocked_by: str | None = None  # the rule that blocked the call (for a cascaded block: the one that ended the run)
 
     @property
     def changed(self) -> bool:
@@ -56,7 +57,7 @@ class RunResult:
     def stop_rule(self) -> str | None:
         for c in self.calls:
             if c.verdict == "block":
-                return c.rule_ids[-1] if c.rule_ids else None
+                return c.blocked_by
         return None
 
     @property

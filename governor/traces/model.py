@@ -4,8 +4,8 @@ Importers turn each source format into these frozen values, so replay, reports
 and diagnostics never know which format a call came from. Token counts follow
 the project's accounting: ``input_tokens`` includes cached tokens,
 ``cache_read_tokens`` / ``cache_write_tokens`` are the parts of it billed at
-cache rates, ``reasoning_tokens`` the part of ``output_tokens`` billed as
-reasoning.
+cache rates (``cache_write_1h_tokens`` the part of the writes with the 1-hour
+TTL), ``reasoning_tokens`` the part of ``output_tokens`` billed as reasoning.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ class TraceCall:
     where: str = ""  # record path inside a JSON file (e.g. "simulations[3].messages[7]")
     messages_digest: str | None = None  # a digest of the prompt when the trace kept no text (repeated_call)
     message_count: int | None = None  # how many messages the prompt had, when the trace kept no text
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written with the 1-hour TTL (Anthropic)
+    service_tier: str | None = None  # as the provider reported it (standard, priority, flex, batch)
+    speed: str | None = None  # Anthropic's fast mode ("fast"); None or "standard" otherwise
 
     def location(self) -> str:
         """``file:line`` (or ``file:where``) for messages pointing back at the source."""

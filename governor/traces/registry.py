@@ -7,9 +7,10 @@ and ``read(file, text, ctx)``. New formats register with :func:`register`;
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 from governor.errors import TraceError
 from governor.inputs import trace_call_problem
@@ -31,6 +32,12 @@ class ImportContext:
     run_key: str | None = None
     issues: list[TraceIssue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)  # per-importer state across the files of one load
+
+    def seen(self, scope: str) -> set[Any]:
+        """Keys an importer has counted in this load (calls deduplicated across files: forks, replays)."""
+        found: set[Any] = self.state.setdefault(scope, set())
+        return found
 
     def note(self, text: str) -> None:
         """Something worth telling the user that is not a malformed record."""
@@ -54,6 +61,36 @@ class Importer(Protocol):
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterable[TraceRun]: ...
 
 
+def owner_of(path: Path) -> Path | None:
+    """The file whose importer reads ``path`` along with it, when one does (by path, not content).
+
+    A Claude Code subagent transcript (``<session>/subagents/agent-*.jsonl``)
+    belongs to ``<session>.jsonl``: read with it, its calls are the session's
+    child runs and replays of the parent's messages are counted once. Every
+    file of a Harbor trial directory belongs to its ``result.json``: the trial
+    holds the same calls in several files and is read once.
+    """
+    for imp in importers().values():
+        find = getattr(imp, "owner_of", None)
+        if find is not None:
+            owner = find(path)
+            if owner is not None:
+                return Path(owner)
+    return None
+
+
+def without_owned(files: list[Path]) -> list[Path]:
+    """``files`` less those whose owner (see :func:`owner_of`) is also in the list."""
+    present = {p.resolve() for p in files}
+    out = []
+    for p in files:
+        owner = owner_of(p)
+        if owner is not None and owner.resolve() != p.resolve() and owner.resolve() in present:
+            continue
+        out.append(p)
+    return out
+
+
 _REGISTRY: dict[str, Importer] = {}
 
 
@@ -69,10 +106,12 @@ def importers() -> dict[str, Importer]:
 
 def _load_builtin() -> None:
     # importing a module registers its importer; order is the sniffing order
-    import governor.traces.recorded  # noqa: F401
+    import governor.traces.recorded  # noqa: F401, I001
     import governor.traces.otel  # noqa: F401
     import governor.traces.litellm_payload  # noqa: F401
     import governor.traces.tau2  # noqa: F401
+    import governor.traces.claude_code  # noqa: F401
+    import governor.traces.codex  # noqa: F401
 
 
 def detect(head: str, file: str) -> Importer:
@@ -90,6 +129,8 @@ def load_traces(
     strict: bool = False,
     run_key: str | None = None,
     on_file: Callable[[int, int, str], None] | None = None,
+    since: float | None = None,
+    until: float | None = None,
 ) -> TraceSet:
     """Read every trace file (directories expanded, gzip transparent) into one TraceSet.
 
@@ -97,6 +138,9 @@ def load_traces(
     split one run over several files (daily rotation), so a run id seen again
     merges into the earlier run, in time order. For whole-result formats (tau2)
     a repeated run id is another run: it gets the file name appended.
+
+    ``since`` / ``until`` (epoch seconds) keep the calls made in
+    ``[since, until)``; a run left with no call is dropped.
     """
     table = importers()
     forced = None
@@ -105,10 +149,25 @@ def load_traces(
         if forced is None:
             raise TraceError(f"unknown trace format {format_in!r}; known: {', '.join(table)}")
     ctx = ImportContext(strict=strict, run_key=run_key)
-    files = expand(list(paths))
+    files = without_owned(expand(list(paths)))
     runs: list[TraceRun] = []
     seen: dict[str, tuple[int, bool]] = {}  # run id -> (position in runs, from a streaming format)
     formats: dict[str, str] = {}
+
+    def add(run: TraceRun, streams: bool, file_name: str) -> None:
+        if since is not None or until is not None:
+            run = within(run, since, until)
+            if not run.calls:
+                return
+        earlier = seen.get(run.run_id)
+        if earlier is not None and streams and earlier[1]:
+            runs[earlier[0]] = merge_runs(runs[earlier[0]], run)
+            return
+        if earlier is not None:
+            run = rename_run(run, f"{run.run_id}@{file_name}")
+        seen[run.run_id] = (len(runs), streams)
+        runs.append(run)
+
     for n, path in enumerate(files, start=1):
         file = str(path)
         if on_file is not None:
@@ -120,26 +179,24 @@ def load_traces(
         imp = forced or detect(text[:SNIFF_CHARS], file)
         formats[file] = imp.name
         streams = bool(getattr(imp, "streams", False))
-        for run in _read(imp, file, text, ctx):
-            earlier = seen.get(run.run_id)
-            if earlier is not None and streams and earlier[1]:
-                runs[earlier[0]] = merge_runs(runs[earlier[0]], run)
-                continue
-            if earlier is not None:
-                run = rename_run(run, f"{run.run_id}@{path.name}")
-            seen[run.run_id] = (len(runs), streams)
-            runs.append(run)
+        for run in _checked(imp.read(file, text, ctx), ctx, file, imp.name):
+            add(run, streams, path.name)
+    for name in dict.fromkeys(formats.values()):
+        finish = getattr(table[name], "finish", None)  # what an importer held back until every file was read
+        for run in _checked(finish(ctx) if finish is not None else (), ctx, "", name):
+            add(run, bool(getattr(table[name], "streams", False)), Path(run.file).name)
     return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes))
 
 
-def _read(imp: Importer, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
-    """The importer's runs with every call replay cannot take reported (located) and left out.
+def _checked(found: Iterable[TraceRun], ctx: ImportContext, file: str, reader: str) -> Iterator[TraceRun]:
+    """An importer's runs with every call replay cannot take reported (located) and left out.
 
-    An importer that fails part-way (a bug, not a bad record: those are reported by the importer)
-    is reported for the file instead of aborting the whole load; what it read before is kept.
+    Every importer's calls pass the same check (:func:`governor.inputs.trace_call_problem`). An
+    importer that fails part-way (a bug, not a bad record: those it reports itself) is reported for
+    the file instead of aborting the whole load; what it read before is kept.
     """
     try:
-        for run in imp.read(file, text, ctx):
+        for run in found:
             kept = []
             for call in run.calls:
                 problem = trace_call_problem(call)
@@ -154,7 +211,17 @@ def _read(imp: Importer, file: str, text: str, ctx: ImportContext) -> Iterator[T
     except (TraceError, GeneratorExit):
         raise
     except Exception as exc:  # noqa: BLE001 - reported, located at the file, never a crash of the whole replay
-        ctx.issue(file, 0, f"the {imp.name} reader stopped on this file: {type(exc).__name__}: {exc}")
+        ctx.issue(file, 0, f"the {reader} reader stopped: {type(exc).__name__}: {exc}")
+
+
+def within(run: TraceRun, since: float | None, until: float | None) -> TraceRun:
+    """The run's calls made in ``[since, until)``, renumbered."""
+    lo = float("-inf") if since is None else since
+    hi = float("inf") if until is None else until
+    kept = [c for c in run.calls if lo <= c.timestamp < hi]
+    if len(kept) == len(run.calls):
+        return run
+    return replace(run, calls=tuple(c if c.index == i else replace(c, index=i) for i, c in enumerate(kept)))
 
 
 def rename_run(run: TraceRun, run_id: str) -> TraceRun:

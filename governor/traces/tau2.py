@@ -235,6 +235,9 @@ class Tau2Importer:
             retry_group=None,
             messages_digest=None,
             message_count=None,
+            cache_write_1h_tokens=0,
+            service_tier=None,
+            speed=None,
         )
 
 

@@ -190,3 +190,31 @@ def test_route_to_the_requested_model_changes_nothing(make_gov) -> None:
     d = gov.check(model="gpt-4o", messages=MSGS, input_tokens=100, metadata={"task": "classify"})
     assert [(a.rule_id, a.would, a.model) for a in d.audit] == [("same-audit", "reroute", "gpt-4o-mini")]
     assert d.verdict == "reroute" and d.model == "gpt-4o-mini"
+
+
+def test_a_block_names_the_one_rule_that_blocked_it_first(make_gov) -> None:
+    """A route picks the premium model and a cap clamps the output; then the cost cap blocks:
+    ``blocked_by`` is the cap, its reason comes first, and ``rule_ids`` keeps every rule that acted."""
+    gov = make_gov(
+        """
+        routes: [{id: planning-premium, match: {task: plan}, to: gpt-4.1}]
+        calls: [{id: call-cost, max_output_tokens: 2000, max_cost_usd: 0.01}]
+        """
+    )
+    d = gov.check(model="gpt-4o-mini", messages=MSGS, input_tokens=20_000, max_tokens=4000, metadata={"task": "plan"})
+    assert d.verdict == "block" and d.block_kind == "cost"
+    assert d.blocked_by == "call-cost"
+    assert d.rule_ids == ("planning-premium", "call-cost")  # once each, in the order they acted
+    assert d.reasons[0].startswith("call cap call-cost")
+    assert len(d.reasons) == 3  # then the route's and the clamp's reasons
+    with pytest.raises(CostCapExceeded) as err:
+        gov.check_or_raise(model="gpt-4o-mini", messages=MSGS, input_tokens=20_000, metadata={"task": "plan"})
+    assert err.value.blocked_by == "call-cost"
+    assert str(err.value).startswith("call cap call-cost")  # the blocking rule's reason first
+    assert "[blocked by call-cost; rules: planning-premium, call-cost; policy revision " in str(err.value)
+
+
+def test_an_allowed_or_shaped_call_is_blocked_by_nothing(make_gov) -> None:
+    gov = make_gov("routes: [{id: cheap, match: {task: classify}, to: gpt-4o-mini}]\n")
+    d = gov.check(model="gpt-4o", messages=MSGS, input_tokens=10, metadata={"task": "classify"})
+    assert (d.verdict, d.blocked_by, d.rule_ids) == ("reroute", None, ("cheap",))

@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXPECTED = {
     "litellm_sdk.py": ["rerouted: asked gpt-4o, served by gpt-4o-mini", "streamed: streamed answer", "blocked by per-run"],
     "openai_client.py": ["answered by gpt-4o-mini", "stopped by loop"],
-    "langchain_agent.py": ["tool: 3 results for q2", "[rules: triage-cheap, per-run;"],
+    "langchain_agent.py": ["tool: 3 results for q2", "[blocked by per-run; rules: triage-cheap, per-run;"],
     "pydantic_ai_agent.py": ["cheap summary", "blocked by per-user-daily"],
     "openai_agents_sdk.py": ["final output: stop max-calls", "calls made: 2 blocked: 1"],
     "otel_spans.py": ["first call UNSET reroute ['classify-cheap']", "second call ERROR block ['per-run']"],
