@@ -159,10 +159,12 @@ class DecisionLog:
         cost_usd: float | None,
         error: str | BaseException | None = None,
         check_ts: float | None = None,
+        overrun: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Log one settled call: actual tokens and cost. Self-contained (what the
         check saw of the request is carried over), so replay needs no other line.
-        ``check_ts`` (when the call was checked) wins over the time kept from the check."""
+        ``check_ts`` (when the call was checked) wins over the time kept from the check.
+        ``overrun`` ({usd, tokens} above the reservation) is written when the call overran it."""
         if not self.enabled:
             return None
         with self._pending_lock:
@@ -182,6 +184,8 @@ class DecisionLog:
         rec["estimated_cost_usd"] = decision.estimated_cost_usd
         rec["cost_usd"] = cost_usd
         rec["error"] = None if error is None else _error_text(error)
+        if overrun is not None:
+            rec["overrun"] = dict(overrun)
         rec["message_count"] = count
         if digest is not None:
             rec["messages_digest"] = digest

@@ -67,7 +67,7 @@ def evaluate(
             states = [runs.get(r, now) for r in run_chain]
             cur = states[-1]
             if cp.reads_runs:
-                ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
+                ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors, cur.overruns)  # before this call
             if view.stop_floors is None or not under_floors(states, view.stop_floors, call_fp, now):
                 _stops(view, states, w, ctx, call_fp, counted, now)
             if not w.blocked:

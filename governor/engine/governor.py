@@ -27,6 +27,8 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
 from governor.engine.evaluate import evaluate
 from governor.engine.fastpath import fast_check
+from governor.engine.overrun import Overrun
+from governor.engine.overrun import measure as measure_overrun
 from governor.engine.pending import PendingCalls
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunStates
@@ -93,6 +95,9 @@ class Governor:
         self._prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
         self._reload_lock = threading.Lock()
+        self.last_overrun: Overrun | None = None
+        """The overrun of the latest record() of this governor, None when it stayed within its reservation
+        (replay reads it; concurrent callers should use stats()["total"]["overruns"])."""
         self.watcher: PolicyWatcher | None = None
         if observers:
             self._observers.extend(default_observers())
@@ -300,8 +305,15 @@ class Governor:
                     self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
+        over = None
+        if res is not None and (res.counters or res.audit_counters):  # only a reservation can be overrun
+            over = measure_overrun(decision, cost, input_tokens, output_tokens, cp.default_output_tokens)
+            if over is not None:
+                log.warning("%s", over)
+                if self._stats is not None:
+                    self._stats.add_overrun(over)
         if runs:
-            self._runs.settle(runs, cost, error is not None)
+            self._runs.settle(runs, cost, error is not None, over is not None)
         if self._stats is not None:
             self._stats.add_record(decision, cost, input_tokens, output_tokens, error is not None)
         if self._log.enabled:
@@ -309,7 +321,9 @@ class Governor:
                 decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
                 cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
                 reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=at,
+                overrun=None if over is None else over.as_dict(),
             )
+        self.last_overrun = over
         return cost
 
     def _settle(self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float) -> None:

@@ -69,18 +69,20 @@ def under_floors(
 class RunSnapshot:
     """The run so far, as match conditions (``run_calls`` ...) see it: before this call."""
 
-    __slots__ = ("calls", "cost_usd", "consecutive_errors")
+    __slots__ = ("calls", "cost_usd", "consecutive_errors", "overruns")
 
-    def __init__(self, calls: int, cost_usd: float, consecutive_errors: int) -> None:
+    def __init__(self, calls: int, cost_usd: float, consecutive_errors: int, overruns: int = 0) -> None:
         self.calls = calls
         self.cost_usd = cost_usd
         self.consecutive_errors = consecutive_errors
+        self.overruns = overruns
 
 
 class RunState:
     """What one run did so far. Mutated only under the store lock."""
 
-    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "seen", "order", "outcome", "matched")
+    __slots__ = ("run_id", "calls", "consecutive_errors", "cost_usd", "started_at", "fp_ttl", "seen", "order", "outcome", "matched",
+                 "overruns")
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
         self.run_id = run_id
@@ -93,6 +95,7 @@ class RunState:
         self.order: deque[tuple[float, int]] = deque()  # (time, fingerprint), oldest first
         self.outcome: str | None = None
         self.matched: dict[str, int] = {}  # stop id -> calls admitted that matched its match (max_calls)
+        self.overruns = 0  # recorded calls that used more than their check reserved (run_overruns)
 
     def repeats(self, fp: int, within: float, now: float) -> int:
         """How many admitted calls with this fingerprint fall within the last ``within`` seconds."""
@@ -196,10 +199,12 @@ class RunStates:
         with self.lock:
             return self._runs.get(run_id)
 
-    def settle(self, states: Sequence[RunState], cost_usd: float | None, error: bool) -> None:
-        """Settle one call into the states a check admitted it to: its error streak and its cost."""
+    def settle(self, states: Sequence[RunState], cost_usd: float | None, error: bool, overrun: bool = False) -> None:
+        """Settle one call into the states a check admitted it to: its error streak, cost and overrun."""
         with self.lock:
             for state in states:
+                if overrun:
+                    state.overruns += 1
                 if error:
                     state.consecutive_errors += 1
                 else:

@@ -160,7 +160,7 @@ class Replayer:
             return _result(call=call, verdict="block", model=call.model, rule_ids=(st.stop_rule or "",),
                            reason="run already stopped", block_kind=st.stop_kind, input_tokens=call.input_tokens,
                            input_estimated=False, cost_baseline=baseline, cost_governed=0.0, cascaded=True,
-                           audit=(), output_tokens=None, blocked_by=st.stop_rule)
+                           audit=(), output_tokens=None, blocked_by=st.stop_rule, overrun=None)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
         # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)
@@ -190,7 +190,7 @@ class Replayer:
             return _result(call=call, verdict="block", model=d.model, rule_ids=rule_ids, reason=reason,
                            block_kind=d.block_kind, input_tokens=call.input_tokens, input_estimated=False,
                            cost_baseline=baseline, cost_governed=0.0, cascaded=False, audit=audit, output_tokens=None,
-                           blocked_by=d.blocked_by)
+                           blocked_by=d.blocked_by, overrun=None)
         if d.verdict == "trim" and not estimated:
             inp = min(d.input_tokens, call.input_tokens)  # the engine subtracts what the trim removed
         out = call.output_tokens
@@ -205,7 +205,7 @@ class Replayer:
             reason += f"{'; ' if reason else ''}trim assumed to reach {inp} input tokens (estimate: no messages)"
         return _result(call=call, verdict=verdict, model=d.model, rule_ids=rule_ids, reason=reason, block_kind=None,
                        input_tokens=inp, input_estimated=estimated, cost_baseline=baseline, cost_governed=cost,
-                       cascaded=False, audit=audit, output_tokens=out, blocked_by=None)
+                       cascaded=False, audit=audit, output_tokens=out, overrun=self.gov.last_overrun, blocked_by=None)
 
     def _trim_limit(self, d: Any, call: TraceCall) -> int | None:
         """The cap a trim-action context cap would trim to, when it is below the recorded input."""

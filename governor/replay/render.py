@@ -49,7 +49,9 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         f"Calls: {num(t['calls'])} = allowed {num(t['calls_allowed'])}, rerouted {num(t['calls_rerouted'])}, "
         f"trimmed {num(t['calls_trimmed'])}"
         + (f" ({t['calls_trimmed_estimated']} estimated)" if t["calls_trimmed_estimated"] else "")
-        + f", blocked {num(t['calls_blocked'])} ({num(t['calls_blocked_after_stop'])} after their run was stopped)",
+        + f", blocked {num(t['calls_blocked'])} ({num(t['calls_blocked_after_stop'])} after their run was stopped)"
+        + (f"; {num(t['calls_overran'])} used more than their check reserved (+{usd(t['overrun_usd'])})"
+           if t.get("calls_overran") else ""),
         f"Runs: {num(t['runs'])}; stopped {num(t['runs_stopped'])}; outcomes: accepted {o['accepted']}, "
         f"rejected {o['rejected']}, other {o['other']}; accepted runs the policy would stop: {o['accepted_runs_stopped']}",
     ]

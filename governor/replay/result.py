@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
+from governor.engine.overrun import Overrun
 from governor.traces.model import TraceCall, TraceIssue, TraceRun
 
 
@@ -31,6 +32,7 @@ class CallResult:
     audit: tuple[str, ...] = ()  # audit-mode rules that would have acted
     output_tokens: int | None = None  # governed output tokens (clamped to max_tokens); None when blocked
     blocked_by: str | None = None  # the rule that blocked the call (for a cascaded block: the one that ended the run)
+    overrun: Overrun | None = None  # the recorded usage went past what the check reserved
 
     @property
     def changed(self) -> bool:
