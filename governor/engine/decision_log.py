@@ -28,6 +28,7 @@ from typing import IO, Any, Mapping, Sequence
 from governor.decision import OUTCOMES, Decision
 from governor.engine.trace_recorder import TRACE_FORMAT, MessagesDigest, TraceRecorder, dumps, jsonable
 from governor.errors import GovernorError
+from governor.redact import scrub
 
 __all__ = ["TRACE_FORMAT", "DecisionLog", "jsonable"]
 
@@ -125,8 +126,8 @@ class DecisionLog:
         rec["estimated_cost_usd"] = decision.estimated_cost_usd
         if decision.reasons:
             rec["reasons"] = list(decision.reasons)
-        if decision.warnings:
-            rec["warnings"] = list(decision.warnings)
+        if decision.warnings:  # a store's error (in "store is down" warnings) can carry its URL's password
+            rec["warnings"] = [scrub(w) for w in decision.warnings]
         if decision.audit:
             rec["audit"] = [
                 {"rule_id": a.rule_id, "would": a.would, "reason": a.reason, "model": a.model} for a in decision.audit
@@ -299,4 +300,5 @@ def _error_text(error: str | BaseException) -> str:
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     else:
         text = str(error)
+    text = scrub(text)  # a provider's error can echo the key it was given
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."

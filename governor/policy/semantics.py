@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 from governor.errors import Finding
 from governor.ledger.windows import parse_duration
+from governor.policy.envvars import ENV_FIELDS
+from governor.policy.envvars import problems as env_problems
 from governor.policy.regex import regex_error
 from governor.policy.yamlsrc import SourceMap, escape
 
@@ -216,4 +218,16 @@ def check_semantics(doc: dict[str, Any], smap: SourceMap, file: str) -> tuple[li
     _check_times(doc, rep)
     _check_routes(doc, rep)
     _check_models(doc, rep)
+    _check_ledger(doc, rep)
     return rep.errors, rep.warnings
+
+
+def _check_ledger(doc: dict[str, Any], rep: _Report) -> None:
+    """Every ``${VAR}`` in the ledger settings is set (or has a default) now."""
+    ledger = doc.get("ledger") or {}
+    for key in ENV_FIELDS:
+        value = ledger.get(key)
+        if isinstance(value, str):
+            problem = env_problems(value)
+            if problem is not None:
+                rep.add("error", f"/ledger/{key}", problem, "unset-env")

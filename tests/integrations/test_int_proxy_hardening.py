@@ -7,8 +7,8 @@ status below 500. Bodies the governor refuses get its JSON error naming the fiel
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -66,9 +66,11 @@ messages = st.one_of(junk, st.lists(st.one_of(junk, st.fixed_dictionaries(
     {"role": st.sampled_from(["user", "system", "assistant", 7]), "content": junk})), min_size=1, max_size=3))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(model=st.one_of(st.just("gpt-4o"), junk), messages=messages, max_tokens=st.one_of(st.none(), junk),
-       metadata=st.one_of(st.none(), junk, st.dictionaries(st.sampled_from(["run_id", "team", "user", "tags", "x"]), junk)),
+       metadata=st.one_of(st.none(), junk,
+                          st.dictionaries(st.sampled_from(["run_id", "team", "user", "tags", "x"]), junk)),
        tools=st.one_of(st.none(), junk))
 def test_no_body_gets_a_500(http: httpx.Client, model: Any, messages: Any, max_tokens: Any, metadata: Any,
                             tools: Any) -> None:
