@@ -172,7 +172,10 @@ def load_traces(
         file = str(path)
         if on_file is not None:
             on_file(n, len(files), file)
-        text = decode(read_bytes(path), file, lambda line, message, f=file: ctx.issue(f, line, message))
+        def bad_line(line: int, message: str, f: str = file) -> None:
+            ctx.issue(f, line, message)
+
+        text = decode(read_bytes(path), file, bad_line)
         if not text.strip():
             ctx.issue(file, 0, "empty trace file")
             continue
