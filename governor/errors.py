@@ -105,6 +105,14 @@ class TraceError(GovernorError):
         super().__init__(where + message)
 
 
+class UnreadableCall(GovernorError, ValueError):
+    """A request the governor cannot read (no model, empty or malformed messages / input / prompt).
+
+    The message names the API shape and the field. Integrations refuse such a
+    request instead of sending it unchecked (the proxy follows ``ungoverned``).
+    """
+
+
 class LedgerError(GovernorError):
     """The budget store is unavailable or answered something it should not."""
 

@@ -6,7 +6,8 @@ reserved or charged:
 * :func:`check_args` - ``Governor.check`` (and so every adapter);
 * :func:`record_counts` - ``Governor.record``;
 * :func:`scope_metadata` - ``Governor.run`` / ``check(metadata=...)``;
-* :func:`proxy_body` - a litellm proxy request body;
+* a litellm proxy request body - read by :mod:`governor.integrations.shapes`, then
+  :func:`check_args` through ``check`` (the proxy answers InvalidCall with HTTP 400);
 * :func:`trace_count`, :func:`trace_number`, :func:`trace_text` - fields of a trace record.
 
 A bad value raises :class:`~governor.errors.InvalidCall` naming the field
@@ -43,7 +44,6 @@ __all__ = [
     "SCOPE_KEYS",
     "check_args",
     "count",
-    "proxy_body",
     "record_counts",
     "scope_metadata",
     "trace_count",
@@ -199,29 +199,6 @@ def record_counts(
     if error is not None and not isinstance(error, (str, BaseException)):
         raise InvalidCall("error", f"expected a string or an exception, got {type(error).__name__}")
     return counts
-
-
-def proxy_body(data: Mapping[str, Any]) -> tuple[str, list[Mapping[str, Any]], int | None, Sequence[Any] | None]:
-    """A proxy chat request's (model, messages, max tokens, tools), or :class:`InvalidCall` (HTTP 400).
-
-    ``max_completion_tokens`` wins over ``max_tokens`` when both are sent, as in the OpenAI API.
-    """
-    model = data.get("model")
-    if type(model) is not str or not model:
-        raise InvalidCall("model", f"expected a model name, got {_show(model)}")
-    messages = data.get("messages")
-    if not isinstance(messages, list):
-        raise InvalidCall("messages", f"expected a list of messages, got {type(messages).__name__}")
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, Mapping):
-            raise InvalidCall(f"messages[{i}]", f"expected an object with a role and content, got {_show(msg)}")
-    key = "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
-    raw = data.get(key)
-    max_tokens = None if raw is None else count(raw, key)
-    tools = data.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise InvalidCall("tools", f"expected a list of tools, got {type(tools).__name__}")
-    return model, messages, max_tokens, tools
 
 
 # -- trace records ------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "replay": "governor.cli.replay",
     "diff": "governor.cli.diff",
     "test": "governor.cli.policytest",
+    "outcomes": "governor.cli.outcomes",
 }
 
 

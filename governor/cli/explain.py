@@ -3,22 +3,29 @@
 Prints the stop conditions, routes, context caps, per-call caps and budgets in
 the order the engine applies them, then every model the policy can send to
 with its price and where the price came from (the policy or litellm's table).
+``--format json`` prints the same as one JSON document (:func:`explain_json`):
+each rule with its stage, its fields, where it is defined and the line the
+text format prints for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from governor.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("explain", help="explain a policy: rules in order, budgets, model prices",
-                                   description="Explain a policy: rules in evaluation order, budgets, models and prices.")
+    parser = subparsers.add_parser(
+        "explain", help="explain a policy: rules in order, budgets, model prices",
+        description="Explain a policy: rules in evaluation order, budgets, models and prices.")
     parser.add_argument("policy", metavar="POLICY", help="policy YAML file")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     parser.set_defaults(func=run)
 
 
@@ -50,50 +57,125 @@ def _fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"${value * 1e6:g}/M"
 
 
-def explain_lines(policy: Any) -> list[str]:
+def _stop_text(s: Any, d: str) -> str:
+    return (f"  {s.id}{_mode(s, d)}: {s.type} max "
+            + (_human(s.max) if s.type == "max_wall_time" else f"{s.max:g}")
+            + (f" within {_human(s.within_s)}" if s.within_s else "") + f", {_when(s)}")
+
+
+def _route_text(r: Any, d: str) -> str:
+    return (f"  {r.id}{_mode(r, d)}: {_when(r)} -> {_model(r.to, r.to_alias)}"
+            + (f", fallbacks {', '.join(r.fallbacks)}" if r.fallbacks else ""))
+
+
+def _context_text(c: Any, d: str) -> str:
+    return (f"  {c.id}{_mode(c, d)}: over "
+            f"{f'{c.max_input_tokens} input tokens' if c.max_input_tokens is not None else 'the model context window'}"
+            f" -> {c.action}"
+            + (f" keeping system + last {c.keep_last}" if c.keep_last is not None else "")
+            + (" keeping system + newest that fit" if c.action == "trim" and c.keep_last is None else "")
+            + (f" to {c.to}" if c.to else "") + f", {_when(c)}")
+
+
+def _call_text(c: Any, d: str) -> str:
+    return (f"  {c.id}{_mode(c, d)}: "
+            + ", ".join(x for x in (
+                f"clamp max_tokens to {c.max_output_tokens}" if c.max_output_tokens is not None else "",
+                f"block above ${c.max_cost_usd:g} worst-case cost" if c.max_cost_usd is not None else "") if x)
+            + f", {_when(c)}")
+
+
+# (JSON key, text heading, the policy's rules, one rule's line) in evaluation order
+STAGES: tuple[tuple[str, str, str, Callable[[Any, str], str]], ...] = (
+    ("stop", "1. stop conditions (all checked; the first that fires blocks)", "stop", _stop_text),
+    ("routes", "2. routes (first match wins)", "routes", _route_text),
+    ("context", "3. context caps", "context", _context_text),
+    ("calls", "4. per-call caps", "calls", _call_text),
+    ("budgets", "5. budgets", "budgets", lambda b, d: _budget(b, d)),
+)
+
+
+def _price_rows(policy: Any) -> list[tuple[str, Any]]:
+    """(model, ModelPrice or None) for every model the policy can send to."""
     from governor.policy.bundled_prices import LazyPriceTable
     from governor.pricing import PriceTable
 
+    table = PriceTable(policy.prices, table=LazyPriceTable())
+    return [(model, table.lookup(model)) for model in _models(policy)]
+
+
+def _price_source(price: Any) -> str:
+    return "policy (models.prices)" if price.source == "policy" else f"litellm's bundled table ({_litellm_version()})"
+
+
+def explain_lines(policy: Any) -> list[str]:
     d = policy.mode
     out = [f"policy {policy.name} (revision {policy.revision}), mode {policy.mode}, on_error {policy.on_error}",
            f"files: {', '.join(policy.source_files)}"]
     if policy.description:
         out.append(f"  {policy.description}")
-    out += _section("1. stop conditions (all checked; the first that fires blocks)", (
-        f"  {s.id}{_mode(s, d)}: {s.type} max "
-        + (_human(s.max) if s.type == "max_wall_time" else f"{s.max:g}")
-        + (f" within {_human(s.within_s)}" if s.within_s else "") + f", {_when(s)}" for s in policy.stop))
-    out += _section("2. routes (first match wins)", (
-        f"  {r.id}{_mode(r, d)}: {_when(r)} -> {_model(r.to, r.to_alias)}"
-        + (f", fallbacks {', '.join(r.fallbacks)}" if r.fallbacks else "") for r in policy.routes))
-    out += _section("3. context caps", (
-        f"  {c.id}{_mode(c, d)}: over "
-        f"{f'{c.max_input_tokens} input tokens' if c.max_input_tokens is not None else 'the model context window'}"
-        f" -> {c.action}"
-        + (f" keeping system + last {c.keep_last}" if c.keep_last is not None else "")
-        + (" keeping system + newest that fit" if c.action == "trim" and c.keep_last is None else "")
-        + (f" to {c.to}" if c.to else "") + f", {_when(c)}" for c in policy.context))
-    out += _section("4. per-call caps", (
-        f"  {c.id}{_mode(c, d)}: "
-        + ", ".join(x for x in (
-            f"clamp max_tokens to {c.max_output_tokens}" if c.max_output_tokens is not None else "",
-            f"block above ${c.max_cost_usd:g} worst-case cost" if c.max_cost_usd is not None else "") if x)
-        + f", {_when(c)}" for c in policy.calls))
-    out += _section("5. budgets", (_budget(b, d) for b in policy.budgets))
-    table = PriceTable(policy.prices, table=LazyPriceTable())
+    for _key, title, attr, text in STAGES:
+        out += _section(title, (text(rule, d) for rule in getattr(policy, attr)))
     rows = []
-    for model in _models(policy):
-        price = table.lookup(model)
+    for model, price in _price_rows(policy):
         if price is None:
-            rows.append(f"  {model}: NO PRICE ({'allowed: defaults.allow_unpriced' if policy.allow_unpriced else 'error'})")
+            unpriced = "allowed: defaults.allow_unpriced" if policy.allow_unpriced else "error"
+            rows.append(f"  {model}: NO PRICE ({unpriced})")
             continue
-        where = "policy (models.prices)" if price.source == "policy" else f"litellm's bundled table ({_litellm_version()})"
         rows.append(f"  {model}: in {_fmt_rate(price.input)}, out {_fmt_rate(price.output)}, cache read "
                     f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)}, context "
-                    f"{price.context_window or '-'}; from {where}")
+                    f"{price.context_window or '-'}; from {_price_source(price)}")
     out += _section("models (prices per million tokens)", rows)
     if policy.aliases:
         out += _section("aliases", (f"  {a} -> {m}" for a, m in policy.aliases.items()))
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _per_mtok(value: float | None) -> float | None:
+    return None if value is None else round(value * 1e6, 9)
+
+
+def explain_json(policy: Any) -> dict[str, Any]:
+    """What ``governor explain --format json`` prints: the policy, its rules per stage in
+    evaluation order (each with ``order``, its fields, ``source`` and the text line), the models
+    with prices per million tokens and their source, and the aliases."""
+    d = policy.mode
+    out: dict[str, Any] = {
+        "policy": {"name": policy.name, "revision": str(policy.revision), "api_version": policy.api_version,
+                   "description": policy.description, "mode": policy.mode, "on_error": policy.on_error,
+                   "allow_unpriced": policy.allow_unpriced, "files": list(policy.source_files)},
+    }
+    for key, _title, attr, text in STAGES:
+        out[key] = [{"order": i + 1, **_jsonable(rule), "text": text(rule, d).strip()}
+                    for i, rule in enumerate(getattr(policy, attr))]
+    models = []
+    for model, price in _price_rows(policy):
+        entry: dict[str, Any] = {"model": model, "priced": price is not None}
+        if price is None:
+            entry["unpriced"] = "allowed (defaults.allow_unpriced)" if policy.allow_unpriced else "error"
+        else:
+            entry.update({
+                "input_usd_per_mtok": _per_mtok(price.input), "output_usd_per_mtok": _per_mtok(price.output),
+                "cache_read_usd_per_mtok": _per_mtok(price.cache_read),
+                "cache_write_usd_per_mtok": _per_mtok(price.cache_write),
+                "reasoning_usd_per_mtok": _per_mtok(price.reasoning), "context_window": price.context_window,
+                "max_output_tokens": price.max_output_tokens, "source": price.source,
+                "source_detail": _price_source(price)})
+        models.append(entry)
+    out["models"] = models
+    out["aliases"] = dict(policy.aliases)
     return out
 
 
@@ -147,5 +229,8 @@ def run(args: argparse.Namespace) -> int:
         for finding in (*exc.findings, *exc.warnings):
             print(finding)
         return EXIT_INVALID
-    print("\n".join(explain_lines(policy)))
+    if args.format == "json":
+        print(json.dumps(explain_json(policy), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(explain_lines(policy)))
     return EXIT_OK

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TextIO
 
 from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
@@ -27,10 +29,14 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                         help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)")
     parser.add_argument("--since", metavar="TIME", help="only calls at or after TIME (2026-11-01, ISO time, or 7d)")
     parser.add_argument("--until", metavar="TIME", help="only calls before TIME")
+    parser.add_argument("--outcomes", nargs="+", metavar="FILE", default=[],
+                        help="outcomes known after the fact (CSV or JSONL: run_id, outcome, time, reviewer)")
     parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="replay independent runs in N processes (only when no budget couples runs)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,20 +55,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr, only when stderr is a terminal (never in CI logs or pipes).
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    ``replaying [#########.....] 1200/1974 calls  2,350 calls/s  ETA 0:00``: the rate is
+    calls replayed per second since the bar started, the ETA the calls left at that rate.
+    """
+
+    def __init__(self, enabled: bool, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.clock = clock
+        self.start = clock()
+        self.width = 0
+
+    def line(self, done: int, total: int) -> str:
+        bar = 30
+        filled = int(bar * done / total)
+        elapsed = self.clock() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _clock_time((total - done) / rate) if rate > 0 else "-:--"
+        return (f"replaying [{'#' * filled}{'.' * (bar - filled)}] {done}/{total} calls  "
+                f"{rate:,.0f} calls/s  ETA {eta}")
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or not total:
             return
-        width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total} calls")
+        text = self.line(done, total)
+        self.width = max(self.width, len(text))
+        self.stream.write("\r" + text.ljust(self.width))
         if done >= total:
-            sys.stderr.write("\r" + " " * (width + 40) + "\r")
-        sys.stderr.flush()
+            self.stream.write("\r" + " " * self.width + "\r")
+        self.stream.flush()
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
@@ -72,14 +102,46 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
     from governor.replay.report import build_report
     from governor.replay.state import apply_spend, load_state
 
-    replayer = Replayer(policy)
-    if getattr(args, "state", None):
-        state = load_state(args.state)
-        first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
-        apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
-    result = replayer.replay(traces, progress)
+    notes = list(traces.notes)
+    jobs = getattr(args, "jobs", 1) or 1
+    parallel = False
+    if jobs > 1:
+        from governor.replay.parallel import coupling_budgets
+
+        coupled = coupling_budgets(policy)
+        if coupled or getattr(args, "state", None):
+            why = (f"budget(s) {', '.join(coupled)} add up calls across runs" if coupled
+                   else "--state seeds budgets shared by the runs")
+            notes.append(f"--jobs {jobs}: replayed in one process: {why}, so the runs are not independent")
+        else:
+            parallel = len(traces.runs) > 1
+    if parallel:
+        from governor.replay.parallel import replay_parallel
+
+        result = replay_parallel(policy, traces, jobs)
+    else:
+        replayer = Replayer(policy)
+        if getattr(args, "state", None):
+            state = load_state(args.state)
+            first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
+            apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
+        result = replayer.replay(traces, progress)
     report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000))
-    report["notes"] = list(traces.notes)
+    report["notes"] = notes
+    found = getattr(args, "outcomes_read", None)
+    if found is not None:
+        from governor.traces.outcomes import latest
+
+        ids = {r.run_id for r in traces.runs}
+        decided = latest(found.records)
+        report["outcomes"]["joined"] = {
+            "files": list(args.outcomes),
+            "records": len(found.records),
+            "runs_matched": sum(1 for run_id in decided if run_id in ids),
+            "unmatched": [{"run_id": r.run_id, "file": r.file, "line": r.line}
+                          for run_id, r in decided.items() if run_id not in ids],
+            "skipped": len(found.issues),
+        }
     return result, report
 
 
@@ -106,8 +168,10 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
+        local: dict[Any, str] = {}
         if args.claude_code or args.codex:
-            paths += local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            local = local_logs(claude_code=args.claude_code, codex=args.codex, since=since)
+            paths += list(local)
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -117,7 +181,15 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         return EXIT_USAGE
     try:
         traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
-                             since=since, until=until)
+                             since=since, until=until, format_of=local.get if local else None)
+        if args.outcomes:
+            from governor.traces.outcomes import join_outcomes, read_outcomes
+
+            found = read_outcomes(args.outcomes)
+            if args.strict and found.issues:
+                raise MalformedRecord(found.issues[0].message, file=found.issues[0].file, line=found.issues[0].line)
+            traces = join_outcomes(traces, found)
+            args.outcomes_read = found
     except TraceError as exc:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_FINDINGS if isinstance(exc, MalformedRecord) else EXIT_USAGE

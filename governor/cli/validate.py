@@ -1,5 +1,9 @@
 """``governor validate FILE...``: every error and warning, located, with a stable exit code.
 
+``--format text`` (default) prints ``file:line:col: severity: message``; ``json``
+one object per file; ``github`` GitHub Actions annotations (shown on the pull
+request's lines); ``sarif`` a SARIF 2.1.0 log for code scanning.
+
 Exit codes: 0 all valid, 1 warnings under ``--strict``, 2 a file could not be
 read, 3 at least one policy is invalid.
 """
@@ -26,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("validate", help="validate policy files",
                                    description="Validate policy files: structure, JSON Schema, semantics.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="policy YAML files")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    parser.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
+                        help="output format: text (default), json, github (workflow annotations), sarif (SARIF 2.1.0)")
     parser.add_argument("--strict", action="store_true", help="treat warnings as failures (exit 1)")
     parser.set_defaults(func=run)
 
@@ -69,6 +74,22 @@ def run(args: argparse.Namespace) -> int:
             code = EXIT_FINDINGS
     if args.format == "json":
         print(json.dumps([_result_json(name, r) for name, r in results], indent=2))
+        return code
+    findings = [f for _name, r in results if r is not None for f in (*r.errors, *r.warnings)]
+    if args.format == "github":
+        from governor.cli.annotations import github_annotation
+
+        for finding in findings:
+            print(github_annotation(finding))
+        invalid = sum(1 for _n, r in results if r is not None and r.errors)
+        print(f"governor validate: {len(results)} file(s), {invalid} invalid, "
+              f"{sum(1 for f in findings if f.severity != 'error')} warning(s)")
+        return code
+    if args.format == "sarif":
+        from governor import __version__
+        from governor.cli.annotations import sarif_log
+
+        print(json.dumps(sarif_log(findings, __version__), indent=2))
         return code
     for name, r in results:
         if r is None:

@@ -16,42 +16,40 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from governor.engine.caps import call_stage, context_stage
 from governor.engine.compiled import CompiledBudget, CompiledPolicy, View
 from governor.engine.match import CallContext
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
-from governor.engine.work import amount as make_amount
 from governor.errors import LedgerError
-from governor.ledger.base import Amount, Counter, Ledger, nano_to_usd, usd_to_nano
+from governor.ledger.base import MAX_QUANTITY, Amount, Counter, Ledger, nano_to_usd, usd_to_nano
 
 
-
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reservation:
-    """What a check reserved, kept until record() settles it."""
+    """What a check reserved, kept until ``record()`` settles it."""
 
-    __slots__ = ("counters", "audit_counters", "reserved", "lane")
-
-    def __init__(
-        self, counters: tuple[Counter, ...], audit_counters: tuple[Counter, ...], reserved: bool, lane: Any = None,
-    ) -> None:
-        self.counters = counters
-        self.audit_counters = audit_counters
-        self.reserved = reserved  # False when the store was down and the budgets fail open
-        self.lane = lane  # the memory ledger's lane of counters + audit_counters, when it has the fast path
+    counters: tuple[Counter, ...]
+    """The enforced budgets' counters the worst case was reserved on."""
+    audit_counters: tuple[Counter, ...]
+    """Audit budgets' counters: never reserved on, they receive the actual spend at record."""
+    reserved: bool
+    """False when the store was down and the budgets fail open (nothing to settle against)."""
 
 
 class Plan:
     """Which counters a call charges, for one set of matching budgets and scope values.
 
-    Cached on the view when no budget of it has a per-call (dynamic) match, so a
-    check of an ongoing run reuses it.
+    Cached per (view, scope values and run chain) when no budget of it has a
+    per-call (dynamic) match, so a check of an ongoing run reuses it.
     """
 
-    __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft",
-                 "ledger", "lane", "reservation", "fast")
+    __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft", "ledger",
+                 "granted")
 
     def __init__(
         self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger
@@ -77,17 +75,9 @@ class Plan:
         self.counters, self.owners = tuple(counters), tuple(owners)
         self.audit_counters, self.audit_owners = tuple(audit_counters), tuple(audit_owners)
         self.soft = any(b.rule.soft is not None for b in owners)
-        # a ledger with lanes (the memory ledger): one allowance for all of this plan's counters
-        self.ledger = ledger
-        self.lane = None
-        if hasattr(ledger, "reserve_lane"):
-            self.lane = ledger.lane(  # type: ignore[attr-defined]
-                self.counters, [b.cell_limits for b in owners],
-                [(i, b.rule.soft.at) for i, b in enumerate(owners) if b.rule.soft is not None], self.audit_counters)
-        # what every call granted on the lane reserved (read-only: shared by those calls)
-        self.reservation = Reservation(self.counters, self.audit_counters, True, self.lane) if self.lane is not None else None
-        # governor.engine.fastpath can reserve it: a lane's counters, and nothing reserved or noted otherwise
-        self.fast = self.lane is not None and bool(self.counters) and not self.per_call and not self.audit_counters
+        self.ledger = ledger  # the ledger the plan was made for (a plan is never shared between ledgers)
+        # what every call granted on this plan reserved: one value, shared (it is frozen)
+        self.granted = Reservation(counters=self.counters, audit_counters=self.audit_counters, reserved=True)
 
 
 def cached_plan(
@@ -98,7 +88,7 @@ def cached_plan(
 
     One cache for the policy (``cp.plans``, two generations of PLAN_CACHE_MAX), keyed by
     ``(view, key)``: some 8,000 budget plans in use at once are never rebuilt, and memory
-    stays bounded (~1.3 KB a plan with its lane) however many runs come and go.
+    stays bounded however many runs come and go.
     """
     ck = (view, key)
     plan = cp.plans.get(ck, lambda: Plan(view.budgets, metadata, run_chain, ledger))
@@ -150,15 +140,20 @@ def budget_stage(
     out = cp.default_output_tokens if w.max_tokens is None else w.max_tokens
     usd_nano = 0 if worst is None else usd_to_nano(worst)
     n_tokens = w.input_tokens + out
-    # an Amount only where something reads one (the lane path takes plain ints)
-    amount = make_amount(usd_nano, n_tokens, 1) if (plan.lane is None or plan.per_call or plan.audit_counters) else None
+    amount = Amount(usd_nano, n_tokens, 1)
+    beyond = amount.beyond_storage()
+    if beyond is not None and (plan.counters or plan.audit_counters):  # refused before anything is reserved
+        b = (plan.owners or plan.audit_owners)[0]
+        w.block(b.id, "budget", f"budget {b.id}: this call's worst case {_amount_text(amount, beyond)} is more than "
+                                f"a ledger stores ({MAX_QUANTITY:,} {'nano-USD' if beyond == 'usd' else beyond})")
+        return w, None
 
     soft_hits: list[tuple[CompiledBudget, float]] = []
     for b in plan.per_call:
-        assert amount is not None
         metric = b.limit.exceeded_by(amount)
         if metric is not None:
-            text = f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit {_limit_text(b, metric)}"
+            text = (f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit "
+                    f"{_limit_text(b, metric)}")
             if b.audit:
                 w.note(b.id, "block", text)
                 continue
@@ -170,22 +165,7 @@ def budget_stage(
     audit_counters, audit_owners = plan.audit_counters, plan.audit_owners
 
     reserved = False
-    lane = plan.lane
-    if counters and lane is not None:  # the fast path: same semantics, one allowance for every counter
-        denied, metric, hits = ledger.reserve_lane(  # type: ignore[attr-defined]
-            decision_id, lane, usd_nano, n_tokens, 1, now=now, lease_s=cp.lease_s)
-        if denied >= 0:
-            b = owners[denied]
-            amount = make_amount(usd_nano, n_tokens, 1)
-            w.block(b.id, "budget", _denied_text(b, counters[denied], metric, amount, ledger, now))
-            return w, None
-        if not (hits or soft_hits or audit_counters):  # the usual case: granted, nothing to say
-            return w, plan.reservation
-        reserved = True
-        for i, frac in hits:
-            soft_hits.append((owners[i], frac))
-    elif counters:
-        assert amount is not None
+    if counters:
         try:
             result = ledger.reserve(decision_id, counters, amount, now=now, lease_s=cp.lease_s)
         except LedgerError as exc:
@@ -193,22 +173,24 @@ def budget_stage(
             if closed:
                 w.block(closed[0].id, "store", f"budget store is down ({exc}); budget {closed[0].id} is fail_closed")
                 return w, None
-            w.warnings.append(f"budget store is down ({exc}); budgets {', '.join(dict.fromkeys(b.id for b in owners))} fail open: call not counted")
-            counters, owners, lane = (), (), None
+            ids = ", ".join(dict.fromkeys(b.id for b in owners))
+            w.warnings.append(f"budget store is down ({exc}); budgets {ids} fail open: call not counted")
+            counters, owners = (), ()
         else:
             if not result.ok:
                 b = owners[counters.index(result.denied)] if result.denied in counters else owners[0]
                 w.block(b.id, "budget", _denied_text(b, result.denied, result.denied_metric, amount, ledger, now))
                 return w, None
             reserved = True
-            for c, b, used in zip(counters, owners, result.used_after) if plan.soft else ():
+            for b, used in zip(owners, result.used_after) if plan.soft else ():
                 if b.rule.soft is not None:
                     frac = b.limit.fraction(used)
                     if frac >= b.rule.soft.at:
                         soft_hits.append((b, frac))
+        if reserved and not (soft_hits or audit_counters):  # the usual case: granted, nothing to say
+            return w, plan.granted
 
     for c, b in zip(audit_counters, audit_owners):
-        assert amount is not None
         try:
             total = ledger.usage(c, now=now) + amount
         except LedgerError as exc:
@@ -221,7 +203,7 @@ def budget_stage(
             soft = b.rule.soft
             w.note(b.id, soft.action, f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit", soft.to)
 
-    reservation = Reservation(counters, audit_counters, reserved, lane)
+    reservation = Reservation(counters=counters, audit_counters=audit_counters, reserved=reserved)
     seen: set[str] = set()
     for b, frac in soft_hits:
         if b.id in seen:

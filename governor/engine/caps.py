@@ -2,11 +2,10 @@
 
 Context caps (in policy order, each that matches): when the input is larger
 than ``max_input_tokens`` (``None`` = the model's context window) the cap
-blocks, trims, or reroutes. Trimming keeps every system message and the last
-``keep_last`` other messages (when ``keep_last`` is unset: drops the oldest
-until the rest fits); a tool result whose assistant tool call was dropped is dropped
-too, so a tool call is never split from its result. A trim that still does not
-fit blocks.
+blocks, trims, or reroutes. Trimming (:func:`trim`) keeps every system message,
+the last user turn and what follows it, and the last ``keep_last`` other
+messages (when ``keep_last`` is unset: drops the oldest until the rest fits); it
+never splits a tool call from its result. A trim that still does not fit blocks.
 
 Per-call caps: clamp ``max_tokens`` to ``max_output_tokens`` (setting it when
 absent), then block when the worst-case cost (input + max_tokens, or the
@@ -79,36 +78,72 @@ def context_stage(
 def trim(
     messages: Sequence[Mapping[str, Any]], keep_last: int | None, limit: int, input_tokens: int, model: str, tokens: TokenCounter
 ) -> tuple[list[Mapping[str, Any]], int]:
-    """(kept messages, their input tokens). System messages always stay.
+    """(kept messages, their input tokens): a trim every provider accepts.
+
+    Drops the oldest non-system turns, either all but the last ``keep_last`` or
+    (when unset) until the rest fits ``limit``, and then never:
+
+    - drops a system message (system prompts, Responses ``instructions``);
+    - drops the last user turn (nor anything after it): a trim that would have
+      to leaves the call over ``limit``, and the caller blocks it;
+    - starts the kept turns anywhere but at a user turn, so it never keeps a
+      tool result (``role: tool``, an Anthropic ``tool_result``, a Responses
+      ``function_call_output``) whose tool call was dropped, nor an item whose
+      reasoning item was dropped, nor opens with an assistant turn (which
+      Anthropic refuses); a later result of a dropped call is dropped too.
 
     The result is ``input_tokens`` minus the tokens of the dropped messages, so
     only those are counted: a replayed call (whose ``input_tokens`` come from the
-    trace) never tokenizes the system prompt or the turns it keeps. Without
-    ``keep_last``, the oldest turns are dropped until the rest fits ``limit``.
+    trace) never tokenizes the system prompt or the turns it keeps.
     """
-    others = [i for i, m in enumerate(messages) if m.get("role") != "system"]
+    others = [i for i, m in enumerate(messages) if _role(m) != "system"]
+    users = [k for k, i in enumerate(others) if _role(messages[i]) == "user" and not _result_ids(messages[i])]
+    last_turn = users[-1] if users else max(len(others) - 1, 0)  # the cut never passes it
     count = tokens.message_counter(model)
-    dropped: set[int] = set()
-    removed = 0
     if keep_last is not None:
         start = max(len(others) - max(keep_last, 0), 0)
-        for i in others[:start]:
-            removed += count(messages[i])
     else:
-        excess = input_tokens - limit
-        start = 0
-        while start < len(others) and removed < excess:
+        excess, removed, start = input_tokens - limit, 0, 0
+        while start < last_turn and removed < excess:
             removed += count(messages[others[start]])
             start += 1
-    dropped.update(others[:start])
-    # never keep a tool result whose tool call was dropped
-    for i in others[start:]:
-        if messages[i].get("role") != "tool":
-            break
-        dropped.add(i)
-        removed += count(messages[i])
+    start = min(start, last_turn)
+    # the kept turns start at a user turn: never at a result of a dropped call, an item glued to a
+    # dropped reasoning item, or an assistant turn (Anthropic requires the first message to be the user's)
+    while start < last_turn and (_role(messages[others[start]]) != "user" or _result_ids(messages[others[start]])):
+        start += 1
+    dropped_calls = {cid for i in others[:start] for cid in _call_ids(messages[i])}
+    dropped = set(others[:start])
+    for i in others[start:]:  # a later result of a dropped call (parallel Responses function calls)
+        if _result_ids(messages[i]) & dropped_calls:
+            dropped.add(i)
+    removed = sum(count(messages[i]) for i in dropped)
     kept = [m for i, m in enumerate(messages) if i not in dropped]
     return kept, max(input_tokens - removed, 0)
+
+
+def _role(message: Any) -> Any:
+    get = getattr(message, "get", None)
+    return get("role") if get is not None else getattr(message, "role", None)
+
+
+def _field(message: Any, name: str) -> Any:
+    get = getattr(message, "get", None)
+    return get(name) if get is not None else getattr(message, name, None)
+
+
+def _call_ids(message: Any) -> set[str]:
+    ids = set()
+    for call in _field(message, "tool_calls") or ():
+        cid = call.get("id") if isinstance(call, Mapping) else getattr(call, "id", None)
+        if cid:
+            ids.add(str(cid))
+    return ids
+
+
+def _result_ids(message: Any) -> set[str]:
+    value = _field(message, "tool_call_id")
+    return {part for part in str(value).split(",") if part} if value else set()
 
 
 def clamp_reason(cap_id: str, max_tokens: int | None, cap_out: int) -> str:

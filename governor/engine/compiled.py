@@ -17,7 +17,6 @@ from typing import Any, Callable, Mapping, Sequence
 from governor.engine.generations import Generations
 from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys, uses_run_state
 from governor.ledger.base import Counter, Limit, usd_to_nano
-from governor.ledger.memory_lanes import UNLIMITED
 from governor.policy.model import Budget, ModelPrice, Policy, RuleBase
 from governor.pricing import PriceTable
 
@@ -65,7 +64,7 @@ class CompiledRule:
 
 
 class CompiledBudget(CompiledRule):
-    __slots__ = ("limit", "window", "scope", "_counters", "has_usd", "fail_open", "cell_limits")
+    __slots__ = ("limit", "window", "scope", "_counters", "has_usd", "fail_open")
 
     def __init__(self, budget: Budget) -> None:
         super().__init__(budget)
@@ -74,8 +73,6 @@ class CompiledBudget(CompiledRule):
             tokens=budget.limit_tokens,
             calls=budget.limit_calls,
         )
-        # (usd_nano, tokens, calls) with UNLIMITED for no limit: what the memory ledger's cell path compares
-        self.cell_limits = tuple(UNLIMITED if x is None else x for x in (self.limit.usd_nano, self.limit.tokens, self.limit.calls))
         self.window = budget.window
         self.scope = budget.scope
         self.has_usd = budget.limit_usd is not None
@@ -112,44 +109,31 @@ class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
     __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets",
-                 "ctx_floor", "out_floor", "cost_floor", "stop_floors", "fast_front", "fast_back", "plain_calls",
-                 "rates", "steps")
+                 "ctx_floor", "out_floor", "cost_floor", "stop_floors")
 
-    def __init__(self, model: str, stops: tuple, routes: tuple, context: tuple, calls: tuple, budgets: tuple,
-                 context_window: int | None = None, rates: tuple[float, float] | None = None) -> None:
+    def __init__(self, model: str, stops: tuple[CompiledRule, ...], routes: tuple[CompiledRule, ...],
+                 context: tuple[CompiledRule, ...], calls: tuple[CompiledRule, ...],
+                 budgets: tuple[CompiledBudget, ...], context_window: int | None = None) -> None:
         self.model = model
-        self.rates = rates  # CompiledPolicy.rates(model): (input, worst output) USD per token, None if unpriced
         # Below these, a stage can do nothing whatever the per-call conditions say, so the engine
         # skips it: every context cap acts only on input above its limit (-1: a cap's limit is the
         # unknown context window, which warns); a call cap only clamps max_tokens above its
         # max_output_tokens (or unset) and only blocks a worst case above its max_cost_usd.
         limits = [c.rule.max_input_tokens if c.rule.max_input_tokens is not None else
                   context_window if context_window is not None else -1 for c in context]
-        self.ctx_floor = min(limits, default=math.inf)
-        self.out_floor = min((c.rule.max_output_tokens for c in calls if c.rule.max_output_tokens is not None), default=math.inf)
-        self.cost_floor = min((c.rule.max_cost_usd for c in calls if c.rule.max_cost_usd is not None), default=math.inf)
+        self.ctx_floor: float = min(limits, default=math.inf)
+        self.out_floor: float = min(
+            (c.rule.max_output_tokens for c in calls if c.rule.max_output_tokens is not None), default=math.inf)
+        self.cost_floor: float = min(
+            (c.rule.max_cost_usd for c in calls if c.rule.max_cost_usd is not None), default=math.inf)
         self.stops = stops
-        self.repeat = any(s.rule.type == "repeated_call" for s in stops)  # needs a call fingerprint
+        self.repeat = any(s.kind == "repeated_call" for s in stops)  # needs a call fingerprint
         self.stop_floors = _stop_floors(stops)
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
         self.routes = routes
         self.context = context
         self.calls = calls
         self.budgets = budgets
-        # what governor.engine.fastpath may decide: as the requested model's view (stops, routes) and
-        # as the routed model's (context and call caps by their floors; budgets by their plan)
-        self.fast_front = self.stop_floors is not None and not any(r.audit for r in routes)
-        self.fast_back = self.static_budgets
-        self.plain_calls = not any(c.audit or c.dynamic is not None for c in calls)  # the fast path may clamp
-        # the routes as the fast path tries them, up to the first that always holds: (dynamic part
-        # or None, to, fallbacks, rule ids, reasons) -- the outcome of each, worded once
-        steps = []
-        for r in routes:
-            to = r.rule.to
-            steps.append((r.dynamic, to, r.rule.fallbacks, (r.id,), (r.route_reason(model),) if to != model else ()))
-            if r.dynamic is None:
-                break
-        self.steps = tuple(steps)
 
 
 def _stop_floors(stops: Sequence[CompiledRule]) -> tuple[float, float, float, bool] | None:
@@ -207,13 +191,12 @@ class CompiledPolicy:
             for group in (self.stops, self.routes, self.context, self.calls, self.budgets) for r in group
         )
         self.needs_runs = bool(self.stops) or self.reads_runs
-        self.fast = not self.reads_runs  # governor.engine.fastpath evaluates routes before the run-state lock
         self.default_output_tokens = policy.default_output_tokens
         self.lease_s = policy.lease_s
         self.allow_unpriced = policy.allow_unpriced
         self.fail_open = policy.on_error == "fail_open"
         # (model, fingerprint) -> View, and (view, (scope values, run chain)) -> budget Plan
-        # (budgets.cached_plan); the fast path reads both caches' young generations directly
+        # (budgets.cached_plan)
         self.views: Generations[tuple, View] = Generations(VIEW_CACHE_MAX)
         self.plans: Generations[tuple, Any] = Generations(PLAN_CACHE_MAX)
         self._rates: dict[str, tuple[float, float] | None] = {}
@@ -245,8 +228,7 @@ class CompiledPolicy:
 
         context = keep(self.context)
         window = self.context_window(model) if any(c.rule.max_input_tokens is None for c in context) else None
-        return View(model, keep(self.stops), keep(self.routes), context, keep(self.calls), keep(self.budgets), window,
-                    self.rates(model))
+        return View(model, keep(self.stops), keep(self.routes), context, keep(self.calls), keep(self.budgets), window)
 
     # -- prices ------------------------------------------------------------------
     def rates(self, model: str) -> tuple[float, float] | None:

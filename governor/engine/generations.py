@@ -4,14 +4,13 @@
 through :meth:`Generations.get`, which moves the entry back from ``old`` or
 makes it. When ``young`` holds ``maxsize`` entries it becomes ``old`` and the
 generation before is dropped. So an entry used at least once per generation
-stays (a run that keeps calling keeps its budget plan and its lane), one unused
+stays (a run that keeps calling keeps its budget plan), one unused
 for two generations goes, and there are never more than ``2 * maxsize``.
 Clearing a full cache instead made every call rebuild its plan once more runs
 were active than the cache held (4x the time per call).
 
 Not locked: two threads racing on a turnover may lose an entry, which is made
-again -- for a plan, a second lane on the same counters, whose allowance is
-counted like any other.
+again (a plan is only a list of counters: nothing is counted twice).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The embeddable governor: check every call before it is sent, record usage after.
 
-``check`` runs the stages of :mod:`governor.engine.evaluate` against the
+``check`` runs :func:`governor.engine.decide.decide` against the
 policy compiled at load, reserving the call's worst case on its budgets;
 ``record`` settles the actual cost against that reservation (against the
 revision the call was checked with, even across a reload). Everything on the
@@ -25,20 +25,19 @@ from governor.engine import scope as _scope
 from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decision_log import DecisionLog
-from governor.engine.evaluate import evaluate
-from governor.engine.fastpath import fast_check
+from governor.engine.decide import CallRequest, decide
 from governor.engine.overrun import Overrun
 from governor.engine.overrun import measure as measure_overrun
-from governor.engine.pending import PendingCalls
+from governor.engine.pending import Pending, PendingCalls
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter, message_hash
-from governor.engine.work import amount as make_amount
 from governor.errors import BLOCK_ERRORS, GovernorError, InvalidCall, LedgerError, block_error
-from governor.ledger.base import Ledger, usd_to_nano
+from governor.ledger.base import MAX_QUANTITY, Amount, Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
+from governor.ledger.forks import after_fork_in_child
 from governor.policy.model import Policy
 from governor.pricing import call_cost
 
@@ -101,6 +100,21 @@ class Governor:
         self.watcher: PolicyWatcher | None = None
         if observers:
             self._observers.extend(default_observers())
+        after_fork_in_child(self, Governor._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a new decision-id prefix and counter (the parent's ids would be handed
+        out again, and a ledger shared with the parent takes a known id as already reserved), and
+        fresh locks (another thread may have held one at the fork). The watcher's thread did not
+        survive the fork: call :meth:`watch` again in the child to keep watching."""
+        self._prefix = secrets.token_hex(6)
+        self._ids = itertools.count(1)
+        self._reload_lock = threading.Lock()
+        self._runs.lock = threading.Lock()
+        for part in (self._pending, self._unsettled, self._stats, self._tokens, self._log):
+            if part is not None and hasattr(part, "_lock"):
+                part._lock = threading.Lock()
+        self.watcher = None
 
     @classmethod
     def from_path(
@@ -195,20 +209,19 @@ class Governor:
             n, estimated = int(input_tokens), False
         now = self._clock()
         did = f"{self._prefix}{next(self._ids):x}"
-        out = None
-        if cp.fast:  # the usual case, in one pass; None for anything else
-            out = fast_check(cp, self._runs, self._ledger, model, msgs, max_tokens, tools, md, chain, n, estimated, now, did,
-                             fingerprint, message_count)
-        if out is None:
-            out = evaluate(
-                cp, self._runs, self._ledger, self._tokens, model=model, messages=msgs, max_tokens=max_tokens,
-                tools=tools, metadata=md, run_chain=chain, input_tokens=n, estimated=estimated, now=now, decision_id=did,
-                fingerprint=fingerprint, message_count=message_count,
-            )
-        d, reservation, states = out
+        call = CallRequest(
+            model=model, messages=msgs, max_tokens=max_tokens, tools=tools, metadata=md, run_chain=chain,
+            input_tokens=n, estimated=estimated, now=now, decision_id=did, fingerprint=fingerprint,
+            message_count=message_count,
+        )
+        checked = decide(cp, self._runs, self._ledger, self._tokens, call)
+        d = checked.decision
         if self._stats is not None:
             self._stats.add_check(d)
-        self._pending.put(did, (cp, reservation, states, now) if d.verdict != "block" else None, now)
+        pending = None
+        if d.verdict != "block":
+            pending = Pending(policy=cp, reservation=checked.reservation, runs=checked.runs, checked_at=now)
+        self._pending.put(did, pending, now)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if self._log.enabled:
@@ -281,7 +294,7 @@ class Governor:
             return 0.0
         now = self._clock()
         p = self._pending.take(decision.decision_id)
-        cp = p[0] if p is not None else self._compiled
+        cp = p.policy if p is not None else self._compiled
         price = cp.price(decision.model)
         cost = None
         if price is not None:
@@ -289,7 +302,7 @@ class Governor:
         if p is None:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost
-        _, res, runs, at = p
+        res, runs, at = p.reservation, p.runs, p.checked_at
         if res is not None and (res.counters or res.audit_counters):
             if error is not None and not (input_tokens or output_tokens):
                 try:
@@ -298,11 +311,7 @@ class Governor:
                     log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
             else:
                 usd = 0 if cost is None else usd_to_nano(cost)
-                if res.lane is not None:  # the memory ledger's lane, resolved at check
-                    self._ledger.settle_lane(  # type: ignore[attr-defined]
-                        decision.decision_id, res.lane, usd, input_tokens + output_tokens, 1, now, at)
-                else:
-                    self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
+                self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         over = None
@@ -329,7 +338,11 @@ class Governor:
     def _settle(self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float) -> None:
         """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue)."""
         counters = res.counters + res.audit_counters
-        actual = make_amount(usd, tokens, 1)
+        if usd > MAX_QUANTITY or tokens > MAX_QUANTITY:  # saturate, loudly: the spend happened
+            log.error("decision %s: actual spend (%d nano-USD, %d tokens) beyond what a ledger stores; counted as %d",
+                      decision_id, usd, tokens, MAX_QUANTITY)
+            usd, tokens = min(usd, MAX_QUANTITY), min(tokens, MAX_QUANTITY)
+        actual = Amount(usd, tokens, 1)
         try:
             self._ledger.settle(decision_id, counters, actual, now=now, reserved_at=reserved_at)
         except LedgerError:
@@ -376,9 +389,6 @@ class Governor:
                 log.warning("policy reload changes the ledger section; the running ledger is kept until restart")
             self._runs.fp_ttl = compiled.fp_ttl
             self._compiled = compiled
-            flush = getattr(self._ledger, "flush_lanes", None)
-            if flush is not None:  # the old revision's lanes give back their allowances
-                flush()
             log.info("policy %s reloaded: revision %s -> %s", policy.name, old.revision, compiled.revision)
             return True
 

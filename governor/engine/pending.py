@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.runstate import RunState
 
-# (compiled policy, reservation, run states it was admitted to, check time)
-Pending = tuple[CompiledPolicy, Reservation | None, Sequence[RunState], float]
+
+@dataclass(slots=True, kw_only=True)
+class Pending:
+    """An allowed call awaiting ``record()``: what its check decided with."""
+
+    policy: CompiledPolicy
+    """The compiled policy revision that decided (prices and lease, even across a reload)."""
+    reservation: Reservation | None
+    """What the check reserved; None when no budget matched."""
+    runs: Sequence[RunState]
+    """The states of the runs the call was admitted to."""
+    checked_at: float
+    """The check's time: the reservation's window slots, and when the entry may be forgotten."""
 
 SWEEP_EVERY = 64
 
@@ -57,7 +69,7 @@ class PendingCalls:
                 while calls:
                     did = next(iter(calls))
                     p = calls.get(did)
-                    if p is not None and p[3] + 2 * p[0].lease_s > now:
+                    if p is not None and p.checked_at + 2 * p.policy.lease_s > now:
                         break
                     calls.pop(did, None)
             except RuntimeError:  # the dict changed size under us: sweep again next time

@@ -159,42 +159,6 @@ class RunStates:
                 state.fp_ttl = self.fp_ttl
         return state
 
-    def admit_under(
-        self, run_chain: Sequence[str], floors: tuple[float, float, float, bool], fp: int | None, now: float,
-    ) -> list[RunState] | None:
-        """In one step under the lock: the states of ``run_chain`` (as :meth:`get`) and, if every
-        one is under the stop floors (:func:`under_floors`), the call admitted to each (as
-        :meth:`RunState.admit`); None, having admitted nothing, if one is not. The fast path's
-        stop stage: the same work as those three, without a call per run and per step."""
-        runs, ttl = self._runs, self.fp_ttl
-        max_calls, max_errors, max_wall, repeat = floors
-        check_fp = repeat and fp is not None
-        states = []
-        with self.lock:
-            for run_id in run_chain:
-                st = runs.get(run_id)
-                if st is None:
-                    st = self.get(run_id, now)
-                else:
-                    runs.move_to_end(run_id)
-                    if st.fp_ttl != ttl:
-                        st.fp_ttl = ttl
-                if (st.calls >= max_calls or st.consecutive_errors >= max_errors or now - st.started_at > max_wall
-                        or (check_fp and st.seen.get(fp))):  # type: ignore[arg-type]
-                    return None
-                states.append(st)
-            for st in states:
-                st.calls += 1
-                if fp is not None:
-                    seen = st.seen
-                    times = seen.get(fp)
-                    seen[fp] = (times[-MAX_SIGHTINGS:] + (now,)) if times else (now,)
-                    order = st.order
-                    order.append((now, fp))
-                    if order[0][0] <= now - st.fp_ttl or len(order) > MAX_FINGERPRINTS:
-                        st.forget(now)
-        return states
-
     def peek(self, run_id: str) -> RunState | None:
         with self.lock:
             return self._runs.get(run_id)

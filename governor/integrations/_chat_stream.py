@@ -1,7 +1,9 @@
 """Governed chat-completions streams (litellm and the OpenAI SDK yield the same chunks).
 
 The wrapper passes every chunk through, watches for the final usage chunk
-(``stream_options={"include_usage": True}``) and records the call exactly once
+(``stream_options={"include_usage": True}``; a usage-only chunk the caller did
+not ask for is recorded and not passed on, so their loop over
+``chunk.choices[0]`` keeps working) and records the call exactly once
 when the stream ends, fails or is closed early. With ``stop_at_cap`` it also
 counts output approximately and stops a stream that passes the call's output
 cap, raising :class:`governor.errors.CostCapExceeded` (the stream's own usage
@@ -10,11 +12,17 @@ so far is recorded first).
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 from governor.decision import Decision
 from governor.integrations._common import OutputMeter, stream_cap_error
 from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
+
+
+def asked_for_usage(kwargs: Mapping[str, Any]) -> bool:
+    """Whether the caller asked for the usage chunk themselves (else the wrapper hides it from them)."""
+    return bool((kwargs.get("stream_options") or {}).get("include_usage"))
 
 
 def with_usage_option(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -28,8 +36,9 @@ def with_usage_option(kwargs: dict[str, Any]) -> dict[str, Any]:
 class _StreamState:
     """What the sync and async wrappers share: the meter, the usage seen, the cap."""
 
-    def __init__(self, decision: Decision, stop_at_cap: bool) -> None:
+    def __init__(self, decision: Decision, stop_at_cap: bool, show_usage_chunk: bool) -> None:
         self.decision = decision
+        self.show_usage_chunk = show_usage_chunk
         self.meter = OutputMeter()
         self.usage: Usage | None = None
         self.cap = decision.max_tokens if stop_at_cap else None
@@ -40,6 +49,10 @@ class _StreamState:
         found = from_chat_usage(getattr(chunk, "usage", None))
         if found is not None:
             self.usage = found
+
+    def hidden(self, chunk: Any) -> bool:
+        """A usage-only chunk (no choices) the caller did not ask for: it is ours, not theirs."""
+        return not self.show_usage_chunk and not getattr(chunk, "choices", None) and chunk.usage is not None
 
     def over_cap(self) -> bool:
         return self.cap is not None and self.usage is None and self.meter.tokens > self.cap
@@ -56,10 +69,11 @@ class _StreamState:
 class GovernedStream:
     """Sync iterator over a governed stream; records on end, error or close."""
 
-    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False) -> None:
+    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False,
+                 show_usage_chunk: bool = True) -> None:
         self._stream = stream
         self._gov = governor
-        self._state = _StreamState(decision, stop_at_cap)
+        self._state = _StreamState(decision, stop_at_cap, show_usage_chunk)
         self.decision = decision
 
     def __iter__(self) -> Iterator[Any]:
@@ -67,21 +81,23 @@ class GovernedStream:
 
     def __next__(self) -> Any:
         state = self._state
-        try:
-            chunk = next(self._stream)
-        except StopIteration:
-            self._finish(None)
-            raise
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        state.observe(chunk)
-        if state.over_cap():
-            self._close_inner()
-            error = stream_cap_error(state.decision, state.cap or 0, state.meter.tokens)
-            self._finish(error)
-            raise error
-        return chunk
+        while True:
+            try:
+                chunk = next(self._stream)
+            except StopIteration:
+                self._finish(None)
+                raise
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+            state.observe(chunk)
+            if state.over_cap():
+                self._close_inner()
+                error = stream_cap_error(state.decision, state.cap or 0, state.meter.tokens)
+                self._finish(error)
+                raise error
+            if not state.hidden(chunk):
+                return chunk
 
     def _close_inner(self) -> None:
         close = getattr(self._stream, "close", None)
@@ -99,7 +115,7 @@ class GovernedStream:
         self._close_inner()
         self._finish(None)
 
-    def __enter__(self) -> "GovernedStream":
+    def __enter__(self) -> GovernedStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -114,10 +130,11 @@ class GovernedStream:
 class AsyncGovernedStream:
     """Async iterator over a governed stream; records on end, error or close."""
 
-    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False) -> None:
+    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False,
+                 show_usage_chunk: bool = True) -> None:
         self._stream = stream
         self._gov = governor
-        self._state = _StreamState(decision, stop_at_cap)
+        self._state = _StreamState(decision, stop_at_cap, show_usage_chunk)
         self.decision = decision
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -125,21 +142,23 @@ class AsyncGovernedStream:
 
     async def __anext__(self) -> Any:
         state = self._state
-        try:
-            chunk = await self._stream.__anext__()
-        except StopAsyncIteration:
-            await self._finish(None)
-            raise
-        except BaseException as exc:
-            await self._finish(exc)
-            raise
-        state.observe(chunk)
-        if state.over_cap():
-            await self._close_inner()
-            error = stream_cap_error(state.decision, state.cap or 0, state.meter.tokens)
-            await self._finish(error)
-            raise error
-        return chunk
+        while True:
+            try:
+                chunk = await self._stream.__anext__()
+            except StopAsyncIteration:
+                await self._finish(None)
+                raise
+            except BaseException as exc:
+                await self._finish(exc)
+                raise
+            state.observe(chunk)
+            if state.over_cap():
+                await self._close_inner()
+                error = stream_cap_error(state.decision, state.cap or 0, state.meter.tokens)
+                await self._finish(error)
+                raise error
+            if not state.hidden(chunk):
+                return chunk
 
     async def _close_inner(self) -> None:
         for name in ("aclose", "close"):
@@ -161,7 +180,7 @@ class AsyncGovernedStream:
         await self._close_inner()
         await self._finish(None)
 
-    async def __aenter__(self) -> "AsyncGovernedStream":
+    async def __aenter__(self) -> AsyncGovernedStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,7 +1,12 @@
-"""Governed ``litellm.completion`` / ``litellm.acompletion`` (the SDK path; no monkey-patching).
+"""Governed litellm SDK calls of every API shape (no monkey-patching).
 
     governed = GovernedLiteLLM(gov)
     response = governed.completion(model="gpt-4o", messages=[...], governor_metadata={"task": "classify"})
+
+Governed: ``completion``/``acompletion`` (chat), ``responses``/``aresponses``
+(the Responses API), ``anthropic_messages``/``aanthropic_messages``
+(``litellm.anthropic.messages.create``/``acreate``), ``text_completion``/
+``atext_completion`` and ``embedding``/``aembedding``.
 
 Each call is checked first; a block raises the ``CallBlocked`` subclass named by
 the decision (rule ids and policy revision in the message and on ``.decision``).
@@ -18,8 +23,14 @@ from typing import Any, Mapping, Sequence
 
 from governor._litellm import litellm
 from governor.decision import Decision
-from governor.integrations._chat_stream import AsyncGovernedStream, GovernedStream, with_usage_option
+from governor.integrations._chat_stream import (
+    AsyncGovernedStream,
+    GovernedStream,
+    asked_for_usage,
+    with_usage_option,
+)
 from governor.integrations._common import block_error
+from governor.integrations._governed_call import API_KEY, GovernedCall
 from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
 
 DECISION_ID_KEY = "governor_decision_id"
@@ -76,7 +87,7 @@ class GovernedLiteLLM:
             "messages": messages,
             "max_tokens": _requested_max_tokens(kwargs),
             "tools": kwargs.get("tools"),
-            "metadata": dict(metadata) if metadata else None,
+            "metadata": {**(metadata or {}), API_KEY: "chat"},
         }
 
     def completion(
@@ -100,7 +111,8 @@ class GovernedLiteLLM:
             self.governor.record(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return GovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap)
+            return GovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         self.governor.record(decision, **response_usage(response, decision).as_kwargs())
         return response
 
@@ -125,9 +137,48 @@ class GovernedLiteLLM:
             await self.governor.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return AsyncGovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap)
+            return AsyncGovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         await self.governor.arecord(decision, **response_usage(response, decision).as_kwargs())
         return response
+
+
+    # -- the other API shapes: one governed call each, sync and async ------------------------------------
+
+    def _call(self, shape: str) -> GovernedCall:
+        return GovernedCall(shape, self.governor, stop_at_cap=self.stop_streams_at_cap and shape != "embeddings")
+
+    def responses(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.responses`` governed (``stream=True`` included)."""
+        return self._call("responses").create(litellm().responses, kwargs, governor_metadata)
+
+    async def aresponses(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.aresponses`` governed (``stream=True`` included)."""
+        return await self._call("responses").acreate(litellm().aresponses, kwargs, governor_metadata)
+
+    def anthropic_messages(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.anthropic.messages.create`` governed: the Anthropic Messages API to any provider."""
+        return self._call("messages").create(litellm().anthropic.messages.create, kwargs, governor_metadata)
+
+    async def aanthropic_messages(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.anthropic.messages.acreate`` governed."""
+        return await self._call("messages").acreate(litellm().anthropic.messages.acreate, kwargs, governor_metadata)
+
+    def text_completion(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.text_completion`` governed (legacy completions: ``prompt``)."""
+        return self._call("completions").create(litellm().text_completion, kwargs, governor_metadata)
+
+    async def atext_completion(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.atext_completion`` governed."""
+        return await self._call("completions").acreate(litellm().atext_completion, kwargs, governor_metadata)
+
+    def embedding(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.embedding`` governed: costed by input tokens."""
+        return self._call("embeddings").create(litellm().embedding, kwargs, governor_metadata)
+
+    async def aembedding(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``litellm.aembedding`` governed."""
+        return await self._call("embeddings").acreate(litellm().aembedding, kwargs, governor_metadata)
 
 
 __all__ = ["DECISION_ID_KEY", "GovernedLiteLLM", "response_usage", "send_kwargs"]

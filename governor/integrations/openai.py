@@ -1,19 +1,28 @@
-"""Governed OpenAI Python client: ``wrap(client, gov)`` governs ``chat.completions.create``.
+"""Governed OpenAI Python client: ``wrap(client, gov)`` governs every call that costs money.
 
     client = wrap(OpenAI(), gov)
     client.chat.completions.create(model="gpt-4o", messages=[...], governor_metadata={"task": "chat"})
+    client.responses.create(model="gpt-4.1", input="...", governor_metadata={"task": "agent"})
 
-Works for ``OpenAI`` and ``AsyncOpenAI`` (and any OpenAI-compatible server
-behind ``base_url``), streaming included; everything else on the client is the
-client's own. A block raises the ``CallBlocked`` subclass of the decision.
+Governed: ``chat.completions.create``, ``responses.create`` (``stream=True``
+included), ``responses.stream``, ``completions.create`` and
+``embeddings.create``. Works for ``OpenAI`` and ``AsyncOpenAI`` (and any
+OpenAI-compatible server behind ``base_url``); everything else on the client is
+the client's own. A block raises the ``CallBlocked`` subclass of the decision.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from governor.integrations._chat_stream import AsyncGovernedStream, GovernedStream, with_usage_option
+from governor.integrations._chat_stream import (
+    AsyncGovernedStream,
+    GovernedStream,
+    asked_for_usage,
+    with_usage_option,
+)
 from governor.integrations._common import block_error
+from governor.integrations._governed_call import API_KEY, GovernedCall
 from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
 
 
@@ -35,7 +44,7 @@ def _prepare(governor_metadata: Mapping[str, Any] | None, kwargs: dict[str, Any]
         "messages": kwargs["messages"],
         "max_tokens": None if requested is None else int(requested),
         "tools": kwargs.get("tools"),
-        "metadata": dict(governor_metadata) if governor_metadata else None,
+        "metadata": {**(governor_metadata or {}), API_KEY: "chat"},
     }
 
 
@@ -65,7 +74,8 @@ class _Completions:
             self._gov.record(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return GovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap)
+            return GovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         self._gov.record(decision, **_usage(response, decision.input_tokens).as_kwargs())
         return response
 
@@ -88,7 +98,8 @@ class _AsyncCompletions:
             await self._gov.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return AsyncGovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap)
+            return AsyncGovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap,
+                                        show_usage_chunk=asked_for_usage(kwargs))
         await self._gov.arecord(decision, **_usage(response, decision.input_tokens).as_kwargs())
         return response
 
@@ -105,8 +116,29 @@ class _Chat:
         return getattr(self._inner, name)
 
 
+class _Resource:
+    """An SDK resource (``responses``, ``completions``, ``embeddings``) whose ``create`` / ``stream`` are governed;
+    everything else on it is the SDK's own."""
+
+    def __init__(self, inner: Any, call: GovernedCall, is_async: bool) -> None:
+        self._inner, self._call, self._async = inner, call, is_async
+
+    def create(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        if self._async:
+            return self._call.acreate(self._inner.create, kwargs, governor_metadata)
+        return self._call.create(self._inner.create, kwargs, governor_metadata)
+
+    def stream(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        if self._async:
+            return self._call.astream(self._inner.stream, kwargs, governor_metadata)
+        return self._call.stream(self._inner.stream, kwargs, governor_metadata)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class GovernedClient:
-    """An OpenAI client whose ``chat.completions.create`` is governed."""
+    """An OpenAI client whose model calls (chat, Responses, completions, embeddings) are governed."""
 
     def __init__(self, client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> None:
         self._client = client
@@ -116,6 +148,12 @@ class GovernedClient:
         is_async = isinstance(client, AsyncClient)
         cls = _AsyncCompletions if is_async else _Completions
         self.chat = _Chat(client.chat, cls(client.chat.completions, governor, stop_streams_at_cap))
+        cap = stop_streams_at_cap
+        self.responses = _Resource(client.responses, GovernedCall("responses", governor, stop_at_cap=cap), is_async)
+        self.completions = _Resource(
+            client.completions, GovernedCall("completions", governor, stop_at_cap=cap), is_async
+        )
+        self.embeddings = _Resource(client.embeddings, GovernedCall("embeddings", governor), is_async)
 
     @property
     def unwrapped(self) -> Any:
@@ -126,7 +164,8 @@ class GovernedClient:
 
 
 def wrap(client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> GovernedClient:
-    """Govern ``client.chat.completions.create`` of an ``OpenAI`` or ``AsyncOpenAI`` client."""
+    """Govern the model calls of an ``OpenAI`` or ``AsyncOpenAI`` client (chat, Responses, completions,
+    embeddings)."""
     return GovernedClient(client, governor, stop_streams_at_cap=stop_streams_at_cap)
 
 

@@ -1,9 +1,10 @@
 """Map each framework's usage report to the keyword arguments of ``Governor.record``.
 
 Every integration ends a call by recording what it really used; the frameworks
-report usage in five shapes (OpenAI/litellm chat, OpenAI Responses, LangChain
-``usage_metadata``, pydantic-ai ``RequestUsage``, litellm's
-``StandardLoggingPayload``). One normal form, as ``governor.pricing`` expects:
+report usage in six shapes (OpenAI/litellm chat, OpenAI Responses, Anthropic
+Messages, LangChain ``usage_metadata``, pydantic-ai ``RequestUsage``, litellm's
+``StandardLoggingPayload``); :func:`from_any_usage` tells the first three apart.
+One normal form, as ``governor.pricing`` expects:
 ``input_tokens`` includes cached tokens, ``cache_read_tokens`` and
 ``cache_write_tokens`` are parts of it, ``reasoning_tokens`` is part of
 ``output_tokens``.
@@ -31,6 +32,7 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written with Anthropic's 1-hour TTL
 
     def as_kwargs(self) -> dict[str, int]:
         """The keyword arguments of ``Governor.record`` (``error`` aside)."""
@@ -102,6 +104,51 @@ def from_responses_usage(usage: Any) -> Usage | None:
         cache_write_tokens=_int(_get(in_details, "cache_write_tokens")),
         reasoning_tokens=_int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens")),
     )
+
+
+def from_anthropic_usage(usage: Any) -> Usage | None:
+    """Anthropic Messages ``usage`` (object or dict); None if absent.
+
+    Anthropic's ``input_tokens`` excludes the cache: the normal form's input is
+    ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``.
+    ``cache_creation`` splits the writes by TTL (``ephemeral_5m_input_tokens``,
+    ``ephemeral_1h_input_tokens``); the 1-hour part is kept as
+    ``cache_write_1h_tokens``. A streamed ``message_delta`` usage carries the
+    cumulative counts (``output_tokens`` always, the input counts when given).
+    """
+    if usage is None:
+        return None
+    fresh = _get(usage, "input_tokens")
+    out = _get(usage, "output_tokens")
+    if fresh is None and out is None:
+        return None
+    read = _int(_get(usage, "cache_read_input_tokens"))
+    created = _get(usage, "cache_creation")
+    five = _int(_get(created, "ephemeral_5m_input_tokens"))
+    hour = _int(_get(created, "ephemeral_1h_input_tokens"))
+    write = _int(_get(usage, "cache_creation_input_tokens")) or (five + hour)
+    return Usage(
+        input_tokens=_int(fresh) + read + write,
+        output_tokens=_int(out),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+        cache_write_1h_tokens=hour,
+    )
+
+
+def from_any_usage(usage: Any) -> Usage | None:
+    """A usage report of an unknown API (chat, Responses or Anthropic), told apart by its fields."""
+    if usage is None:
+        return None
+    if _get(usage, "prompt_tokens") is not None or _get(usage, "completion_tokens") is not None:
+        return from_chat_usage(usage)
+    anthropic = any(
+        _get(usage, key) is not None
+        for key in ("cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation")
+    )
+    if anthropic and _get(usage, "input_tokens_details") is None:
+        return from_anthropic_usage(usage)
+    return from_responses_usage(usage)
 
 
 def from_langchain(usage_metadata: Mapping[str, Any] | None) -> Usage | None:

@@ -16,7 +16,11 @@ the same semantics, so the engine never knows which one it talks to:
 * ``usage`` -- what a counter has used in its current window (settled plus
   live reservations), for soft thresholds, stats and tests.
 
-Money is integer nano-USD (1e-9 USD) so every ledger adds exactly.
+Money is integer nano-USD (1e-9 USD) so every ledger adds exactly. Every stored
+quantity (an amount, a counter's total) stays within ``0 .. MAX_QUANTITY``
+(2**53 - 1: exact in a SQLite INTEGER, in a double, in Redis's Lua): an amount
+outside it is refused before anything is reserved (:func:`check_amount`), and a
+reservation that would take a counter past it is denied like one past a limit.
 A reservation not settled within its lease is reclaimed (no leaked counters).
 A store that cannot answer raises :class:`governor.errors.LedgerError`; the
 engine then applies the budget's ``on_error`` rule.
@@ -30,6 +34,7 @@ from typing import Protocol, Sequence, runtime_checkable
 from governor.ledger.windows import Window
 
 NANO = 1_000_000_000  # nano-USD per USD
+MAX_QUANTITY = 2**53 - 1  # the largest nano-USD, token or call count a ledger stores (~$9.0M; 9e15 tokens)
 
 
 def usd_to_nano(usd: float) -> int:
@@ -54,6 +59,30 @@ class Amount:
     @property
     def usd(self) -> float:
         return self.usd_nano / NANO
+
+    def beyond_storage(self) -> str | None:
+        """The first metric above MAX_QUANTITY ("usd", "tokens", "calls"), or None."""
+        if self.usd_nano > MAX_QUANTITY:
+            return "usd"
+        if self.tokens > MAX_QUANTITY:
+            return "tokens"
+        if self.calls > MAX_QUANTITY:
+            return "calls"
+        return None
+
+
+def check_amount(amount: Amount) -> None:
+    """Refuse an amount a ledger cannot store: each metric an int in 0 .. MAX_QUANTITY (ValueError)."""
+    usd, tokens, calls = amount.usd_nano, amount.tokens, amount.calls
+    if (usd.__class__ is int and tokens.__class__ is int and calls.__class__ is int
+            and 0 <= usd <= MAX_QUANTITY and 0 <= tokens <= MAX_QUANTITY and 0 <= calls <= MAX_QUANTITY):
+        return
+    for name in ("usd_nano", "tokens", "calls"):
+        value = getattr(amount, name)
+        if value.__class__ is not int:  # bool is an int subclass: refused too
+            raise ValueError(f"ledger amount {name}={value!r} is not an integer")
+        if not 0 <= value <= MAX_QUANTITY:
+            raise ValueError(f"ledger amount {name}={value} is outside 0..{MAX_QUANTITY} (what a ledger stores)")
 
 
 ZERO = Amount()

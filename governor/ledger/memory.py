@@ -3,47 +3,48 @@
 One lock guards every operation, so reserve is atomic across all counters of a
 call, for threads and for asyncio tasks alike (nothing here awaits).
 
-It sits on every check's path, so the bookkeeping is plain ints rather than
-``Amount`` values: per counter, settled spend by slot as ``[usd, tokens,
-calls]`` lists plus the in-flight sum; a rolling window keeps the running sum
-of its live buckets (re-summed only when the current bucket moves); the
-calendar slot is computed once per (zone, unit, minute). Every calendar
-boundary falls on a whole minute in every zone whose UTC offset is a whole
-number of minutes (all zones since 1972).
+What it keeps, and how it stays flat with load (no operation rebuilds anything
+in one go):
+
+* per counter a :class:`_Cell`: settled spend by window slot as ``[usd, tokens,
+  calls]`` lists, the sum of its live reservations, and for a rolling window the
+  running sum of its live buckets (re-summed only when the current bucket
+  moves); a calendar cell remembers the bounds of its current day or month;
+* live reservations in a dict in reservation order: with one lease for every
+  reservation (a governor's ``lease_s``) that is also expiry order, so expired
+  leases are reclaimed from its front; the rare reservation that expires before
+  one made earlier (another lease) goes in a small heap as well;
+* settled ids (idempotency) in arrival order, forgotten from the front after
+  ``SETTLED_ID_TTL_S``, and one at a time beyond ``MAX_SETTLED_IDS``;
+* at most about ``MAX_CELLS`` counters: beyond, each new counter forgets a few
+  idle ones, oldest first, sparing those spent since eviction last passed them
+  (the "clock" approximation of least recently used: a flag set per spend);
+* per counter list it is given (a budget plan's, the same object on every call of
+  the plan), the cells it resolved to, so a call does not look up each counter.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
+import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import islice
-import threading
-from typing import Sequence
 
-from governor.ledger.base import Amount, Counter, ReserveResult
-from governor.ledger.memory_lanes import HeldReservation as _Reservation
-from governor.ledger.memory_lanes import LanePath, LaneReservation
+from governor.ledger.base import MAX_QUANTITY, Amount, Counter, ReserveResult, check_amount
+from governor.ledger.forks import after_fork_in_child
 from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
 SETTLED_ID_TTL_S = 86400.0  # how long a settled id is remembered for idempotency ...
 MAX_SETTLED_IDS = 200_000  # ... at most: the latest this many (~30 MB), however busy the process
-MAX_CELLS = 200_000  # counters kept; beyond, the least recently spent idle ones are forgotten (1/16 at a time)
-EXPIRY_SLACK = 65_536  # lease-expiry entries of settled reservations kept before the heap is rebuilt
+MAX_CELLS = 200_000  # counters kept; beyond, the least recently spent idle ones are forgotten
+EVICT_SCAN = 8  # counters looked at per new counter beyond MAX_CELLS
+MAX_GROUPS = 8192  # counter lists whose cells are remembered
 _CAL_CACHE_MAX = 4096
 
-_new = object.__new__
-_set_usd = Amount.usd_nano.__set__  # type: ignore[attr-defined, misc]
-_set_tokens = Amount.tokens.__set__  # type: ignore[attr-defined, misc]
-_set_calls = Amount.calls.__set__  # type: ignore[attr-defined, misc]
-
-
-def _amount(usd: int, tokens: int, calls: int) -> Amount:
-    """An Amount without the frozen-dataclass __init__ (a third of reserve's time)."""
-    a = _new(Amount)
-    _set_usd(a, usd)
-    _set_tokens(a, tokens)
-    _set_calls(a, calls)
-    return a
+_NOTHING = (0, 0, 0)
+Slot = str | int  # a window slot: "all", a calendar slot ("d2026-11-22"), or a rolling bucket index
 
 
 def _calendar_bounds(window: Window, at: float) -> tuple[float, float]:
@@ -64,108 +65,142 @@ def _calendar_bounds(window: Window, at: float) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
-_rr_set = tuple(getattr(ReserveResult, f).__set__ for f in ("ok", "denied", "denied_metric", "used_after"))  # type: ignore[attr-defined]
-
-
-def _granted(used_after: tuple[Amount, ...]) -> ReserveResult:
-    """ReserveResult(True, used_after=...) without the frozen-dataclass __init__."""
-    r = _new(ReserveResult)
-    ok, denied, metric, after = _rr_set
-    ok(r, True)
-    denied(r, None)
-    metric(r, None)
-    after(r, used_after)
-    return r
-
-
 class _Cell:
     """One counter: settled spend by slot, its live reservations, a rolling sum."""
 
-    __slots__ = ("key", "window", "kind", "slot_s", "slots", "fu", "ft", "fc", "r_cur", "ru", "rt", "rc", "cal_lo", "cal_hi",
-                 "cal_slot", "lanes")
+    __slots__ = ("key", "window", "kind", "slots", "held_usd", "held_tokens", "held_calls", "rolling_bucket",
+                 "rolling_usd", "rolling_tokens", "rolling_calls", "cal_lo", "cal_hi", "cal_slot", "spent")
 
-    def __init__(self, window: Window, key: str = "") -> None:
+    def __init__(self, window: Window, key: str) -> None:
         self.key = key
         self.window = window
-        self.kind = window.kind
-        self.slot_s = window.slot_seconds
-        self.slots: dict = {}  # slot -> [usd, tokens, calls]; rolling windows key by bucket index
-        self.fu = self.ft = self.fc = 0  # in flight
-        self.r_cur: int | None = None  # rolling: the bucket the running sum is for
-        self.ru = self.rt = self.rc = 0
+        self.kind = window.kind  # "none" | "rolling" | "calendar"
+        self.spent = False  # spent since eviction last passed it (a second chance: see MemoryLedger)
+        self.slots: dict[Slot, list[int]] = {}  # slot -> [usd, tokens, calls]
+        self.held_usd = self.held_tokens = self.held_calls = 0  # the sum of live reservations
+        self.rolling_bucket: int | None = None  # rolling: the bucket the running sum is for
+        self.rolling_usd = self.rolling_tokens = self.rolling_calls = 0
         self.cal_lo = self.cal_hi = 0.0  # calendar: [lo, hi) epoch seconds of cal_slot
         self.cal_slot = ""
-        self.lanes: dict = {}  # the lanes holding an allowance or unmoved spend here (memory_lanes)
+
+    def retarget(self, window: Window) -> None:
+        """The policy changed this budget's window: keep the spend, read it the new way."""
+        self.window = window
+        self.kind = window.kind
+        self.rolling_bucket = None
+        self.cal_lo = self.cal_hi = 0.0
+
+    @property
+    def idle(self) -> bool:
+        return not (self.held_usd or self.held_tokens or self.held_calls)
 
 
-class MemoryLedger(LanePath):
+class _Held:
+    """A live reservation: what to give back to its cells."""
+
+    __slots__ = ("cells", "usd", "tokens", "calls", "expires_at")
+
+    def __init__(self, cells: tuple[_Cell, ...], amount: Amount, expires_at: float) -> None:
+        self.cells = cells
+        self.usd, self.tokens, self.calls = amount.usd_nano, amount.tokens, amount.calls
+        self.expires_at = expires_at
+
+
+class MemoryLedger:
     """A :class:`governor.ledger.base.Ledger` held in this process's memory.
 
-    Also offers the lane fast path of :class:`governor.ledger.memory_lanes.LanePath`.
+    After ``fork()`` the child gets a fresh lock (the parent's may have been held by
+    another thread at that instant) and drops the parent's live reservations (their
+    calls are the parent's to record); settled spend is copied with the process.
     """
 
     blocking = False  # no I/O: async callers need no worker thread
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cells: dict[str, _Cell] = {}
-        self._reservations: dict[str, _Reservation] = {}
-        self._expiry: list[tuple[float, str]] = []  # (lease end, id); settled ids stay until compacted
-        self._compact_at = EXPIRY_SLACK  # rebuild _expiry from the live reservations past this length
-        self._settled_ids: dict[str, float] = {}  # insertion-ordered: oldest first
+        self._cells: dict[str, _Cell] = {}  # least recently spent first
+        self._held: dict[str, _Held] = {}  # reservation order
+        self._latest_expiry = float("-inf")  # the latest lease end in _held's order so far
+        self._early: list[tuple[float, str]] = []  # (lease end, id) of those ending before one made earlier
+        self._settled_ids: dict[str, float] = {}  # id -> settle time, oldest first
         self._next_forget = 0.0  # when the oldest settled id may be forgotten
-        self._cal: dict[tuple[str, str, int], str] = {}
-        self._lanes: dict = {}  # lanes listed on their cells, oldest first (memory_lanes)
-        self._gen = 0  # bumped by every change to a cell's figures (memory_lanes: soft thresholds)
-        self._cells_gen = 0  # bumped when idle cells are forgotten: lanes made before re-resolve theirs
-        self._evict_at = MAX_CELLS  # forget idle cells when there are more than this
+        self._calendar_slots: dict[tuple[str, str, int], str] = {}  # (tz, unit, minute) -> slot
+        # id(counter list) -> (that list, its cells, the cells generation they were resolved in)
+        self._groups: dict[int, tuple[Sequence[Counter], tuple[_Cell, ...], int]] = {}
+        self._cells_gen = 0  # bumped when a cell is forgotten or read another way: groups resolve again
+        self._pid = os.getpid()
+        after_fork_in_child(self, MemoryLedger._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        for held in self._held.values():
+            self._give_back(held)
+        self._held.clear()
+        self._early.clear()
+        self._latest_expiry = float("-inf")
+        self._pid = os.getpid()
 
     # -- internal, lock held --------------------------------------------------
     def _cell(self, counter: Counter) -> _Cell:
         cell = self._cells.get(counter.key)
         if cell is None:
+            if len(self._cells) >= MAX_CELLS:
+                self._forget_idle_cells()
             cell = self._cells[counter.key] = _Cell(counter.window, counter.key)
         elif cell.window is not counter.window:
             if cell.window != counter.window:
-                # the policy changed this budget's window: keep the spend, read it the new way
-                cell.kind, cell.slot_s, cell.r_cur = counter.window.kind, counter.window.slot_seconds, None
-                cell.cal_lo = cell.cal_hi = 0.0
-            cell.window = counter.window  # an equal window from a reloaded policy: take it, stay on the fast path
+                cell.retarget(counter.window)
+                self._cells_gen += 1
+            else:
+                cell.window = counter.window  # an equal window from a reloaded policy
         return cell
 
-    def _evict_if_due(self) -> None:
-        if len(self._cells) > self._evict_at:
-            self._evict_cells()
+    def _cells_of(self, counters: Sequence[Counter]) -> tuple[_Cell, ...]:
+        """The cells of ``counters``, remembered per list object (the entry holds the list, so its
+        id cannot be reused while the entry lives)."""
+        group = self._groups.get(id(counters))
+        if group is not None and group[0] is counters and group[2] == self._cells_gen:
+            return group[1]
+        cells = tuple(self._cell(c) for c in counters)
+        if len(self._groups) >= MAX_GROUPS:
+            self._groups.clear()
+        self._groups[id(counters)] = (counters, cells, self._cells_gen)
+        return cells
 
-    def _evict_cells(self) -> None:
-        """Past MAX_CELLS counters, forget the least recently spent idle ones (nothing in flight, no
-        lane on them) down to 15/16 of the bound. Called at the start of an operation, before it
-        resolves any cell. What is forgotten is that counter's settled spend: a per-run budget of
-        a run idle while MAX_CELLS other counters were spent on starts again from zero."""
+    def _forget_idle_cells(self) -> None:
+        """Look at up to EVICT_SCAN of the oldest counters: one spent since the last look, or with
+        live reservations, goes to the back (its flag cleared); an idle one is forgotten, with its
+        settled spend (a per-run budget of a run idle while MAX_CELLS other counters were spent
+        starts from zero)."""
         cells = self._cells
-        target = MAX_CELLS - MAX_CELLS // 16
-        forgot = False
-        for key in list(cells):  # oldest spend first (_add moves a cell to the end)
-            if len(cells) <= target:
-                break
-            cell = cells[key]
-            if not (cell.fu or cell.ft or cell.fc or cell.lanes):
-                del cells[key]
-                forgot = True
-        if forgot:
-            self._cells_gen += 1
-        # if too few were idle, the next pass waits for another 1/16 (no scan on every operation)
-        self._evict_at = max(MAX_CELLS, len(cells) + MAX_CELLS // 16)
+        for key in list(islice(cells, EVICT_SCAN)):
+            cell = cells.pop(key)
+            if cell.spent or not cell.idle:
+                cell.spent = False
+                cells[key] = cell
+            else:
+                self._cells_gen += 1
 
     def _reclaim(self, now: float) -> None:
-        expiry = self._expiry
-        while expiry and expiry[0][0] <= now:
-            _, rid = heapq.heappop(expiry)
-            res = self._reservations.get(rid)
-            if res is not None and res.expires_at <= now:
-                self._drop(rid, res)
+        """Drop reservations whose lease ended, and settled ids past their TTL (both from the front)."""
+        held = self._held
+        while held:
+            rid = next(iter(held))
+            res = held[rid]
+            if res.expires_at > now:
+                break
+            del held[rid]
+            self._give_back(res)
+        early = self._early
+        while early and early[0][0] <= now:
+            _, rid = heapq.heappop(early)
+            res2 = held.get(rid)
+            if res2 is not None and res2.expires_at <= now:
+                del held[rid]
+                self._give_back(res2)
         if now >= self._next_forget:
             settled = self._settled_ids
+            self._next_forget = now + SETTLED_ID_TTL_S
             while settled:
                 rid = next(iter(settled))
                 at = settled[rid]
@@ -173,82 +208,47 @@ class MemoryLedger(LanePath):
                     self._next_forget = at + SETTLED_ID_TTL_S
                     break
                 del settled[rid]
-            else:
-                self._next_forget = now + SETTLED_ID_TTL_S
 
-    def _compact_expiry(self) -> None:
-        """Rebuild the lease-expiry heap from the live reservations (called by whoever pushes,
-        once the heap is EXPIRY_SLACK longer than at its last rebuild).
-
-        A settled reservation's entry stays in the heap (deleting from a heap costs a
-        search) until its lease would have ended. Without the rebuild a busy process kept
-        one entry per call for a whole lease: 7 million at 12,000 calls/s and a 10 minute
-        lease, over 500 MB."""
-        live = [(res.expires_at, rid) for rid, res in self._reservations.items()]
-        heapq.heapify(live)
-        self._expiry = live
-        self._compact_at = len(live) + EXPIRY_SLACK
+    def _due(self, now: float) -> bool:
+        """Whether a lease may have ended or a settled id may be forgotten at ``now``."""
+        if now >= self._next_forget or (self._early and self._early[0][0] <= now):
+            return True
+        held = self._held
+        return bool(held) and held[next(iter(held))].expires_at <= now
 
     def _remember_settled(self, rid: str, now: float) -> None:
-        """Remember a settled id (lock held); beyond MAX_SETTLED_IDS the oldest 1/16 are forgotten.
-
-        A Governor never settles a decision twice (its pending entry goes at the first
-        record), so the bound only shortens idempotency for callers of the ledger itself."""
         settled = self._settled_ids
         settled[rid] = now
         if len(settled) > MAX_SETTLED_IDS:
-            for old in list(islice(settled, MAX_SETTLED_IDS // 16)):
-                del settled[old]
+            # A Governor never settles a decision twice (its pending entry goes at the first
+            # record), so the bound only shortens idempotency for callers of the ledger itself.
+            del settled[next(iter(settled))]
 
-    def _drop(self, rid: str, res: _Reservation | LaneReservation) -> None:
-        del self._reservations[rid]
-        self._end(res)
+    @staticmethod
+    def _give_back(res: _Held) -> None:
+        for cell in res.cells:
+            cell.held_usd -= res.usd
+            cell.held_tokens -= res.tokens
+            cell.held_calls -= res.calls
 
-    def _end(self, res: _Reservation | LaneReservation) -> None:
-        """A reservation (already out of the table) ends without spend: its cells or lane get it back."""
-        self._gen += 1
-        if res.__class__ is LaneReservation:
-            self._unhold(res)  # type: ignore[arg-type]
-            return
-        for cell in res.cells:  # type: ignore[union-attr]
-            cell.fu -= res.usd
-            cell.ft -= res.tokens
-            cell.fc -= res.calls
-
-    def _add(self, cell: _Cell, slot: object, usd: int, tokens: int, calls: int) -> None:
+    @staticmethod
+    def _add(cell: _Cell, slot: Slot, usd: int, tokens: int, calls: int) -> None:
         """Settled spend into ``slot`` of ``cell`` (and the rolling sum, when the slot is in it)."""
-        self._gen += 1
-        cells, key = self._cells, cell.key
-        if cells.get(key) is cell:  # most recently spent last: the order _evict_cells forgets in
-            del cells[key]
-            cells[key] = cell
+        cell.spent = True
         s = cell.slots.get(slot)
         if s is None:
-            cell.slots[slot] = [usd, tokens, calls]
+            s = cell.slots[slot] = [usd, tokens, calls]
         else:
             s[0] += usd
             s[1] += tokens
             s[2] += calls
-        if cell.kind == "rolling" and cell.r_cur is not None and cell.r_cur - ROLLING_SLOTS < slot <= cell.r_cur:  # type: ignore[operator]
-            cell.ru += usd
-            cell.rt += tokens
-            cell.rc += calls
-
-    def _settle_into(self, cells: Sequence[_Cell], usd: int, tokens: int, calls: int, reserved_at: float) -> None:
-        """Actual spend into the slots of ``reserved_at``. It may be more than any reservation covered,
-        so the lanes on these cells give their allowances back: an allowance is valid only while
-        the cell's total, allowances included, has been checked against its limit."""
-        for cell in cells:
-            if cell.lanes:
-                self._take_back(cell)
-            kind = cell.kind
-            if kind == "none":
-                slot: object = "all"
-            elif kind == "calendar" and cell.cal_lo <= reserved_at < cell.cal_hi:
-                slot = cell.cal_slot
-            else:
-                slot = self._slot_key(cell, reserved_at)
-            self._add(cell, slot, usd, tokens, calls)
+        if s[0] > MAX_QUANTITY or s[1] > MAX_QUANTITY or s[2] > MAX_QUANTITY:
+            s[:] = [min(x, MAX_QUANTITY) for x in s]  # saturate: such a counter denies every reservation
+        bucket = cell.rolling_bucket
+        if bucket is not None and slot.__class__ is int and bucket - ROLLING_SLOTS < slot <= bucket:  # type: ignore[operator]
+            cell.rolling_usd += usd
+            cell.rolling_tokens += tokens
+            cell.rolling_calls += calls
 
     def _calendar_slot(self, cell: _Cell, at: float) -> str:
         """The calendar slot of ``at``; the cell remembers the current slot's bounds."""
@@ -256,47 +256,46 @@ class MemoryLedger(LanePath):
             return cell.cal_slot
         window = cell.window
         key = (window.tz, window.unit, int(at // 60))
-        slot = self._cal.get(key)
+        slot = self._calendar_slots.get(key)
         if slot is None:
-            if len(self._cal) >= _CAL_CACHE_MAX:
-                self._cal.clear()
-            slot = self._cal[key] = current_slot(window, at)
+            if len(self._calendar_slots) >= _CAL_CACHE_MAX:
+                self._calendar_slots.clear()
+            slot = self._calendar_slots[key] = current_slot(window, at)
         lo, hi = _calendar_bounds(window, at)
-        if lo <= at < hi and current_slot(window, lo) == slot == current_slot(window, hi - 0.001) and current_slot(window, hi) != slot:
+        if (lo <= at < hi and current_slot(window, lo) == slot == current_slot(window, hi - 0.001)
+                and current_slot(window, hi) != slot):
             cell.cal_lo, cell.cal_hi, cell.cal_slot = lo, hi, slot
         return slot
 
-    def _slot_key(self, cell: _Cell, at: float) -> object:
+    def _slot(self, cell: _Cell, at: float) -> Slot:
+        """The slot of ``cell``'s window that a charge made at ``at`` belongs to."""
         kind = cell.kind
-        if kind == "rolling":
-            return int(at // cell.slot_s)
+        if kind == "none":
+            return "all"
         if kind == "calendar":
-            return self._calendar_slot(cell, at)
-        return "all"
+            return cell.cal_slot if cell.cal_lo <= at < cell.cal_hi else self._calendar_slot(cell, at)
+        return int(at // cell.window.slot_seconds)
 
     def _settled(self, cell: _Cell, now: float) -> tuple[int, int, int]:
+        """The cell's settled spend in the window at ``now``."""
         if cell.kind != "rolling":
-            s = cell.slots.get(self._slot_key(cell, now))
+            s = cell.slots.get(self._slot(cell, now))
             return (s[0], s[1], s[2]) if s is not None else (0, 0, 0)
-        cur = int(now // cell.slot_s)
-        if cur != cell.r_cur:
-            low = cur - ROLLING_SLOTS
-            u = t = c = 0
-            for idx in [i for i in cell.slots if i.__class__ is not int or i <= low]:
-                del cell.slots[idx]
-            for idx, s in cell.slots.items():
-                if idx <= cur:
-                    u += s[0]
-                    t += s[1]
-                    c += s[2]
-            cell.r_cur, cell.ru, cell.rt, cell.rc = cur, u, t, c
-        return cell.ru, cell.rt, cell.rc
+        bucket = int(now // cell.window.slot_seconds)
+        if bucket != cell.rolling_bucket:
+            low = bucket - ROLLING_SLOTS
+            for old in [i for i in cell.slots if not isinstance(i, int) or i <= low]:
+                del cell.slots[old]
+            live = [s for i, s in cell.slots.items() if isinstance(i, int) and i <= bucket]
+            cell.rolling_bucket = bucket
+            cell.rolling_usd = sum(s[0] for s in live)
+            cell.rolling_tokens = sum(s[1] for s in live)
+            cell.rolling_calls = sum(s[2] for s in live)
+        return cell.rolling_usd, cell.rolling_tokens, cell.rolling_calls
 
-    def _used(self, cell: _Cell | None, now: float) -> tuple[int, int, int]:
-        if cell is None:
-            return 0, 0, 0
-        u, t, c = self._settled(cell, now)
-        return u + cell.fu, t + cell.ft, c + cell.fc
+    def _used(self, cell: _Cell, now: float) -> Amount:
+        usd, tokens, calls = self._settled(cell, now)
+        return Amount(usd + cell.held_usd, tokens + cell.held_tokens, calls + cell.held_calls)
 
     # -- the Ledger protocol ---------------------------------------------------
     def reserve(
@@ -308,65 +307,42 @@ class MemoryLedger(LanePath):
         now: float,
         lease_s: float,
     ) -> ReserveResult:
+        check_amount(amount)
         with self._lock:
-            self._evict_if_due()
-            if self._lanes:  # a lane's allowance is not usage: the protocol path works on exact figures
-                for c in counters:
-                    self._take_back(self._cell(c))
-            return self._reserve(reservation_id, counters, amount, now, lease_s)
-
-    def _reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, now: float, lease_s: float) -> ReserveResult:
-        au, at, ac = amount.usd_nano, amount.tokens, amount.calls
-        if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
-            self._reclaim(now)
-        if reservation_id in self._reservations or reservation_id in self._settled_ids:
-            used = [self._used(self._cells.get(c.key), now) for c in counters]
-            return ReserveResult(True, used_after=tuple(_amount(*u) for u in used))
-        cells: list[_Cell] = []
-        after: list[Amount] = []
-        cells_get = self._cells.get
-        for c in counters:
-            cell = cells_get(c.key)
-            if cell is None or cell.window is not c.window:
-                cell = self._cell(c)
-            kind = cell.kind
-            if kind != "rolling":
-                if kind == "none":
-                    s = cell.slots.get("all")
-                elif cell.cal_lo <= now < cell.cal_hi:
-                    s = cell.slots.get(cell.cal_slot)
-                else:
-                    s = cell.slots.get(self._calendar_slot(cell, now))
-                u, t, n = (s[0] + cell.fu + au, s[1] + cell.ft + at, s[2] + cell.fc + ac) if s else (cell.fu + au, cell.ft + at, cell.fc + ac)
+            if self._due(now):
+                self._reclaim(now)
+            if reservation_id in self._held or reservation_id in self._settled_ids:
+                return ReserveResult(True, used_after=tuple(self._used(self._cell(c), now) for c in counters))
+            cells = self._cells_of(counters)
+            usd, tokens, calls = amount.usd_nano, amount.tokens, amount.calls
+            after: list[Amount] = []
+            for c, cell in zip(counters, cells):
+                if cell.kind == "rolling":
+                    u, t, n = self._settled(cell, now)
+                else:  # inline: the slot of a calendar cell within its bounds, or the only one
+                    slot = cell.cal_slot if cell.cal_lo <= now < cell.cal_hi else self._slot(cell, now)
+                    u, t, n = cell.slots.get(slot) or _NOTHING
+                u += cell.held_usd + usd
+                t += cell.held_tokens + tokens
+                n += cell.held_calls + calls
+                lim = c.limit
+                if (u > (MAX_QUANTITY if lim.usd_nano is None else lim.usd_nano)
+                        or t > (MAX_QUANTITY if lim.tokens is None else lim.tokens)
+                        or n > (MAX_QUANTITY if lim.calls is None else lim.calls)):
+                    total = Amount(u, t, n)
+                    return ReserveResult(False, denied=c, denied_metric=lim.exceeded_by(total) or total.beyond_storage())
+                after.append(Amount(u, t, n))
+            for cell in cells:
+                cell.held_usd += usd
+                cell.held_tokens += tokens
+                cell.held_calls += calls
+            expires = now + lease_s
+            self._held[reservation_id] = _Held(cells, amount, expires)
+            if expires < self._latest_expiry:
+                heapq.heappush(self._early, (expires, reservation_id))
             else:
-                u, t, n = self._settled(cell, now)
-                u += cell.fu + au
-                t += cell.ft + at
-                n += cell.fc + ac
-            lim = c.limit
-            if lim.usd_nano is not None and u > lim.usd_nano:
-                return ReserveResult(False, denied=c, denied_metric="usd")
-            if lim.tokens is not None and t > lim.tokens:
-                return ReserveResult(False, denied=c, denied_metric="tokens")
-            if lim.calls is not None and n > lim.calls:
-                return ReserveResult(False, denied=c, denied_metric="calls")
-            cells.append(cell)
-            a = _new(Amount)  # _amount(u, t, n), inlined: this loop runs for every counter of every call
-            _set_usd(a, u)
-            _set_tokens(a, t)
-            _set_calls(a, n)
-            after.append(a)
-        for cell in cells:
-            cell.fu += au
-            cell.ft += at
-            cell.fc += ac
-        self._gen += 1
-        expires = now + lease_s
-        self._reservations[reservation_id] = _Reservation(tuple(cells), au, at, ac, expires)
-        heapq.heappush(self._expiry, (expires, reservation_id))
-        if len(self._expiry) > self._compact_at:
-            self._compact_expiry()
-        return _granted(tuple(after))
+                self._latest_expiry = expires
+            return ReserveResult(True, used_after=tuple(after))
 
     def settle(
         self,
@@ -377,39 +353,37 @@ class MemoryLedger(LanePath):
         now: float,
         reserved_at: float,
     ) -> bool:
-        au, at, ac = actual.usd_nano, actual.tokens, actual.calls
+        check_amount(actual)
         with self._lock:
-            self._evict_if_due()
-            if (self._expiry and self._expiry[0][0] <= now) or now >= self._next_forget:
+            if self._due(now):
                 self._reclaim(now)
             if reservation_id in self._settled_ids:
                 return False
-            res = self._reservations.get(reservation_id)
+            res = self._held.pop(reservation_id, None)
             if res is not None:
-                self._drop(reservation_id, res)
-            cells_get = self._cells.get
-            cells = [cell if (cell := cells_get(c.key)) is not None and cell.window is c.window else self._cell(c) for c in counters]
-            self._settle_into(cells, au, at, ac, reserved_at)
+                self._give_back(res)
+            usd, tokens, calls = actual.usd_nano, actual.tokens, actual.calls
+            add, slot_of = self._add, self._slot
+            for cell in self._cells_of(counters):  # into the slots of the reservation's time
+                add(cell, slot_of(cell, reserved_at), usd, tokens, calls)
             self._remember_settled(reservation_id, now)
             return True
 
     def release(self, reservation_id: str, *, now: float) -> bool:
         with self._lock:
-            res = self._reservations.get(reservation_id)
+            res = self._held.pop(reservation_id, None)
             if res is None:
                 return False
-            self._drop(reservation_id, res)
+            self._give_back(res)
             return True
 
     def usage(self, counter: Counter, *, now: float) -> Amount:
         with self._lock:
             self._reclaim(now)
             cell = self._cells.get(counter.key)
-            if cell is not None and cell.window is not counter.window:
-                cell = self._cell(counter)
-            if cell is not None:
-                self._take_back(cell)  # lanes' allowances are not usage
-            return _amount(*self._used(cell, now))
+            if cell is None:
+                return Amount()
+            return self._used(self._cell(counter), now)
 
     def close(self) -> None:
         return None

@@ -30,7 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from governor.errors import LedgerError
 from governor.ledger import redis_scripts
-from governor.ledger.base import Amount, Counter, ReserveResult
+from governor.ledger.base import MAX_QUANTITY, Amount, Counter, ReserveResult, check_amount
+from governor.ledger.forks import after_fork_in_child
 from governor.ledger.memory import SETTLED_ID_TTL_S
 from governor.ledger.windows import ROLLING_SLOTS, current_slot
 
@@ -48,7 +49,8 @@ def redact(url: str) -> str:
 
 
 def _lim(value: int | None) -> int:
-    return -1 if value is None else value
+    """A limit as the reserve script compares it: no limit is MAX_QUANTITY, the most a counter holds."""
+    return MAX_QUANTITY if value is None else min(value, MAX_QUANTITY)
 
 
 class RedisLedger:
@@ -82,17 +84,29 @@ class RedisLedger:
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
         self._down: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError,
                                                        redis.exceptions.TimeoutError)
+        self._retry = lambda: Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
         try:
-            # One retry, on connection errors only: it replaces a pooled
-            # connection that died while Redis restarted. Timeouts are not
-            # retried, so an unresponsive Redis costs one socket timeout.
-            client = redis.Redis.from_url(
-                url, retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-                retry_on_timeout=False, **self._timeouts)
+            client = self._new_client()
         except (ValueError, redis.exceptions.RedisError) as exc:
             raise LedgerError(f"redis ledger {self.where}: bad url: {exc}") from exc
         self._use(client)
         self._bases: dict[str, str] = {}
+        self._inherited: list[Any] = []  # a parent's clients, kept (not closed) in a forked child
+        after_fork_in_child(self, RedisLedger._after_fork)
+
+    def _new_client(self) -> Any:
+        # One retry, on connection errors only: it replaces a pooled
+        # connection that died while Redis restarted. Timeouts are not
+        # retried, so an unresponsive Redis costs one socket timeout.
+        return self._redis.Redis.from_url(self.url, retry=self._retry(), retry_on_timeout=False, **self._timeouts)
+
+    def _after_fork(self) -> None:
+        """A forked child gets a client of its own (the parent's sockets stay the parent's: kept,
+        never closed here) and asks again whether the server is a cluster."""
+        self._inherited.append(self._client)
+        self._use(self._new_client())
+        if self.cluster:
+            self._use(self._redis.cluster.RedisCluster.from_url(self.url, **self._timeouts))
 
     def _use(self, client: Any) -> None:
         self._client = client
@@ -181,6 +195,7 @@ class RedisLedger:
     # -- the Ledger protocol -------------------------------------------------------
     def reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *,
                 now: float, lease_s: float) -> ReserveResult:
+        check_amount(amount)
         keep_ms = int((lease_s + KEEP_MARGIN_S) * 1000)
         if not self._clustered():
             out = self._reserve_some(reservation_id, counters, amount, now, lease_s, keep_ms, None)
@@ -217,6 +232,7 @@ class RedisLedger:
 
     def settle(self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *,
                now: float, reserved_at: float) -> bool:
+        check_amount(actual)
         if not self._clustered():
             return self._settle_some(reservation_id, counters, actual, now, reserved_at, None)
         settled = False

@@ -104,7 +104,7 @@ end
 # KEYS: res, done, then per counter s, i, z, a.
 # ARGV: rid, now, expires_at, u, t, c, keep_ms, bases_json, then per counter kind, lo, cur, lu, lt, lc
 #       (kind 'r' rolling with slot index bounds lo < idx <= cur; else lo is the current slot;
-#        a limit of '-1' means unlimited).
+#        a limit of '-1' means unlimited; the client sends MAX_QUANTITY instead, the most a counter holds).
 # Returns {ok, denied_index (1-based, 0 none), denied_metric, u1, t1, c1, u2, ...}.
 RESERVE = _PRELUDE + r"""
 local rid, now, exp = ARGV[1], tonumber(ARGV[2]), ARGV[3]

@@ -13,10 +13,23 @@ their budget when their lease ends. Settled spend is kept per window slot
 (:mod:`governor.ledger.windows`), so windows roll over the same way as in the
 in-memory reference ledger. Settle is idempotent through a table of settled
 reservation ids kept for ``settled_ttl_s``.
+
+The file is the budget: every transaction first checks that the file at
+``path`` is still the one this ledger opened (same device and inode). A file
+deleted or replaced while the process runs (a cleanup job, a redeploy that
+recreated it) would otherwise leave this process counting into a file no other
+process sees; instead every operation raises :class:`LedgerError`, logged once,
+so the budgets' ``on_error`` applies, until the process opens the ledger again.
+
+After ``fork()`` the child drops the parent's connection without closing it
+(closing would touch the parent's file state) and opens its own, with a fresh
+lock. Stored quantities stay within ``MAX_QUANTITY`` (an INTEGER never
+overflows, and never turns into a REAL).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -26,9 +39,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from governor.errors import LedgerError
-from governor.ledger.base import Amount, Counter, ReserveResult
+from governor.ledger.base import MAX_QUANTITY, Amount, Counter, ReserveResult, check_amount
+from governor.ledger.forks import after_fork_in_child
 from governor.ledger.memory import SETTLED_ID_TTL_S
 from governor.ledger.windows import ROLLING_SLOTS, Window, current_slot
+
+log = logging.getLogger("governor.ledger")
 
 KEEP_MARGIN_S = 60.0  # a slot outlives its window by this much before it is deleted
 
@@ -82,8 +98,8 @@ _ROLLING = _SUM + "WHERE counter_key = ? AND idx > ? AND idx <= ?"
 _SINGLE = _SUM + "WHERE counter_key = ? AND slot = ?"
 _ADD = (
     "INSERT INTO slots (counter_key, slot, idx, usd, tokens, calls, expires_at) VALUES (?,?,?,?,?,?,?) "
-    "ON CONFLICT (counter_key, slot) DO UPDATE SET usd = usd + excluded.usd, "
-    "tokens = tokens + excluded.tokens, calls = calls + excluded.calls, "
+    f"ON CONFLICT (counter_key, slot) DO UPDATE SET usd = MIN(usd + excluded.usd, {MAX_QUANTITY}), "
+    f"tokens = MIN(tokens + excluded.tokens, {MAX_QUANTITY}), calls = MIN(calls + excluded.calls, {MAX_QUANTITY}), "
     "expires_at = CASE WHEN expires_at = 0 OR excluded.expires_at = 0 THEN 0 "
     "ELSE MAX(expires_at, excluded.expires_at) END"
 )
@@ -106,13 +122,46 @@ class SqliteLedger:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self._lost = False  # the file was deleted or replaced (logged once)
+        self._inherited: list[sqlite3.Connection] = []  # a parent's connections, kept open in a child
         with self._lock:
             self._connection()
+        after_fork_in_child(self, SqliteLedger._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            self._inherited.append(self._conn)
+        self._conn = None
+
+    def _identity(self) -> tuple[int, int] | None:
+        if self.path == ":memory:":
+            return (0, 0)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _check_file(self) -> None:
+        """Raise LedgerError when the file at ``path`` is no longer the one opened."""
+        if self._file is not None and self._identity() == self._file:
+            return
+        what = "deleted" if self._identity() is None else "replaced by another file"
+        if not self._lost:
+            self._lost = True
+            log.error("sqlite ledger %s: the file was %s while in use; budgets follow on_error until the "
+                      "ledger is opened again", self.path, what)
+        raise LedgerError(f"sqlite ledger {self.path}: the file was {what} while in use (budgets follow on_error)")
 
     # -- connection and transactions ------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
+            self._check_file()
             return self._conn
+        if self._file is not None:  # a forked child reopens the file its parent had, if it is still there
+            self._check_file()
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +173,8 @@ class SqliteLedger:
             conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"sqlite ledger {self.path}: cannot open: {exc}") from exc
+        if self._file is None:
+            self._file = self._identity()
         self._conn, self._pid = conn, os.getpid()
         return conn
 
@@ -189,13 +240,14 @@ class SqliteLedger:
     # -- the Ledger protocol ---------------------------------------------------
     def reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *,
                 now: float, lease_s: float) -> ReserveResult:
+        check_amount(amount)
         with self._write(now) as conn:
             if self._known(conn, reservation_id, now):
                 return ReserveResult(True, used_after=tuple(self._used(conn, c, now) for c in counters))
             after: list[Amount] = []
             for c in counters:
                 total = self._used(conn, c, now) + amount
-                metric = c.limit.exceeded_by(total)
+                metric = c.limit.exceeded_by(total) or total.beyond_storage()
                 if metric is not None:
                     return ReserveResult(False, denied=c, denied_metric=metric)
                 after.append(total)
@@ -207,6 +259,7 @@ class SqliteLedger:
 
     def settle(self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *,
                now: float, reserved_at: float) -> bool:
+        check_amount(actual)
         with self._write(now) as conn:
             if conn.execute("SELECT 1 FROM settled WHERE rid = ?", (reservation_id,)).fetchone():
                 return False
@@ -229,7 +282,7 @@ class SqliteLedger:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
-            self._conn = None
+            self._conn = None  # a parent's connections stay open in a child (_inherited): never closed here
 
     # -- helpers ------------------------------------------------------------------
     @staticmethod

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -94,3 +94,25 @@ def slot_is_live(window: Window, slot: str, now: float) -> bool:
         cur = int(now // window.slot_seconds)
         return cur - ROLLING_SLOTS < int(slot[1:]) <= cur
     return slot == current_slot(window, now)
+
+
+def seconds_until_window_frees(window: Window, now: float) -> float | None:
+    """How long until what is charged in the window at ``now`` has left it (None: the window never resets).
+
+    A calendar window resets at the next local midnight (or first of the month);
+    a rolling window has let go of every charge made up to ``now`` after its
+    full length (an upper bound: older charges leave sooner).
+    """
+    if window.kind == "rolling":
+        return window.seconds
+    if window.kind == "calendar":
+        zone = _zone(window.tz)
+        local = datetime.fromtimestamp(now, tz=timezone.utc).astimezone(zone)
+        if window.unit == "month":
+            year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+            boundary = datetime(year, month, 1, tzinfo=zone)
+        else:
+            boundary = datetime(local.year, local.month, local.day, tzinfo=zone) + timedelta(days=1)
+            boundary = datetime(boundary.year, boundary.month, boundary.day, tzinfo=zone)  # DST-safe midnight
+        return max(boundary.timestamp() - now, 0.0)
+    return None

@@ -186,6 +186,7 @@ def build_policy(
         lease_s=parse_duration(defaults["lease"]) if "lease" in defaults else 600.0,
         allow_unpriced=bool(defaults.get("allow_unpriced", False)),
         log_content=bool((doc.get("logging") or {}).get("content", False)),
+        ungoverned=str(doc.get("ungoverned", "block")),
         ledger=LedgerSpec(
             type=ledger.get("type", "memory"),
             path=ledger.get("path"),

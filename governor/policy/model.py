@@ -140,6 +140,7 @@ class Policy:
     lease_s: float = 600.0
     allow_unpriced: bool = False
     log_content: bool = False
+    ungoverned: str = "block"  # "block" | "allow": requests the governor cannot read (the proxy's side routes)
     ledger: LedgerSpec = LedgerSpec()
     aliases: Mapping[str, str] = field(default_factory=dict)
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)  # policy overrides only

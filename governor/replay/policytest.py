@@ -27,10 +27,13 @@ each other. A failure reads ``Want block, got allow (rule per-run)``.
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from governor.errors import GovernorError
 from governor.policy.model import Policy
@@ -46,9 +49,16 @@ DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 
 @dataclass
 class CaseResult:
+    """The outcome of one case."""
+
     file: str
+    """The test file, as given."""
     name: str
+    """The case's ``name`` (or its place, ``FILE: cases[i]``, when it has none)."""
     failures: list[str] = field(default_factory=list)
+    """One line per unmet expectation (``Want block, got allow ...``); empty when the case passed."""
+    seconds: float = 0.0
+    """Wall time of the case (building the governor, the starting state and the call)."""
 
     @property
     def ok(self) -> bool:
@@ -57,6 +67,16 @@ class CaseResult:
 
 class TestFileError(GovernorError):
     """A test file is malformed: names the file, the case and the field."""
+
+
+def test_file_schema() -> dict[str, Any]:
+    """The packaged JSON Schema of policy test files (``governor/schema/policy-test-v1.json``), for editors."""
+    import json
+    from importlib import resources
+
+    text = resources.files("governor").joinpath("schema/policy-test-v1.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def _seconds(value: Any, where: str) -> float:
@@ -151,11 +171,13 @@ def compare(expect: Mapping[str, Any], d: Any) -> list[str]:
     got_rules = sorted(d.rule_ids)
     want_rules = expect.get("rule_ids")
     if "verdict" in expect and expect["verdict"] != d.verdict:
-        rules = [expect["blocked_by"]] if expect.get("blocked_by") else want_rules or expect.get("rules_include") or got_rules
+        rules = ([expect["blocked_by"]] if expect.get("blocked_by")
+                 else want_rules or expect.get("rules_include") or got_rules)
         shown = f" (rule {', '.join(rules)})" if rules else ""
         reason = f": {'; '.join(d.reasons)}" if d.reasons else ""
         out.append(f"Want {expect['verdict']}, got {d.verdict}{shown}{reason}")
-    if "blocked_by" in expect and expect["blocked_by"] != d.blocked_by and expect.get("verdict", d.verdict) == d.verdict:
+    verdict_ok = expect.get("verdict", d.verdict) == d.verdict
+    if "blocked_by" in expect and expect["blocked_by"] != d.blocked_by and verdict_ok:
         out.append(f"Want blocked by {expect['blocked_by']}, got {d.blocked_by or 'nothing'}")
     if "model" in expect and expect["model"] != d.model:
         out.append(f"Want model {expect['model']}, got {d.model}")
@@ -184,7 +206,32 @@ def find_test_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def run_file(path: Path) -> list[CaseResult]:
+def case_name(case: Any, where: str) -> str:
+    """The name a case is reported (and selected with ``-k``) by."""
+    return str(case.get("name") or where) if isinstance(case, Mapping) else where
+
+
+def selected(file: str, name: str, patterns: list[str] | None) -> bool:
+    """Whether ``-k`` patterns select a case: each pattern is a case-insensitive substring
+    of ``FILE::NAME``, or a glob (``*``, ``?``, ``[``) matched against the name or ``FILE::NAME``;
+    any pattern selects. No patterns select every case."""
+    if not patterns:
+        return True
+    full = f"{file}::{name}".lower()
+    for pattern in patterns:
+        p = pattern.lower()
+        if any(ch in p for ch in "*?[") and (fnmatch.fnmatchcase(name.lower(), p) or fnmatch.fnmatchcase(full, p)):
+            return True
+        if p in full:
+            return True
+    return False
+
+
+def run_file(path: Path, select: list[str] | None = None, stop_at_failure: bool = False) -> list[CaseResult]:
+    """Run the cases of one test file (those ``select`` patterns pick; see :func:`selected`).
+
+    With ``stop_at_failure`` the run ends after the first failing case.
+    """
     from governor.policy.loader import load_policy
 
     policy_path, cases = load_test_file(path)
@@ -194,5 +241,12 @@ def run_file(path: Path) -> list[CaseResult]:
     results = []
     for i, case in enumerate(cases):
         where = f"{path}: cases[{i}]"
-        results.append(run_case(policy, case, where, str(path)))
+        if not selected(str(path), case_name(case, where), select):
+            continue
+        start = time.perf_counter()
+        result = run_case(policy, case, where, str(path))
+        result.seconds = time.perf_counter() - start
+        results.append(result)
+        if stop_at_failure and not result.ok:
+            break
     return results

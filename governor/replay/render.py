@@ -70,8 +70,13 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         + (f"; {num(t['calls_overran'])} used more than their check reserved (+{usd(t['overrun_usd'])})"
            if t.get("calls_overran") else ""),
         f"Runs: {num(t['runs'])}; stopped {num(t['runs_stopped'])}; outcomes: accepted {o['accepted']}, "
-        f"rejected {o['rejected']}, other {o['other']}; accepted runs the policy would stop: {o['accepted_runs_stopped']}",
+        f"edited {o.get('edited', 0)}, rejected {o['rejected']}, escalated {o.get('escalated', 0)}, "
+        f"unknown {o.get('unknown', o['other'])}; accepted runs the policy would stop: {o['accepted_runs_stopped']}",
     ]
+    joined = o.get("joined")
+    if joined:
+        lines.append(f"Outcomes joined from {', '.join(joined['files'])}: {joined['runs_matched']} run(s) matched, "
+                     f"{len(joined['unmatched'])} record(s) matched no run, {joined['skipped']} skipped")
     if t["unpriced_calls"]:
         lines.append(f"Unpriced calls: {num(t['unpriced_calls'])} (their cost is unknown, not zero; see below)")
     if t["skipped_records"]:

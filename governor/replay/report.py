@@ -2,7 +2,9 @@
 
 Schema (stable keys; more may be added): ``policy {name, revision}``,
 ``totals {...}``, ``runs[]``, ``rules[]``, ``outcomes {...}``,
-``diagnostics {...}``, ``skipped[]`` (every malformed record with its place).
+``diagnostics {...}``, ``finops {...}`` (spend over time and by owner, savings
+per rule, stopped runs accepted first: governor/replay/finops.py), ``skipped[]``
+(every malformed record with its place).
 Costs are USD rounded to 1e-9; a cost that cannot be known is counted in
 ``unpriced_calls``, never added as zero silently.
 """
@@ -14,6 +16,7 @@ from typing import Any
 
 from governor.policy.model import Policy
 from governor.replay.diagnostics import LONG_CONTEXT_TOKENS, diagnostics
+from governor.replay.finops import finops
 from governor.replay.result import ReplayResult, RunResult
 
 REPORT_VERSION = 1
@@ -114,9 +117,13 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
     accepted = [r for r in result.runs if r.run.outcome == "accepted"]
     rejected = sum(1 for r in result.runs if r.run.outcome == "rejected")
     kept = [r for r in accepted if r.stopped_at_call is None]
+    by_outcome = Counter(r.run.outcome for r in result.runs)
     outcomes = {
         "accepted": len(accepted),
         "rejected": rejected,
+        "edited": by_outcome["edited"],
+        "escalated": by_outcome["escalated"],
+        "unknown": by_outcome[None],  # no outcome recorded or joined: never counted as accepted
         "other": len(result.runs) - len(accepted) - rejected,
         "accepted_runs_stopped": len(accepted) - len(kept),
         "cost_per_accepted_usd_recorded": _usd(recorded / len(accepted)) if accepted else None,
@@ -134,6 +141,7 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
     }
     if with_diagnostics:
         report["diagnostics"] = diagnostics(result, long_context_tokens)
+        report["finops"] = finops(result)
     report["skipped"] = [{"file": i.file, "line": i.line, "where": i.where, "message": i.message}
                          for i in result.issues]
     return report

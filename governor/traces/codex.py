@@ -61,13 +61,16 @@ class CodexImporter:
         model: str | None = None
         prev: tuple[int, ...] | None = None
         calls: list[TraceCall] = []
+        bad: list[tuple[int, str]] = []  # reported one by one, unless no line of the file is a rollout line
+        rollout_lines = 0
         for line, rec, err in json_lines(text):
             if err is not None:
-                ctx.issue(file, line, err)
+                bad.append((line, err))
                 continue
             if not isinstance(rec, dict) or not isinstance(rec.get("payload"), dict):
-                ctx.issue(file, line, "line is not a JSON object with a 'payload' object")
+                bad.append((line, "line is not a JSON object with a 'payload' object"))
                 continue
+            rollout_lines += 1
             kind, p = rec.get("type"), rec["payload"]
             if kind == "session_meta":
                 if run_id is None:
@@ -115,6 +118,12 @@ class CodexImporter:
             ))
             if model is None:
                 ctx.note(f"{file}:{line}: token_count before any turn_context names a model: model 'unknown'")
+        if rollout_lines == 0 and bad:
+            ctx.issue(file, 0, f"no Codex rollout line (an object with a 'payload') in {len(bad)} line(s): not a "
+                               "rollout, or a rollout of an old Codex that kept no token counts")
+        else:
+            for line, message in bad:
+                ctx.issue(file, line, message)
         if calls:
             yield TraceRun(calls[0].run_id, tuple(calls), None, dict(meta), file)
 

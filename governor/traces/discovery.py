@@ -35,28 +35,23 @@ def codex_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
 
 
 def local_logs(*, claude_code: bool, codex: bool, since: float | None = None,
-               env: Mapping[str, str] | None = None) -> list[Path]:
-    """The session files of the agents asked for; a file last written before ``since`` holds no call after it."""
-    dirs: list[Path] = []
-    wanted = []
+               env: Mapping[str, str] | None = None) -> dict[Path, str]:
+    """The session files of the agents asked for, each with its format; a file last written before ``since``
+    holds no call after it and is left out."""
+    wanted: list[tuple[str, str, list[Path]]] = []
     if claude_code:
-        found = claude_code_dirs(env)
-        dirs += found
-        wanted.append(("Claude Code", found[0]))
+        wanted.append(("Claude Code", "claude-code", claude_code_dirs(env)))
     if codex:
-        found = codex_dirs(env)
-        dirs += found
-        wanted.append(("Codex", found[0]))
-    files: list[Path] = []
-    for d in dirs:
-        if d.is_dir():
-            matches = (p for p in d.rglob("*.jsonl*") if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
-            files.extend(sorted(matches))
-    for name, d in wanted:
-        if not any(str(p).startswith(str(d.parent)) for p in files):
-            raise TraceError(f"no {name} session files under {d}", file=str(d))
-    if since is not None:
-        files = [p for p in files if p.stat().st_mtime >= since]
+        wanted.append(("Codex", "codex", codex_dirs(env)))
+    files: dict[Path, str] = {}
+    for name, fmt, dirs in wanted:
+        found = [p for d in dirs if d.is_dir() for p in sorted(d.rglob("*.jsonl*"))
+                 if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz"))]
+        if not found:
+            raise TraceError(f"no {name} session files under {dirs[0]}", file=str(dirs[0]))
+        for p in found:
+            if since is None or p.stat().st_mtime >= since:
+                files[p] = fmt
     return files
 
 

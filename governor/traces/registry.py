@@ -112,6 +112,9 @@ def _load_builtin() -> None:
     import governor.traces.tau2  # noqa: F401
     import governor.traces.claude_code  # noqa: F401
     import governor.traces.codex  # noqa: F401
+    import governor.traces.harbor  # noqa: F401
+    import governor.traces.openai_agents  # noqa: F401
+    import governor.traces.langfuse  # noqa: F401
 
 
 def detect(head: str, file: str) -> Importer:
@@ -131,6 +134,7 @@ def load_traces(
     on_file: Callable[[int, int, str], None] | None = None,
     since: float | None = None,
     until: float | None = None,
+    format_of: Callable[[Path], str | None] | None = None,
 ) -> TraceSet:
     """Read every trace file (directories expanded, gzip transparent) into one TraceSet.
 
@@ -140,7 +144,9 @@ def load_traces(
     a repeated run id is another run: it gets the file name appended.
 
     ``since`` / ``until`` (epoch seconds) keep the calls made in
-    ``[since, until)``; a run left with no call is dropped.
+    ``[since, until)``; a run left with no call is dropped. ``format_of(path)``
+    may name the format of a file known by where it was found (a Codex
+    session directory), instead of sniffing it.
     """
     table = importers()
     forced = None
@@ -179,7 +185,8 @@ def load_traces(
         if not text.strip():
             ctx.issue(file, 0, "empty trace file")
             continue
-        imp = forced or detect(text[:SNIFF_CHARS], file)
+        known = format_of(path) if format_of is not None else None
+        imp = forced or (table[known] if known in table else None) or detect(text[:SNIFF_CHARS], file)
         formats[file] = imp.name
         streams = bool(getattr(imp, "streams", False))
         for run in _checked(imp.read(file, text, ctx), ctx, file, imp.name):

@@ -107,8 +107,9 @@ def test_trim_keeps_system_and_last_n_and_never_orphans_a_tool_result(make_gov) 
     msgs = _history()
     d = gov.check(model="gpt-4o", messages=msgs)
     assert d.verdict == "trim" and d.rule_ids == ("trim",)
-    # the last 3 non-system messages start with the tool result, whose call was dropped: drop it too
-    assert [m["role"] for m in d.messages] == ["system", "assistant", "user"]
+    # the last 3 non-system messages start with the tool result, whose call was dropped: the kept turns
+    # start at the next user turn instead (never at an orphaned result, nor at an assistant turn)
+    assert [m["role"] for m in d.messages] == ["system", "user"]
     assert d.messages[0] is msgs[0] and d.messages[-1] is msgs[-1]
     full = gov.check(model="gpt-4o", messages=d.messages)
     assert d.input_tokens == full.input_tokens < 200
@@ -133,7 +134,8 @@ def test_trim_keeps_the_longest_newest_suffix_that_fits_and_counts_only_what_it_
     each = TokenCounter().count_each("gpt-4o", msgs)
     given = sum(each) + 3 + 250  # the caller's count: messages, reply priming and (say) tool schemas
     d = gov.check(model="gpt-4o", messages=msgs, input_tokens=given)
-    kept_from = next(k for k in range(1, len(msgs) + 1) if given - sum(each[1:k]) <= 400)  # oldest turns dropped first
+    fits = next(k for k in range(1, len(msgs) + 1) if given - sum(each[1:k]) <= 400)  # oldest turns dropped first
+    kept_from = next(k for k in range(fits, len(msgs)) if msgs[k]["role"] == "user")  # kept turns open with a user
     assert [m for m in d.messages] == [msgs[0]] + msgs[kept_from:]
     assert d.input_tokens == given - sum(each[1:kept_from]) <= 400
     counter = gov._tokens

@@ -84,6 +84,32 @@ def write_config(directory: Path, *, governed: bool, probe: bool = True) -> Path
     return path
 
 
+UPSTREAM_MODELS = (
+    # (model name at the proxy, litellm model, api_base suffix): every API shape the governor checks
+    ("gpt-4o", "openai/gpt-4o", "/v1"),
+    ("gpt-4o-mini", "openai/gpt-4o-mini", "/v1"),
+    ("claude-sonnet-4-5", "anthropic/claude-sonnet-4-5", ""),
+    ("gpt-3.5-turbo-instruct", "text-completion-openai/gpt-3.5-turbo-instruct", "/v1"),
+    ("text-embedding-3-small", "openai/text-embedding-3-small", "/v1"),
+)
+
+
+def write_upstream_config(directory: Path, upstream_url: str, *, governed: bool, name: str = "config-upstream") -> Path:
+    """config.yaml whose deployments answer from the scripted upstream at ``upstream_url`` (tests/support)."""
+    lines = ["model_list:"]
+    for model_name, model, suffix in UPSTREAM_MODELS:
+        lines += [
+            f"  - model_name: {model_name}",
+            f"    litellm_params: {{model: {model}, api_key: sk-fake, api_base: '{upstream_url}{suffix}'}}",
+        ]
+    lines += ["litellm_settings:", "  telemetry: false"]
+    if governed:
+        lines.append("  callbacks: [governor.integrations.litellm_proxy.proxy_handler_instance]")
+    path = directory / f"{name}{'-governed' if governed else ''}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @dataclass
 class ProxyProcess:
     proc: subprocess.Popen

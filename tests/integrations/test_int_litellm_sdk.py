@@ -89,12 +89,19 @@ def test_errors_are_recorded_and_feed_the_stop_condition(gov: Governor) -> None:
 def test_stream_records_the_final_usage_chunk(gov: Governor, tmp_path: Path) -> None:
     governed = GovernedLiteLLM(gov)
     with gov.run("r4"):
-        chunks = list(governed.completion(model="gpt-4o", messages=MSG, mock_response="short", stream=True))
+        # the caller asks for the usage chunk: they see it, and it is what is recorded
+        chunks = list(governed.completion(model="gpt-4o", messages=MSG, mock_response="short", stream=True,
+                                          stream_options={"include_usage": True}))
+        # the caller does not ask: the governor still asks the provider, records it, and every chunk
+        # the caller sees has choices (a loop over chunk.choices[0] keeps working)
+        plain = list(governed.completion(model="gpt-4o", messages=MSG, mock_response="short", stream=True))
     usage = [c.usage for c in chunks if getattr(c, "usage", None)]
     assert usage, "include_usage was not requested"
-    (rec,) = records(tmp_path)
-    assert rec["output_tokens"] == usage[-1].completion_tokens > 0
-    assert rec["error"] is None
+    assert all(c.choices for c in plain)
+    first, second = records(tmp_path)
+    assert first["output_tokens"] == usage[-1].completion_tokens > 0
+    assert second["output_tokens"] == first["output_tokens"] and second["input_tokens"] == first["input_tokens"]
+    assert first["error"] is None and second["error"] is None
 
 
 def test_stream_passing_the_cap_is_stopped_mid_way_when_asked(gov: Governor, tmp_path: Path) -> None:

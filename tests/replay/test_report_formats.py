@@ -49,7 +49,7 @@ def test_text_markdown_and_html_agree_with_json(tmp_path: Path, tau2_dir: Path, 
     # self-contained: no scripts, no external fetches
     assert "<script" not in page and "src=" not in page and "href=" not in page and "@import" not in page
     svgs = re.findall(r"<svg.*?</svg>", page, re.S)
-    assert len(svgs) == 5
+    assert len(svgs) == 6  # spend over time, per run, cumulative, verdicts, rules, cost per accepted by model
     for svg in svgs:
         xml.dom.minidom.parseString(svg)  # well-formed
     stopped = sum(1 for r in rep["runs"] if r["stopped_at_call"])

@@ -22,8 +22,8 @@ from governor.cli import main
 from governor.traces import load_traces
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "coding_agents"
-CLAUDE = DATA / "claude-code"
-CODEX = DATA / "codex"
+CLAUDE = DATA / "claude" / "projects"
+CODEX = DATA / "codex" / "sessions"
 
 
 def upstream(api: str) -> list[dict[str, Any]]:
@@ -247,7 +247,8 @@ def test_cli_discovers_local_logs_with_a_time_window(tmp_path: Path, monkeypatch
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
     monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
     policy = tmp_path / "p.yaml"
-    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\ndefaults:\n  allow_unpriced: true\n")
+    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\n"
+                      "defaults:\n  allow_unpriced: true\n")
 
     def replay(*extra: str) -> dict[str, Any]:
         out = tmp_path / "r.json"
@@ -267,3 +268,20 @@ def test_cli_discovers_local_logs_with_a_time_window(tmp_path: Path, monkeypatch
     assert main(["replay", str(policy), "--since", "last tuesday", "--codex"]) == 2
     monkeypatch.setenv("CODEX_HOME", str(tmp_path / "nowhere"))
     assert main(["replay", str(policy), "--codex"]) == 2
+
+
+def test_a_file_in_the_codex_home_that_is_no_rollout_is_one_issue(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(CODEX, tmp_path / "codex" / "sessions")
+    stray = tmp_path / "codex" / "sessions" / "2026" / "stray.jsonl"
+    shutil.copy(next(CLAUDE.rglob("*.jsonl")), stray)  # a real file of another format where rollouts live
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\n"
+                      "defaults:\n  allow_unpriced: true\n")
+    out = tmp_path / "r.json"
+    assert main(["replay", str(policy), "--codex", "--format", "json", "-o", str(out), "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["totals"]["calls"] == len(upstream("responses"))
+    assert [(s["file"], s["line"], "no Codex rollout line" in s["message"]) for s in report["skipped"]] == [
+        (str(stray), 0, True)]

@@ -3,10 +3,11 @@
     npm install --prefix /tmp/cli @anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0
     python tests/data/coding_agents/record.py /tmp/cli/node_modules/.bin
 
-Runs each CLI against scripted_upstream.py on 127.0.0.1 (no network), in a
-scratch HOME / CODEX_HOME, then copies what the CLIs wrote into claude-code/
-(the ``~/.claude/projects`` tree) and codex/ (the ``$CODEX_HOME/sessions``
-tree), with the upstream's own log of every call it served (upstream.jsonl)
+Runs each CLI against tests/support/upstream.py on 127.0.0.1 (no network) with
+the turns of ../scripted_agents.py, in a
+scratch HOME / CODEX_HOME, then copies what the CLIs wrote into claude/projects/
+(``$CLAUDE_CONFIG_DIR/projects``) and codex/sessions/
+(``$CODEX_HOME/sessions``), with the upstream's own log of every call it served (upstream.jsonl)
 and the CLI versions (VERSIONS). Sessions: Claude Code with a tool call, with a
 subagent, with an API error, and a resumed fork of the first; Codex with a tool
 call, a resume, and a fork of the first.
@@ -17,20 +18,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+sys.path.insert(0, str(HERE.parent))
+from scripted_agents import ScriptedUpstream, scripted, write_log  # noqa: E402
 
 
 def run(cmd: list[str], env: dict[str, str], cwd: Path) -> str:
@@ -41,14 +37,14 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> str:
 
 def main(bin_dir: str) -> None:
     claude, codex = str(Path(bin_dir) / "claude"), str(Path(bin_dir) / "codex")
-    scratch = Path(tempfile.gettempdir()) / "budget-governor-record"  # a fixed path: the project dir name is in the data
+    scratch = Path(tempfile.gettempdir()) / "budget-governor-record"  # fixed: the project dir name is in the data
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
-    log = scratch / "upstream.jsonl"
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(HERE / "scripted_upstream.py"), str(port), str(log)])
+    log: list[dict[str, Any]] = []
+    upstream = ScriptedUpstream().start()
+    upstream.responder = scripted(log)
+    port = upstream.port
     try:
-        time.sleep(1.0)
         proj = scratch / "proj"
         proj.mkdir()
         subprocess.run(["git", "init", "-q", "-b", "feature/replay"], cwd=proj, check=True)
@@ -77,13 +73,15 @@ def main(bin_dir: str) -> None:
         run([codex, "exec", "fork", "--skip-git-repo-check", "--disable", "plugins", "--json", thread,
              "now something else"], cx, proj)
     finally:
-        server.terminate()
-        server.wait(10)
-    for name, src in (("claude-code", scratch / "home" / ".claude" / "projects"), ("codex", codex_home / "sessions")):
+        upstream.stop()
+    # laid out as the agents' homes are: CLAUDE_CONFIG_DIR=claude, CODEX_HOME=codex
+    for name, src in (("claude/projects", scratch / "home" / ".claude" / "projects"),
+                      ("codex/sessions", codex_home / "sessions")):
         shutil.rmtree(HERE / name, ignore_errors=True)
         shutil.copytree(src, HERE / name, ignore=shutil.ignore_patterns("memory"))
-    shutil.copy(log, HERE / "upstream.jsonl")
-    versions = [subprocess.run([b, "--version"], capture_output=True, text=True).stdout.strip() for b in (claude, codex)]
+    write_log(log, HERE / "upstream.jsonl")
+    versions = [subprocess.run([b, "--version"], capture_output=True, text=True).stdout.strip()
+                for b in (claude, codex)]
     (HERE / "VERSIONS").write_text("\n".join(versions) + "\n")
     shutil.rmtree(scratch)
 
