@@ -24,8 +24,8 @@ from governor.decision import OUTCOMES, Decision
 from governor.engine import scope as _scope
 from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
-from governor.engine.decision_log import DecisionLog
 from governor.engine.decide import CallRequest, decide
+from governor.engine.decision_log import DecisionLog
 from governor.engine.overrun import Overrun
 from governor.engine.overrun import measure as measure_overrun
 from governor.engine.pending import Pending, PendingCalls
