@@ -113,7 +113,7 @@ def scope_metadata(metadata: Any, field: str = "metadata") -> Mapping[str, Any]:
     """Call metadata with its scope values made strings (None stays: the scope is unset)."""
     if metadata is None:
         return {}
-    if not isinstance(metadata, Mapping):
+    if type(metadata) is not dict and not isinstance(metadata, Mapping):
         raise InvalidCall(field, f"expected a mapping, got {type(metadata).__name__}")
     out: dict[str, Any] | None = None
     for key, value in metadata.items():
@@ -162,16 +162,18 @@ def check_args(
     _valid_text(model, "model")
     if messages is None:
         messages = ()
+    elif type(messages) is list or type(messages) is tuple:  # the usual case: no ABC checks
+        for msg in messages:
+            if type(msg) is not dict and not isinstance(msg, Mapping):
+                _bad_message(messages)
     elif isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
         raise InvalidCall("messages", f"expected a list of message mappings, got {type(messages).__name__}")
-    else:
-        for i, msg in enumerate(messages):
-            if not isinstance(msg, Mapping):
-                raise InvalidCall(f"messages[{i}]",
-                                  f"expected a mapping with a role and content, got {type(msg).__name__}")
+    elif not all(isinstance(msg, Mapping) for msg in messages):
+        _bad_message(messages)
     if max_tokens is not None:
         max_tokens = count(max_tokens, "max_tokens")
-    if tools is not None and (isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence)):
+    if tools is not None and type(tools) is not list and type(tools) is not tuple and (
+            isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence)):
         raise InvalidCall("tools", f"expected a list of tools, got {type(tools).__name__}")
     if metadata is not None:
         metadata = scope_metadata(metadata)
@@ -182,6 +184,12 @@ def check_args(
     if message_count is not None:
         message_count = count(message_count, "message_count")
     return model, messages, max_tokens, tools, metadata, input_tokens, fingerprint, message_count
+
+
+def _bad_message(messages: Sequence[Any]) -> None:
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, Mapping):
+            raise InvalidCall(f"messages[{i}]", f"expected a mapping with a role and content, got {type(msg).__name__}")
 
 
 def record_counts(
