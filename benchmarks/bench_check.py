@@ -18,9 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -46,7 +47,9 @@ def text(rng: random.Random, n_words: int) -> str:
 
 def history(rng: random.Random, episode: int, n: int = 40) -> list[dict[str, Any]]:
     """An agent loop's history: system prompt, then user / assistant / tool turns (~200 tokens each)."""
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": f"[episode {episode}] You are a coding agent. " + text(rng, 120)}]
+    msgs: list[dict[str, Any]] = [
+        {"role": "system", "content": f"[episode {episode}] You are a coding agent. " + text(rng, 120)}
+    ]
     for i in range(1, n):
         kind = i % 3
         if kind == 1:
@@ -54,7 +57,9 @@ def history(rng: random.Random, episode: int, n: int = 40) -> list[dict[str, Any
         elif kind == 2:
             msgs.append({"role": "assistant", "content": text(rng, rng.randrange(40, 200))})
         else:
-            msgs.append({"role": "tool", "tool_call_id": f"call_{episode}_{i}", "content": text(rng, rng.randrange(80, 300))})
+            msgs.append(
+                {"role": "tool", "tool_call_id": f"call_{episode}_{i}", "content": text(rng, rng.randrange(80, 300))}
+            )
     return msgs
 
 
@@ -93,6 +98,117 @@ class Table:
             print(f"| {name:<{width}} | {n:>6} | {p50:>9,.1f} | {p99:>9,.1f} | {rate:>9,.0f} |")
 
 
+SCALE_POLICY = """\
+apiVersion: governor/v1
+kind: Policy
+metadata: {name: near-limit}
+defaults: {lease: 10m}
+models:
+  prices:
+    acme/m: {input_per_mtok: 2.5, output_per_mtok: 10.0}
+stop:
+  - {id: loop, type: repeated_call, max: 3, within: 10m}
+  - {id: cap, type: max_calls, max: 500}
+budgets:
+  - {id: per-run, scope: run, limit: {usd: 1.0}}
+  - {id: per-user, scope: user, limit: {usd: 100.0}, window: {calendar: day, timezone: UTC}}
+  - {id: per-team, scope: team, limit: {usd: 1000.0}, window: 1h}
+  - {id: global, scope: global, limit: {usd: %s}}
+"""
+
+
+def _scale_gov(tmp: Path, global_usd: float) -> Any:
+    from governor import Governor
+    from governor.policy.loader import load_policy
+
+    path = tmp / f"near-limit-{global_usd:g}.yaml"
+    path.write_text(SCALE_POLICY % global_usd, encoding="utf-8")
+    return Governor(load_policy(path), observers=False)
+
+
+def _scale_call(gov: Any, run: int, i: int) -> Any:
+    md = {"run_id": f"run-{run}", "user": f"user-{run % 100}", "team": f"team-{run % 7}"}
+    d = gov.check(
+        model="acme/m",
+        messages=[{"role": "user", "content": f"step {i}"}],
+        input_tokens=800,
+        max_tokens=200,
+        metadata=md,
+        fingerprint=i,
+    )
+    if d.allowed:
+        gov.record(d, input_tokens=800, output_tokens=150)
+    return d
+
+
+def scale_rows(tmp: Path, n: Callable[[int], int]) -> list[tuple[str, str]]:
+    """Issue 19's scenarios: the slowest calls near a limit (GC pauses, rebuilds), and the mean
+    cost per call with 1,000 against 100,000 active runs, plus the memory an active run holds."""
+    import gc
+    import tracemalloc
+
+    rows: list[tuple[str, str]] = []
+    calls = n(30000)
+    # a global limit the load reaches: each call costs $0.0035, so it ends about 72% of the way
+    gov = _scale_gov(tmp, round(calls * 0.0035 * 0.72, 2))
+    blocked = 0
+    samples = [0] * calls
+    clock = time.perf_counter_ns
+    for i in range(calls):
+        t0 = clock()
+        d = _scale_call(gov, i % 2000, i)
+        samples[i] = clock() - t0
+        blocked += d.blocked
+    rows.append(("(e) near the limit: 2,000 runs, 4 budgets, calls blocked", f"{blocked / calls:.0%} of {calls:,}"))
+    rows.append(
+        (
+            "(e) near the limit: p50 / p99 / p99.9 us",
+            f"{pct(samples, 0.5):,.1f} / {pct(samples, 0.99):,.1f} / {pct(samples, 0.999):,.1f}",
+        )
+    )
+    rows.append(("(e) near the limit: slowest single check+record", f"{max(samples) / 1e6:,.2f} ms"))
+    gov.close()
+
+    per_call = {}
+    for active in (1000, n(100_000)):
+        gov = _scale_gov(tmp, 1e9)
+        for r in range(active):  # every run has state, a budget plan and counters
+            _scale_call(gov, r, 0)
+        gc.collect()
+        t0 = time.perf_counter()
+        passes = max(1, 200_000 // active) if active < 10_000 else 1
+        for k in range(passes):
+            for r in range(active):
+                _scale_call(gov, r, k + 1)
+        per_call[active] = (time.perf_counter() - t0) / (passes * active) * 1e6
+        rows.append((f"(e) {active:,} active runs: mean check+record us", f"{per_call[active]:,.1f}"))
+        gov.close()
+    small, big = sorted(per_call)
+    rows.append((f"(e) {big:,} / {small:,} active runs, mean per call", f"{per_call[big] / per_call[small]:.2f}x"))
+
+    gov = _scale_gov(tmp, 1e9)
+    _scale_call(gov, 0, 0)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for r in range(1, 5001):
+        _scale_call(gov, r, 0)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    rows.append(
+        ("(e) memory per active run (run state, plan, 3 counters, pending)", f"{(after - before) / 5000:,.0f} bytes")
+    )
+    gov.close()
+    return rows
+
+
+def print_pauses(rows: list[tuple[str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'pauses and scale':<{width}} | {'figure':>28} |")
+    print(f"|{'-' * (width + 2)}|{'-' * 30}|")
+    for name, value in rows:
+        print(f"| {name:<{width}} | {value:>28} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier figures)")
@@ -119,8 +235,13 @@ def main() -> None:
     for i in range(n_a + 2000):
         msgs = [system, {"role": "user", "content": f"#{i} " + text(rng, 30)}]
         run = i // 50  # a run of 50 calls by one user of one team; the task varies per call
-        md = {"run_id": f"run-{run}", "user": f"user-{run % 10}", "team": f"team-{run % 3}",
-              "task": tasks[i % len(tasks)], "agent": "coder"}
+        md = {
+            "run_id": f"run-{run}",
+            "user": f"user-{run % 10}",
+            "team": f"team-{run % 3}",
+            "task": tasks[i % len(tasks)],
+            "agent": "coder",
+        }
         calls.append((msgs, md))
 
     def bench_gov(gov: Any) -> Callable[[int], Any]:
@@ -128,6 +249,7 @@ def main() -> None:
             msgs, md = calls[i]
             d = gov.check(model=MODEL, messages=msgs, max_tokens=512, metadata=md, input_tokens=1200)
             gov.record(d, input_tokens=1200, output_tokens=180)
+
         return one
 
     gov = Governor.from_path(POLICY)
@@ -149,7 +271,13 @@ def main() -> None:
     def many(i: int) -> None:
         msgs, _ = calls[i % len(calls)]
         run = i % active
-        md = {"run_id": f"many-{run}", "user": f"user-{run % 10}", "team": f"team-{run % 3}", "task": "code", "agent": "coder"}
+        md = {
+            "run_id": f"many-{run}",
+            "user": f"user-{run % 10}",
+            "team": f"team-{run % 3}",
+            "task": "code",
+            "agent": "coder",
+        }
         d = gov_many.check(model=MODEL, messages=msgs, max_tokens=512, metadata=md, input_tokens=1200)
         gov_many.record(d, input_tokens=1200, output_tokens=180)
 
@@ -162,8 +290,12 @@ def main() -> None:
 
     def gov_history(i: int) -> None:
         e, k = steps[i % len(steps)]
-        d = gov_b.check(model=MODEL, messages=episodes[e][:k], max_tokens=1024,
-                        metadata={"run_id": f"ep-{e}-{i // len(steps)}", "user": "u", "team": "t", "task": "code"})
+        d = gov_b.check(
+            model=MODEL,
+            messages=episodes[e][:k],
+            max_tokens=1024,
+            metadata={"run_id": f"ep-{e}-{i // len(steps)}", "user": "u", "team": "t", "task": "code"},
+        )
         gov_b.record(d, input_tokens=d.input_tokens, output_tokens=200)
 
     table.add("(b) governor check+record, 40-msg growing history, counting", measure(gov_history, len(steps) - 80, 80))
@@ -175,7 +307,9 @@ def main() -> None:
         inc.count(MODEL, episodes[e][:k])
 
     # warm up on two episodes, then measure episodes the counter has not seen
-    p50_inc = table.add("(b) token counting, incremental (TokenCounter cache)", measure(incremental, len(steps) - 80, 80))
+    p50_inc = table.add(
+        "(b) token counting, incremental (TokenCounter cache)", measure(incremental, len(steps) - 80, 80)
+    )
 
     whole = TokenCounter()
 
@@ -190,7 +324,12 @@ def main() -> None:
         e, k = steps[i % len(steps)]
         ll.token_counter(model=MODEL, messages=episodes[e][:k])
 
-    p50_whole = table.add("(b) token counting, whole history (litellm.token_counter)", measure(whole_litellm, n(800), 40))
+    p50_whole = table.add(
+        "(b) token counting, whole history (litellm.token_counter)", measure(whole_litellm, n(800), 40)
+    )
+
+    # (e) pauses near a limit, and cost with many active runs ---------------------------------------
+    pauses = scale_rows(tmp, n)
 
     # (c) the naive alternative ----------------------------------------------------------------------
     def cost_per_token(i: int) -> None:
@@ -216,15 +355,26 @@ def main() -> None:
     shekel_rows(table, ll, n(1500))
 
     print()
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; litellm {version('litellm')}, "
-          f"tiktoken {version('tiktoken')}, shekel {version('shekel')}")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"litellm {version('litellm')}, "
+        f"tiktoken {version('tiktoken')}, shekel {version('shekel')}"
+    )
     print()
     table.print()
     print()
+    print_pauses(pauses)
+    print()
     r1 = p50_gov / p50_cpt
     r2 = p50_inc / p50_whole
-    print(f"check+record p50 / litellm.cost_per_token p50      = {r1:.3f}  (target <= 0.100: {'met' if r1 <= 0.1 else 'NOT met'})")
-    print(f"incremental counting p50 / whole-history p50       = {r2:.3f}  (target <= 0.100: {'met' if r2 <= 0.1 else 'NOT met'})")
+    print(
+        f"check+record p50 / litellm.cost_per_token p50      = {r1:.3f}  "
+        f"(target <= 0.100: {'met' if r1 <= 0.1 else 'NOT met'})"
+    )
+    print(
+        f"incremental counting p50 / whole-history p50       = {r2:.3f}  "
+        f"(target <= 0.100: {'met' if r2 <= 0.1 else 'NOT met'})"
+    )
 
 
 def shekel_rows(table: Table, ll: Any, n_calls: int) -> None:
@@ -265,9 +415,16 @@ def shekel_rows(table: Table, ll: Any, n_calls: int) -> None:
                 wrapped.append(b)
     table.add("(d) litellm.completion(mock_response), plain", plain)
     table.add("(d) the same through shekel's budget() wrapper", wrapped)
-    diffs = sorted(w - p for w, p in zip(wrapped, plain))
-    table.rows.append(("(d) shekel per-call overhead (median paired difference)", len(diffs),
-                       diffs[len(diffs) // 2] / 1000.0, float("nan"), float("nan")))
+    diffs = sorted(w - p for w, p in zip(wrapped, plain, strict=True))
+    table.rows.append(
+        (
+            "(d) shekel per-call overhead (median paired difference)",
+            len(diffs),
+            diffs[len(diffs) // 2] / 1000.0,
+            float("nan"),
+            float("nan"),
+        )
+    )
 
     # Shekel's whole per-call path without the call's own noise: its wrapper around an
     # original that returns a response litellm already produced (a real ModelResponse).
@@ -277,8 +434,10 @@ def shekel_rows(table: Table, ll: Any, n_calls: int) -> None:
         _patch._originals["litellm_sync"] = lambda *a, **k: response
         try:
             wrapper = ll.completion
-            table.add("(d) shekel wrapper per call, around a finished response",
-                      measure(lambda i: wrapper(model="gpt-4o-mini", messages=msgs), 20000, 1000))
+            table.add(
+                "(d) shekel wrapper per call, around a finished response",
+                measure(lambda i: wrapper(model="gpt-4o-mini", messages=msgs), 20000, 1000),
+            )
         finally:
             _patch._originals["litellm_sync"] = saved
 

@@ -27,8 +27,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -45,7 +46,9 @@ SCENARIOS = {
 
 
 def _counting(on: bool) -> None:
-    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], capture_output=True, check=True)
+    subprocess.run(
+        ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], capture_output=True, check=True
+    )
 
 
 def _scenario(name: str, policy: Path) -> tuple[Callable[[int], Any], int]:
@@ -70,8 +73,13 @@ def _scenario(name: str, policy: Path) -> tuple[Callable[[int], Any], int]:
         calls = []
         for i in range(3000):
             run = i // 50
-            md = {"run_id": f"run-{run}", "user": f"user-{run % 10}", "team": f"team-{run % 3}",
-                  "task": tasks[i % len(tasks)], "agent": "coder"}
+            md = {
+                "run_id": f"run-{run}",
+                "user": f"user-{run % 10}",
+                "team": f"team-{run % 3}",
+                "task": tasks[i % len(tasks)],
+                "agent": "coder",
+            }
             calls.append(([system, {"role": "user", "content": f"#{i} " + text(rng, 30)}], md))
 
         def one(i: int) -> None:
@@ -88,8 +96,12 @@ def _scenario(name: str, policy: Path) -> tuple[Callable[[int], Any], int]:
 
         def step(i: int) -> None:
             e, k = steps[i % len(steps)]
-            d = gov.check(model=MODEL, messages=episodes[e][:k], max_tokens=1024,
-                          metadata={"run_id": f"ep-{e}-{i // len(steps)}", "user": "u", "team": "t", "task": "code"})
+            d = gov.check(
+                model=MODEL,
+                messages=episodes[e][:k],
+                max_tokens=1024,
+                metadata={"run_id": f"ep-{e}-{i // len(steps)}", "user": "u", "team": "t", "task": "code"},
+            )
             gov.record(d, input_tokens=d.input_tokens, output_tokens=200)
 
         return step, 200
@@ -117,9 +129,23 @@ def count(name: str, scale: float, policy: Path) -> int:
         out = Path(tmp) / "callgrind.out"
         env = {**os.environ, "PYTHONHASHSEED": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         done = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", name, "--scale", str(scale), "--policy", str(policy)],
-            env=env, capture_output=True, text=True,
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                "--scale",
+                str(scale),
+                "--policy",
+                str(policy),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:  # the child's own error (a bad policy, say), without valgrind's lines
             child_err = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("=="))
@@ -133,8 +159,17 @@ def count(name: str, scale: float, policy: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a tenth of the calls: a smoke run (its figures differ by a few %%, compare full runs)")
-    ap.add_argument("--policy", type=Path, default=POLICY, help="the policy of rows (a) and (b) (default: policies/thirty-rules.yaml)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tenth of the calls: a smoke run (its figures differ by a few %%, compare full runs)",
+    )
+    ap.add_argument(
+        "--policy",
+        type=Path,
+        default=POLICY,
+        help="the policy of rows (a) and (b) (default: policies/thirty-rules.yaml)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -160,8 +195,14 @@ def main() -> None:
     for name, value in per_call.items():
         print(f"| {SCENARIOS[name][0]:<{width}} | {value:>19,.0f} |")
     print()
-    print(f"policy {policy.name}; python {sys.version.split()[0]}, PYTHONHASHSEED=0; the empty on/off ({base:,} instructions) is subtracted")
-    print(f"check+record / litellm.cost_per_token, in instructions = {per_call['check_record'] / per_call['cost_per_token']:.3f}")
+    print(
+        f"policy {policy.name}; python {sys.version.split()[0]}, PYTHONHASHSEED=0; "
+        f"the empty on/off ({base:,} instructions) is subtracted"
+    )
+    print(
+        "check+record / litellm.cost_per_token, in instructions = "
+        f"{per_call['check_record'] / per_call['cost_per_token']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "ledger"))  # the redis-server starter shared with the tests
 
+from redis_proc import RedisServer  # noqa: E402
+
 from governor.ledger.base import Amount, Counter, Ledger, Limit  # noqa: E402
 from governor.ledger.windows import NO_WINDOW, Window  # noqa: E402
-from redis_proc import RedisServer  # noqa: E402
 
 SPAWN = mp.get_context("spawn")
 COST = 10_000_000  # 0.01 USD per call in the overspend test
@@ -48,8 +49,10 @@ def open_store(spec: tuple[str, str, str]) -> Ledger:
 
 
 def counters(limit: int) -> list[Counter]:
-    return [Counter("team-usd|team=bench", "team-usd", Limit(usd_nano=limit), NO_WINDOW),
-            Counter("calls-hourly|global", "calls-hourly", Limit(calls=10**9), Window("rolling", 3600.0))]
+    return [
+        Counter("team-usd|team=bench", "team-usd", Limit(usd_nano=limit), NO_WINDOW),
+        Counter("calls-hourly|global", "calls-hourly", Limit(calls=10**9), Window("rolling", 3600.0)),
+    ]
 
 
 # -- latency / throughput ------------------------------------------------------------
@@ -98,8 +101,12 @@ def run_latency(spec: tuple[str, str, str], procs: int, n: int) -> dict[str, flo
         for p in ps:
             p.join()
     lat = sorted(x for r in results for x in r)
-    return {"ops": len(lat), "p50": lat[len(lat) // 2] / 1000, "p99": lat[int(len(lat) * 0.99)] / 1000,
-            "rate": len(lat) / wall}
+    return {
+        "ops": len(lat),
+        "p50": lat[len(lat) // 2] / 1000,
+        "p99": lat[int(len(lat) * 0.99)] / 1000,
+        "rate": len(lat) / wall,
+    }
 
 
 # -- overspend: naive read-check-write versus reservations ---------------------------
@@ -171,18 +178,26 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
     server = RedisServer(tmp / "redis").start()
     try:
-        stores = {"memory": ("memory", "", ""), "sqlite": ("sqlite", str(tmp / "lat.db"), ""),
-                  "redis": ("redis", server.url, "lat")}
+        stores = {
+            "memory": ("memory", "", ""),
+            "sqlite": ("sqlite", str(tmp / "lat.db"), ""),
+            "redis": ("redis", server.url, "lat"),
+        }
         print("reserve+settle (2 counters: team USD, rolling-hour calls), one call = reserve + settle")
         print(f"{'ledger':<8} {'procs':>5} {'calls':>6} {'p50 us':>8} {'p99 us':>8} {'calls/s':>9}")
         for name, spec in stores.items():
             for procs in (1, 8):
                 r = run_latency(spec, procs, n1 if procs == 1 else n8)
                 label = f"{procs}{'t' if name == 'memory' and procs > 1 else ''}"
-                print(f"{name:<8} {label:>5} {r['ops']:>6} {r['p50']:>8.0f} {r['p99']:>8.0f} {r['rate']:>9.0f}", flush=True)
+                print(
+                    f"{name:<8} {label:>5} {r['ops']:>6} {r['p50']:>8.0f} {r['p99']:>8.0f} {r['rate']:>9.0f}",
+                    flush=True,
+                )
 
-        print(f"\noverspend: 8 processes, budget {LIMIT / 1e9:.2f} USD, {COST / 1e9:.2f} USD per call "
-              f"(limit = {LIMIT // COST} calls)")
+        print(
+            f"\noverspend: 8 processes, budget {LIMIT / 1e9:.2f} USD, {COST / 1e9:.2f} USD per call "
+            f"(limit = {LIMIT // COST} calls)"
+        )
         print(f"{'store':<8} {'call time':>9} {'naive spend':>12} {'overspend':>10} {'ledger spend':>13}")
         for call_s in (0.0, 0.005):
             db = tmp / f"naive-{call_s}.db"
@@ -194,14 +209,18 @@ def main() -> None:
             import redis
 
             redis.Redis.from_url(server.url).delete("naive:team")
-            rows = [("sqlite", "naive-sqlite", str(db), ("sqlite", str(tmp / f"gov-{call_s}.db"), "")),
-                    ("redis", "naive-redis", server.url, ("redis", server.url, f"gov-{call_s}"))]
+            rows = [
+                ("sqlite", "naive-sqlite", str(db), ("sqlite", str(tmp / f"gov-{call_s}.db"), "")),
+                ("redis", "naive-redis", server.url, ("redis", server.url, f"gov-{call_s}")),
+            ]
             for name, mode, target, spec in rows:
                 naive = run_overspend(mode, target, 8, call_s)
                 ours = run_overspend("governed", spec, 8, call_s)
                 over = (naive - LIMIT) / LIMIT * 100
-                print(f"{name:<8} {call_s * 1000:>7.0f}ms {naive / 1e9:>11.2f}$ {over:>9.0f}% {ours / 1e9:>12.2f}$",
-                      flush=True)
+                print(
+                    f"{name:<8} {call_s * 1000:>7.0f}ms {naive / 1e9:>11.2f}$ {over:>9.0f}% {ours / 1e9:>12.2f}$",
+                    flush=True,
+                )
     finally:
         server.stop()
 

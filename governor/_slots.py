@@ -13,7 +13,8 @@ so use it only for classes without one. The engine does not use it: a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -101,8 +101,13 @@ class TraceError(GovernorError):
     def __init__(self, message: str, *, file: str = "", line: int = 0) -> None:
         self.file = file
         self.line = line
+        self.message = message  # without the file:line prefix
         where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
         super().__init__(where + message)
+
+
+class HookInputError(GovernorError):
+    """A coding agent's hook event (stdin of ``governor hook``) is not what the agent sends; names the field."""
 
 
 class UnreadableCall(GovernorError, ValueError):

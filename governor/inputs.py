@@ -49,6 +49,7 @@ __all__ = [
     "trace_count",
     "trace_number",
     "trace_text",
+    "usd",
 ]
 
 MAX_COUNT = 10**11
@@ -91,6 +92,19 @@ def count(value: Any, field: str, *, limit: int = MAX_COUNT) -> int:
     if n > limit:
         raise InvalidCall(field, f"larger than the largest count the governor accounts for ({limit:,}), got {_show(n)}")
     return n
+
+
+def usd(value: Any, field: str, *, limit: float = 1e9) -> float:
+    """A finite, non-negative amount of USD no larger than ``limit`` (a billed cost)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidCall(field, f"expected a number of USD, got {type(value).__name__} {_show(value)}")
+    try:
+        f = float(value)
+    except OverflowError:
+        raise InvalidCall(field, f"out of range: {_show(value)}") from None
+    if not math.isfinite(f) or f < 0 or f > limit:
+        raise InvalidCall(field, f"expected a finite amount from 0 to {limit:g} USD, got {_show(value)}")
+    return f
 
 
 def _show(value: Any) -> str:

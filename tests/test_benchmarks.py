@@ -24,6 +24,8 @@ RUNS = {
     "bench_ledger.py": (["--quick"], "redis"),
     "bench_policy_load.py": ([], "coding-agent.yaml"),
     "bench_proxy.py": (["--quick"], "governor hook"),
+    "bench_hook.py": (["--quick"], "hand-written python hook"),
+    "bench_pricing.py": (["--quick"], "PriceTable.cost (engine: Governor.record)"),
 }
 
 

@@ -22,7 +22,9 @@ COMMANDS: dict[str, str] = {
     "replay": "governor.cli.replay",
     "diff": "governor.cli.diff",
     "test": "governor.cli.policytest",
+    "reconcile": "governor.cli.reconcile",
     "outcomes": "governor.cli.outcomes",
+    "hook": "governor.cli.hook",
 }
 
 

@@ -60,7 +60,8 @@ def _fmt_rate(value: float | None) -> str:
 def _stop_text(s: Any, d: str) -> str:
     return (f"  {s.id}{_mode(s, d)}: {s.type} max "
             + (_human(s.max) if s.type == "max_wall_time" else f"{s.max:g}")
-            + (f" within {_human(s.within_s)}" if s.within_s else "") + f", {_when(s)}")
+            + (f" within {_human(s.within_s)}" if s.within_s else "")
+            + (f" calls of {', '.join(s.tools)}" if getattr(s, "tools", ()) else "") + f", {_when(s)}")
 
 
 def _route_text(r: Any, d: str) -> str:
@@ -105,7 +106,11 @@ def _price_rows(policy: Any) -> list[tuple[str, Any]]:
 
 
 def _price_source(price: Any) -> str:
-    return "policy (models.prices)" if price.source == "policy" else f"litellm's bundled table ({_litellm_version()})"
+    if price.source == "policy":
+        return f"policy ({price.entry or 'models.prices'})"
+    if price.source == "genai-prices":
+        return f"genai-prices ({price.version}, entry {price.entry})"
+    return f"litellm's bundled table ({price.version or _litellm_version()}, entry {price.entry or '-'})"
 
 
 def explain_lines(policy: Any) -> list[str]:
@@ -123,8 +128,9 @@ def explain_lines(policy: Any) -> list[str]:
             rows.append(f"  {model}: NO PRICE ({unpriced})")
             continue
         rows.append(f"  {model}: in {_fmt_rate(price.input)}, out {_fmt_rate(price.output)}, cache read "
-                    f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)}, context "
-                    f"{price.context_window or '-'}; from {_price_source(price)}")
+                    f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)} (1h "
+                    f"{_fmt_rate(price.cache_write_1h)}), context {price.context_window or '-'}; "
+                    f"from {_price_source(price)}")
     out += _section("models (prices per million tokens)", rows)
     if policy.aliases:
         out += _section("aliases", (f"  {a} -> {m}" for a, m in policy.aliases.items()))

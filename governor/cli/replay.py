@@ -1,7 +1,8 @@
 """``governor replay POLICY --traces PATH...``: what the policy would have done to recorded traffic.
 
-Exit codes: 0 done, 1 a malformed record under ``--strict``, 2 usage error
-(missing file, unknown format), 3 invalid policy.
+Exit codes: 0 done, 1 a malformed record under ``--strict`` (no report) or a
+trace file that could not be parsed (reported and skipped, the others
+replayed), 2 usage error (missing file, unknown format), 3 invalid policy.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
             first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
             apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
         result = replayer.replay(traces, progress)
-    report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000))
+    report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000),
+                          prices=None if parallel else replayer.prices)
     report["notes"] = notes
     found = getattr(args, "outcomes_read", None)
     if found is not None:
@@ -228,4 +230,12 @@ def run(args: argparse.Namespace) -> int:
         Path(args.html).write_text(render_html(report, result), encoding="utf-8")
     for note in report["notes"]:
         print(f"governor: note: {note}", file=sys.stderr)
-    return EXIT_OK
+    return skipped_exit(traces)
+
+
+def skipped_exit(traces: Any) -> int:
+    """EXIT_FINDINGS when a trace file could not be parsed (reported and skipped), else EXIT_OK."""
+    for file in traces.skipped_files:
+        print(f"governor: {file}: could not be parsed and was skipped (see the report's skipped records; "
+              "--strict fails instead)", file=sys.stderr)
+    return EXIT_FINDINGS if traces.skipped_files else EXIT_OK

@@ -48,8 +48,17 @@ class Plan:
     per-call (dynamic) match, so a check of an ongoing run reuses it.
     """
 
-    __slots__ = ("budgets", "per_call", "counters", "owners", "audit_counters", "audit_owners", "soft", "ledger",
-                 "granted")
+    __slots__ = (
+        "budgets",
+        "per_call",
+        "counters",
+        "owners",
+        "audit_counters",
+        "audit_owners",
+        "soft",
+        "ledger",
+        "granted",
+    )
 
     def __init__(
         self, budgets: Sequence[CompiledBudget], metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger
@@ -81,7 +90,12 @@ class Plan:
 
 
 def cached_plan(
-    cp: CompiledPolicy, view: View, key: Any, metadata: Mapping[str, Any], run_chain: Sequence[str], ledger: Ledger,
+    cp: CompiledPolicy,
+    view: View,
+    key: Any,
+    metadata: Mapping[str, Any],
+    run_chain: Sequence[str],
+    ledger: Ledger,
 ) -> Plan:
     """The plan of ``view`` (its budgets without a per-call match) for ``key`` -- the scope
     values and the run chain -- built and cached when missing or built for another ledger.
@@ -110,7 +124,7 @@ def budget_stage(
     w: Work,
     ctx: CallContext,
     metadata: Mapping[str, Any],
-    fp: tuple,
+    fp: tuple[Any, ...],
     run_chain: tuple[str, ...],  # hashable: part of the plan cache key
     ledger: Ledger,
     decision_id: str,
@@ -129,8 +143,14 @@ def budget_stage(
         w.estimated_cost = worst
         return w, None
     if view.static_budgets:
-        plan = cached_plan(cp, view, (cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain,
-                           metadata, run_chain, ledger)
+        plan = cached_plan(
+            cp,
+            view,
+            (cp.scope_fingerprint(metadata), run_chain) if cp.scope_keys else run_chain,
+            metadata,
+            run_chain,
+            ledger,
+        )
     else:
         plan = Plan([b for b in view.budgets if b.holds(ctx)], metadata, run_chain, ledger)
     worst = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
@@ -144,16 +164,22 @@ def budget_stage(
     beyond = amount.beyond_storage()
     if beyond is not None and (plan.counters or plan.audit_counters):  # refused before anything is reserved
         b = (plan.owners or plan.audit_owners)[0]
-        w.block(b.id, "budget", f"budget {b.id}: this call's worst case {_amount_text(amount, beyond)} is more than "
-                                f"a ledger stores ({MAX_QUANTITY:,} {'nano-USD' if beyond == 'usd' else beyond})")
+        w.block(
+            b.id,
+            "budget",
+            f"budget {b.id}: this call's worst case {_amount_text(amount, beyond)} is more than "
+            f"a ledger stores ({MAX_QUANTITY:,} {'nano-USD' if beyond == 'usd' else beyond})",
+        )
         return w, None
 
     soft_hits: list[tuple[CompiledBudget, float]] = []
     for b in plan.per_call:
         metric = b.limit.exceeded_by(amount)
         if metric is not None:
-            text = (f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit "
-                    f"{_limit_text(b, metric)}")
+            text = (
+                f"budget {b.id} (per call): worst case {_amount_text(amount, metric)} > {metric} limit "
+                f"{_limit_text(b, metric)}"
+            )
             if b.audit:
                 w.note(b.id, "block", text)
                 continue
@@ -182,7 +208,7 @@ def budget_stage(
                 w.block(b.id, "budget", _denied_text(b, result.denied, result.denied_metric, amount, ledger, now))
                 return w, None
             reserved = True
-            for b, used in zip(owners, result.used_after) if plan.soft else ():
+            for b, used in zip(owners, result.used_after, strict=True) if plan.soft else ():
                 if b.rule.soft is not None:
                     frac = b.limit.fraction(used)
                     if frac >= b.rule.soft.at:
@@ -190,7 +216,7 @@ def budget_stage(
         if reserved and not (soft_hits or audit_counters):  # the usual case: granted, nothing to say
             return w, plan.granted
 
-    for c, b in zip(audit_counters, audit_owners):
+    for c, b in zip(audit_counters, audit_owners, strict=True):
         try:
             total = ledger.usage(c, now=now) + amount
         except LedgerError as exc:
@@ -198,10 +224,19 @@ def budget_stage(
             continue
         metric = b.limit.exceeded_by(total)
         if metric is not None:
-            w.note(b.id, "block", f"budget {b.id} ({_scope_value(c)}): would exceed its {metric} limit {_limit_text(b, metric)}")
+            w.note(
+                b.id,
+                "block",
+                f"budget {b.id} ({_scope_value(c)}): would exceed its {metric} limit {_limit_text(b, metric)}",
+            )
         elif b.rule.soft is not None and b.limit.fraction(total) >= b.rule.soft.at:
             soft = b.rule.soft
-            w.note(b.id, soft.action, f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit", soft.to)
+            w.note(
+                b.id,
+                soft.action,
+                f"budget {b.id} ({_scope_value(c)}) at {b.limit.fraction(total):.0%} of its limit",
+                soft.to,
+            )
 
     reservation = Reservation(counters=counters, audit_counters=audit_counters, reserved=reserved)
     seen: set[str] = set()
@@ -233,8 +268,15 @@ def _unpriced(cp: CompiledPolicy, w: Work, budgets: Sequence[CompiledBudget]) ->
 
 
 def _soft(
-    cp: CompiledPolicy, w: Work, b: CompiledBudget, frac: float, ctx: CallContext,
-    metadata: Mapping[str, Any], fp: tuple, tokens: TokenCounter, reserved_usd_nano: int,
+    cp: CompiledPolicy,
+    w: Work,
+    b: CompiledBudget,
+    frac: float,
+    ctx: CallContext,
+    metadata: Mapping[str, Any],
+    fp: tuple[Any, ...],
+    tokens: TokenCounter,
+    reserved_usd_nano: int,
 ) -> Work:
     soft = b.rule.soft
     text = f"budget {b.id} at {frac:.0%} of its limit (soft threshold {soft.at:.0%})"
@@ -291,7 +333,9 @@ def _amount_text(a: Amount, metric: str) -> str:
     return f"{a.tokens} tokens" if metric == "tokens" else f"{a.calls} call(s)"
 
 
-def _denied_text(b: CompiledBudget, c: Counter | None, metric: str | None, amount: Amount, ledger: Ledger, now: float) -> str:
+def _denied_text(
+    b: CompiledBudget, c: Counter | None, metric: str | None, amount: Amount, ledger: Ledger, now: float
+) -> str:
     metric = metric or "usd"
     used = ""
     if c is not None:

@@ -15,7 +15,8 @@ policy's output allowance, priced at the model to be sent) exceeds
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from governor.engine.compiled import CompiledPolicy, View
 from governor.engine.match import CallContext
@@ -24,7 +25,12 @@ from governor.engine.work import Work
 
 
 def context_stage(
-    cp: CompiledPolicy, w: Work, ctx: CallContext, tokens: TokenCounter, metadata: Mapping[str, Any], fp: tuple,
+    cp: CompiledPolicy,
+    w: Work,
+    ctx: CallContext,
+    tokens: TokenCounter,
+    metadata: Mapping[str, Any],
+    fp: tuple[Any, ...],
     view: View | None = None,
 ) -> None:
     """``view`` is the caller's view when it has one (any model: the stage looks up its own otherwise)."""
@@ -65,18 +71,33 @@ def context_stage(
         # trim
         kept, new_tokens = trim(w.messages, rule.keep_last, limit, w.input_tokens, w.model, tokens)
         if cap.audit:
-            w.note(cap.id, "trim", f"context cap {cap.id}: {over}; would keep {len(kept)} of {len(w.messages)} messages")
+            w.note(
+                cap.id, "trim", f"context cap {cap.id}: {over}; would keep {len(kept)} of {len(w.messages)} messages"
+            )
             continue
         if new_tokens > limit:
-            w.block(cap.id, "context", f"context cap {cap.id}: {over}, and still {new_tokens} after trimming to {len(kept)} messages")
+            w.block(
+                cap.id,
+                "context",
+                f"context cap {cap.id}: {over}, and still {new_tokens} after trimming to {len(kept)} messages",
+            )
             return
-        w.change(cap.id, f"context cap {cap.id}: {over}; trimmed {len(w.messages) - len(kept)} messages ({w.input_tokens} -> {new_tokens} tokens)")
+        w.change(
+            cap.id,
+            f"context cap {cap.id}: {over}; trimmed {len(w.messages) - len(kept)} messages "
+            f"({w.input_tokens} -> {new_tokens} tokens)",
+        )
         w.messages, w.input_tokens, w.trimmed = kept, new_tokens, True
         w.estimated = w.estimated or not tokens.tokenizer(w.model).exact
 
 
 def trim(
-    messages: Sequence[Mapping[str, Any]], keep_last: int | None, limit: int, input_tokens: int, model: str, tokens: TokenCounter
+    messages: Sequence[Mapping[str, Any]],
+    keep_last: int | None,
+    limit: int,
+    input_tokens: int,
+    model: str,
+    tokens: TokenCounter,
 ) -> tuple[list[Mapping[str, Any]], int]:
     """(kept messages, their input tokens): a trim every provider accepts.
 
@@ -151,7 +172,12 @@ def clamp_reason(cap_id: str, max_tokens: int | None, cap_out: int) -> str:
 
 
 def call_stage(
-    cp: CompiledPolicy, w: Work, ctx: CallContext, metadata: Mapping[str, Any], fp: tuple, view: View | None = None
+    cp: CompiledPolicy,
+    w: Work,
+    ctx: CallContext,
+    metadata: Mapping[str, Any],
+    fp: tuple[Any, ...],
+    view: View | None = None,
 ) -> None:
     ctx.model = w.model
     ctx.input_tokens = w.input_tokens

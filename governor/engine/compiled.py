@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from governor.engine.generations import Generations
 from governor.engine.match import CallContext, Pred, compile_rule_match, referenced_metadata_keys, uses_run_state
@@ -25,12 +26,26 @@ PLAN_CACHE_MAX = 8192  # budget plans per generation, over all views; twice MAX_
 COUNTER_CACHE_MAX = 65536
 REASON_CACHE_MAX = 256  # per route: requested models whose reroute reason is kept
 NONE_VALUE = "(none)"  # scope value of a call that has no value for a budget's scope key
+TAIL_STOPS = frozenset({"no_progress", "max_tool_calls"})  # stops that read a call's tail (engine.progress)
 
 
 class CompiledRule:
     """One rule with its compiled matchers. ``rule`` is the policy-model object."""
 
-    __slots__ = ("id", "mode", "static", "dynamic", "rule", "audit", "counts_matched", "kind", "max", "within", "_reasons")
+    __slots__ = (
+        "id",
+        "mode",
+        "static",
+        "dynamic",
+        "rule",
+        "audit",
+        "counts_matched",
+        "kind",
+        "max",
+        "within",
+        "tools",
+        "_reasons",
+    )
 
     def __init__(self, rule: RuleBase) -> None:
         self.id = rule.id
@@ -42,6 +57,7 @@ class CompiledRule:
         self.kind: str | None = getattr(rule, "type", None)
         self.max: float = getattr(rule, "max", 0.0) or 0.0
         self.within: float = getattr(rule, "within_s", None) or 600.0
+        self.tools: tuple[str, ...] = getattr(rule, "tools", ())  # max_tool_calls
         # a max_calls stop with a match counts only the calls that match it
         self.counts_matched = self.kind == "max_calls" and (self.static is not None or self.dynamic is not None)
         self._reasons: dict[str, str] = {}  # a route's reason, by requested model
@@ -108,26 +124,55 @@ class CompiledBudget(CompiledRule):
 class View:
     """The rules of each kind whose static part holds for one (model, metadata)."""
 
-    __slots__ = ("model", "stops", "routes", "context", "calls", "budgets", "repeat", "static_budgets",
-                 "ctx_floor", "out_floor", "cost_floor", "stop_floors")
+    __slots__ = (
+        "model",
+        "stops",
+        "routes",
+        "context",
+        "calls",
+        "budgets",
+        "repeat",
+        "tails",
+        "static_budgets",
+        "ctx_floor",
+        "out_floor",
+        "cost_floor",
+        "stop_floors",
+    )
 
-    def __init__(self, model: str, stops: tuple[CompiledRule, ...], routes: tuple[CompiledRule, ...],
-                 context: tuple[CompiledRule, ...], calls: tuple[CompiledRule, ...],
-                 budgets: tuple[CompiledBudget, ...], context_window: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        stops: tuple[CompiledRule, ...],
+        routes: tuple[CompiledRule, ...],
+        context: tuple[CompiledRule, ...],
+        calls: tuple[CompiledRule, ...],
+        budgets: tuple[CompiledBudget, ...],
+        context_window: int | None = None,
+    ) -> None:
         self.model = model
         # Below these, a stage can do nothing whatever the per-call conditions say, so the engine
         # skips it: every context cap acts only on input above its limit (-1: a cap's limit is the
         # unknown context window, which warns); a call cap only clamps max_tokens above its
         # max_output_tokens (or unset) and only blocks a worst case above its max_cost_usd.
-        limits = [c.rule.max_input_tokens if c.rule.max_input_tokens is not None else
-                  context_window if context_window is not None else -1 for c in context]
+        limits = [
+            c.rule.max_input_tokens
+            if c.rule.max_input_tokens is not None
+            else context_window
+            if context_window is not None
+            else -1
+            for c in context
+        ]
         self.ctx_floor: float = min(limits, default=math.inf)
         self.out_floor: float = min(
-            (c.rule.max_output_tokens for c in calls if c.rule.max_output_tokens is not None), default=math.inf)
+            (c.rule.max_output_tokens for c in calls if c.rule.max_output_tokens is not None), default=math.inf
+        )
         self.cost_floor: float = min(
-            (c.rule.max_cost_usd for c in calls if c.rule.max_cost_usd is not None), default=math.inf)
+            (c.rule.max_cost_usd for c in calls if c.rule.max_cost_usd is not None), default=math.inf
+        )
         self.stops = stops
         self.repeat = any(s.kind == "repeated_call" for s in stops)  # needs a call fingerprint
+        self.tails = any(s.kind in TAIL_STOPS for s in stops)  # needs each call's tail (engine.progress)
         self.stop_floors = _stop_floors(stops)
         self.static_budgets = all(b.dynamic is None for b in budgets)  # budget plans can be cached
         self.routes = routes
@@ -141,11 +186,12 @@ def _stop_floors(stops: Sequence[CompiledRule]) -> tuple[float, float, float, bo
     errors, seconds of wall time, "a repeated call is possible"). A run under all of them
     (and, with a repeated_call stop, whose call fingerprint it has not seen) skips the
     per-stop loop. None when the loop must always run: a max_calls stop that counts only
-    the calls it matches (admission must know which), or repeated_call with max <= 1."""
+    the calls it matches (admission must know which), repeated_call with max <= 1, or a stop
+    that reads what the call adds to its run (no_progress, max_tool_calls)."""
     calls = errors = wall = math.inf
     repeat = False
     for s in stops:
-        if s.counts_matched or (s.kind == "repeated_call" and s.max <= 1):
+        if s.counts_matched or (s.kind == "repeated_call" and s.max <= 1) or s.kind in TAIL_STOPS:
             return None
         if s.kind == "max_calls":
             calls = min(calls, s.max)
@@ -158,7 +204,7 @@ def _stop_floors(stops: Sequence[CompiledRule]) -> tuple[float, float, float, bo
     return calls, errors, wall, repeat
 
 
-def _live(rules: Sequence[RuleBase], make: Callable[[Any], CompiledRule] = CompiledRule) -> tuple:
+def _live(rules: Sequence[RuleBase], make: Callable[[Any], Any] = CompiledRule) -> tuple[Any, ...]:
     return tuple(make(r) for r in rules if r.mode != "off")
 
 
@@ -180,15 +226,19 @@ class CompiledPolicy:
             for r in group:
                 keys |= referenced_metadata_keys(r.rule.match) | referenced_metadata_keys(r.rule.exclude)
         self.meta_keys: tuple[str, ...] = tuple(sorted(keys))
-        scope_keys = {"tags" if b.scope == "tag" else b.scope[9:] if b.scope.startswith("metadata.") else b.scope
-                      for b in self.budgets if b.scope not in ("run", "global", "call")}
+        scope_keys = {
+            "tags" if b.scope == "tag" else b.scope[9:] if b.scope.startswith("metadata.") else b.scope
+            for b in self.budgets
+            if b.scope not in ("run", "global", "call")
+        }
         self.scope_keys: tuple[str, ...] = tuple(sorted(scope_keys))
         self.fp_ttl = max((s.rule.within_s or 0.0 for s in self.stops if s.rule.type == "repeated_call"), default=600.0)
         self.has_repeat = any(s.rule.type == "repeated_call" for s in self.stops)
         # run state is kept only when something reads it: stop conditions or run_* match conditions
         self.reads_runs = any(  # some match reads run_calls / run_cost_usd / run_errors
             uses_run_state(r.rule.match) or uses_run_state(r.rule.exclude)
-            for group in (self.stops, self.routes, self.context, self.calls, self.budgets) for r in group
+            for group in (self.stops, self.routes, self.context, self.calls, self.budgets)
+            for r in group
         )
         self.needs_runs = bool(self.stops) or self.reads_runs
         self.default_output_tokens = policy.default_output_tokens
@@ -197,22 +247,22 @@ class CompiledPolicy:
         self.fail_open = policy.on_error == "fail_open"
         # (model, fingerprint) -> View, and (view, (scope values, run chain)) -> budget Plan
         # (budgets.cached_plan)
-        self.views: Generations[tuple, View] = Generations(VIEW_CACHE_MAX)
-        self.plans: Generations[tuple, Any] = Generations(PLAN_CACHE_MAX)
+        self.views: Generations[tuple[Any, ...], View] = Generations(VIEW_CACHE_MAX)
+        self.plans: Generations[tuple[Any, ...], Any] = Generations(PLAN_CACHE_MAX)
         self._rates: dict[str, tuple[float, float] | None] = {}
         self.price: Callable[[str], ModelPrice | None] = self.prices.lookup  # a model's price, or None
 
     # -- static matching ---------------------------------------------------------
-    def fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
+    def fingerprint(self, metadata: Mapping[str, Any]) -> tuple[Any, ...]:
         """The values of the metadata keys any static matcher reads (hashable)."""
         return _hashable_values(metadata, self.meta_keys, _match_value) if self.meta_keys else ()
 
-    def scope_fingerprint(self, metadata: Mapping[str, Any]) -> tuple:
+    def scope_fingerprint(self, metadata: Mapping[str, Any]) -> tuple[Any, ...]:
         """The values of the metadata keys budget scopes read (run ids travel separately).
         An int and its str may get two plans: harmless."""
         return _hashable_values(metadata, self.scope_keys, _scope_value)
 
-    def view(self, model: str, metadata: Mapping[str, Any], fp: tuple | None = None) -> View:
+    def view(self, model: str, metadata: Mapping[str, Any], fp: tuple[Any, ...] | None = None) -> View:
         """The statically matching rules for ``model`` and ``metadata`` (cached).
 
         ``fp`` is ``fingerprint(metadata)`` when the caller already has it.
@@ -223,7 +273,7 @@ class CompiledPolicy:
     def _build_view(self, model: str, metadata: Mapping[str, Any]) -> View:
         ctx = CallContext(model, metadata)
 
-        def keep(group: tuple) -> tuple:
+        def keep(group: tuple[Any, ...]) -> tuple[Any, ...]:
             return tuple(r for r in group if r.static is None or _safe(r.static, ctx))
 
         context = keep(self.context)
@@ -259,7 +309,9 @@ class CompiledPolicy:
         return input_tokens * rates[0] + out * rates[1]
 
 
-def _hashable_values(metadata: Mapping[str, Any], keys: tuple[str, ...], convert: Callable[[Any], Any]) -> tuple:
+def _hashable_values(
+    metadata: Mapping[str, Any], keys: tuple[str, ...], convert: Callable[[Any], Any]
+) -> tuple[Any, ...]:
     """The values of ``keys`` as a hashable tuple: as they are in the usual case (plain strings,
     numbers, None), else each one through ``convert``."""
     vals = tuple(map(metadata.get, keys))

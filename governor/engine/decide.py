@@ -29,7 +29,7 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.match import CallContext
 from governor.engine.routing import route_stage
 from governor.engine.runstate import RunState, RunStates
-from governor.engine.stops import Admission, stop_stage, unadmit
+from governor.engine.stops import Admission, note_tails, stop_stage, unadmit
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.ledger.base import Ledger
@@ -98,27 +98,48 @@ def decide(cp: CompiledPolicy, runs: RunStates, ledger: Ledger, tokens: TokenCou
             context_stage(cp, w, ctx, tokens, metadata, fp, view)
             if w.model != view.model:
                 view = cp.view(w.model, metadata, fp)
-        if not w.blocked and view.calls and (  # 4.
-            w.max_tokens is None or w.max_tokens > view.out_floor
-            or (cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens) or 0.0) > view.cost_floor
+        if (
+            not w.blocked
+            and view.calls
+            and (  # 4.
+                w.max_tokens is None
+                or w.max_tokens > view.out_floor
+                or (cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens) or 0.0) > view.cost_floor
+            )
         ):
             call_stage(cp, w, ctx, metadata, fp, view)
         if not w.blocked:  # 5. and 6.
-            w, reservation = budget_stage(cp, w, ctx, metadata, fp, call.run_chain, ledger, call.decision_id,
-                                          call.now, tokens, view)
+            w, reservation = budget_stage(
+                cp, w, ctx, metadata, fp, call.run_chain, ledger, call.decision_id, call.now, tokens, view
+            )
 
     if w.blocked:
         if admission is not None and w.block_kind != "stop":
             unadmit(runs, admission)
+    elif admission is not None:
+        note_tails(runs, admission)
         if w.estimated_cost is None:
             w.estimated_cost = cp.worst_case_usd(w.model, w.input_tokens, w.max_tokens)
     decision = Decision(
-        verdict=_verdict(w, model), model=w.model, messages=w.messages, max_tokens=w.max_tokens,
-        rule_ids=tuple(w.rule_ids), reasons=tuple(w.reasons), revision=cp.revision,
-        estimated_cost_usd=w.estimated_cost, decision_id=call.decision_id, requested_model=model,
-        input_tokens=w.input_tokens, input_tokens_estimated=w.estimated, warnings=tuple(w.warnings),
-        audit=tuple(w.audit), policy_name=cp.name, metadata=metadata, block_kind=w.block_kind,
-        fallbacks=w.fallbacks, blocked_by=w.blocked_by,
+        verdict=_verdict(w, model),
+        model=w.model,
+        messages=w.messages,
+        max_tokens=w.max_tokens,
+        rule_ids=tuple(w.rule_ids),
+        reasons=tuple(w.reasons),
+        revision=cp.revision,
+        estimated_cost_usd=w.estimated_cost,
+        decision_id=call.decision_id,
+        requested_model=model,
+        input_tokens=w.input_tokens,
+        input_tokens_estimated=w.estimated,
+        warnings=tuple(w.warnings),
+        audit=tuple(w.audit),
+        policy_name=cp.name,
+        metadata=metadata,
+        block_kind=w.block_kind,
+        fallbacks=w.fallbacks,
+        blocked_by=w.blocked_by,
     )
     admitted: Sequence[RunState] = admission.states if admission is not None and not w.blocked else ()
     return Checked(decision=decision, reservation=reservation, runs=admitted)

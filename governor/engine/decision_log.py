@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Mapping, Sequence
+from typing import IO, Any
 
 from governor.decision import OUTCOMES, Decision
 from governor.engine.trace_recorder import TRACE_FORMAT, MessagesDigest, TraceRecorder, dumps, jsonable
@@ -35,7 +36,7 @@ __all__ = ["TRACE_FORMAT", "DecisionLog", "jsonable"]
 MAX_ERROR_CHARS = 300
 CANONICAL_KEYS = ("run_id", "user", "team", "task", "agent", "workflow")
 
-Sink = str | os.PathLike | IO[str] | None
+Sink = str | os.PathLike[str] | IO[str] | None
 
 
 class DecisionLog:
@@ -51,7 +52,7 @@ class DecisionLog:
         sink: Sink = None,
         *,
         content: bool = False,
-        record_to: str | os.PathLike | None = None,
+        record_to: str | os.PathLike[str] | None = None,
         header: Mapping[str, Any] | None = None,
         pending_max: int = 65536,
     ) -> None:
@@ -59,7 +60,12 @@ class DecisionLog:
         self._owned: IO[str] | None = None
         self._logger = self._make_logger(sink) if sink is not None else None
         self._recorder = (
-            TraceRecorder(record_to, {"content": content, "created": time.time(), "governor_version": _version(), **(header or {})}) if record_to is not None else None
+            TraceRecorder(
+                record_to,
+                {"content": content, "created": time.time(), "governor_version": _version(), **(header or {})},
+            )
+            if record_to is not None
+            else None
         )
         self.enabled = self._logger is not None or self._recorder is not None
         # decision_id -> what the check saw of the request, until record(); the oldest
@@ -67,7 +73,7 @@ class DecisionLog:
         # insertion order is LRU order: an OrderedDict does it in C (cachetools' LRUCache
         # took ~3 us of the two operations here; a plain dict's first key is O(n) to
         # find after many deletions)
-        self._pending: OrderedDict[str, tuple] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._pending_max = pending_max
         self._pending_lock = threading.Lock()
         self._digest = MessagesDigest() if self.enabled else None
@@ -171,7 +177,14 @@ class DecisionLog:
         with self._pending_lock:
             pending = self._pending.pop(decision.decision_id, None)
         rec = self._decision_fields("record", decision, ts)
-        seen_ts, req_max, tool_names, count, digest, kept = pending or (None, None, None, len(decision.messages), None, None)
+        seen_ts, req_max, tool_names, count, digest, kept = pending or (
+            None,
+            None,
+            None,
+            len(decision.messages),
+            None,
+            None,
+        )
         rec["check_ts"] = check_ts if check_ts is not None else seen_ts
         rec["requested_max_tokens"] = req_max
         if tool_names:
@@ -244,7 +257,10 @@ class DecisionLog:
         return rec
 
     def _add_messages(
-        self, rec: dict[str, Any], d: Decision, messages: Sequence[Mapping[str, Any]] | None,
+        self,
+        rec: dict[str, Any],
+        d: Decision,
+        messages: Sequence[Mapping[str, Any]] | None,
         hashes: Sequence[int] | None = None,
     ) -> None:
         requested = messages if messages is not None else d.messages
@@ -270,7 +286,7 @@ class DecisionLog:
         if self._owned is not None and not self._owned.closed:
             self._owned.close()
 
-    def __enter__(self) -> "DecisionLog":
+    def __enter__(self) -> DecisionLog:
         return self
 
     def __exit__(self, *exc: object) -> None:

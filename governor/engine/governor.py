@@ -9,15 +9,15 @@ per-call path is a few dict lookups, one ledger call and one run-state lock.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
 import secrets
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from governor import inputs
 from governor.decision import OUTCOMES, Decision
@@ -26,9 +26,11 @@ from governor.engine.budgets import Reservation
 from governor.engine.compiled import CompiledPolicy
 from governor.engine.decide import CallRequest, decide
 from governor.engine.decision_log import DecisionLog
+from governor.engine.observed import observe
 from governor.engine.overrun import Overrun
 from governor.engine.overrun import measure as measure_overrun
 from governor.engine.pending import Pending, PendingCalls
+from governor.engine.progress import Tail
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
 from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
@@ -39,7 +41,6 @@ from governor.ledger.base import MAX_QUANTITY, Amount, Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.ledger.forks import after_fork_in_child
 from governor.policy.model import Policy
-from governor.pricing import call_cost
 
 log = logging.getLogger("governor.engine")
 
@@ -126,7 +127,7 @@ class Governor:
         log: Any = None,
         record_to: str | os.PathLike[str] | None = None,
         watch: bool | float = False,
-    ) -> "Governor":
+    ) -> Governor:
         """Load and compile the policy at ``path``. ``watch=True`` (or seconds) polls it for changes."""
         from governor.policy.loader import load_policy
 
@@ -159,7 +160,13 @@ class Governor:
         self._observers.append(fn)
 
     def run(
-        self, run_id: str | None = None, *, user: str | None = None, team: str | None = None, task: str | None = None, **metadata: Any
+        self,
+        run_id: str | None = None,
+        *,
+        user: str | None = None,
+        team: str | None = None,
+        task: str | None = None,
+        **metadata: Any,
     ) -> AbstractContextManager[_scope.Scope]:
         """A run scope: metadata for every check inside it (threads and asyncio tasks alike)."""
         return _scope.run_scope(run_id, user=user, team=team, task=task, **metadata)
@@ -210,8 +217,17 @@ class Governor:
         now = self._clock()
         did = f"{self._prefix}{next(self._ids):x}"
         call = CallRequest(
-            model=model, messages=msgs, max_tokens=max_tokens, tools=tools, metadata=md, run_chain=chain,
-            input_tokens=n, estimated=estimated, now=now, decision_id=did, fingerprint=fingerprint,
+            model=model,
+            messages=msgs,
+            max_tokens=max_tokens,
+            tools=tools,
+            metadata=md,
+            run_chain=chain,
+            input_tokens=n,
+            estimated=estimated,
+            now=now,
+            decision_id=did,
+            fingerprint=fingerprint,
             message_count=message_count,
         )
         checked = decide(cp, self._runs, self._ledger, self._tokens, call)
@@ -247,9 +263,19 @@ class Governor:
     ) -> Decision:
         """:meth:`check` for asyncio; a ledger doing I/O runs in a worker thread
         (which inherits this task's run scope)."""
-        kwargs: dict[str, Any] = dict(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata,
-                                      input_tokens=input_tokens, fingerprint=fingerprint, message_count=message_count)
+        kwargs: dict[str, Any] = dict(
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            tools=tools,
+            metadata=metadata,
+            input_tokens=input_tokens,
+            fingerprint=fingerprint,
+            message_count=message_count,
+        )
         if self._blocking:
+            import asyncio  # loaded already in a coroutine; not at module import (a hook process never needs it)
+
             return await asyncio.to_thread(lambda: self.check(**kwargs))
         return self.check(**kwargs)
 
@@ -277,12 +303,25 @@ class Governor:
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
         error: str | BaseException | None = None,
+        cache_write_1h_tokens: int = 0,
+        service_tier: str | None = None,
+        speed: str | None = None,
+        inference_geo: str | None = None,
+        cost_usd: float | None = None,
     ) -> float | None:
         """Settle one call: its actual USD cost (None if the model is unpriced).
 
-        Counts must be non-negative integers in range (:class:`~governor.errors.InvalidCall`
-        otherwise, with the reservation kept for a corrected record). Idempotent by
-        decision id. A call that failed (``error``) with no tokens
+        Token counts are in the normal form of ``governor.integrations.usage``
+        (input includes the cache; ``cache_write_1h_tokens`` is the 1-hour part
+        of the writes). ``service_tier``, ``speed`` and ``inference_geo`` select
+        the provider's rate for them (``governor.pricing``). ``cost_usd`` is the
+        cost the provider billed, where the caller knows it: it is settled
+        instead of the computed cost.
+
+        Counts must be non-negative integers in range and ``cost_usd`` a finite,
+        non-negative number (:class:`~governor.errors.InvalidCall` otherwise, with the
+        reservation kept for a corrected record). Idempotent by decision id. A call
+        that failed (``error``) with no tokens
         releases its reservation; one that failed after using tokens is charged.
         A blocked decision records nothing (returns 0.0).
         """
@@ -290,15 +329,20 @@ class Governor:
             raise InvalidCall("decision", f"expected the Decision check() returned, got {type(decision).__name__}")
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens = inputs.record_counts(
             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, error)
+        if cache_write_1h_tokens:
+            cache_write_1h_tokens = inputs.count(cache_write_1h_tokens, "cache_write_1h_tokens")
+        if cost_usd is not None:
+            cost_usd = inputs.usd(cost_usd, "cost_usd")
         if decision.verdict == "block":
             return 0.0
         now = self._clock()
         p = self._pending.take(decision.decision_id)
         cp = p.policy if p is not None else self._compiled
-        price = cp.price(decision.model)
-        cost = None
-        if price is not None:
-            cost = call_cost(price, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens)
+        if cost_usd is not None:
+            cost: float | None = cost_usd
+        else:
+            cost = cp.prices.cost(decision.model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                                  reasoning_tokens, cache_write_1h_tokens, service_tier, speed, inference_geo, now)
         if p is None:
             log.warning("record of unknown or already settled decision %s ignored", decision.decision_id)
             return cost
@@ -327,20 +371,34 @@ class Governor:
             self._stats.add_record(decision, cost, input_tokens, output_tokens, error is not None)
         if self._log.enabled:
             self._log.record(
-                decision, ts=now, input_tokens=input_tokens, output_tokens=output_tokens,
-                cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
-                reasoning_tokens=reasoning_tokens, cost_usd=cost, error=error, check_ts=at,
+                decision,
+                ts=now,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens,
+                cost_usd=cost,
+                error=error,
+                check_ts=at,
                 overrun=None if over is None else over.as_dict(),
             )
         self.last_overrun = over
         return cost
 
-    def _settle(self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float) -> None:
+    def _settle(
+        self, decision_id: str, res: Reservation, usd: int, tokens: int, now: float, reserved_at: float
+    ) -> None:
         """Settle through the Ledger protocol; a store that is down gets it later (SettleQueue)."""
         counters = res.counters + res.audit_counters
         if usd > MAX_QUANTITY or tokens > MAX_QUANTITY:  # saturate, loudly: the spend happened
-            log.error("decision %s: actual spend (%d nano-USD, %d tokens) beyond what a ledger stores; counted as %d",
-                      decision_id, usd, tokens, MAX_QUANTITY)
+            log.error(
+                "decision %s: actual spend (%d nano-USD, %d tokens) beyond what a ledger stores; counted as %d",
+                decision_id,
+                usd,
+                tokens,
+                MAX_QUANTITY,
+            )
             usd, tokens = min(usd, MAX_QUANTITY), min(tokens, MAX_QUANTITY)
         actual = Amount(usd, tokens, 1)
         try:
@@ -348,8 +406,44 @@ class Governor:
         except LedgerError:
             self._unsettled.add(decision_id, counters, actual, reserved_at, now)
 
+    def cancel(self, decision: Decision) -> None:
+        """The call ``decision`` allowed will not be made: give its reservation back. (Its admission
+        into its runs stays counted; a caller that probes with a check keeps run state itself.)"""
+        if decision.verdict == "block" or self._pending.take(decision.decision_id) is None:
+            return
+        try:
+            self._ledger.release(decision.decision_id, now=self._clock())
+        except LedgerError:  # the lease reclaims it
+            log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
+
+    def observe(
+        self, *, call_id: str, model: str, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0, service_tier: str | None = None,
+        speed: str | None = None, error: bool = False, metadata: Mapping[str, Any] | None = None,
+        at: float | None = None, tail: Tail | None = None,
+    ) -> float | None:
+        """Account for a call made without a check (a transcript a hook reads): charge its budgets
+        (idempotent by ``call_id``) and count it in its runs. See :mod:`governor.engine.observed`."""
+        md, chain = _scope.resolve(metadata)
+        model = self._compiled.policy.aliases.get(model, model)
+        return observe(self._compiled, self._ledger, self._runs, call_id=call_id, model=model,
+                       input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read_tokens,
+                       cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens,
+                       service_tier=service_tier, speed=speed, error=error, metadata=md, run_chain=chain,
+                       at=self._clock() if at is None else at, tail=tail)
+
+    def export_run(self, run_id: str) -> dict[str, Any] | None:
+        """The stop-condition state of ``run_id`` as JSON values (a hook keeps it between its processes)."""
+        return self._runs.export(str(run_id))
+
+    def restore_run(self, run_id: str, state: Mapping[str, Any]) -> None:
+        """Install a state :meth:`export_run` produced, before checking calls of that run."""
+        self._runs.restore(str(run_id), state, self._clock())
+
     async def arecord(self, decision: Decision, **kwargs: Any) -> float | None:
         if self._blocking:
+            import asyncio
+
             return await asyncio.to_thread(lambda: self.record(decision, **kwargs))
         return self.record(decision, **kwargs)
 
@@ -359,11 +453,11 @@ class Governor:
             raise GovernorError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
         if self._stats is not None:
             self._stats.add_outcome(str(run_id), outcome)
-        state = self._runs.peek(str(run_id))
-        if state is not None:
-            state.outcome = outcome
+        self._runs.set_outcome(str(run_id), outcome)
         if self._log.enabled:
-            self._log.outcome(str(run_id), outcome, ts=self._clock(), policy=self._compiled.name, revision=self.revision)
+            self._log.outcome(
+                str(run_id), outcome, ts=self._clock(), policy=self._compiled.name, revision=self.revision
+            )
 
     # -- reload ---------------------------------------------------------------------
     def reload(self, policy: Policy | None = None) -> bool:
@@ -397,7 +491,9 @@ class Governor:
         if self._path is None:
             raise GovernorError("this governor was not loaded from a file: nothing to watch")
         if self.watcher is None:
-            self.watcher = PolicyWatcher(lambda: watched_files(self._compiled.policy, self._path), self.reload, interval_s)
+            self.watcher = PolicyWatcher(
+                lambda: watched_files(self._compiled.policy, self._path), self.reload, interval_s
+            )
         return self.watcher
 
     # -- lifecycle ------------------------------------------------------------------
@@ -410,7 +506,7 @@ class Governor:
         if self._owns_ledger:
             self._ledger.close()
 
-    def __enter__(self) -> "Governor":
+    def __enter__(self) -> Governor:
         return self
 
     def __exit__(self, *exc: object) -> None:

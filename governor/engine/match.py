@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from governor.policy.regex import PolicyRegex
 
@@ -185,17 +186,24 @@ def compile_number(cond: Any) -> Callable[[float], bool]:
     return test
 
 
+def _tag_test(test: Callable[[frozenset[Any], Any], bool]) -> Callable[[frozenset[Any]], Callable[[Any], bool]]:
+    return lambda want: lambda tags: test(want, tags)
+
+
+_TAG_TESTS = {
+    "any": _tag_test(lambda want, tags: not want.isdisjoint(tags)),
+    "all": _tag_test(lambda want, tags: want <= tags),
+    "none": _tag_test(lambda want, tags: want.isdisjoint(tags)),
+}
+
+
 def _tags_cond(cond: Any) -> Callable[[Any], bool]:
     if isinstance(cond, Mapping):
         tests = []
         for op, arg in cond.items():
             want = frozenset([arg] if isinstance(arg, str) else arg)
-            if op == "any":
-                tests.append(lambda tags, w=want: not w.isdisjoint(tags))
-            elif op == "all":
-                tests.append(lambda tags, w=want: w <= tags)
-            elif op == "none":
-                tests.append(lambda tags, w=want: w.isdisjoint(tags))
+            if op in _TAG_TESTS:
+                tests.append(_TAG_TESTS[op](want))
             else:
                 raise ValueError(f"unknown tags operator {op!r}")
         return lambda tags: all(t(tags) for t in tests)
@@ -303,7 +311,9 @@ def compile_split(spec: Mapping[str, Any] | None) -> tuple[Pred | None, Pred | N
     return _conjunction(static), _conjunction(dynamic)
 
 
-def compile_rule_match(match: Mapping[str, Any] | None, exclude: Mapping[str, Any] | None) -> tuple[Pred | None, Pred | None]:
+def compile_rule_match(
+    match: Mapping[str, Any] | None, exclude: Mapping[str, Any] | None
+) -> tuple[Pred | None, Pred | None]:
     """(static, dynamic) for `match` and not `exclude`.
 
     An exclude that is wholly static folds into the static part; otherwise the

@@ -35,6 +35,7 @@ class Pending:
     checked_at: float
     """The check's time: the reservation's window slots, and when the entry may be forgotten."""
 
+
 SWEEP_EVERY = 64
 
 

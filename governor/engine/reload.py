@@ -13,7 +13,8 @@ import importlib.util
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from governor.errors import PolicyError
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("governor.engine")
 
 
-def load_or_log(path: str, running_revision: str) -> "Policy | None":
+def load_or_log(path: str, running_revision: str) -> Policy | None:
     """The policy at ``path``, or None (with the findings logged) when it is invalid."""
     from governor.policy.loader import load_policy
 
@@ -37,7 +38,7 @@ def load_or_log(path: str, running_revision: str) -> "Policy | None":
         return None
 
 
-def watched_files(policy: "Policy", path: str | None) -> Sequence[str]:
+def watched_files(policy: Policy, path: str | None) -> Sequence[str]:
     """The policy file and every file it extends (what a change must trigger on)."""
     files = tuple(getattr(policy, "source_files", ()) or ())
     return files or ((path,) if path else ())

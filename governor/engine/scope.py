@@ -10,9 +10,10 @@ stop conditions also charge every enclosing run.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from governor import inputs
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Ledger
@@ -31,15 +31,20 @@ class SettleQueue:
         self._lock = threading.Lock()
         self._next_try = 0.0
 
-    def add(self, decision_id: str, counters: Sequence[Counter], actual: Amount, reserved_at: float, now: float) -> None:
+    def add(
+        self, decision_id: str, counters: Sequence[Counter], actual: Amount, reserved_at: float, now: float
+    ) -> None:
         with self._lock:
             if len(self.items) >= MAX_QUEUED:
                 lost = self.items.popleft()
                 log.error("settlement queue full: decision %s dropped, its spend is not counted", lost[0])
             self.items.append((decision_id, counters, actual, reserved_at))
             self._next_try = now + RETRY_S
-        log.warning("budget store unavailable: settlement of decision %s queued (%d waiting); retried on later calls",
-                    decision_id, len(self.items))
+        log.warning(
+            "budget store unavailable: settlement of decision %s queued (%d waiting); retried on later calls",
+            decision_id,
+            len(self.items),
+        )
 
     def flush(self, ledger: Ledger, now: float) -> None:
         """Settle what waits, oldest first; stop at the first store error (retry later)."""

@@ -55,7 +55,7 @@ class _Cell:
         self.input_tokens = self.output_tokens = 0
         self.spend_usd = 0.0
 
-    def add(self, other: "_Cell") -> None:
+    def add(self, other: _Cell) -> None:
         for name in _FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -94,9 +94,9 @@ class Stats:
         self._lock = threading.Lock()
         # a check's Decision, and (decision, cost, in, out, error) for a record, in call order
         self._events: deque[Any] = deque()
-        self._cells: dict[tuple, _Cell] = {}
+        self._cells: dict[tuple[Any, ...], _Cell] = {}
         self._runs: dict[Any, _Run] = {}  # insertion order = age
-        self._folded: dict[tuple, dict[str, int]] = {}  # (user, team) -> outcomes of evicted runs
+        self._folded: dict[tuple[Any, ...], dict[str, int]] = {}  # (user, team) -> outcomes of evicted runs
         self._max_cells = max_cells
         self._max_runs = max_runs
         self._overruns = 0  # recorded calls that used more than their check reserved
@@ -111,7 +111,12 @@ class Stats:
             self._fold(wait=False)
 
     def add_record(
-        self, decision: Decision, cost_usd: float | None, input_tokens: int = 0, output_tokens: int = 0, error: bool = False,
+        self,
+        decision: Decision,
+        cost_usd: float | None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        error: bool = False,
     ) -> None:
         """Count a recorded call: its spend (None: unpriced), tokens and error, in its check's cell."""
         events = self._events
@@ -182,7 +187,7 @@ class Stats:
                 cell.spend_usd += cost_usd
 
     # -- bookkeeping (lock held) ---------------------------------------------------------
-    def _new_cell(self, key: tuple) -> _Cell:
+    def _new_cell(self, key: tuple[Any, ...]) -> _Cell:
         model, run_id, user, team = key
         if len(self._cells) >= self._max_cells:
             self._fold_oldest_cell()

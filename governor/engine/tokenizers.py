@@ -18,9 +18,10 @@ import importlib.util
 import math
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ESTIMATE_ENCODING = "cl100k_base"
 CHARS_PER_TOKEN = 4  # the last-resort heuristic when no BPE file is available

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import marshal
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, cast
 
 from cachetools import LRUCache
 
@@ -117,7 +118,7 @@ class TokenCounter:
         self._tokenizers = Tokenizers(tokenizer_dir)
         self._maxsize = maxsize
         self._by_encoding: dict[str, MessageCache] = {}  # one message cache per encoding
-        self._tools: LRUCache = LRUCache(maxsize=256)
+        self._tools: LRUCache[Any, Any] = LRUCache(maxsize=256)
         self._tools_by_id: dict[int, tuple[Any, int, str, int]] = {}
         self._lock = threading.Lock()
         self.hits = 0
@@ -185,7 +186,7 @@ class TokenCounter:
                 self.misses += 1
             else:
                 self.hits += 1
-            return abs(n)
+            return abs(int(n))
 
         return count
 
@@ -208,9 +209,9 @@ class TokenCounter:
             self.hits += len(keys) - len(missing)
             self.misses += len(missing)
         # a negative count marks a message with image parts (estimated)
-        if found and min(found) < 0:  # type: ignore[type-var]
-            return [abs(n) for n in found], True  # type: ignore[arg-type]
-        return found, False  # type: ignore[return-value]
+        if found and min(found) < 0:
+            return [abs(n) for n in found], True
+        return found, False
 
     def _tools_tokens(self, tok: Tokenizer, tools: Sequence[Mapping[str, Any]]) -> int:
         """Tokens of the tools list, rendered and tokenized once per distinct list.
@@ -273,7 +274,9 @@ def message_hash(message: Mapping[str, Any]) -> int:
     try:
         return hash(tuple(parts))
     except TypeError:  # an unhashable value of another type (a tuple holding a list, a set...)
-        return hash(tuple((k, v if v is None or v.__class__ is str or v.__class__ is bytes else _frozen(v)) for k, v in parts))
+        return hash(
+            tuple((k, v if v is None or v.__class__ is str or v.__class__ is bytes else _frozen(v)) for k, v in parts)
+        )
 
 
 def _frozen(value: Any) -> bytes | str:
@@ -291,7 +294,7 @@ def _role(message: Any) -> Any:
 def _as_dict(message: Any) -> Mapping[str, Any]:
     dump = getattr(message, "model_dump", None)
     if callable(dump):
-        return dump(exclude_none=True)
+        return cast(Mapping[str, Any], dump(exclude_none=True))
     return dict(message)
 
 
@@ -322,7 +325,7 @@ def _message_tokens(tok: Tokenizer, message: Mapping[str, Any]) -> int:
     return -n if approx else n
 
 
-def _content_parts_tokens(tok: Tokenizer, parts: list) -> tuple[int, bool]:
+def _content_parts_tokens(tok: Tokenizer, parts: list[Any]) -> tuple[int, bool]:
     n = 0
     images = False
     for part in parts:

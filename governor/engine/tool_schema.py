@@ -9,7 +9,8 @@ text gives a far closer estimate than counting the JSON schema, which is
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def render_tools(tools: Sequence[Any]) -> str:
@@ -20,8 +21,11 @@ def render_tools(tools: Sequence[Any]) -> str:
             continue
         fn = tool.get("function")
         if not isinstance(fn, Mapping):  # Anthropic-style {name, description, input_schema} or bare
-            fn = {"name": tool.get("name"), "description": tool.get("description"),
-                  "parameters": tool.get("input_schema") or tool.get("parameters") or {}}
+            fn = {
+                "name": tool.get("name"),
+                "description": tool.get("description"),
+                "parameters": tool.get("input_schema") or tool.get("parameters") or {},
+            }
         lines.extend(_function(fn))
     lines.append("} // namespace functions")
     return "\n".join(lines)

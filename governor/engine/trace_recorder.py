@@ -14,8 +14,9 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from governor.errors import TraceError
 
@@ -95,7 +96,7 @@ class TraceRecorder:
     and never interleave parts of them, however long a line is.
     """
 
-    def __init__(self, path: str | os.PathLike, header: Mapping[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         first, ends_cleanly = _inspect(self.path)
@@ -112,7 +113,9 @@ class TraceRecorder:
                     line=1,
                 )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self._fd: int | None = os.open(
+            self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644
+        )
         if first is None:
             self.write({"format": TRACE_FORMAT, "event": "header", **header})
         elif not ends_cleanly:  # a line cut short by a crash stays on its own line
@@ -125,7 +128,9 @@ class TraceRecorder:
         with self._lock:
             fd = self._fd
             if fd is None:
-                raise TraceError("the trace recorder was closed (Governor.close()); nothing more is recorded", file=str(self.path))
+                raise TraceError(
+                    "the trace recorder was closed (Governor.close()); nothing more is recorded", file=str(self.path)
+                )
             written = os.write(fd, line)
             while written < len(line):  # a short write (a full disk, a signal): write the rest
                 written += os.write(fd, memoryview(line)[written:])
@@ -176,4 +181,4 @@ class MessagesDigest:
                 canonical = self._canonical(messages[i])
                 part = parts[i] = hashlib.blake2b(canonical.encode(), digest_size=16).digest()
                 self._cache.put(keys[i], part)
-        return hashlib.blake2b(b"".join(parts), digest_size=16).hexdigest()  # type: ignore[arg-type]
+        return hashlib.blake2b(b"".join(parts), digest_size=16).hexdigest()

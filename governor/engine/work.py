@@ -7,20 +7,40 @@ one small type and nothing else.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from governor.decision import AuditNote
+
 RANK = {"allow": 0, "reroute": 1, "trim": 2, "block": 3}
 
 
 class Work:
     __slots__ = (
-        "model", "messages", "max_tokens", "input_tokens", "estimated", "trimmed", "rule_ids", "reasons",
-        "warnings", "audit", "block_kind", "blocked_by", "fallbacks", "estimated_cost", "context_rerouted",
+        "model",
+        "messages",
+        "max_tokens",
+        "input_tokens",
+        "estimated",
+        "trimmed",
+        "rule_ids",
+        "reasons",
+        "warnings",
+        "audit",
+        "block_kind",
+        "blocked_by",
+        "fallbacks",
+        "estimated_cost",
+        "context_rerouted",
     )
 
     def __init__(
-        self, model: str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None, input_tokens: int, estimated: bool
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None,
+        input_tokens: int,
+        estimated: bool,
     ) -> None:
         self.model = model
         self.messages = messages
@@ -38,7 +58,7 @@ class Work:
         self.estimated_cost: float | None = None
         self.context_rerouted = False
 
-    def copy(self) -> "Work":
+    def copy(self) -> Work:
         w = Work(self.model, self.messages, self.max_tokens, self.input_tokens, self.estimated)
         w.trimmed = self.trimmed
         w.rule_ids = list(self.rule_ids)

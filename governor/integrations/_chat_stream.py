@@ -46,7 +46,7 @@ class _StreamState:
 
     def observe(self, chunk: Any) -> None:
         self.meter.feed_chat_chunk(chunk)
-        found = from_chat_usage(getattr(chunk, "usage", None))
+        found = from_chat_usage(getattr(chunk, "usage", None), service_tier=getattr(chunk, "service_tier", None))
         if found is not None:
             self.usage = found
 

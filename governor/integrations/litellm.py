@@ -45,7 +45,7 @@ def _output_text(response: Any) -> str:
 
 def response_usage(response: Any, decision: Decision) -> Usage:
     """The response's reported usage, or an estimate that is never zero-cost by omission."""
-    found = from_chat_usage(getattr(response, "usage", None))
+    found = from_chat_usage(getattr(response, "usage", None), service_tier=getattr(response, "service_tier", None))
     return found if found is not None else estimated_usage(decision.input_tokens, _output_text(response))
 
 

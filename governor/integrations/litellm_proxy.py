@@ -69,6 +69,7 @@ from governor.decision import Decision
 from governor.errors import GovernorError, InvalidCall, UnreadableCall
 from governor.integrations._common import block_error
 from governor.integrations._event_stream import StreamTally
+from governor.integrations.coding_agents import agent_session
 from governor.integrations.shapes import Call, decided_request, read_call
 from governor.integrations.usage import Usage, estimated_usage, from_any_usage, from_standard_logging
 from governor.policy.model import Budget, Policy
@@ -281,8 +282,10 @@ def request_metadata(
     """Governor metadata of one proxy request.
 
     The caller's request supplies the free-form keys and the run: body
-    ``metadata`` (all its keys), else the ``x-governor-run-id`` header, else
-    litellm's session / trace id (``x-litellm-session-id`` / ``x-litellm-trace-id``).
+    ``metadata`` (all its keys), else the ``x-governor-run-id`` header, else a
+    coding agent's session id (Claude Code's ``x-claude-code-session-id``,
+    Codex's ``session-id``; ``agent`` says which: governor.integrations.coding_agents),
+    else litellm's session / trace id (``x-litellm-session-id`` / ``x-litellm-trace-id``).
 
     Identity (``user``, ``team``) comes from the virtual key only: the key's
     ``user_id`` / ``team_id``, or its metadata (canonical keys or a ``governor:``
@@ -313,9 +316,12 @@ def request_metadata(
     raw_headers = proxy_request.get("headers") if isinstance(proxy_request, Mapping) else None
     headers = {str(k).lower(): v for k, v in raw_headers.items()} if isinstance(raw_headers, Mapping) else {}
     if not out.get("run_id"):
-        run = headers.get(RUN_HEADER) or data.get("litellm_session_id") or data.get("litellm_trace_id")
+        session, agent = agent_session(headers)  # a Claude Code or Codex session is a run
+        run = headers.get(RUN_HEADER) or session or data.get("litellm_session_id") or data.get("litellm_trace_id")
         if run:
             out["run_id"] = run
+        if agent and not out.get("agent"):
+            out["agent"] = agent
     if data.get("user") is not None:
         out["end_user"] = data["user"]
     key_meta = _canonical(getattr(user_api_key_dict, "metadata", None))
@@ -352,7 +358,7 @@ def success_usage(kwargs: Mapping[str, Any], response_obj: Any, decision: Decisi
     """What a successful call used: the response's own usage report (chat, Responses or Anthropic), else
     litellm's standard logging payload, else an estimate. Never free: a report of zero input tokens (a
     stream whose provider was not asked for usage) takes the check's count instead, marked estimated."""
-    found = from_any_usage(_get_usage(response_obj))
+    found = from_any_usage(_get_usage(response_obj), service_tier=_get_field(response_obj, "service_tier"))
     if found is None or found.input_tokens == 0:
         found = from_standard_logging(kwargs.get("standard_logging_object")) or found
     if found is None:
@@ -360,6 +366,10 @@ def success_usage(kwargs: Mapping[str, Any], response_obj: Any, decision: Decisi
     if found.input_tokens == 0:
         return dataclasses.replace(found, input_tokens=decision.input_tokens, estimated=True)
     return found
+
+
+def _get_field(response_obj: Any, name: str) -> Any:
+    return response_obj.get(name) if isinstance(response_obj, Mapping) else getattr(response_obj, name, None)
 
 
 def _get_usage(response_obj: Any) -> Any:

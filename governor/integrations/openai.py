@@ -27,7 +27,7 @@ from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
 
 
 def _usage(response: Any, input_tokens: int) -> Usage:
-    found = from_chat_usage(getattr(response, "usage", None))
+    found = from_chat_usage(getattr(response, "usage", None), service_tier=getattr(response, "service_tier", None))
     if found is not None:
         return found
     try:

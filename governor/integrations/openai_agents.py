@@ -171,7 +171,7 @@ class GovernedModel(Model):
         except Exception as exc:
             await self.governor.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
-        usage = from_responses_usage(response.usage)
+        usage = from_responses_usage(response.usage, service_tier=getattr(response, "service_tier", None))
         if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):
             usage = estimated_usage(decision.input_tokens)
         await self.governor.arecord(decision, **usage.as_kwargs())

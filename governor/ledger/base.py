@@ -28,8 +28,9 @@ engine then applies the budget's ``on_error`` rule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from governor.ledger.windows import Window
 
@@ -53,7 +54,7 @@ class Amount:
     tokens: int = 0
     calls: int = 0
 
-    def __add__(self, other: "Amount") -> "Amount":
+    def __add__(self, other: Amount) -> Amount:
         return Amount(self.usd_nano + other.usd_nano, self.tokens + other.tokens, self.calls + other.calls)
 
     @property
@@ -74,8 +75,14 @@ class Amount:
 def check_amount(amount: Amount) -> None:
     """Refuse an amount a ledger cannot store: each metric an int in 0 .. MAX_QUANTITY (ValueError)."""
     usd, tokens, calls = amount.usd_nano, amount.tokens, amount.calls
-    if (usd.__class__ is int and tokens.__class__ is int and calls.__class__ is int
-            and 0 <= usd <= MAX_QUANTITY and 0 <= tokens <= MAX_QUANTITY and 0 <= calls <= MAX_QUANTITY):
+    if (
+        usd.__class__ is int
+        and tokens.__class__ is int
+        and calls.__class__ is int
+        and 0 <= usd <= MAX_QUANTITY
+        and 0 <= tokens <= MAX_QUANTITY
+        and 0 <= calls <= MAX_QUANTITY
+    ):
         return
     for name in ("usd_nano", "tokens", "calls"):
         value = getattr(amount, name)

@@ -68,8 +68,23 @@ def _calendar_bounds(window: Window, at: float) -> tuple[float, float]:
 class _Cell:
     """One counter: settled spend by slot, its live reservations, a rolling sum."""
 
-    __slots__ = ("key", "window", "kind", "slots", "held_usd", "held_tokens", "held_calls", "rolling_bucket",
-                 "rolling_usd", "rolling_tokens", "rolling_calls", "cal_lo", "cal_hi", "cal_slot", "spent")
+    __slots__ = (
+        "key",
+        "window",
+        "kind",
+        "slots",
+        "held_usd",
+        "held_tokens",
+        "held_calls",
+        "rolling_bucket",
+        "rolling_usd",
+        "rolling_tokens",
+        "rolling_calls",
+        "cal_lo",
+        "cal_hi",
+        "cal_slot",
+        "spent",
+    )
 
     def __init__(self, window: Window, key: str) -> None:
         self.key = key
@@ -245,7 +260,7 @@ class MemoryLedger:
         if s[0] > MAX_QUANTITY or s[1] > MAX_QUANTITY or s[2] > MAX_QUANTITY:
             s[:] = [min(x, MAX_QUANTITY) for x in s]  # saturate: such a counter denies every reservation
         bucket = cell.rolling_bucket
-        if bucket is not None and slot.__class__ is int and bucket - ROLLING_SLOTS < slot <= bucket:  # type: ignore[operator]
+        if bucket is not None and slot.__class__ is int and bucket - ROLLING_SLOTS < slot <= bucket:
             cell.rolling_usd += usd
             cell.rolling_tokens += tokens
             cell.rolling_calls += calls
@@ -262,8 +277,11 @@ class MemoryLedger:
                 self._calendar_slots.clear()
             slot = self._calendar_slots[key] = current_slot(window, at)
         lo, hi = _calendar_bounds(window, at)
-        if (lo <= at < hi and current_slot(window, lo) == slot == current_slot(window, hi - 0.001)
-                and current_slot(window, hi) != slot):
+        if (
+            lo <= at < hi
+            and current_slot(window, lo) == slot == current_slot(window, hi - 0.001)
+            and current_slot(window, hi) != slot
+        ):
             cell.cal_lo, cell.cal_hi, cell.cal_slot = lo, hi, slot
         return slot
 
@@ -316,7 +334,7 @@ class MemoryLedger:
             cells = self._cells_of(counters)
             usd, tokens, calls = amount.usd_nano, amount.tokens, amount.calls
             after: list[Amount] = []
-            for c, cell in zip(counters, cells):
+            for c, cell in zip(counters, cells, strict=True):
                 if cell.kind == "rolling":
                     u, t, n = self._settled(cell, now)
                 else:  # inline: the slot of a calendar cell within its bounds, or the only one
@@ -326,11 +344,15 @@ class MemoryLedger:
                 t += cell.held_tokens + tokens
                 n += cell.held_calls + calls
                 lim = c.limit
-                if (u > (MAX_QUANTITY if lim.usd_nano is None else lim.usd_nano)
-                        or t > (MAX_QUANTITY if lim.tokens is None else lim.tokens)
-                        or n > (MAX_QUANTITY if lim.calls is None else lim.calls)):
+                if (
+                    u > (MAX_QUANTITY if lim.usd_nano is None else lim.usd_nano)
+                    or t > (MAX_QUANTITY if lim.tokens is None else lim.tokens)
+                    or n > (MAX_QUANTITY if lim.calls is None else lim.calls)
+                ):
                     total = Amount(u, t, n)
-                    return ReserveResult(False, denied=c, denied_metric=lim.exceeded_by(total) or total.beyond_storage())
+                    return ReserveResult(
+                        False, denied=c, denied_metric=lim.exceeded_by(total) or total.beyond_storage()
+                    )
                 after.append(Amount(u, t, n))
             for cell in cells:
                 cell.held_usd += usd

@@ -25,7 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from governor.errors import LedgerError
@@ -62,16 +63,22 @@ class RedisLedger:
     Redis Cluster on first use; True or False skips the detection.
     """
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, key_prefix: str = "governor",
-                 socket_timeout_s: float = 0.25, connect_timeout_s: float = 0.25,
-                 settled_ttl_s: float = SETTLED_ID_TTL_S, cluster: bool | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        key_prefix: str = "governor",
+        socket_timeout_s: float = 0.25,
+        connect_timeout_s: float = 0.25,
+        settled_ttl_s: float = SETTLED_ID_TTL_S,
+        cluster: bool | None = None,
+    ) -> None:
         try:
             import redis
             from redis.backoff import NoBackoff
             from redis.retry import Retry
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise LedgerError("the redis ledger needs the redis package: "
-                              "pip install 'budget-governor[redis]'") from exc
+            raise LedgerError("the redis ledger needs the redis package: pip install 'budget-governor[redis]'") from exc
         if "{" in key_prefix or "}" in key_prefix:
             raise LedgerError(f"redis ledger key_prefix {key_prefix!r} must not contain braces (hash tags)")
         self.url = url
@@ -82,9 +89,10 @@ class RedisLedger:
         self._redis = redis
         self._timeouts = {"socket_timeout": socket_timeout_s, "socket_connect_timeout": connect_timeout_s}
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
-        self._down: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError,
-                                                       redis.exceptions.TimeoutError)
-        self._retry = lambda: Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+        self._down: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._retry: Callable[[], Any] = lambda: Retry(
+            NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)
+        )
         try:
             client = self._new_client()
         except (ValueError, redis.exceptions.RedisError) as exc:
@@ -98,7 +106,8 @@ class RedisLedger:
         # One retry, on connection errors only: it replaces a pooled
         # connection that died while Redis restarted. Timeouts are not
         # retried, so an unresponsive Redis costs one socket timeout.
-        return self._redis.Redis.from_url(self.url, retry=self._retry(), retry_on_timeout=False, **self._timeouts)
+        from_url: Any = self._redis.Redis.from_url
+        return from_url(self.url, retry=self._retry(), retry_on_timeout=False, **self._timeouts)
 
     def _after_fork(self) -> None:
         """A forked child gets a client of its own (the parent's sockets stay the parent's: kept,
@@ -176,12 +185,11 @@ class RedisLedger:
         try:
             return fn()
         except self._down as exc:
-            raise LedgerError(f"redis ledger {self.where} unavailable: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise LedgerError(f"redis ledger {self.where} unavailable: {type(exc).__name__}: {exc}") from exc
         except self._errors as exc:
             raise LedgerError(f"redis ledger {self.where} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _run(self, script: "_Script", keys: list[str], args: list[Any]) -> Any:
+    def _run(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         def go() -> Any:
             try:
                 return self._client.evalsha(script.sha, len(keys), *keys, *args)
@@ -193,8 +201,9 @@ class RedisLedger:
         return self._call(go)
 
     # -- the Ledger protocol -------------------------------------------------------
-    def reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *,
-                now: float, lease_s: float) -> ReserveResult:
+    def reserve(
+        self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *, now: float, lease_s: float
+    ) -> ReserveResult:
         check_amount(amount)
         keep_ms = int((lease_s + KEEP_MARGIN_S) * 1000)
         if not self._clustered():
@@ -216,22 +225,39 @@ class RedisLedger:
                 self._call(lambda: self._client.delete(loc))
                 return ReserveResult(False, denied=part[int(out[1]) - 1], denied_metric=_text(out[2]))
             done.append(budget)
-            for i, a in zip(idx, _amounts(out[3:])):
+            for i, a in zip(idx, _amounts(out[3:]), strict=True):
                 used[i] = a
         return ReserveResult(True, used_after=tuple(used))
 
-    def _reserve_some(self, rid: str, counters: Sequence[Counter], amount: Amount, now: float,
-                      lease_s: float, keep_ms: int, budget: str | None) -> Any:
-        args: list[Any] = [rid, repr(now), repr(now + lease_s), amount.usd_nano, amount.tokens,
-                           amount.calls, keep_ms, json.dumps([self._base(c) for c in counters])]
+    def _reserve_some(
+        self,
+        rid: str,
+        counters: Sequence[Counter],
+        amount: Amount,
+        now: float,
+        lease_s: float,
+        keep_ms: int,
+        budget: str | None,
+    ) -> Any:
+        args: list[Any] = [
+            rid,
+            repr(now),
+            repr(now + lease_s),
+            amount.usd_nano,
+            amount.tokens,
+            amount.calls,
+            keep_ms,
+            json.dumps([self._base(c) for c in counters]),
+        ]
         for c in counters:
             lim = c.limit
             args += self._window_args(c, now)
             args += [_lim(lim.usd_nano), _lim(lim.tokens), _lim(lim.calls)]
         return self._run(self._reserve, self._id_keys(rid, budget) + self._counter_keys(counters), args)
 
-    def settle(self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *,
-               now: float, reserved_at: float) -> bool:
+    def settle(
+        self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *, now: float, reserved_at: float
+    ) -> bool:
         check_amount(actual)
         if not self._clustered():
             return self._settle_some(reservation_id, counters, actual, now, reserved_at, None)
@@ -249,8 +275,9 @@ class RedisLedger:
         self._call(lambda: self._client.delete(loc))
         return settled
 
-    def _settle_some(self, rid: str, counters: Sequence[Counter], actual: Amount, now: float,
-                     reserved_at: float, budget: str | None) -> bool:
+    def _settle_some(
+        self, rid: str, counters: Sequence[Counter], actual: Amount, now: float, reserved_at: float, budget: str | None
+    ) -> bool:
         args: list[Any] = [rid, repr(now), self.settled_ttl_s, actual.usd_nano, actual.tokens, actual.calls]
         for c in counters:
             ttl = c.window.ttl()
@@ -266,8 +293,9 @@ class RedisLedger:
             return False
         dropped = False
         for budget in json.loads(held):
-            dropped = bool(self._run(self._release, self._id_keys(reservation_id, budget)[:1],
-                                     [reservation_id])) or dropped
+            dropped = (
+                bool(self._run(self._release, self._id_keys(reservation_id, budget)[:1], [reservation_id])) or dropped
+            )
         self._call(lambda: self._client.delete(loc))
         return dropped
 

@@ -106,7 +106,9 @@ end
 #       (kind 'r' rolling with slot index bounds lo < idx <= cur; else lo is the current slot;
 #        a limit of '-1' means unlimited; the client sends MAX_QUANTITY instead, the most a counter holds).
 # Returns {ok, denied_index (1-based, 0 none), denied_metric, u1, t1, c1, u2, ...}.
-RESERVE = _PRELUDE + r"""
+RESERVE = (
+    _PRELUDE
+    + r"""
 local rid, now, exp = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local au, at, ac = ARGV[4], ARGV[5], ARGV[6]
 local n = (#KEYS - 2) / 4
@@ -153,11 +155,14 @@ for i = 1, n do
 end
 return out
 """
+)
 
 # KEYS: res, done, then per counter s, i, z, a.
 # ARGV: rid, now, settled_ttl_s, u, t, c, then per counter slot, ttl_s (0 = keep forever).
 # Returns 1 if this call settled the id, 0 if it was settled before.
-SETTLE = _PRELUDE + r"""
+SETTLE = (
+    _PRELUDE
+    + r"""
 local rid, now = ARGV[1], tonumber(ARGV[2])
 local u, t, c = ARGV[4], ARGV[5], ARGV[6]
 local n = (#KEYS - 2) / 4
@@ -178,18 +183,25 @@ end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return 1
 """
+)
 
 # KEYS: res. ARGV: rid. Returns 1 if a live reservation was dropped.
-RELEASE = _PRELUDE + r"""
+RELEASE = (
+    _PRELUDE
+    + r"""
 if drop(KEYS[1], ARGV[1]) then return 1 end
 return 0
 """
+)
 
 # KEYS: s, i, z, a. ARGV: now, kind, lo, cur. Returns {u, t, c}.
-USAGE = _PRELUDE + r"""
+USAGE = (
+    _PRELUDE
+    + r"""
 local now = tonumber(ARGV[1])
 reclaim(KEYS[2], KEYS[3], KEYS[4], now)
 local su, st, sc = settled(KEYS[1], ARGV[2], ARGV[3], ARGV[4])
 local iu, it, ic = inflight(KEYS[2])
 return {su + iu, st + it, sc + ic}
 """
+)

@@ -34,9 +34,10 @@ import os
 import sqlite3
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 from governor.errors import LedgerError
 from governor.ledger.base import MAX_QUANTITY, Amount, Counter, ReserveResult, check_amount
@@ -65,6 +66,7 @@ CREATE INDEX IF NOT EXISTS slots_expiry ON slots(expires_at) WHERE expires_at > 
 CREATE TABLE IF NOT EXISTS settled (rid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS settled_at ON settled(at);
 """
+
 
 def _set_wal(conn: sqlite3.Connection, deadline: float) -> None:
     """``PRAGMA journal_mode = WAL``, retried until ``deadline``.
@@ -114,8 +116,9 @@ class SqliteLedger:
     child opens its own connection on first use.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 5.0,
-                 settled_ttl_s: float = SETTLED_ID_TTL_S) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout_s: float = 5.0, settled_ttl_s: float = SETTLED_ID_TTL_S
+    ) -> None:
         self.path = str(path)
         self.timeout_s = timeout_s
         self.settled_ttl_s = settled_ttl_s
@@ -151,8 +154,12 @@ class SqliteLedger:
         what = "deleted" if self._identity() is None else "replaced by another file"
         if not self._lost:
             self._lost = True
-            log.error("sqlite ledger %s: the file was %s while in use; budgets follow on_error until the "
-                      "ledger is opened again", self.path, what)
+            log.error(
+                "sqlite ledger %s: the file was %s while in use; budgets follow on_error until the "
+                "ledger is opened again",
+                self.path,
+                what,
+            )
         raise LedgerError(f"sqlite ledger {self.path}: the file was {what} while in use (budgets follow on_error)")
 
     # -- connection and transactions ------------------------------------------
@@ -165,8 +172,7 @@ class SqliteLedger:
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
             _set_wal(conn, time.monotonic() + self.timeout_s)
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -212,8 +218,9 @@ class SqliteLedger:
 
     def _reclaim(self, conn: sqlite3.Connection, now: float) -> None:
         # Each statement is an index range scan that is empty on the common path.
-        conn.execute("DELETE FROM reservation_counters WHERE rid IN "
-                     "(SELECT rid FROM reservations WHERE expires_at <= ?)", (now,))
+        conn.execute(
+            "DELETE FROM reservation_counters WHERE rid IN (SELECT rid FROM reservations WHERE expires_at <= ?)", (now,)
+        )
         conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
         conn.execute("DELETE FROM settled WHERE at <= ?", (now - self.settled_ttl_s,))
         conn.execute("DELETE FROM slots WHERE expires_at > 0 AND expires_at <= ?", (now,))
@@ -238,8 +245,9 @@ class SqliteLedger:
         return conn.execute("SELECT 1 FROM settled WHERE rid = ?", (rid,)).fetchone() is not None
 
     # -- the Ledger protocol ---------------------------------------------------
-    def reserve(self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *,
-                now: float, lease_s: float) -> ReserveResult:
+    def reserve(
+        self, reservation_id: str, counters: Sequence[Counter], amount: Amount, *, now: float, lease_s: float
+    ) -> ReserveResult:
         check_amount(amount)
         with self._write(now) as conn:
             if self._known(conn, reservation_id, now):
@@ -251,14 +259,18 @@ class SqliteLedger:
                 if metric is not None:
                     return ReserveResult(False, denied=c, denied_metric=metric)
                 after.append(total)
-            conn.execute("INSERT INTO reservations VALUES (?,?,?,?,?)",
-                         (reservation_id, now + lease_s, amount.usd_nano, amount.tokens, amount.calls))
-            conn.executemany("INSERT OR IGNORE INTO reservation_counters VALUES (?,?)",
-                             [(c.key, reservation_id) for c in counters])
+            conn.execute(
+                "INSERT INTO reservations VALUES (?,?,?,?,?)",
+                (reservation_id, now + lease_s, amount.usd_nano, amount.tokens, amount.calls),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO reservation_counters VALUES (?,?)", [(c.key, reservation_id) for c in counters]
+            )
             return ReserveResult(True, used_after=tuple(after))
 
-    def settle(self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *,
-               now: float, reserved_at: float) -> bool:
+    def settle(
+        self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *, now: float, reserved_at: float
+    ) -> bool:
         check_amount(actual)
         with self._write(now) as conn:
             if conn.execute("SELECT 1 FROM settled WHERE rid = ?", (reservation_id,)).fetchone():
@@ -301,4 +313,3 @@ class SqliteLedger:
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r})"
-

@@ -9,6 +9,8 @@ resolved to concrete models, durations become seconds, windows become
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
+from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -78,7 +80,9 @@ def _stop(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> StopCondition:
     raw_max = item["max"]
     max_value = parse_duration(raw_max) if isinstance(raw_max, str) else float(raw_max)
     within = parse_duration(item["within"]) if "within" in item else None
-    return StopCondition(**ctx.base(item, ptr), type=kind, max=max_value, within_s=within)
+    tool = item.get("tool")
+    tools = (tool,) if isinstance(tool, str) else tuple(tool or ())
+    return StopCondition(**ctx.base(item, ptr), type=kind, max=max_value, within_s=within, tools=tools)
 
 
 def _route(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> Route:
@@ -134,22 +138,64 @@ def _budget(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> Budget:
     )
 
 
-def price_from_spec(model: str, spec: Mapping[str, Any]) -> ModelPrice:
-    def rate(key: str) -> float | None:
-        value = spec.get(key)
-        return None if value is None else float(value) / _PER_MTOK
+_RATE_KEYS = (("input_per_mtok", "input"), ("output_per_mtok", "output"), ("cache_read_per_mtok", "cache_read"),
+              ("cache_write_per_mtok", "cache_write"), ("cache_write_1h_per_mtok", "cache_write_1h"),
+              ("reasoning_per_mtok", "reasoning"))
 
-    return ModelPrice(
+
+def _rates(spec: Mapping[str, Any], base: ModelPrice) -> ModelPrice:
+    """``base`` with the rates ``spec`` gives (per million tokens) in place of its own; its context
+    tiers (``above``) start from those rates."""
+    rates: dict[str, Any] = {name: float(spec[key]) / _PER_MTOK for key, name in _RATE_KEYS
+                             if spec.get(key) is not None}
+    price = replace(base, **rates)
+    above = spec.get("above")
+    if above:
+        plain = replace(price, above=(), variants={})
+        tiers = sorted(((int(t), _rates(r, plain)) for t, r in above.items()), key=lambda t: t[0])
+        price = replace(price, above=tuple(tiers))
+    return price
+
+
+def parse_from(value: Any) -> float | None:
+    """``from: 2026-07-01`` (UTC when no zone) as epoch seconds."""
+    if value is None:
+        return None
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def price_from_spec(model: str, spec: Mapping[str, Any], *, index: int | None = None, version: str = "") -> ModelPrice:
+    """One ``models.prices`` entry as a :class:`ModelPrice` (every rate, tier, speed and geo)."""
+    entry = f"models.prices.{model}" + ("" if index is None else f"[{index}]")
+    base = ModelPrice(
         model=model,
         input=float(spec["input_per_mtok"]) / _PER_MTOK,
         output=float(spec["output_per_mtok"]) / _PER_MTOK,
-        cache_read=rate("cache_read_per_mtok"),
-        cache_write=rate("cache_write_per_mtok"),
-        reasoning=rate("reasoning_per_mtok"),
         context_window=None if spec.get("context_window") is None else int(spec["context_window"]),
         max_output_tokens=None if spec.get("max_output_tokens") is None else int(spec["max_output_tokens"]),
         source="policy",
+        entry=entry,
+        version=version,
+        valid_from=parse_from(spec.get("from")),
+        geo={str(k).lower(): float(v) for k, v in (spec.get("geo") or {}).items()},
     )
+    price = _rates(spec, base)
+    variants = {}
+    for group in ("service_tiers", "speed"):
+        for name, rates in (spec.get(group) or {}).items():
+            variants[str(name)] = _rates(rates, replace(price, above=(), variants={}, geo={}))
+    return replace(price, variants=variants) if variants else price
+
+
+def prices_from_spec(model: str, spec: Any, version: str = "") -> ModelPrice | tuple[ModelPrice, ...]:
+    """A ``models.prices`` value: one price, or dated prices (a list, each with its ``from``)."""
+    if isinstance(spec, Mapping):
+        price = price_from_spec(model, spec, version=version)
+        return price if price.valid_from is None else (price,)
+    return tuple(price_from_spec(model, s, index=i, version=version) for i, s in enumerate(spec))
 
 
 _SECTIONS = (("stop", _stop), ("routes", _route), ("context", _context), ("calls", _call), ("budgets", _budget))
@@ -194,7 +240,8 @@ def build_policy(
             key_prefix=ledger.get("key_prefix", "governor"),
         ),
         aliases=MappingProxyType(dict(ctx.aliases)),
-        prices=MappingProxyType({m: price_from_spec(m, p) for m, p in (models.get("prices") or {}).items()}),
+        prices=MappingProxyType({m: prices_from_spec(m, p, f"policy {revision}")
+                                 for m, p in (models.get("prices") or {}).items()}),
         stop=groups["stop"],
         routes=groups["routes"],
         context=groups["context"],

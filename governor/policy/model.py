@@ -50,17 +50,48 @@ class Revision:
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """Per-token USD rates of one model and where they came from."""
+    """Per-token USD rates of one model and where they came from.
+
+    The top-level rates are the standard ones (no service tier, prompt at or
+    below the first context tier). ``above`` holds the rates that apply to a
+    call whose inclusive input exceeds a threshold; ``variants`` the rates of a
+    service tier (``flex``, ``priority``, ``batch``) or speed (``fast``), each
+    a ModelPrice of its own (with its own ``above``); ``geo`` multiplies the
+    whole cost by data-residency region.
+    """
 
     model: str
+    """The model name this price was looked up for."""
     input: float
+    """USD per input token that is neither read from nor written to the cache."""
     output: float
+    """USD per output token (reasoning tokens too, unless ``reasoning`` is set)."""
     cache_read: float | None = None
+    """USD per cache-read input token (None: the input rate)."""
     cache_write: float | None = None
+    """USD per cache-write input token with the 5-minute TTL (None: the input rate)."""
     reasoning: float | None = None
+    """USD per reasoning output token (None: the output rate)."""
     context_window: int | None = None
+    """The model's maximum input tokens, where the source says."""
     max_output_tokens: int | None = None
-    source: str = "policy"  # "policy" | "litellm"
+    """The model's maximum output tokens, where the source says."""
+    source: str = "policy"
+    """Where the rates came from: ``policy``, ``litellm`` or ``genai-prices``."""
+    cache_write_1h: float | None = None
+    """USD per cache-write input token with the 1-hour TTL (None: the 5-minute rate, with a note)."""
+    entry: str = ""
+    """The entry of the source that priced it (the table key, or ``models.prices.<name>``)."""
+    version: str = ""
+    """The version of the source table (``litellm 1.x``, ``genai-prices 0.x``, the policy revision)."""
+    above: tuple[tuple[int, ModelPrice], ...] = ()
+    """Context tiers: (threshold, rates) ascending; the highest threshold below a call's input applies to it."""
+    variants: Mapping[str, ModelPrice] = field(default_factory=dict)
+    """Rates by service tier or speed (``flex``, ``priority``, ``batch``, ``fast``)."""
+    geo: Mapping[str, float] = field(default_factory=dict)
+    """Cost multipliers by ``inference_geo`` (e.g. ``{"us": 1.1}``)."""
+    valid_from: float | None = None
+    """Epoch seconds from which a dated policy price applies (None: always)."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +105,10 @@ class RuleBase:
 
 @dataclass(frozen=True)
 class StopCondition(RuleBase):
-    type: str  # max_calls | consecutive_errors | repeated_call | max_wall_time
+    type: str  # max_calls | consecutive_errors | repeated_call | max_wall_time | no_progress | max_tool_calls
     max: float  # a count, or seconds for max_wall_time
     within_s: float | None = None  # repeated_call window
+    tools: tuple[str, ...] = ()  # max_tool_calls: the tool names (globs) whose calls count together
 
 
 @dataclass(frozen=True)
@@ -143,7 +175,8 @@ class Policy:
     ungoverned: str = "block"  # "block" | "allow": requests the governor cannot read (the proxy's side routes)
     ledger: LedgerSpec = LedgerSpec()
     aliases: Mapping[str, str] = field(default_factory=dict)
-    prices: Mapping[str, ModelPrice] = field(default_factory=dict)  # policy overrides only
+    prices: Mapping[str, ModelPrice | tuple[ModelPrice, ...]] = field(default_factory=dict)
+    """Policy price overrides by model: one price, or dated prices in ``valid_from`` order."""
     stop: tuple[StopCondition, ...] = ()
     routes: tuple[Route, ...] = ()
     context: tuple[ContextCap, ...] = ()

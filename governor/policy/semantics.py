@@ -94,7 +94,7 @@ def _check_ids(doc: dict[str, Any], rep: _Report) -> None:
 
 
 def _check_models(doc: dict[str, Any], rep: _Report) -> None:
-    from governor.policy.build import price_from_spec
+    from governor.policy.build import prices_from_spec
     from governor.policy.bundled_prices import LazyPriceTable
     from governor.pricing import PriceTable
 
@@ -102,7 +102,7 @@ def _check_models(doc: dict[str, Any], rep: _Report) -> None:
     aliases: dict[str, str] = models.get("aliases") or {}
     prices = models.get("prices") or {}
     allow_unpriced = bool((doc.get("defaults") or {}).get("allow_unpriced", False))
-    table = PriceTable({m: price_from_spec(m, p) for m, p in prices.items()}, table=LazyPriceTable())
+    table = PriceTable({m: prices_from_spec(m, p) for m, p in prices.items()}, table=LazyPriceTable())
     used: set[str] = set()
     for name, target in aliases.items():
         if target in aliases:

@@ -19,8 +19,8 @@ STORM_MIN = 3
 TOP = 10
 
 
-def _r(x: float) -> float:
-    return round(x, 6)
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
 
 
 def retry_storms(result: ReplayResult, min_calls: int = STORM_MIN) -> list[dict[str, Any]]:
@@ -35,7 +35,7 @@ def retry_storms(result: ReplayResult, min_calls: int = STORM_MIN) -> list[dict[
             if len(items) >= min_calls:
                 out.append({"kind": "retry-group", "run_id": run.run.run_id, "retry_group": gid, "calls": len(items),
                             "errors": sum(1 for c in items if c.call.error),
-                            "cost_usd_recorded": _r(sum(c.call.cost_usd or 0.0 for c in items)),
+                            "cost_usd_recorded": _r(_known(c.call.cost_usd for c in items)),
                             "call_ids": [c.call.call_id for c in items[:5]]})
         streak: list[CallResult] = []
         for failed in (*run.calls, None):
@@ -144,7 +144,7 @@ def repeated_calls(result: ReplayResult) -> dict[str, Any]:
 
 
 def expensive_runs(result: ReplayResult, top: int = TOP) -> list[dict[str, Any]]:
-    runs = sorted(result.runs, key=lambda r: -(r.cost_recorded or r.cost_baseline))
+    runs = sorted(result.runs, key=lambda r: -(r.cost_recorded or r.cost_baseline or 0.0))
     return [{"run_id": r.run.run_id, "calls": len(r.calls), "cost_usd_recorded": _r(r.cost_recorded),
              "cost_usd_baseline": _r(r.cost_baseline), "cost_usd_governed": _r(r.cost_governed),
              "outcome": r.run.outcome, "input_tokens": sum(c.call.input_tokens for c in r.calls)}
@@ -153,7 +153,7 @@ def expensive_runs(result: ReplayResult, top: int = TOP) -> list[dict[str, Any]]
 
 def cost_per_accepted(result: ReplayResult, key: str) -> list[dict[str, Any]]:
     """Spend by model (``key="model"``) or by agent label, divided by the accepted runs that used it."""
-    spend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0])
+    spend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0, 0])
     accepted: dict[str, set[str]] = defaultdict(set)
     accepted_kept: dict[str, set[str]] = defaultdict(set)
     runs_using: dict[str, set[str]] = defaultdict(set)
@@ -162,9 +162,12 @@ def cost_per_accepted(result: ReplayResult, key: str) -> list[dict[str, Any]]:
         for c in run.calls:
             name = c.call.model if key == "model" else str(c.call.metadata.get(key) or "-")
             s = spend[name]
-            s[0] += c.call.cost_usd or 0.0
-            s[1] += c.cost_baseline or 0.0
-            s[2] += c.cost_governed or 0.0
+            if c.compared:  # recorded and governed over the same calls; the others are counted apart
+                s[0] += c.cost_original or 0.0
+                s[2] += c.cost_governed or 0.0
+                s[1] += c.cost_baseline or 0.0
+            else:
+                s[4] += 1
             s[3] += 1
             runs_using[name].add(run.run.run_id)
             if run.run.outcome == "accepted":
@@ -172,14 +175,23 @@ def cost_per_accepted(result: ReplayResult, key: str) -> list[dict[str, Any]]:
                 if kept:
                     accepted_kept[name].add(run.run.run_id)
     rows = []
-    for name, (rec, base, gov, calls) in sorted(spend.items(), key=lambda kv: -kv[1][0]):
+    for name, (rec, base, gov, calls, unpriced) in sorted(spend.items(), key=lambda kv: -kv[1][0]):
         n_acc, n_kept = len(accepted[name]), len(accepted_kept[name])
-        rows.append({key: name, "calls": calls, "runs": len(runs_using[name]), "accepted_runs": n_acc,
+        if unpriced == calls:  # nothing known: unpriced, never $0
+            rec = base = gov = None  # type: ignore[assignment]
+        rows.append({key: name, "calls": calls, "unpriced_calls": int(unpriced), "runs": len(runs_using[name]),
+                     "accepted_runs": n_acc,
                      "cost_usd_recorded": _r(rec), "cost_usd_baseline": _r(base), "cost_usd_governed": _r(gov),
-                     "cost_per_accepted_usd_recorded": _r(rec / n_acc) if n_acc else None,
-                     "cost_per_accepted_usd_baseline": _r(base / n_acc) if n_acc else None,
-                     "cost_per_accepted_usd_governed": _r(gov / n_kept) if n_kept else None})
+                     "cost_per_accepted_usd_recorded": _r(rec / n_acc) if n_acc and rec is not None else None,
+                     "cost_per_accepted_usd_baseline": _r(base / n_acc) if n_acc and base is not None else None,
+                     "cost_per_accepted_usd_governed": _r(gov / n_kept) if n_kept and gov is not None else None})
     return rows
+
+
+def _known(values: Any) -> float | None:
+    """The sum of the known values; None when none is known (unknown is never $0)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def unpriced_models(result: ReplayResult) -> list[dict[str, Any]]:

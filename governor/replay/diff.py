@@ -23,7 +23,8 @@ EXAMPLES = 5
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "source"}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in ("source", "version")}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -92,11 +93,15 @@ def decision_diff(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
             g = groups.get(key)
             if g is None:
                 g = groups[key] = {"old_verdict": a.verdict, "new_verdict": b.verdict, "rule": rule, "calls": 0,
-                                   "runs": set(), "cost_usd_old": 0.0, "cost_usd_new": 0.0, "examples": []}
+                                   "runs": set(), "cost_usd_old": 0.0, "cost_usd_new": 0.0, "unpriced_calls": 0,
+                                   "examples": []}
             g["calls"] += 1
             g["runs"].add(run.run.run_id)
-            g["cost_usd_old"] += a.cost_governed or 0.0
-            g["cost_usd_new"] += b.cost_governed or 0.0
+            if a.cost_governed is None or b.cost_governed is None:
+                g["unpriced_calls"] += 1  # left out of both sums, so old and new cover the same calls
+            else:
+                g["cost_usd_old"] += a.cost_governed
+                g["cost_usd_new"] += b.cost_governed
             if len(g["examples"]) < EXAMPLES:
                 g["examples"].append({"call_id": b.call.call_id, "run_id": run.run.run_id, "where": b.call.location(),
                                       "old": f"{a.verdict} {a.model}", "new": f"{b.verdict} {b.model}",
@@ -114,8 +119,11 @@ def _outcome_impact(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
     old_stopped = {r.run.run_id for r in old.runs if r.stopped_at_call is not None}
     new_stopped = {r.run.run_id for r in new.runs if r.stopped_at_call is not None}
     accepted = {r.run.run_id for r in new.runs if r.run.outcome == "accepted"}
-    gov_old = sum(r.cost_governed for r in old.runs)
-    gov_new = sum(r.cost_governed for r in new.runs)
+    pairs = [(a, b) for a, b in zip(old.calls(), new.calls(), strict=True) if a.cost_governed is not None
+             and b.cost_governed is not None]  # the same calls on both sides
+    gov_old = sum(a.cost_governed or 0.0 for a, _ in pairs)
+    gov_new = sum(b.cost_governed or 0.0 for _, b in pairs)
+    unpriced = sum(1 for _ in old.calls()) - len(pairs)
     kept_old = len(accepted - old_stopped)
     kept_new = len(accepted - new_stopped)
     return {
@@ -124,6 +132,8 @@ def _outcome_impact(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
         "accepted_runs_newly_stopped": len((new_stopped - old_stopped) & accepted),
         "accepted_runs_no_longer_stopped": len((old_stopped - new_stopped) & accepted),
         "newly_stopped_examples": sorted(new_stopped - old_stopped)[:EXAMPLES],
+        "calls_compared": len(pairs),
+        "calls_unpriced": unpriced,
         "cost_usd_governed_old": _usd(gov_old),
         "cost_usd_governed_new": _usd(gov_new),
         "cost_usd_delta": _usd(gov_new - gov_old),

@@ -5,12 +5,16 @@ in production. The clock is set from each call's recorded timestamp, calls of
 all runs are replayed in time order (so shared budgets see the real
 interleaving), and the ledger starts empty unless a state is given.
 
-Recorded usage is the truth: a rerouted call keeps its tokens, repriced at the
-new model; a trimmed call's input drops by what the trim removed (counted on
-the trace's messages; estimated and labelled when the trace has none); a
-blocked call costs nothing; a stop condition or a run-scoped budget that
-blocks ends the run (the agent would have stopped), so its later calls are
-blocked too without being checked.
+Recorded usage and recorded cost are the truth: an unchanged call costs what
+was recorded; a rerouted call keeps its tokens and a trimmed call's input
+drops by what the trim removed (counted on the trace's messages; estimated and
+labelled when the trace has none), and either costs its recorded cost scaled
+by the computed ratio of the new call to the old; a call without a recorded
+cost is computed from the price table (and labelled so); a blocked call
+costs nothing; a stop condition or a run-scoped budget that blocks ends the
+run (the agent would have stopped), so its later calls are blocked too
+without being checked. Budgets are settled with these costs, so they count
+what was paid.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from typing import Any, Callable, Sequence
 
 from governor._slots import slots_constructor
 from governor.policy.model import Budget, ContextCap, Policy
-from governor.pricing import PriceTable, call_cost
+from governor.pricing import CallUsage, PriceTable
 from governor.replay.fingerprint import PrefixFingerprints
 from governor.replay.result import CallResult, ReplayResult, RunResult
 from governor.traces.model import TraceCall, TraceRun, TraceSet
 
 Progress = Callable[[int, int], None]
+_Original = tuple[float | None, str, float | None, str | None]  # (cost, its source, list-price cost, price table)
 _result = slots_constructor(CallResult)  # one per call: half the cost of CallResult(...)
 
 
@@ -112,6 +117,7 @@ class Replayer:
         self._ending = self._ending_rules(policy)
         self._repeat = any(s.type == "repeated_call" for s in policy.stop)  # else no call needs a fingerprint
         self._trim_limits = {c.id: c for c in policy.context if isinstance(c, ContextCap)}
+        self._shares: dict[str, float] = {}
 
     @staticmethod
     def _ending_rules(policy: Policy) -> frozenset[str]:
@@ -122,6 +128,7 @@ class Replayer:
 
     def replay(self, traces: TraceSet, progress: Progress | None = None) -> ReplayResult:
         runs = traces.runs
+        self._shares = self._run_shares(runs)
         state = [_Run(r) for r in runs]
         total = traces.calls
         done = 0
@@ -147,20 +154,66 @@ class Replayer:
                                           self.policy.calls, self.policy.budgets) for r in g),
         )
 
-    def _baseline(self, call: TraceCall) -> float | None:
-        price = self.prices.lookup(call.model)
-        if price is None:
-            return None
-        return call_cost(price, call.input_tokens, call.output_tokens, call.cache_read_tokens,
-                         call.cache_write_tokens, call.reasoning_tokens)
+    def _run_shares(self, runs: Sequence[TraceRun]) -> dict[str, float]:
+        """Per-call shares of the costs recorded per run (not per call), by each call's computed cost
+        (evenly where any call of the run cannot be priced)."""
+        shares: dict[str, float] = {}
+        for r in runs:
+            whole = r.recorded_cost
+            if whole is None or not r.calls or any(c.cost_usd is not None for c in r.calls):
+                continue
+            computed = [self._quote(c) for c in r.calls]
+            weights = [q.usd for q in computed] if all(q is not None for q in computed) else []  # type: ignore[union-attr]
+            total = sum(weights)
+            for k, c in enumerate(r.calls):
+                shares[c.call_id] = whole * (weights[k] / total if total > 0 else 1.0 / len(r.calls))
+        return shares
+
+    def _quote(self, call: TraceCall) -> Any:
+        return self.prices.quote(call.paid_model, call.usage(), call.timestamp)
+
+    def _original(self, call: TraceCall) -> _Original:
+        """(original cost, its source, list-price cost, the table that priced it) of a recorded call."""
+        q = self._quote(call)
+        computed = None if q is None else q.usd
+        table = None if q is None else q.source
+        recorded = call.cost_usd if call.cost_usd is not None else self._shares.get(call.call_id)
+        if recorded is not None:
+            return recorded, "recorded", computed, table
+        if computed is not None:
+            return computed, "computed", computed, table
+        return None, "unknown", None, None
+
+    def _governed(self, call: TraceCall, model: str, inp: int, out: int, cr: int, cw: int, cw1: int, reasoning: int,
+                  original: _Original) -> tuple[float | None, str, float | None]:
+        """(governed cost, its source, the scale applied to the recorded cost) of an allowed call."""
+        cost, source, computed_old, _ = original
+        unchanged = model == call.paid_model and inp == call.input_tokens and out == call.output_tokens
+        if unchanged and source == "recorded":
+            return cost, "recorded", None
+        if unchanged:
+            return cost, source, None
+        q = self.prices.quote(model, CallUsage(
+            input_tokens=inp, output_tokens=out, cache_read_tokens=cr, cache_write_tokens=cw,
+            cache_write_1h_tokens=cw1, reasoning_tokens=reasoning, service_tier=call.service_tier,
+            speed=call.speed, inference_geo=call.inference_geo), call.timestamp)
+        if q is None:
+            return None, "unknown", None
+        if source == "recorded" and cost is not None and computed_old:
+            scale = q.usd / computed_old
+            return cost * scale, "recorded", scale
+        return q.usd, "computed", None
 
     def _one(self, st: _Run, call: TraceCall) -> CallResult:
-        baseline = self._baseline(call)
+        original = self._original(call)
+        baseline = original[2]
         if st.stopped_at is not None:
             return _result(call=call, verdict="block", model=call.model, rule_ids=(st.stop_rule or "",),
                            reason="run already stopped", block_kind=st.stop_kind, input_tokens=call.input_tokens,
                            input_estimated=False, cost_baseline=baseline, cost_governed=0.0, cascaded=True,
-                           audit=(), output_tokens=None, blocked_by=st.stop_rule, overrun=None)
+                           audit=(), output_tokens=None, cost_source="computed", cost_original=original[0],
+                           cost_original_source=original[1], cost_scale=None, price_source=original[3],
+                           blocked_by=st.stop_rule, overrun=None)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
         # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)
@@ -190,7 +243,8 @@ class Replayer:
             return _result(call=call, verdict="block", model=d.model, rule_ids=rule_ids, reason=reason,
                            block_kind=d.block_kind, input_tokens=call.input_tokens, input_estimated=False,
                            cost_baseline=baseline, cost_governed=0.0, cascaded=False, audit=audit, output_tokens=None,
-                           blocked_by=d.blocked_by, overrun=None)
+                           cost_source="computed", cost_original=original[0], cost_original_source=original[1],
+                           cost_scale=None, price_source=original[3], blocked_by=d.blocked_by, overrun=None)
         if d.verdict == "trim" and not estimated:
             inp = min(d.input_tokens, call.input_tokens)  # the engine subtracts what the trim removed
         out = call.output_tokens
@@ -198,14 +252,23 @@ class Replayer:
             out = d.max_tokens  # a clamped call could not have produced more
         cr = min(call.cache_read_tokens, inp)
         cw = min(call.cache_write_tokens, inp - cr)
+        cw1 = min(call.cache_write_1h_tokens, cw)
+        reasoning = min(call.reasoning_tokens, out)
+        governed, source, scale = self._governed(call, d.model, inp, out, cr, cw, cw1, reasoning, original)
+        # the ledger settles the governed cost (what would have been paid), so budgets count it
         cost = self.gov.record(d, input_tokens=inp, output_tokens=out, cache_read_tokens=cr, cache_write_tokens=cw,
-                               reasoning_tokens=min(call.reasoning_tokens, out), error=call.error)
+                               reasoning_tokens=reasoning, error=call.error, cache_write_1h_tokens=cw1,
+                               service_tier=call.service_tier, speed=call.speed, inference_geo=call.inference_geo,
+                               cost_usd=governed)
         verdict = "trim" if estimated else d.verdict  # trim outranks reroute and allow
         if estimated:
             reason += f"{'; ' if reason else ''}trim assumed to reach {inp} input tokens (estimate: no messages)"
         return _result(call=call, verdict=verdict, model=d.model, rule_ids=rule_ids, reason=reason, block_kind=None,
                        input_tokens=inp, input_estimated=estimated, cost_baseline=baseline, cost_governed=cost,
-                       cascaded=False, audit=audit, output_tokens=out, overrun=self.gov.last_overrun, blocked_by=None)
+                       cascaded=False, audit=audit, output_tokens=out, cost_source=source if cost is not None
+                       else "unknown", cost_original=original[0], cost_original_source=original[1], cost_scale=scale,
+                       price_source=original[3], blocked_by=None,
+                       overrun=self.gov.last_overrun)
 
     def _trim_limit(self, d: Any, call: TraceCall) -> int | None:
         """The cap a trim-action context cap would trim to, when it is below the recorded input."""

@@ -3,11 +3,13 @@
 Every list here is bounded, whatever the number of calls (the report of a
 month of an organisation's calls stays small), and every run and call is
 counted: a table that shows the top rows adds the rest as one ``other`` row
-and says how many it holds. Costs are the replay's three (recorded, baseline
-= the recorded usage repriced with the policy's table, governed) in USD.
-A run's recorded cost is the sum of its calls' recorded costs, or, when no call
-has one, the cost the run reports as a whole (a Harbor trial's
-``agent_result.cost_usd``).
+and says how many it holds. Costs are the replay's (recorded = what was paid,
+computed where nothing was recorded; governed; baseline = the recorded usage
+at list price) in USD; recorded and governed are summed over the same calls
+(those whose both costs are known, ``CallResult.compared``), and savings are
+their difference. A run's recorded cost is the sum of its calls' recorded
+costs, or, when no call has one, the cost the run reports as a whole (a Harbor
+trial's ``agent_result.cost_usd``), which replay shares among its calls.
 """
 
 from __future__ import annotations
@@ -29,34 +31,42 @@ def _r(x: float) -> float:
     return round(x, 9)
 
 
+def _opt(x: float | None) -> float | None:
+    return None if x is None else round(x, 9)
+
+
 def run_recorded(run: RunResult) -> float | None:
     """What the trace says the run cost: its calls' recorded costs, else the run's own recorded total."""
     costs = [c.call.cost_usd for c in run.calls if c.call.cost_usd is not None]
     if costs:
         return sum(costs)
-    whole = run.run.metadata.get("cost_usd_recorded")
-    return float(whole) if isinstance(whole, (int, float)) and not isinstance(whole, bool) else None
+    return run.run.recorded_cost
 
 
 class _Sum:
-    __slots__ = ("calls", "recorded", "baseline", "governed", "runs")
+    __slots__ = ("calls", "recorded", "baseline", "governed", "runs", "unpriced")
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls = self.unpriced = 0
         self.recorded = self.baseline = self.governed = 0.0
         self.runs: set[str] = set()
 
     def add(self, c: CallResult) -> None:
         self.calls += 1
-        self.recorded += c.call.cost_usd or 0.0
+        if c.compared:  # recorded and governed over the same calls; the others are counted, never $0
+            self.recorded += c.cost_original or 0.0
+            self.governed += c.cost_governed or 0.0
+        else:
+            self.unpriced += 1
         self.baseline += c.cost_baseline or 0.0
-        self.governed += c.cost_governed or 0.0
         self.runs.add(c.call.run_id)
 
     def row(self, **label: Any) -> dict[str, Any]:
-        return {**label, "calls": self.calls, "runs": len(self.runs), "cost_usd_recorded": _r(self.recorded),
-                "cost_usd_baseline": _r(self.baseline), "cost_usd_governed": _r(self.governed),
-                "savings_usd": _r(self.baseline - self.governed)}
+        known = self.unpriced < self.calls
+        return {**label, "calls": self.calls, "runs": len(self.runs), "unpriced_calls": self.unpriced,
+                "cost_usd_recorded": _r(self.recorded) if known else None,
+                "cost_usd_baseline": _r(self.baseline), "cost_usd_governed": _r(self.governed) if known else None,
+                "savings_usd": _r(self.recorded - self.governed) if known else None}
 
 
 def granularity(first: float, last: float) -> str:
@@ -109,13 +119,14 @@ def by_dimension(result: ReplayResult, key: str, top: int = TOP) -> dict[str, An
             merged.recorded += s.recorded
             merged.baseline += s.baseline
             merged.governed += s.governed
+            merged.unpriced += s.unpriced
             merged.runs |= s.runs
         other = merged.row(value=f"other ({len(rest)} values)")
     return {"key": key, "values": len(sums), "rows": rows, "other": other}
 
 
 def savings_by_rule(result: ReplayResult) -> list[dict[str, Any]]:
-    """Dollars saved per rule: each changed call's baseline minus governed cost, to the rule that decided it."""
+    """Dollars saved per rule: each changed call's recorded minus governed cost, to the rule that decided it."""
     saved: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
     for c in _calls(result):
         if c.verdict == "allow":
@@ -123,8 +134,10 @@ def savings_by_rule(result: ReplayResult) -> list[dict[str, Any]]:
         rule = c.blocked_by if c.verdict == "block" else (c.rule_ids[-1] if c.rule_ids else None)
         row = saved[rule or "(unnamed)"]
         row[0] += 1
-        row[1] += (c.cost_baseline or 0.0) - (c.cost_governed or 0.0)
-        row[2] += 1 if c.cost_baseline is None else 0
+        if c.compared:
+            row[1] += (c.cost_original or 0.0) - (c.cost_governed or 0.0)
+        else:
+            row[2] += 1
     return sorted(({"rule": rule, "calls": int(n), "saved_usd": _r(usd), "calls_unpriced": int(u)}
                    for rule, (n, usd, u) in saved.items()), key=lambda r: (-r["saved_usd"], r["rule"]))
 
@@ -133,11 +146,12 @@ def stopped_runs(result: ReplayResult, limit: int = MAX_STOPPED) -> dict[str, An
     """The runs the policy would stop, accepted ones first (the price of the policy), then by cost."""
     rank = {"accepted": 0, "edited": 1, "escalated": 2, None: 3, "rejected": 4}
     stopped = [r for r in result.runs if r.stopped_at_call is not None]
-    stopped.sort(key=lambda r: (rank.get(r.run.outcome, 3), -r.cost_baseline, r.run.run_id))
+    stopped.sort(key=lambda r: (rank.get(r.run.outcome, 3), -(r.cost_recorded or r.cost_baseline or 0.0),
+                                r.run.run_id))
     rows = [{"run_id": r.run.run_id, "outcome": r.run.outcome, "stop_rule": r.stop_rule,
              "stopped_at_call": r.stopped_at_call, "calls": len(r.calls),
              "cost_usd_recorded": None if run_recorded(r) is None else _r(run_recorded(r) or 0.0),
-             "cost_usd_baseline": _r(r.cost_baseline), "cost_usd_governed": _r(r.cost_governed)}
+             "cost_usd_baseline": _opt(r.cost_baseline), "cost_usd_governed": _opt(r.cost_governed)}
             for r in stopped[:limit]]
     by_outcome: dict[str, int] = defaultdict(int)
     for r in stopped:
@@ -157,8 +171,10 @@ def cost_per_accepted_over_time(result: ReplayResult) -> dict[str, Any]:
             continue
         p = rows[period_of(r.calls[0].call.timestamp, unit)]
         p["runs"] += 1
-        p["baseline"] += r.cost_baseline
-        p["governed"] += r.cost_governed
+        p["recorded"] += r.cost_recorded or 0.0
+        p["baseline"] += r.cost_baseline or 0.0
+        p["governed"] += r.cost_governed or 0.0
+        p["unpriced_runs"] += 1 if r.cost_recorded is None or r.cost_governed is None else 0
         if r.run.outcome == "accepted":
             p["accepted"] += 1
             if r.stopped_at_call is None:
@@ -167,6 +183,8 @@ def cost_per_accepted_over_time(result: ReplayResult) -> dict[str, Any]:
     for period in sorted(rows):
         p = rows[period]
         out.append({"period": period, "runs": int(p["runs"]), "accepted": int(p["accepted"]),
+                    "unpriced_runs": int(p["unpriced_runs"]),
+                    "cost_per_accepted_usd_recorded": _r(p["recorded"] / p["accepted"]) if p["accepted"] else None,
                     "cost_per_accepted_usd_baseline": _r(p["baseline"] / p["accepted"]) if p["accepted"] else None,
                     "cost_per_accepted_usd_governed":
                         _r(p["governed"] / p["accepted_kept"]) if p["accepted_kept"] else None})
@@ -185,7 +203,7 @@ def low_acceptance_high_spend(result: ReplayResult, top: int = TOP) -> dict[str,
             continue
         g = groups[str(r.calls[0].call.metadata.get(key, "(none)"))]
         g["runs"] += 1
-        g["baseline"] += r.cost_baseline
+        g["baseline"] += r.cost_baseline or 0.0
         if r.run.outcome is not None:
             g["judged"] += 1
             g["accepted"] += r.run.outcome == "accepted"

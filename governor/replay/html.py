@@ -61,14 +61,20 @@ def bars_per_run(runs: Sequence[Mapping[str, Any]], width: int = 1040, height: i
     for i, r in enumerate(rows):
         x = 58 + i * step
         for j, (key, color) in enumerate((("cost_usd_recorded", REC), ("cost_usd_governed", GOV))):
-            h = (r[key] or 0) / top * (height - 20)
             tip = f"{r['run_id']}: {key.split('_')[-1]} {usd(r[key])}"
+            tip = f"{r['run_id']}: {key.split('_')[-1]} {usd(r[key])}"
+            if r[key] is None:  # unknown cost: a marker, never a zero-height bar that reads as $0
+                parts.append(f'<text x="{x + j * bw:.1f}" y="{height - 2}" fill="{STOP}">?<title>'
+                             f'{escape(tip)}</title></text>')
+                continue
+            h = r[key] / top * (height - 20)
             extra = ' opacity="0.55"' if r.get("aggregate") else ""
             parts.append(f'<rect x="{x + j * bw:.1f}" y="{height - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
                          f'fill="{color}"{extra}><title>{escape(tip)}</title></rect>')
         if r["stopped_at_call"] is not None:
             parts.append(f'<circle cx="{x + bw:.1f}" cy="{height + 8}" r="2.5" fill="{STOP}"/>')
-    parts.append(f'<text x="58" y="{height + 26}">runs, costliest first (red dot: stopped by the policy)</text></svg>')
+    parts.append(f'<text x="58" y="{height + 26}">runs, costliest first (red dot: stopped by the policy; '
+                 f'?: cost unpriced)</text></svg>')
     return (_legend([("recorded", REC), ("governed", GOV)]) + "".join(parts)
             + f'<p class="note">{escape(caption)}</p>')
 
@@ -143,11 +149,17 @@ def cumulative(result: ReplayResult | None, runs: Sequence[Mapping[str, Any]], w
             out.append(s)
         return out
     data = []
+    left_out = 0
     for r in series:
-        # like with like: the recorded usage repriced with the policy's table (the recorded cost when unpriced)
-        rec = cum([c.cost_baseline if c.cost_baseline is not None else (c.call.cost_usd or 0.0) for c in r.calls])
+        # what was paid against what the policy would have paid, for the same calls
+        if not all(c.compared for c in r.calls):
+            left_out += 1  # a run with an unpriced call is not drawn as if that call were free
+            continue
+        rec = cum([c.cost_original or 0.0 for c in r.calls])
         gov = cum([c.cost_governed or 0.0 for c in r.calls])
         data.append((r, rec, gov))
+    if not data:
+        return "<p>The chosen runs have unpriced calls: not drawn.</p>"
     top = max(max(rec[-1], gov[-1]) for _, rec, gov in data if rec) or 1.0
     sx = (width - 70) / max(longest - 1, 1)
     sy = (height - 20) / top
@@ -166,8 +178,9 @@ def cumulative(result: ReplayResult | None, runs: Sequence[Mapping[str, Any]], w
                          f'<title>{escape(f"{r.run.run_id}: stopped at call {stop} by {r.stop_rule}")}'
                          '</title></circle>')
     parts.append(f'<text x="60" y="{height + 26}">call number within the run (up to {longest})</text></svg>')
-    return _legend([("without the policy (recorded usage repriced, dashed)", BASE), ("governed", GOV),
-                    ("stop point", STOP)]) + "".join(parts)
+    note = f"<p>{left_out} run(s) with unpriced calls left out.</p>" if left_out else ""
+    return _legend([("recorded (what was paid, dashed)", BASE), ("governed", GOV),
+                    ("stop point", STOP)]) + "".join(parts) + note
 
 
 def hbars(items: Sequence[tuple[str, Sequence[float]]], colors: Sequence[str], fmt: Any = str,
@@ -184,7 +197,7 @@ def hbars(items: Sequence[tuple[str, Sequence[float]]], colors: Sequence[str], f
         parts.append(f'<text x="0" y="{y + row_h / 2 + 4:.0f}">{escape(label[:40])}</text>')
         for j, v in enumerate(vals):
             w = 0 if v is None else v / top * (width - 380)
-            text = "n/a" if v is None else fmt(v)
+            text = "unpriced" if v is None else fmt(v)
             parts.append(f'<rect x="260" y="{y + 4 + j * 12}" width="{w:.1f}" height="10" fill="{colors[j]}"/>'
                          f'<text x="{264 + w:.1f}" y="{y + 13 + j * 12}">{escape(text)}</text>')
     parts.append("</svg>")
@@ -305,9 +318,10 @@ def render_html(report: Mapping[str, Any], result: ReplayResult | None = None) -
     o = report["outcomes"]
     body = [
         f"<h1>{escape(title)}</h1>",
-        f"<p>{t['runs']:,} runs, {t['calls']:,} calls. Recorded {escape(usd(t['cost_usd_recorded']))}, "
-        f"without the policy {escape(usd(t['cost_usd_baseline']))}, governed {escape(usd(t['cost_usd_governed']))}"
-        f" (saved {escape(usd(t['savings_usd']))}); {t['runs_stopped']:,} runs stopped, of them "
+        f"<p>{t['runs']:,} runs, {t['calls']:,} calls. Recorded (paid) {escape(usd(t['cost_usd_recorded']))}, "
+        f"governed {escape(usd(t['cost_usd_governed']))} (saved {escape(usd(t['savings_usd']))}, over "
+        f"{t.get('cost_basis', {}).get('compared_calls', 0):,} calls whose costs are known); at list price "
+        f"{escape(usd(t['cost_usd_baseline']))}; {t['runs_stopped']:,} runs stopped, of them "
         f"{o['accepted_runs_stopped']:,} accepted; {t['calls_blocked']:,} calls blocked, "
         f"{t['unpriced_calls']:,} unpriced calls, {t['skipped_records']:,} skipped records.</p>",
     ]
@@ -326,7 +340,7 @@ def render_html(report: Mapping[str, Any], result: ReplayResult | None = None) -
         "<h2>Calls by rule</h2>", _legend([("fired", GOV), ("blocked", STOP)]),
         hbars(rules, [GOV, STOP], lambda v: f"{int(v):,}"),
         "<h2>Cost per accepted task by model</h2>",
-        _legend([("recorded", REC), ("baseline (repriced)", BASE), ("governed", GOV)]),
+        _legend([("recorded", REC), ("list price (baseline)", BASE), ("governed", GOV)]),
         hbars(models, [REC, BASE, GOV], usd),
         *_full_report(report),
     ]

@@ -7,9 +7,12 @@ from typing import Any, Mapping, Sequence
 MAX_ROWS = 15
 
 
+UNPRICED = "unpriced"  # a cost that cannot be known: never shown as $0
+
+
 def usd(x: float | None) -> str:
     if x is None:
-        return "n/a"
+        return UNPRICED
     return f"${x:,.4f}" if abs(x) < 100 else f"${x:,.2f}"
 
 
@@ -51,18 +54,30 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     t, o = rep["totals"], rep["outcomes"]
     out: list[tuple[str, str]] = []
     summary = table(
-        ["", "recorded", "baseline (repriced)", "governed"],
+        ["", "recorded (paid)", "governed", "list price (baseline)"],
         [
-            ["cost", usd(t["cost_usd_recorded"]), usd(t["cost_usd_baseline"]), usd(t["cost_usd_governed"])],
-            ["input tokens", num(t["input_tokens"]), num(t["input_tokens"]), num(t["input_tokens_governed"])],
-            ["output tokens", num(t["output_tokens"]), num(t["output_tokens"]), num(t["output_tokens_governed"])],
+            ["cost", usd(t["cost_usd_recorded"]), usd(t["cost_usd_governed"]), usd(t["cost_usd_baseline"])],
+            ["input tokens", num(t["input_tokens"]), num(t["input_tokens_governed"]), num(t["input_tokens"])],
+            ["output tokens", num(t["output_tokens"]), num(t["output_tokens_governed"]), num(t["output_tokens"])],
             ["cost per accepted run", usd(o["cost_per_accepted_usd_recorded"]),
-             usd(o["cost_per_accepted_usd_baseline"]), usd(o["cost_per_accepted_usd_governed"])],
+             usd(o["cost_per_accepted_usd_governed"]), usd(o["cost_per_accepted_usd_baseline"])],
         ], md)
-    pct = "" if t["savings_pct"] is None else f" ({t['savings_pct']}% of baseline)"
+    pct = "" if t["savings_pct"] is None else f" ({t['savings_pct']}% of recorded)"
+    b = t.get("cost_basis") or {}
+    basis = (f"Costs compared over {num(b.get('compared_calls'))} calls ({num(b.get('recorded_calls'))} with a "
+             f"recorded cost, {num(b.get('computed_calls'))} computed at list price for want of one)")
+    if b.get("excluded_calls"):
+        basis += (f"; excluded: {num(b['excluded_calls'])} unpriced calls ({', '.join(b['excluded_models'])}), "
+                  "their cost is unknown, not zero")
+    if b.get("baseline_calls") is not None and b.get("baseline_calls") != b.get("compared_calls"):
+        basis += f"; list price known for {num(b['baseline_calls'])} of them"
+    src = b.get("governed_sources") or {}
     lines = [
         summary, "",
-        f"Savings against baseline: {usd(t['savings_usd'])}{pct}",
+        f"Savings (recorded - governed): {usd(t['savings_usd'])}{pct}",
+        basis,
+        f"Governed cost by source: recorded {num(src.get('recorded', 0))}, computed {num(src.get('computed', 0))}, "
+        f"unknown {num(src.get('unknown', 0))} calls",
         f"Calls: {num(t['calls'])} = allowed {num(t['calls_allowed'])}, rerouted {num(t['calls_rerouted'])}, "
         f"trimmed {num(t['calls_trimmed'])}"
         + (f" ({t['calls_trimmed_estimated']} estimated)" if t["calls_trimmed_estimated"] else "")
@@ -71,7 +86,8 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
            if t.get("calls_overran") else ""),
         f"Runs: {num(t['runs'])}; stopped {num(t['runs_stopped'])}; outcomes: accepted {o['accepted']}, "
         f"edited {o.get('edited', 0)}, rejected {o['rejected']}, escalated {o.get('escalated', 0)}, "
-        f"unknown {o.get('unknown', o['other'])}; accepted runs the policy would stop: {o['accepted_runs_stopped']}",
+        f"unknown {o.get('unknown', o['other'])}; accepted runs the policy would stop: "
+        f"{o['accepted_runs_stopped']}",
     ]
     joined = o.get("joined")
     if joined:
@@ -92,6 +108,14 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         more = f"\n... and {len(stopped) - MAX_ROWS} more (see --format json)" if len(stopped) > MAX_ROWS else ""
         out.append(("Stopped runs", table(["run", "calls", "stopped at call", "rule", "recorded", "governed",
                                            "outcome"], rows, md) + more))
+    if rep.get("unpriced"):
+        out.append(("Unpriced", table(["model", "calls", "recorded side", "governed side", "example call"],
+                    [[u["model"], u["calls"], u["recorded_side"], u["governed_side"], u["example_call"]]
+                     for u in rep["unpriced"]], md)
+                    + "\nTheir cost is unknown (null in JSON), not zero; price them under models.prices."))
+    recon = rep.get("reconciliation")
+    if recon and recon["by_model"]:
+        out.append(("Reconciliation (computed at list price vs recorded)", reconciliation_text(recon, md)))
     diag = rep.get("diagnostics")
     if diag:
         out.extend(_diagnostics(diag, md))
@@ -102,13 +126,33 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     return out
 
 
+def reconciliation_text(recon: Mapping[str, Any], md: bool) -> str:
+    def ratio(r: Mapping[str, Any]) -> str:
+        return "-" if r["computed_over_recorded"] is None else f"{r['computed_over_recorded']:.3f}"
+
+    rows = [[r["model"], r["calls"], usd(r["cost_usd_recorded"]),
+             usd(r["cost_usd_computed"]) if r["calls"] else UNPRICED, ratio(r),
+             "DRIFT" if r["flagged"] else "ok"] for r in recon["by_model"]]
+    text = table(["model", "calls", "recorded", "computed", "computed/recorded", f">{recon['drift_threshold_pct']:g}%"],
+                 rows, md)
+    text += "\n\n" + "\n".join(f"- {r['model']}: {r['cause']}" for r in recon["by_model"])
+    days = [d for d in recon["by_model_day"] if d["flagged"]]
+    if days:
+        text += "\n\nDays drifting above the threshold:\n" + table(
+            ["model", "day", "calls", "recorded", "computed", "computed/recorded"],
+            [[d["model"], d["day"], d["calls"], usd(d["cost_usd_recorded"]), usd(d["cost_usd_computed"]), ratio(d)]
+             for d in days[:MAX_ROWS * 2]], md)
+    return text
+
+
 def _diagnostics(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     out = []
     e = md_text if md else str
     if d["unpriced_models"]:
         out.append(("Unpriced models", table(["model", "recorded calls", "governed calls"],
                     [[u["model"], u["calls_recorded"], u["calls_governed"]] for u in d["unpriced_models"]], md)
-                    + "\nPrice them under models.prices in the policy, or set defaults.allow_unpriced."))
+                    + "\nPrice them under models.prices in the policy"
+                    + ("." if d.get("allow_unpriced") else ", or set defaults.allow_unpriced.")))
     rows = [[r["model"], r["calls"], r["accepted_runs"], usd(r["cost_usd_recorded"]),
              usd(r["cost_per_accepted_usd_recorded"]), usd(r["cost_per_accepted_usd_governed"])]
             for r in d["cost_per_accepted_by_model"]]

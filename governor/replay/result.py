@@ -1,4 +1,15 @@
-"""What a replay produced: per call, per run, and for the whole trace set."""
+"""What a replay produced: per call, per run, and for the whole trace set.
+
+Every cost says where it came from (``COST_SOURCES``):
+
+* ``recorded``: what the trace says was paid (an unchanged call), or that
+  figure scaled by the computed ratio of the governed call to the recorded
+  one (a rerouted, trimmed or clamped call; ``cost_scale`` holds the ratio);
+  a run's cost recorded per run is shared among its calls by computed cost;
+* ``computed``: priced from the tables because nothing was recorded (or the
+  recorded model has no price to scale by), or 0.0 for a blocked call;
+* ``unknown``: no record and no price. The cost is None, never 0.0.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +19,18 @@ from typing import Iterator, Mapping
 from governor.engine.overrun import Overrun
 from governor.traces.model import TraceCall, TraceIssue, TraceRun
 
+COST_SOURCES = ("recorded", "computed", "unknown")
+
 
 @dataclass(frozen=True, slots=True)
 class CallResult:
     """The governed fate of one recorded call.
 
-    ``cost_governed`` is 0.0 for a blocked call and None when the model sent
-    has no price; ``cost_baseline`` is the recorded usage repriced at the
-    requested model with the same price table (None when unpriced).
+    ``cost_original`` is what the recorded call cost (its recorded cost, else
+    computed, else None) and ``cost_governed`` what it would cost under the
+    policy (0.0 when blocked), each with its source (``COST_SOURCES``);
+    ``cost_baseline`` is the recorded usage repriced at list price with the
+    same price table (None when unpriced), for reconciliation.
     """
 
     call: TraceCall
@@ -31,12 +46,22 @@ class CallResult:
     cascaded: bool = False  # blocked because an earlier call ended the run
     audit: tuple[str, ...] = ()  # audit-mode rules that would have acted
     output_tokens: int | None = None  # governed output tokens (clamped to max_tokens); None when blocked
+    cost_source: str = "computed"  # where cost_governed comes from: recorded | computed | unknown
+    cost_original: float | None = None  # what the recorded call cost (recorded, else computed; None: unknown)
+    cost_original_source: str = "unknown"  # recorded | computed | unknown
+    cost_scale: float | None = None  # governed/recorded computed ratio applied to the recorded cost (changed calls)
+    price_source: str | None = None  # the table that priced the computed figures: policy | litellm | genai-prices
     blocked_by: str | None = None  # the rule that blocked the call (for a cascaded block: the one that ended the run)
     overrun: Overrun | None = None  # the recorded usage went past what the check reserved
 
     @property
     def changed(self) -> bool:
         return self.verdict != "allow"
+
+    @property
+    def compared(self) -> bool:
+        """Both costs are known, so the call counts in totals that compare original and governed cost."""
+        return self.cost_original is not None and self.cost_governed is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +88,42 @@ class RunResult:
         return None
 
     @property
-    def cost_recorded(self) -> float:
-        return sum(c.call.cost_usd or 0.0 for c in self.calls)
+    def unchanged(self) -> bool:
+        return all(c.verdict == "allow" and c.cost_scale is None for c in self.calls)
 
     @property
-    def cost_baseline(self) -> float:
-        return sum(c.cost_baseline or 0.0 for c in self.calls)
+    def cost_recorded(self) -> float | None:
+        """What the run cost as recorded (per-run figure where the source has one; computed for calls
+        without a record); None when any call's cost is unknown."""
+        whole = self.run.recorded_cost
+        if whole is not None and all(c.call.cost_usd is None for c in self.calls):
+            return whole
+        return _sum(c.cost_original for c in self.calls)
 
     @property
-    def cost_governed(self) -> float:
-        return sum(c.cost_governed or 0.0 for c in self.calls)
+    def cost_baseline(self) -> float | None:
+        return _sum(c.cost_baseline for c in self.calls)
+
+    @property
+    def cost_governed(self) -> float | None:
+        """What the run would cost under the policy; an unchanged run keeps its recorded cost exactly."""
+        whole = self.run.recorded_cost
+        if whole is not None and self.unchanged and all(c.call.cost_usd is None for c in self.calls):
+            return whole
+        return _sum(c.cost_governed for c in self.calls)
+
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(1 for c in self.calls if not c.compared)
+
+
+def _sum(values: Iterator[float | None]) -> float | None:
+    total = 0.0
+    for v in values:
+        if v is None:
+            return None
+        total += v
+    return total
 
 
 @dataclass(frozen=True)

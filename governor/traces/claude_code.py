@@ -103,41 +103,19 @@ class ClaudeCodeImporter:
         seen = ctx.seen(SEEN)
         here: dict[tuple[Any, Any], tuple[list[dict[str, Any]], int]] = {}  # key -> where (repeats of one message)
         calls: list[dict[str, Any]] = []
-        meta: dict[str, Any] = {}
-        session: str | None = None
-        last_model: str | None = None
-        started: float | None = None  # the file's first time: earlier calls are history copied by a fork
+        parser = TranscriptParser()
         replayed: list[dict[str, Any]] = []
         for line, rec, err in json_lines(text):
             if err is not None:
                 ctx.issue(file, line, err)
                 continue
-            if not isinstance(rec, dict):
-                ctx.issue(file, line, "line is not a JSON object")
-                continue
-            if session is None and f.text(rec.get("sessionId")):
-                session = rec["sessionId"]
-            for field, name in (("cwd", "project"), ("gitBranch", "git_branch"), ("entrypoint", "entrypoint"),
-                                ("version", "client_version")):
-                value = f.text(rec.get(field))
-                if value is not None and name not in meta:
-                    meta[name] = value
-            if started is None and isinstance(rec.get("timestamp"), str):
-                try:
-                    started = f.timestamp(rec["timestamp"])
-                except ValueError:
-                    pass
-            if rec.get("type") != "assistant":
-                continue
             try:
-                call = self._call(rec, line, last_model)
+                call = parser.feed(rec, line)
             except ValueError as exc:
                 ctx.issue(file, line, str(exc))
                 continue
             if call is None:
                 continue
-            if call["model"] != ERROR_MODEL and not call["error"]:
-                last_model = call["model"]
             key = (call["message_id"], call["request_id"])
             if key in here:
                 bucket, k = here[key]
@@ -149,17 +127,18 @@ class ClaudeCodeImporter:
                 continue  # a replay of a message counted in another file (fork, sidechain)
             # a call older than its file's first line is history a fork copied: counted here only if
             # no other file of this load holds it (see finish)
-            bucket = replayed if started is not None and call["timestamp"] < started else calls
+            bucket = replayed if parser.is_history(call) else calls
             here[key] = (bucket, len(bucket))
             bucket.append(call)
             if bucket is calls:
                 seen.add(key)
         if not calls and not replayed:
             return
+        session = parser.session
         if session is None:
             ctx.issue(file, 0, "no line names a sessionId; the file's calls are skipped")
             return
-        run_id, run_meta = session, dict(meta)
+        run_id, run_meta = session, dict(parser.meta)
         if agent_file is not None:
             agent_id = _stem(agent_file)
             run_id = f"{session}/{agent_id}"
@@ -184,54 +163,6 @@ class ClaudeCodeImporter:
             yield TraceRun(run_id, tuple(self._calls(file, run_id, calls, run_meta)), None, run_meta, file)
 
     @staticmethod
-    def _call(rec: dict[str, Any], line: int, last_model: str | None) -> dict[str, Any] | None:
-        msg = rec.get("message")
-        if not isinstance(msg, dict):
-            raise ValueError("assistant line has no 'message' object")
-        usage = msg.get("usage")
-        api_error = bool(rec.get("isApiErrorMessage"))
-        if usage is None and not api_error:
-            return None  # a line without usage is not a call (very old versions, hand-made lines)
-        if not isinstance(usage, dict):
-            raise ValueError("message.usage must be an object")
-        model = f.text(msg.get("model"))
-        if model is None:
-            raise ValueError("message.model is missing")
-        error = None
-        if api_error or model == ERROR_MODEL:
-            status = rec.get("apiErrorStatus")
-            error = f.text(rec.get("error")) or "api_error"
-            error = f"{error} (HTTP {status})" if isinstance(status, int) else error
-            model = last_model or model
-        fresh, cr, cw, out = f.counts(usage, "message.usage", "input_tokens", "cache_read_input_tokens",
-                                      "cache_creation_input_tokens", "output_tokens")
-        creation = usage.get("cache_creation")
-        w1 = 0
-        if isinstance(creation, dict):
-            w5, w1 = f.counts(creation, "message.usage.cache_creation", "ephemeral_5m_input_tokens",
-                              "ephemeral_1h_input_tokens")
-            if w5 + w1 > cw:
-                raise ValueError(f"message.usage.cache_creation ({w5 + w1}) exceeds cache_creation_input_tokens "
-                                 f"({cw})")
-        return {
-            "message_id": f.text(msg.get("id")) or f.text(rec.get("uuid")),
-            "request_id": f.text(rec.get("requestId")),
-            "line": line,
-            "timestamp": f.timestamp(rec.get("timestamp")),
-            "model": model,
-            "input_tokens": fresh + cr + cw,
-            "cache_read_tokens": cr,
-            "cache_write_tokens": cw,
-            "cache_write_1h_tokens": w1,
-            "output_tokens": out,
-            "service_tier": f.text(usage.get("service_tier")),
-            "speed": f.text(usage.get("speed")),
-            "cost_usd": f.cost(rec.get("costUSD"), "costUSD"),
-            "error": error,
-            "attribution": f.text(rec.get("attributionAgent")),
-        }
-
-    @staticmethod
     def _calls(file: str, run_id: str, calls: list[dict[str, Any]], run_meta: dict[str, Any]) -> Iterator[TraceCall]:
         calls.sort(key=lambda c: (c["timestamp"], c["line"]))
         base = {"run_id": run_id, "agent": AGENT, **{k: v for k, v in run_meta.items() if v is not None}}
@@ -244,6 +175,105 @@ class ClaudeCodeImporter:
                 cache_write_1h_tokens=c["cache_write_1h_tokens"], cost_usd=c["cost_usd"], error=c["error"],
                 service_tier=c["service_tier"], speed=c["speed"], metadata=base,
             )
+
+
+class TranscriptParser:
+    """One transcript file's lines, in order, to its calls: the one parser of the importer and the
+    hook (``governor hook claude-code``, which feeds it the lines appended since its last run and
+    keeps :meth:`state` between runs). :meth:`feed` returns the call a line reports (repeats of one
+    message included: the caller dedupes by ``(message_id, request_id)``) or None; a bad line
+    raises ValueError with the reason."""
+
+    META = (("cwd", "project"), ("gitBranch", "git_branch"), ("entrypoint", "entrypoint"),
+            ("version", "client_version"))
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.session: str | None = f.text(state.get("session"))
+        self.last_model: str | None = f.text(state.get("last_model"))
+        started = state.get("started")
+        self.started: float | None = float(started) if isinstance(started, (int, float)) else None
+        meta = state.get("meta")
+        self.meta: dict[str, Any] = {str(k): v for k, v in meta.items() if isinstance(v, str)} \
+            if isinstance(meta, dict) else {}
+
+    def state(self) -> dict[str, Any]:
+        """What :meth:`__init__` needs to go on reading the same file later."""
+        return {"session": self.session, "last_model": self.last_model, "started": self.started, "meta": self.meta}
+
+    def is_history(self, call: dict[str, Any]) -> bool:
+        """A call older than the file's first line: history a fork copied from its parent session."""
+        return self.started is not None and call["timestamp"] < self.started
+
+    def feed(self, rec: Any, line: int) -> dict[str, Any] | None:
+        if not isinstance(rec, dict):
+            raise ValueError("line is not a JSON object")
+        if self.session is None and f.text(rec.get("sessionId")):
+            self.session = rec["sessionId"]
+        for field, name in self.META:
+            value = f.text(rec.get(field))
+            if value is not None and name not in self.meta:
+                self.meta[name] = value
+        if self.started is None and isinstance(rec.get("timestamp"), str):
+            try:
+                self.started = f.timestamp(rec["timestamp"])
+            except ValueError:
+                pass
+        if rec.get("type") != "assistant":
+            return None
+        call = call_of(rec, line, self.last_model)
+        if call is not None and call["model"] != ERROR_MODEL and not call["error"]:
+            self.last_model = call["model"]
+        return call
+
+
+def call_of(rec: dict[str, Any], line: int, last_model: str | None) -> dict[str, Any] | None:
+    """The call an ``assistant`` line reports, None for a line without usage; ValueError if malformed."""
+    msg = rec.get("message")
+    if not isinstance(msg, dict):
+        raise ValueError("assistant line has no 'message' object")
+    usage = msg.get("usage")
+    api_error = bool(rec.get("isApiErrorMessage"))
+    if usage is None and not api_error:
+        return None  # a line without usage is not a call (very old versions, hand-made lines)
+    if not isinstance(usage, dict):
+        raise ValueError("message.usage must be an object")
+    model = f.text(msg.get("model"))
+    if model is None:
+        raise ValueError("message.model is missing")
+    error = None
+    if api_error or model == ERROR_MODEL:
+        status = rec.get("apiErrorStatus")
+        error = f.text(rec.get("error")) or "api_error"
+        error = f"{error} (HTTP {status})" if isinstance(status, int) else error
+        model = last_model or model
+    fresh, cr, cw, out = f.counts(usage, "message.usage", "input_tokens", "cache_read_input_tokens",
+                                  "cache_creation_input_tokens", "output_tokens")
+    creation = usage.get("cache_creation")
+    w1 = 0
+    if isinstance(creation, dict):
+        w5, w1 = f.counts(creation, "message.usage.cache_creation", "ephemeral_5m_input_tokens",
+                          "ephemeral_1h_input_tokens")
+        if w5 + w1 > cw:
+            raise ValueError(f"message.usage.cache_creation ({w5 + w1}) exceeds cache_creation_input_tokens "
+                             f"({cw})")
+    return {
+        "message_id": f.text(msg.get("id")) or f.text(rec.get("uuid")),
+        "request_id": f.text(rec.get("requestId")),
+        "line": line,
+        "timestamp": f.timestamp(rec.get("timestamp")),
+        "model": model,
+        "input_tokens": fresh + cr + cw,
+        "cache_read_tokens": cr,
+        "cache_write_tokens": cw,
+        "cache_write_1h_tokens": w1,
+        "output_tokens": out,
+        "service_tier": f.text(usage.get("service_tier")),
+        "speed": f.text(usage.get("speed")),
+        "cost_usd": f.cost(rec.get("costUSD"), "costUSD"),
+        "error": error,
+        "attribution": f.text(rec.get("attributionAgent")),
+    }
 
 
 def _subagent_type(agent_file: Path) -> str | None:

@@ -64,6 +64,28 @@ def _cache(payload: Mapping[str, Any]) -> tuple[int, int, int]:
     return cr, cw, rt
 
 
+def _usage_object(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    meta = payload.get("metadata")
+    usage = meta.get("usage_object") if isinstance(meta, dict) else None
+    return usage if isinstance(usage, dict) else None
+
+
+def _cache_1h(payload: Mapping[str, Any]) -> int:
+    """Anthropic's 1-hour cache writes, as litellm keeps them (``cache_creation_token_details``)."""
+    from governor.integrations.usage import from_chat_usage
+
+    found = from_chat_usage(_usage_object(payload))
+    return found.cache_write_1h_tokens if found is not None else 0
+
+
+def _service_tier(payload: Mapping[str, Any]) -> str | None:
+    from governor.integrations.usage import normal_tier
+
+    hidden = payload.get("hidden_params")
+    usage = _usage_object(payload) or {}
+    return normal_tier((hidden.get("service_tier") if isinstance(hidden, dict) else None) or usage.get("service_tier"))
+
+
 class LitellmPayloadImporter:
     name = "litellm"
     streams = True  # one run may continue in the next file
@@ -146,6 +168,8 @@ class LitellmPayloadImporter:
             output_tokens=out,
             cache_read_tokens=min(cr, inp),
             cache_write_tokens=min(cw, max(inp - cr, 0)),
+            cache_write_1h_tokens=min(_cache_1h(p), cw),
+            service_tier=_service_tier(p),
             reasoning_tokens=min(rt, out),
             cost_usd=None if cost is None else float(cost),
             error=error,

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from governor.pricing import CallUsage
+
 
 @dataclass(frozen=True, slots=True)
 class TraceCall:
@@ -39,9 +41,23 @@ class TraceCall:
     where: str = ""  # record path inside a JSON file (e.g. "simulations[3].messages[7]")
     messages_digest: str | None = None  # a digest of the prompt when the trace kept no text (repeated_call)
     message_count: int | None = None  # how many messages the prompt had, when the trace kept no text
-    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written with the 1-hour TTL (Anthropic)
-    service_tier: str | None = None  # as the provider reported it (standard, priority, flex, batch)
-    speed: str | None = None  # Anthropic's fast mode ("fast"); None or "standard" otherwise
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written with the 1-hour TTL
+    service_tier: str | None = None  # flex | priority | batch (None: standard), as the provider reported it
+    speed: str | None = None  # Anthropic fast mode ("fast"); None: standard
+    inference_geo: str | None = None  # data residency region (e.g. "us"); None: global
+    cost_model: str | None = None  # the model cost_usd was paid for, when not ``model`` (a routed call's)
+
+    @property
+    def paid_model(self) -> str:
+        """The model that served the recorded call (and was paid for)."""
+        return self.cost_model or self.model
+
+    def usage(self) -> CallUsage:
+        """The recorded usage, as ``governor.pricing`` prices it."""
+        return CallUsage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+                         cache_read_tokens=self.cache_read_tokens, cache_write_tokens=self.cache_write_tokens,
+                         cache_write_1h_tokens=self.cache_write_1h_tokens, reasoning_tokens=self.reasoning_tokens,
+                         service_tier=self.service_tier, speed=self.speed, inference_geo=self.inference_geo)
 
     def location(self) -> str:
         """``file:line`` (or ``file:where``) for messages pointing back at the source."""
@@ -57,6 +73,16 @@ class TraceRun:
     outcome: str | None = None  # accepted | edited | rejected | escalated | None (unknown)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     file: str = ""
+    cost_usd: float | None = None  # what the source recorded for the whole run, where it records cost per run
+
+    @property
+    def recorded_cost(self) -> float | None:
+        """The cost recorded for the whole run: ``cost_usd``, else ``metadata["cost_usd_recorded"]``
+        (Harbor's ``agent_result.cost_usd``); None when the source records none per run."""
+        if self.cost_usd is not None:
+            return self.cost_usd
+        whole = self.metadata.get("cost_usd_recorded")
+        return float(whole) if isinstance(whole, (int, float)) and not isinstance(whole, bool) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +109,7 @@ class TraceSet:
     issues: tuple[TraceIssue, ...] = ()
     formats: Mapping[str, str] = field(default_factory=dict)  # file -> format name
     notes: tuple[str, ...] = ()  # not errors, but worth saying (e.g. recorded calls without usage)
+    skipped_files: tuple[str, ...] = ()  # files that could not be parsed at all (each also among issues)
 
     @property
     def calls(self) -> int:

@@ -117,6 +117,7 @@ class RecordedImporter:
             messages=tuple(m for m in msgs if isinstance(m, dict)) if isinstance(msgs, list) else None,
             messages_digest=digest if isinstance(digest, str) and digest else None,
             message_count=count,
+            cost_model=sent if isinstance(sent := rec.get("model"), str) and sent and sent != model else None,
         )
 
 

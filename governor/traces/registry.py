@@ -159,6 +159,7 @@ def load_traces(
     runs: list[TraceRun] = []
     seen: dict[str, tuple[int, bool]] = {}  # run id -> (position in runs, from a streaming format)
     formats: dict[str, str] = {}
+    skipped: list[str] = []
 
     def add(run: TraceRun, streams: bool, file_name: str) -> None:
         if since is not None or until is not None:
@@ -181,7 +182,14 @@ def load_traces(
         def bad_line(line: int, message: str, f: str = file) -> None:
             ctx.issue(f, line, message)
 
-        text = decode(read_bytes(path), file, bad_line)
+        try:
+            text = decode(read_bytes(path), file, None if strict else bad_line)
+        except TraceError as exc:
+            if strict:
+                raise
+            ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
+            skipped.append(file)
+            continue
         if not text.strip():
             ctx.issue(file, 0, "empty trace file")
             continue
@@ -189,13 +197,24 @@ def load_traces(
         imp = forced or (table[known] if known in table else None) or detect(text[:SNIFF_CHARS], file)
         formats[file] = imp.name
         streams = bool(getattr(imp, "streams", False))
-        for run in _checked(imp.read(file, text, ctx), ctx, file, imp.name):
+        file_runs: list[TraceRun] = []
+        try:
+            file_runs.extend(_checked(imp.read(file, text, ctx), ctx, file, imp.name))
+        except TraceError as exc:
+            if strict:  # a file that cannot be parsed is malformed input, as a malformed record is
+                raise exc if isinstance(exc, MalformedRecord) else MalformedRecord(
+                    exc.message, file=file, line=exc.line) from exc
+            # a file that cannot be parsed (truncated, not JSON) is reported and skipped; the others are replayed
+            ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
+            skipped.append(file)
+            continue
+        for run in file_runs:
             add(run, streams, path.name)
     for name in dict.fromkeys(formats.values()):
         finish = getattr(table[name], "finish", None)  # what an importer held back until every file was read
         for run in _checked(finish(ctx) if finish is not None else (), ctx, "", name):
             add(run, bool(getattr(table[name], "streams", False)), Path(run.file).name)
-    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes))
+    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes), tuple(skipped))
 
 
 def _checked(found: Iterable[TraceRun], ctx: ImportContext, file: str, reader: str) -> Iterator[TraceRun]:

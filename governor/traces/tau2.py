@@ -47,15 +47,16 @@ def _count(value: Any, name: str) -> int:
     return value
 
 
-def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int, int]:
-    """(inclusive input, cache read, cache write, reasoning) from usage and the raw provider usage."""
+def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int, int, int]:
+    """(inclusive input, cache read, cache write, reasoning, 1-hour cache write) from usage and the raw
+    provider usage."""
     prompt = _count(usage.get("prompt_tokens"), "usage.prompt_tokens")
     if "prompt_tokens" not in usage:
         raise ValueError("usage.prompt_tokens is missing")
     _count(usage.get("completion_tokens"), "usage.completion_tokens")
     if "completion_tokens" not in usage:
         raise ValueError("usage.completion_tokens is missing")
-    cr = cw = reasoning = 0
+    cr = cw = reasoning = w1 = 0
     details = usage.get("prompt_tokens_details") or {}
     if isinstance(details, dict):
         cr = _count(details.get("cached_tokens"), "usage.prompt_tokens_details.cached_tokens")
@@ -69,6 +70,10 @@ def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int,
         a_in = _count(raw_usage.get("input_tokens"), "raw_data.usage.input_tokens")
         cr = _count(raw_usage.get("cache_read_input_tokens"), "raw_data.usage.cache_read_input_tokens")
         cw = _count(raw_usage.get("cache_creation_input_tokens"), "raw_data.usage.cache_creation_input_tokens")
+        creation = raw_usage.get("cache_creation")
+        if isinstance(creation, dict):
+            w1 = min(_count(creation.get("ephemeral_1h_input_tokens"),
+                            "raw_data.usage.cache_creation.ephemeral_1h_input_tokens"), cw)
         if a_in + cr + cw == prompt:
             pass  # prompt_tokens already inclusive (litellm's normalisation)
         elif a_in == prompt:
@@ -81,7 +86,18 @@ def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int,
             cr = _count(raw_details.get("cached_tokens"), "raw_data.usage.prompt_tokens_details.cached_tokens")
     if cr + cw > prompt:
         raise ValueError(f"cache tokens ({cr + cw}) exceed prompt_tokens ({prompt})")
-    return prompt, cr, cw, reasoning
+    return prompt, cr, cw, reasoning, w1
+
+
+def _tiers(raw: Any) -> tuple[str | None, str | None, str | None]:
+    """(service tier, speed, inference geo) of the raw provider response (None where standard)."""
+    from governor.integrations.usage import normal_tier
+
+    raw_usage = raw.get("usage") if isinstance(raw, dict) else None
+    if not isinstance(raw_usage, dict):
+        return None, None, None
+    tier = raw_usage.get("service_tier") or (raw.get("service_tier") if isinstance(raw, dict) else None)
+    return normal_tier(tier), normal_tier(raw_usage.get("speed")), normal_tier(raw_usage.get("inference_geo"))
 
 
 def _message(m: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,7 +136,8 @@ class Tau2Importer:
 
     def sniff(self, head: str) -> bool:
         start = head.lstrip()[:1]
-        return start == "{" and ('"simulations"' in head or ('"agent_info"' in head and '"user_info"' in head))
+        return start == "{" and ('"simulations"' in head or ('"agent_info"' in head and '"user_info"' in head)
+                                 or ('"tasks"' in head and '"user_scenario"' in head))
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
         doc = load_document(text, file, fast=True)  # token counts are checked below 2**63
@@ -199,11 +216,16 @@ class Tau2Importer:
                 raise ValueError(f"usage must be an object, got {type(usage).__name__}")
             if role not in AGENT_LABEL:
                 raise ValueError(f"role must be assistant or user for a message with usage, got {role!r}")
+            raw = m.get("raw_data")
             model = models[role]
             if not isinstance(model, str) or not model:
+                # the variant without an info block names the model only in the raw provider response
+                model = raw.get("model") if isinstance(raw, dict) else None
+            if not isinstance(model, str) or not model:
                 side = "agent_info" if role == "assistant" else "user_info"
-                raise ValueError(f"info.{side}.llm names no model")
-            inp, cr, cw, reasoning = _cache_and_input(usage, m.get("raw_data"))
+                raise ValueError(f"info.{side}.llm names no model, nor does raw_data.model")
+            inp, cr, cw, reasoning, w1 = _cache_and_input(usage, raw)
+            tier, speed, geo = _tiers(raw)
             out = usage["completion_tokens"]
             stamp = m.get("timestamp")
             ts = fallback_ts if stamp is None else _ts(stamp)
@@ -235,9 +257,11 @@ class Tau2Importer:
             retry_group=None,
             messages_digest=None,
             message_count=None,
-            cache_write_1h_tokens=0,
-            service_tier=None,
-            speed=None,
+            cache_write_1h_tokens=w1,
+            service_tier=tier,
+            speed=speed,
+            inference_geo=geo,
+            cost_model=None,
         )
 
 

@@ -16,13 +16,16 @@ from governor.ledger.base import usd_to_nano
 from governor.policy.loader import load_policy_text
 from tests.engine.conftest import HEADER, MSGS, Clock
 
-POLICY = HEADER + """
+POLICY = (
+    HEADER
+    + """
 defaults: {lease: 5m}
 budgets:
   - {id: usd, scope: team, limit: {usd: 0.02}, window: 1h}
   - {id: calls, scope: global, limit: {calls: 25}}
   - {id: total, scope: global, limit: {usd: 1000}}
 """
+)
 
 LEASE_S = 300.0
 
@@ -36,7 +39,16 @@ step = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, max_size=60))
 # found by CI: a record after the lease, while a newer call holds the budget
-@example(steps=[("check", 0, "a"), ("check", 1056, "b"), ("wait", 400, None), ("check", 762, "b"), ("record", 0, False), ("record", 70, False)])
+@example(
+    steps=[
+        ("check", 0, "a"),
+        ("check", 1056, "b"),
+        ("wait", 400, None),
+        ("check", 762, "b"),
+        ("record", 0, False),
+        ("record", 70, False),
+    ]
+)
 def test_usage_never_exceeds_limits_and_settles_exactly(steps) -> None:
     clock = Clock()
     gov = Governor(load_policy_text(POLICY, "property.yaml"), clock=clock)

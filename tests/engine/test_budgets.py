@@ -35,7 +35,9 @@ def test_budget_blocks_when_the_worst_case_would_exceed_it(make_gov) -> None:
     assert d.block_kind == "budget" and d.rule_ids == ("team-cap",)
     assert "team=support" in d.reasons[0] and "usd limit $0.0010" in d.reasons[0]
     with pytest.raises(BudgetExceeded) as err:
-        gov.check_or_raise(model="gpt-4o-mini", messages=MSGS, input_tokens=1000, max_tokens=100, metadata={"team": "support"})
+        gov.check_or_raise(
+            model="gpt-4o-mini", messages=MSGS, input_tokens=1000, max_tokens=100, metadata={"team": "support"}
+        )
     assert err.value.rule_ids == ("team-cap",)
     # another team has its own counter
     assert call(gov, team="sales").allowed
@@ -115,7 +117,9 @@ def test_rolling_window_frees_spend_as_it_ages(make_gov, clock) -> None:
 
 
 def test_calendar_day_resets_at_local_midnight(make_gov, clock) -> None:
-    gov = make_gov("budgets: [{id: daily, scope: global, limit: {calls: 1}, window: {calendar: day, timezone: Asia/Tokyo}}]\n")
+    gov = make_gov(
+        "budgets: [{id: daily, scope: global, limit: {calls: 1}, window: {calendar: day, timezone: Asia/Tokyo}}]\n"
+    )
     tokyo = ZoneInfo("Asia/Tokyo")
     clock.t = datetime(2026, 3, 1, 23, 58, tzinfo=tokyo).timestamp()
     spend(gov, call(gov))
@@ -177,7 +181,8 @@ def test_unknown_price_allowed_by_explicit_choice_is_unknown_not_zero(make_gov, 
 def test_policy_price_override_wins(make_gov) -> None:
     gov = make_gov(
         """
-        models: {prices: {acme/m1: {input_per_mtok: 1.0, output_per_mtok: 2.0}, gpt-4o: {input_per_mtok: 100, output_per_mtok: 100}}}
+        models: {prices: {acme/m1: {input_per_mtok: 1.0, output_per_mtok: 2.0},
+                          gpt-4o: {input_per_mtok: 100, output_per_mtok: 100}}}
         """
     )
     d = call(gov, model="acme/m1", input_tokens=1_000_000, max_tokens=1_000_000)
@@ -243,7 +248,9 @@ def test_record_is_idempotent(make_gov) -> None:
 
 
 def test_unknown_price_does_not_block_under_budgets_without_a_usd_limit(make_gov) -> None:
-    gov = make_gov("budgets: [{id: calls, scope: global, limit: {calls: 2}}, {id: toks, scope: run, limit: {tokens: 100000}}]\n")
+    gov = make_gov(
+        "budgets: [{id: calls, scope: global, limit: {calls: 2}}, {id: toks, scope: run, limit: {tokens: 100000}}]\n"
+    )
     d = call(gov, model="acme/unknown-model-7")
     assert d.allowed and d.estimated_cost_usd is None
     assert "no price" in d.warnings[0] and "calls, toks limit only calls/tokens" in d.warnings[0]
@@ -251,7 +258,9 @@ def test_unknown_price_does_not_block_under_budgets_without_a_usd_limit(make_gov
     call(gov, model="acme/unknown-model-7")
     assert call(gov, model="acme/unknown-model-7").block_kind == "budget"  # the calls are still counted
     # a USD budget next to them still refuses an unknown price (fail_closed)
-    gov2 = make_gov("budgets: [{id: calls, scope: global, limit: {calls: 2}}, {id: usd, scope: global, limit: {usd: 5}}]\n")
+    gov2 = make_gov(
+        "budgets: [{id: calls, scope: global, limit: {calls: 2}}, {id: usd, scope: global, limit: {usd: 5}}]\n"
+    )
     d = call(gov2, model="acme/unknown-model-7")
     assert d.block_kind == "unpriced" and d.rule_ids == ("usd",)
 
@@ -271,7 +280,7 @@ def test_active_runs_keep_their_budget_plans_when_the_plan_cache_turns_over(make
 
     cp = gov._compiled
     call("active")
-    ((view, key), active_plan), = cp.plans.items()
+    (((view, key), active_plan),) = cp.plans.items()
     assert key == ("active",)  # no scope keys: the run chain is the key
     for i in range(40):  # ten generations of four new runs, the active run calling in each
         call(f"short-{i}")
@@ -296,8 +305,13 @@ def test_a_view_in_use_keeps_its_plans_when_the_view_cache_turns_over(make_gov, 
         """)
 
     def call(user: str) -> None:
-        d = gov.check(model="gpt-4o-mini", messages=MSGS, input_tokens=100, max_tokens=10,
-                      metadata={"run_id": f"run-{user}", "user": user})
+        d = gov.check(
+            model="gpt-4o-mini",
+            messages=MSGS,
+            input_tokens=100,
+            max_tokens=10,
+            metadata={"run_id": f"run-{user}", "user": user},
+        )
         assert d.allowed
         gov.record(d, input_tokens=100, output_tokens=10)
 

@@ -42,8 +42,13 @@ def test_64_threads_never_exceed_one_usd_budget(make_gov, tmp_path, kind: str) -
         start.wait()
         for _ in range(calls_per_thread):
             max_tokens = rng.randint(0, 1000)
-            d = gov.check(model="gpt-4o", messages=MSGS, input_tokens=1000, max_tokens=max_tokens,
-                          metadata={"team": f"t{seed % 4}"})
+            d = gov.check(
+                model="gpt-4o",
+                messages=MSGS,
+                input_tokens=1000,
+                max_tokens=max_tokens,
+                metadata={"team": f"t{seed % 4}"},
+            )
             if d.blocked:
                 with lock:
                     blocked[0] += 1

@@ -19,9 +19,21 @@ MESSAGES = [
     {"role": "system", "content": "You are a billing assistant."},
     {"role": "user", "content": SECRET},
 ]
-TOOLS = [{"type": "function", "function": {"name": "lookup_invoice", "description": "secret schema text",
-                                           "parameters": {"type": "object"}}}]
-META = {"run_id": "r-1", "user": "ana", "team": "billing", "task": "classify", "agent": "triage", "tags": ["beta"], "tier": "free"}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {"name": "lookup_invoice", "description": "secret schema text", "parameters": {"type": "object"}},
+    }
+]
+META = {
+    "run_id": "r-1",
+    "user": "ana",
+    "team": "billing",
+    "task": "classify",
+    "agent": "triage",
+    "tags": ["beta"],
+    "tier": "free",
+}
 
 
 def _decision(verdict: str = "reroute", decision_id: str = "d-1", messages=MESSAGES, **kw) -> Decision:
@@ -51,8 +63,16 @@ def _lines(text: str) -> list[dict]:
 def _round(log: DecisionLog, d: Decision | None = None) -> None:
     d = d or _decision()
     log.check(d, ts=100.0, messages=MESSAGES, max_tokens=2048, tools=TOOLS)
-    log.record(d, ts=101.5, input_tokens=40, output_tokens=9, cache_read_tokens=16, cache_write_tokens=0,
-               reasoning_tokens=3, cost_usd=0.0000123)
+    log.record(
+        d,
+        ts=101.5,
+        input_tokens=40,
+        output_tokens=9,
+        cache_read_tokens=16,
+        cache_write_tokens=0,
+        reasoning_tokens=3,
+        cost_usd=0.0000123,
+    )
     log.outcome("r-1", "accepted", ts=102.0, policy="billing", revision="3f2a9c1b7e4d")
 
 
@@ -67,7 +87,13 @@ def test_one_json_line_per_check_record_and_outcome():
         assert line["rule_ids"] == ["classify-cheap"]
         assert line["verdict"] == "reroute"
         assert (line["requested_model"], line["model"]) == ("gpt-4o", "gpt-4o-mini")
-        assert (line["run_id"], line["user"], line["team"], line["task"], line["agent"]) == ("r-1", "ana", "billing", "classify", "triage")
+        assert (line["run_id"], line["user"], line["team"], line["task"], line["agent"]) == (
+            "r-1",
+            "ana",
+            "billing",
+            "classify",
+            "triage",
+        )
         assert line["metadata"]["tier"] == "free"
         assert line["tools"] == ["lookup_invoice"]
     assert check["ts"] == 100.0 and check["input_tokens"] == 37 and check["estimated_cost_usd"] == 0.00042
@@ -80,8 +106,13 @@ def test_record_line_carries_tokens_costs_and_the_request():
     _round(DecisionLog(sink))
     record = _lines(sink.getvalue())[1]
     assert record["ts"] == 101.5 and record["check_ts"] == 100.0
-    assert (record["input_tokens"], record["output_tokens"], record["cache_read_tokens"],
-            record["cache_write_tokens"], record["reasoning_tokens"]) == (40, 9, 16, 0, 3)
+    assert (
+        record["input_tokens"],
+        record["output_tokens"],
+        record["cache_read_tokens"],
+        record["cache_write_tokens"],
+        record["reasoning_tokens"],
+    ) == (40, 9, 16, 0, 3)
     assert record["estimated_input_tokens"] == 37
     assert record["cost_usd"] == 0.0000123 and record["estimated_cost_usd"] == 0.00042
     assert record["requested_max_tokens"] == 2048 and record["max_tokens"] == 512
@@ -118,9 +149,15 @@ def test_trim_logs_requested_messages_and_sent_count():
 def test_block_lines_carry_kind_audit_and_warnings():
     sink = io.StringIO()
     log = DecisionLog(sink)
-    d = _decision("block", rule_ids=("per-run",), reasons=("budget per-run: $2.01 > $2.00",), block_kind="budget",
-                  warnings=("team budget at 85%",), audit=(AuditNote("max-calls", "block", "60 calls", None),),
-                  estimated_cost_usd=None)
+    d = _decision(
+        "block",
+        rule_ids=("per-run",),
+        reasons=("budget per-run: $2.01 > $2.00",),
+        block_kind="budget",
+        warnings=("team budget at 85%",),
+        audit=(AuditNote("max-calls", "block", "60 calls", None),),
+        estimated_cost_usd=None,
+    )
     log.check(d, ts=5.0)
     (line,) = _lines(sink.getvalue())
     assert line["block_kind"] == "budget" and line["estimated_cost_usd"] is None
@@ -155,8 +192,9 @@ def test_global_structlog_configuration_is_left_alone():
     structlog.reset_defaults()
     before = structlog.get_config()
     user_sink = io.StringIO()
-    structlog.configure(processors=[structlog.processors.KeyValueRenderer()],
-                        logger_factory=structlog.WriteLoggerFactory(user_sink))
+    structlog.configure(
+        processors=[structlog.processors.KeyValueRenderer()], logger_factory=structlog.WriteLoggerFactory(user_sink)
+    )
     configured = structlog.get_config()
     ours = io.StringIO()
     _round(DecisionLog(ours))
@@ -233,7 +271,6 @@ def test_concurrent_records_are_whole_lines(tmp_path: Path):
     assert all(r["check_ts"] == r["ts"] - 0.5 for r in records)
 
 
-
 def test_a_check_kept_past_pending_max_is_dropped_oldest_first(tmp_path: Path):
     trace = tmp_path / "calls.jsonl"
     log = DecisionLog(record_to=trace, pending_max=2)
@@ -248,7 +285,6 @@ def test_a_check_kept_past_pending_max_is_dropped_oldest_first(tmp_path: Path):
     assert [r["requested_max_tokens"] for r in kept] == [101, 102]
     assert all(r["messages_digest"] and r["check_ts"] in (1.0, 2.0) for r in kept)
     assert [r["decision_id"] for r in _lines(trace.read_text()) if r["event"] == "record"] == ["d-0", "d-1", "d-2"]
-
 
 
 def test_a_record_orjson_refuses_is_written_by_json_on_its_own_line(tmp_path: Path):
@@ -385,11 +421,12 @@ def test_messages_digest_marks_identical_prompts_without_their_text():
     a, b, c = (line["messages_digest"] for line in _lines(sink.getvalue()))
     assert a == b != c
     # stable across processes and versions: the documented construction
-    parts = b"".join(hashlib.blake2b(json.dumps(m, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
-                     for m in MESSAGES)
+    parts = b"".join(
+        hashlib.blake2b(json.dumps(m, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
+        for m in MESSAGES
+    )
     assert a == hashlib.blake2b(parts, digest_size=16).hexdigest()
     assert SECRET not in sink.getvalue()
-
 
 
 def test_a_counted_check_and_a_check_given_its_tokens_record_the_documented_digest(tmp_path: Path):
@@ -400,8 +437,13 @@ def test_a_counted_check_and_a_check_given_its_tokens_record_the_documented_dige
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.replace("CONTENT", "false"))
     trace = tmp_path / "calls.jsonl"
-    history = MESSAGES + [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "lookup_invoice", "arguments": "{}"}}]}]
+    history = MESSAGES + [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup_invoice", "arguments": "{}"}}],
+        }
+    ]
     with Governor.from_path(policy, record_to=trace) as gov:  # counted: the digest reuses the count's hashes
         gov.check(model="gpt-4o", messages=history, max_tokens=8, metadata={"run_id": "a"})
         gov.check(model="gpt-4o", messages=history, max_tokens=8, metadata={"run_id": "b"}, input_tokens=50)
@@ -410,8 +452,10 @@ def test_a_counted_check_and_a_check_given_its_tokens_record_the_documented_dige
     digests = [r["messages_digest"] for r in _lines(trace.read_text()) if r.get("event") == "check"]
 
     def documented(msgs: list) -> str:
-        parts = b"".join(hashlib.blake2b(json.dumps(m, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
-                         for m in msgs)
+        parts = b"".join(
+            hashlib.blake2b(json.dumps(m, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
+            for m in msgs
+        )
         return hashlib.blake2b(parts, digest_size=16).hexdigest()
 
     assert digests == [documented(history)] * 2 + [documented(history[:2]), documented(history)]

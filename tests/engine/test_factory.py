@@ -19,13 +19,17 @@ def test_memory_is_the_default() -> None:
 
 
 def test_sqlite_path_is_relative_to_the_policy_file(make_gov, tmp_path) -> None:
-    gov = make_gov("ledger: {type: sqlite, path: state/ledger.db}\nbudgets: [{id: cap, scope: global, limit: {calls: 1}}]\n")
+    gov = make_gov(
+        "ledger: {type: sqlite, path: state/ledger.db}\nbudgets: [{id: cap, scope: global, limit: {calls: 1}}]\n"
+    )
     assert isinstance(gov.ledger, SqliteLedger) and is_blocking(gov.ledger)
     assert (tmp_path / "state" / "ledger.db").is_file()
     gov.record(gov.check(model="gpt-4o-mini", messages=MSGS, input_tokens=1), input_tokens=1, output_tokens=1)
     gov.close()
     # a second governor on the same file sees the spend: the budget lives in the file
-    again = make_gov("ledger: {type: sqlite, path: state/ledger.db}\nbudgets: [{id: cap, scope: global, limit: {calls: 1}}]\n")
+    again = make_gov(
+        "ledger: {type: sqlite, path: state/ledger.db}\nbudgets: [{id: cap, scope: global, limit: {calls: 1}}]\n"
+    )
     assert again.check(model="gpt-4o-mini", messages=MSGS, input_tokens=1).block_kind == "budget"
 
 

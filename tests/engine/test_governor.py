@@ -14,7 +14,13 @@ from governor import CallBlocked, Governor
 from governor._litellm import litellm
 from governor.engine.governor import BLOCK_ERRORS
 from governor.errors import (
-    BudgetExceeded, ContextTooLarge, CostCapExceeded, GovernorError, StopConditionHit, StoreUnavailable, UnpricedModel,
+    BudgetExceeded,
+    ContextTooLarge,
+    CostCapExceeded,
+    GovernorError,
+    StopConditionHit,
+    StoreUnavailable,
+    UnpricedModel,
 )
 from tests.engine.conftest import HEADER, MSGS
 
@@ -46,8 +52,12 @@ def test_token_counting_when_input_tokens_absent(make_gov) -> None:
 
 def test_check_or_raise_maps_every_block_kind() -> None:
     assert BLOCK_ERRORS == {
-        "budget": BudgetExceeded, "stop": StopConditionHit, "context": ContextTooLarge,
-        "cost": CostCapExceeded, "unpriced": UnpricedModel, "store": StoreUnavailable,
+        "budget": BudgetExceeded,
+        "stop": StopConditionHit,
+        "context": ContextTooLarge,
+        "cost": CostCapExceeded,
+        "unpriced": UnpricedModel,
+        "store": StoreUnavailable,
     }
     assert all(issubclass(e, CallBlocked) for e in BLOCK_ERRORS.values())
 

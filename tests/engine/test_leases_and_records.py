@@ -81,10 +81,13 @@ def test_downgrade_to_a_dearer_model_is_skipped(make_gov) -> None:
 
 def test_audit_soft_threshold_is_a_note(make_gov) -> None:
     gov = make_gov(
-        "budgets: [{id: spend, mode: audit, scope: global, limit: {calls: 10}, soft: {at: 0.1, action: downgrade, to: gpt-4o-mini}}]\n"
+        "budgets: [{id: spend, mode: audit, scope: global, limit: {calls: 10},"
+        " soft: {at: 0.1, action: downgrade, to: gpt-4o-mini}}]\n"
     )
     d = call(gov, model="gpt-4o")
-    assert d.model == "gpt-4o" and [(a.rule_id, a.would, a.model) for a in d.audit] == [("spend", "downgrade", "gpt-4o-mini")]
+    assert d.model == "gpt-4o" and [(a.rule_id, a.would, a.model) for a in d.audit] == [
+        ("spend", "downgrade", "gpt-4o-mini")
+    ]
 
 
 def test_unpriced_model_with_a_cost_cap_is_blocked_not_costed_zero(make_gov) -> None:

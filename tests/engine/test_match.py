@@ -49,7 +49,9 @@ def test_value_conditions(cond: Any, value: Any, expected: bool) -> None:
 
 def test_run_key_reads_run_id_and_metadata_mapping() -> None:
     assert holds({"run": "r1"}, metadata={"run_id": "r1"})
-    assert holds({"metadata": {"tier": "free", "region": {"in": ["eu", "us"]}}}, metadata={"tier": "free", "region": "eu"})
+    assert holds(
+        {"metadata": {"tier": "free", "region": {"in": ["eu", "us"]}}}, metadata={"tier": "free", "region": "eu"}
+    )
     assert not holds({"metadata": {"tier": "free"}}, metadata={"tier": "paid"})
 
 
@@ -122,7 +124,11 @@ def test_split_keeps_dynamic_conditions_out_of_the_cached_part() -> None:
     assert static is None and dynamic is not None  # a mixed combinator is dynamic as a whole
     static, dynamic = compile_split({"model": "x", "tags": ["y"]})
     assert static is not None and dynamic is None
-    assert referenced_metadata_keys({"run": "r", "any": [{"metadata": {"tier": "x"}}, {"tags": "a"}]}) == {"run_id", "tier", "tags"}
+    assert referenced_metadata_keys({"run": "r", "any": [{"metadata": {"tier": "x"}}, {"tags": "a"}]}) == {
+        "run_id",
+        "tier",
+        "tags",
+    }
 
 
 def test_unknown_key_is_an_error() -> None:

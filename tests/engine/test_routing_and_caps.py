@@ -28,7 +28,12 @@ def test_first_matching_route_wins_with_aliases_and_fallbacks(make_gov) -> None:
         """
     )
     d = gov.check(model="gpt-4o", messages=MSGS, input_tokens=100, metadata={"task": "classify"})
-    assert (d.verdict, d.model, d.rule_ids, d.fallbacks) == ("reroute", "gpt-4o-mini", ("classify",), ("claude-sonnet-4-5",))
+    assert (d.verdict, d.model, d.rule_ids, d.fallbacks) == (
+        "reroute",
+        "gpt-4o-mini",
+        ("classify",),
+        ("claude-sonnet-4-5",),
+    )
     assert "classify" in d.reasons[0] and "gpt-4o -> gpt-4o-mini" in d.reasons[0]
     d = gov.check(model="cheap", messages=MSGS, input_tokens=9000, metadata={"task": "classify"})
     assert (d.model, d.rule_ids, d.requested_model) == ("claude-sonnet-4-5", ("big",), "gpt-4o-mini")
@@ -94,8 +99,13 @@ def _history() -> list[dict]:
     return [
         {"role": "system", "content": "You are a careful coding agent."},
         user("Read the repository and fix the failing test. " * 20),
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "a.py"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "a.py"}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "def f():\n    return 1\n" * 50},
         {"role": "assistant", "content": "The bug is in f. " * 10},
         user("Now fix it please."),

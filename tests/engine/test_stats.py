@@ -11,10 +11,22 @@ from governor.engine.stats import Stats
 from governor.errors import GovernorError
 
 
-def _d(run: str | None, user: str | None, team: str | None, model: str = "gpt-4o-mini", verdict: str = "allow") -> Decision:
+def _d(
+    run: str | None, user: str | None, team: str | None, model: str = "gpt-4o-mini", verdict: str = "allow"
+) -> Decision:
     meta = {k: v for k, v in (("run_id", run), ("user", user), ("team", team)) if v is not None}
-    return Decision(verdict=verdict, model=model, messages=(), max_tokens=None, rule_ids=(), reasons=(),
-                    revision="r1", estimated_cost_usd=0.01, decision_id="x", metadata=meta)
+    return Decision(
+        verdict=verdict,
+        model=model,
+        messages=(),
+        max_tokens=None,
+        rule_ids=(),
+        reasons=(),
+        revision="r1",
+        estimated_cost_usd=0.01,
+        decision_id="x",
+        metadata=meta,
+    )
 
 
 def _call(stats: Stats, d: Decision, cost: float | None, *, error: bool = False, tokens=(100, 10)) -> None:
@@ -125,7 +137,7 @@ def test_concurrent_adds_lose_nothing():
     s = Stats()
 
     def worker(t: int) -> None:
-        for i in range(500):
+        for _ in range(500):
             _call(s, _d(f"r{t}", f"u{t % 4}", "team"), 0.001)
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(32)]

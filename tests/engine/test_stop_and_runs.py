@@ -51,8 +51,14 @@ def test_consecutive_errors_and_a_success_resets(make_gov) -> None:
 
 def test_repeated_identical_call_within_the_window(make_gov, clock) -> None:
     gov = make_gov("stop: [{id: loop, type: repeated_call, max: 3, within: 10m}]\n")
-    same = [user("list the files"), {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]}]
+    same = [
+        user("list the files"),
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}],
+        },
+    ]
     assert go(gov, same, run_id="r").allowed
     assert go(gov, [dict(m) for m in same], run_id="r").allowed  # equal content, new objects
     assert go(gov, same + [user("different")], run_id="r").allowed
@@ -67,8 +73,13 @@ def test_tool_call_arguments_are_part_of_the_fingerprint(make_gov) -> None:
     gov = make_gov("stop: [{id: loop, type: repeated_call, max: 2, within: 10m}]\n")
 
     def with_args(args: str) -> list[dict]:
-        return [{"role": "assistant", "content": None, "tool_calls": [
-            {"id": "1", "type": "function", "function": {"name": "read", "arguments": args}}]}]
+        return [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "read", "arguments": args}}],
+            }
+        ]
 
     assert go(gov, with_args('{"p": 1}'), run_id="r").allowed
     assert go(gov, with_args('{"p": 2}'), run_id="r").allowed
@@ -103,7 +114,12 @@ def test_run_scope_sets_metadata_and_check_overrides_it(make_gov) -> None:
         d = go(gov)
         assert d.model == "gpt-4.1-nano"
         assert {k: d.metadata[k] for k in ("run_id", "user", "team", "task", "agent")} == {
-            "run_id": "r1", "user": "ann", "team": "a", "task": "classify", "agent": "triage"}
+            "run_id": "r1",
+            "user": "ann",
+            "team": "a",
+            "task": "classify",
+            "agent": "triage",
+        }
         assert go(gov, task="reply").model == "gpt-4o-mini"
     assert go(gov).metadata == {}
 
@@ -169,27 +185,42 @@ def test_repeated_call_needs_messages_or_a_fingerprint(make_gov) -> None:
     assert all(go(gov, (), run_id="r").allowed for _ in range(4))
     # the caller's digest stands in for the messages
     assert go(gov, (), run_id="s").allowed
-    assert gov.check(model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="a").allowed
-    assert gov.check(model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="b").allowed
+    assert gov.check(
+        model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="a"
+    ).allowed
+    assert gov.check(
+        model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="b"
+    ).allowed
     d = gov.check(model="gpt-4o-mini", messages=(), input_tokens=1, metadata={"run_id": "s"}, fingerprint="a")
     assert d.block_kind == "stop" and d.rule_ids == ("loop",)
     with pytest.raises(StopConditionHit):
         gov.check_or_raise(model="gpt-4o-mini", input_tokens=1, metadata={"run_id": "s"}, fingerprint="a")
     # a given fingerprint takes precedence over hashing the messages (the caller already has a digest)
     assert go(gov, [user("x")], run_id="t").allowed
-    assert gov.check(model="gpt-4o-mini", messages=[user("y")], input_tokens=1, metadata={"run_id": "t"}, fingerprint="z").allowed
+    assert gov.check(
+        model="gpt-4o-mini", messages=[user("y")], input_tokens=1, metadata={"run_id": "t"}, fingerprint="z"
+    ).allowed
     d = gov.check(model="gpt-4o-mini", messages=[user("w")], input_tokens=1, metadata={"run_id": "t"}, fingerprint="z")
     assert d.block_kind == "stop" and d.rule_ids == ("loop",)
 
 
-
-@pytest.mark.parametrize("messages", [
-    [user("list the files")],
-    [user("a"), {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]}],
-    [{"role": "user", "content": [{"type": "text", "text": "what is in this picture"}]}],
-    [{"role": "assistant", "content": "done", "tool_calls": None, "turn": 3}],  # hashable values, tool_calls key
-], ids=["text", "tool-calls", "content-parts", "hashable-extras"])
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [user("list the files")],
+        [
+            user("a"),
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}],
+            },
+        ],
+        [{"role": "user", "content": [{"type": "text", "text": "what is in this picture"}]}],
+        [{"role": "assistant", "content": "done", "tool_calls": None, "turn": 3}],  # hashable values, tool_calls key
+    ],
+    ids=["text", "tool-calls", "content-parts", "hashable-extras"],
+)
 def test_a_repeat_is_seen_whether_the_governor_counts_the_tokens_or_is_given_them(make_gov, messages) -> None:
     # a counted check hashes each message once for the token cache and reuses the hashes for
     # the fingerprint; a check with input_tokens hashes the messages itself: the same call
@@ -197,7 +228,9 @@ def test_a_repeat_is_seen_whether_the_governor_counts_the_tokens_or_is_given_the
     gov = make_gov("stop: [{id: loop, type: repeated_call, max: 3, within: 10m}]\n")
 
     def counted():
-        return gov.check(model="gpt-4o-mini", messages=[dict(m) for m in messages], max_tokens=10, metadata={"run_id": "r"})
+        return gov.check(
+            model="gpt-4o-mini", messages=[dict(m) for m in messages], max_tokens=10, metadata={"run_id": "r"}
+        )
 
     assert counted().allowed and go(gov, messages, run_id="r").allowed
     d = counted()

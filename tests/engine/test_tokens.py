@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import tiktoken
 
-from governor.engine.tool_schema import render_tools
 from governor.engine.tokens import (
     REPLY_PRIMING,
     TOKENS_PER_MESSAGE,
@@ -20,6 +19,7 @@ from governor.engine.tokens import (
     bundled_tokenizer_dir,
     encoding_name_for,
 )
+from governor.engine.tool_schema import render_tools
 
 TEXTS = [
     "You are a careful assistant. Answer briefly.",
@@ -61,7 +61,9 @@ def _openai_recipe(enc, messages: list[dict]) -> int:
     return total
 
 
-@pytest.mark.parametrize(("model", "encoding"), [("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base"), ("openai/gpt-4.1-mini", "o200k_base")])
+@pytest.mark.parametrize(
+    ("model", "encoding"), [("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base"), ("openai/gpt-4.1-mini", "o200k_base")]
+)
 def test_openai_models_match_tiktoken_exactly(counter, tiktoken_direct, model, encoding):
     messages = _history(9) + [{"role": "user", "name": "alice", "content": TEXTS[3]}]
     n, estimate = counter.count(model, messages)
@@ -83,7 +85,16 @@ def test_matches_litellm_token_counter_for_plain_chat(counter):
         assert counter.count(model, messages)[0] == litellm().token_counter(model=model, messages=messages)
 
 
-@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "anthropic/claude-3-5-haiku-20241022", "xai/grok-3", "gemini/gemini-2.5-pro", "mistral/mistral-large-latest"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "claude-sonnet-4-5",
+        "anthropic/claude-3-5-haiku-20241022",
+        "xai/grok-3",
+        "gemini/gemini-2.5-pro",
+        "mistral/mistral-large-latest",
+    ],
+)
 def test_models_without_public_tokenizer_are_labelled_estimates(counter, tiktoken_direct, model):
     messages = _history(5)
     n, estimate = counter.count(model, messages)
@@ -94,8 +105,15 @@ def test_models_without_public_tokenizer_are_labelled_estimates(counter, tiktoke
 
 def test_image_parts_make_the_count_an_estimate(counter):
     text_only = [{"role": "user", "content": [{"type": "text", "text": "What is in this picture?"}]}]
-    with_image = [{"role": "user", "content": [{"type": "text", "text": "What is in this picture?"},
-                                               {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]
+    with_image = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+            ],
+        }
+    ]
     n_text, est_text = counter.count("gpt-4o", text_only)
     n_img, est_img = counter.count("gpt-4o", with_image)
     assert est_text is False and est_img is True
@@ -157,12 +175,27 @@ def test_count_each_sums_to_count_and_carries_overhead(counter):
 
 def test_tool_calls_and_tools_schema_are_counted(counter, tiktoken_direct):
     enc = tiktoken_direct("o200k_base")
-    call = {"role": "assistant", "content": None,
-            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": "W123"}'}}]}
+    call = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": "W123"}'}}
+        ],
+    }
     n_call = counter.count_each("gpt-4o", [call])[0]
-    assert n_call == 3 + len(enc.encode("assistant")) + len(enc.encode("get_order")) + len(enc.encode('{"order_id": "W123"}'))
-    tools = [{"type": "function", "function": {"name": "get_order", "description": "Look up an order",
-                                                "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}}]
+    assert n_call == 3 + len(enc.encode("assistant")) + len(enc.encode("get_order")) + len(
+        enc.encode('{"order_id": "W123"}')
+    )
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_order",
+                "description": "Look up an order",
+                "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+            },
+        }
+    ]
     base, _ = counter.count("gpt-4o", [call])
     with_tools, estimate = counter.count("gpt-4o", [call], tools=tools)
     assert estimate is True  # tool schema tokenization is not published: labelled an estimate
@@ -173,19 +206,35 @@ def test_tool_calls_and_tools_schema_are_counted(counter, tiktoken_direct):
     from governor._litellm import litellm
 
     # the same rendering as litellm's token_counter (jtokkit's reconstruction of OpenAI's)
-    assert with_tools == litellm().token_counter(model="gpt-4o", messages=[call], tools=tools) + len(enc.encode("get_order"))
+    assert with_tools == litellm().token_counter(model="gpt-4o", messages=[call], tools=tools) + len(
+        enc.encode("get_order")
+    )
 
 
 def test_tools_schemas_render_like_litellm(counter, tiktoken_direct):
     from governor._litellm import litellm
 
-    tools = [{"type": "function", "function": {
-        "name": f"tool_{i}", "description": "Look up an order and return its status. " * (i + 1),
-        "parameters": {"type": "object", "required": ["order_id"], "properties": {
-            "order_id": {"type": "string", "description": "The order id, like W123"},
-            "include": {"type": "array", "items": {"type": "string", "enum": ["items", "address"]}},
-            "limit": {"type": "integer"}, "dry_run": {"type": "boolean"},
-            "filter": {"type": "object", "properties": {"status": {"type": "string"}}}}}}} for i in range(6)]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{i}",
+                "description": "Look up an order and return its status. " * (i + 1),
+                "parameters": {
+                    "type": "object",
+                    "required": ["order_id"],
+                    "properties": {
+                        "order_id": {"type": "string", "description": "The order id, like W123"},
+                        "include": {"type": "array", "items": {"type": "string", "enum": ["items", "address"]}},
+                        "limit": {"type": "integer"},
+                        "dry_run": {"type": "boolean"},
+                        "filter": {"type": "object", "properties": {"status": {"type": "string"}}},
+                    },
+                },
+            },
+        }
+        for i in range(6)
+    ]
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where is W123?"}]
     ours, estimate = counter.count("gpt-4o", msgs, tools=tools)
     assert estimate is True
@@ -235,7 +284,8 @@ socket.create_connection = refuse
 socket.getaddrinfo = refuse
 from governor.engine.tokens import TokenCounter
 c = TokenCounter()
-out = [c.count(m, [{"role": "user", "content": "hello world"}]) for m in ("gpt-4o", "gpt-4", "text-davinci-003", "claude-sonnet-4-5")]
+models = ("gpt-4o", "gpt-4", "text-davinci-003", "claude-sonnet-4-5")
+out = [c.count(m, [{"role": "user", "content": "hello world"}]) for m in models]
 print(out)
 print("litellm" in sys.modules)
 """
@@ -245,7 +295,9 @@ def test_counting_needs_no_network_and_no_litellm_import(tmp_path: Path):
     env = dict(os.environ)
     env["TIKTOKEN_CACHE_DIR"] = str(tmp_path / "empty-cache")  # tiktoken's own cache cannot help
     env.pop("DATA_GYM_CACHE_DIR", None)
-    proc = subprocess.run([sys.executable, "-c", NO_NETWORK_SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_NETWORK_SCRIPT], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     counts, litellm_imported = proc.stdout.strip().splitlines()
     assert counts == "[(9, False), (9, False), (9, False), (9, True)]"
@@ -256,7 +308,10 @@ def test_counting_needs_no_network_and_no_litellm_import(tmp_path: Path):
 def test_litellm_message_objects_count_like_dicts(counter):
     from governor._litellm import litellm
 
-    as_dicts = [{"role": "user", "content": "Where is my order W123?"}, {"role": "assistant", "content": "Checking now."}]
+    as_dicts = [
+        {"role": "user", "content": "Where is my order W123?"},
+        {"role": "assistant", "content": "Checking now."},
+    ]
     as_objects = [litellm().Message(**m) for m in as_dicts]
     assert counter.count("gpt-4o", as_objects) == counter.count("gpt-4o", as_dicts)
 

@@ -50,3 +50,19 @@ def test_a_trusted_source_named_by_the_policy_supplies_identity_only_where_the_k
     assert request_metadata(keyed, data, trusted)["team"] == "support"  # the key always wins
     by_meta = request_metadata(UserAPIKeyAuth(), data, {"team": "metadata:team"})
     assert by_meta["team"] == "mallory"  # the deployment said this metadata key is set by its gateway
+
+
+def test_a_coding_agent_session_is_the_run_and_the_key_is_the_developer() -> None:
+    key = UserAPIKeyAuth(user_id="dev-ana", team_id="platform")
+    claude = {"metadata": {}, "litellm_trace_id": "trace-1",
+              "proxy_server_request": {"headers": {"X-Claude-Code-Session-Id": "4928c0db", "user-agent": "claude-cli/2.1.197"}}}
+    assert request_metadata(key, claude) == {"run_id": "4928c0db", "agent": "claude-code", "user": "dev-ana",
+                                             "team": "platform"}
+    codex = {"metadata": {}, "proxy_server_request": {"headers": {
+        "session-id": "01a23cbc", "thread-id": "01a23cbc", "originator": "codex_exec"}}}
+    assert request_metadata(key, codex) == {"run_id": "01a23cbc", "agent": "codex", "user": "dev-ana",
+                                            "team": "platform"}
+    # an explicit run header wins over the session; the caller's own agent is kept
+    both = {"metadata": {"requester_metadata": {"agent": "mine"}},
+            "proxy_server_request": {"headers": {"x-governor-run-id": "r-9", "x-claude-code-session-id": "s"}}}
+    assert request_metadata(key, both)["run_id"] == "r-9" and request_metadata(key, both)["agent"] == "mine"

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
+from ledger_workers import SLOW_BOX, unique_prefix
+from redis_proc import RedisClusterNodes, RedisServer
 
 from governor.ledger.base import Ledger
 from governor.ledger.memory import MemoryLedger
 from governor.ledger.redis import RedisLedger
 from governor.ledger.sqlite import SqliteLedger
-from ledger_workers import SLOW_BOX, unique_prefix
-from redis_proc import RedisClusterNodes, RedisServer
 
 KINDS = ("memory", "sqlite", "redis", "redis-cluster")
 

@@ -66,8 +66,9 @@ def shared_counters(usd_limit_nano: int, call_limit: int) -> tuple[Counter, Coun
     return team, calls
 
 
-def spend(spec: LedgerSpec, worker: int, calls: int, usd_limit_nano: int, call_limit: int,
-          barrier: Any, out: Any) -> None:
+def spend(
+    spec: LedgerSpec, worker: int, calls: int, usd_limit_nano: int, call_limit: int, barrier: Any, out: Any
+) -> None:
     """Make ``calls`` calls: reserve the worst case, then settle a lower actual (or
     release, as a failed call would). Reports what it settled and any over-limit view."""
     ledger = open_spec(spec)
@@ -101,8 +102,7 @@ def spend(spec: LedgerSpec, worker: int, calls: int, usd_limit_nano: int, call_l
     out.put({"worker": worker, "settled": settled, "denied": denied, "released": released, "over": over})
 
 
-def hold(spec: LedgerSpec, usd_limit_nano: int, count: int, amount_nano: int, lease_s: float,
-         out: Any) -> None:
+def hold(spec: LedgerSpec, usd_limit_nano: int, count: int, amount_nano: int, lease_s: float, out: Any) -> None:
     """Reserve ``count`` reservations and never settle them (the parent kills us with -9)."""
     ledger = open_spec(spec)
     team, _ = shared_counters(usd_limit_nano, 10**6)
@@ -147,8 +147,13 @@ def governed_calls(policy_path: str, worker: int, calls: int, barrier: Any, out:
     blocked: list[tuple[str, tuple[str, ...], str, str]] = []
     barrier.wait()
     for i in range(calls):
-        d = gov.check(model="gpt-4o-mini", messages=[{"role": "user", "content": f"task {worker}-{i}"}],
-                      max_tokens=500, input_tokens=200, metadata={"team": "search", "run_id": f"w{worker}"})
+        d = gov.check(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": f"task {worker}-{i}"}],
+            max_tokens=500,
+            input_tokens=200,
+            metadata={"team": "search", "run_id": f"w{worker}"},
+        )
         if d.blocked:
             blocked.append((d.block_kind or "", d.rule_ids, d.revision, d.reasons[0]))
             continue

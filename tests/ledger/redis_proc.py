@@ -40,8 +40,9 @@ class RedisServer:
     """Starts and stops one redis-server; ``persist`` turns on the append-only file
     (fsync always) so a stop/start keeps the data, like a production Redis."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None, persist: bool = False,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, workdir: Path, *, port: int | None = None, persist: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -53,11 +54,22 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout_s: float = 10.0) -> "RedisServer":
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
         if not os.path.exists(REDIS_SERVER):
             raise RuntimeError(f"redis-server not found at {REDIS_SERVER}: install the Debian package redis-server")
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")]
+        args = [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.dir),
+            "--logfile",
+            str(self.dir / "redis.log"),
+        ]
         args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
         args += list(self.extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,25 +113,47 @@ class RedisClusterNodes:
         self.nodes = []
         for i in range(size):
             port = free_cluster_port()
-            extra = ("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                     "--cluster-node-timeout", "2000")
+            extra = (
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-node-timeout",
+                "2000",
+            )
             self.nodes.append(RedisServer(Path(workdir) / f"node{i}", port=port, persist=persist, extra=extra))
 
     @property
     def url(self) -> str:
         return self.nodes[0].url
 
-    def start(self, timeout_s: float = 20.0) -> "RedisClusterNodes":
+    def start(self, timeout_s: float = 20.0) -> RedisClusterNodes:
         for node in self.nodes:
             node.start()
         cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
-                        "--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout_s)
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout_s,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            states = [subprocess.run([cli, "-p", str(n.port), "cluster", "info"], capture_output=True,
-                                     text=True, timeout=5).stdout for n in self.nodes]
+            states = [
+                subprocess.run(
+                    [cli, "-p", str(n.port), "cluster", "info"], capture_output=True, text=True, timeout=5
+                ).stdout
+                for n in self.nodes
+            ]
             if all("cluster_state:ok" in s for s in states):
                 return self
             time.sleep(0.1)

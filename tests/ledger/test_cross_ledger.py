@@ -13,13 +13,13 @@ within the reservation, and a ledger's total is the sum of the calls settled.
 from __future__ import annotations
 
 import itertools
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ledger_workers import SLOW_BOX, unique_prefix
 
 from governor import Governor
 from governor.ledger.base import Ledger, usd_to_nano
@@ -27,7 +27,6 @@ from governor.ledger.memory import MemoryLedger
 from governor.ledger.redis import RedisLedger
 from governor.ledger.sqlite import SqliteLedger
 from governor.policy.loader import load_policy
-from ledger_workers import SLOW_BOX, unique_prefix
 
 POLICY = """\
 apiVersion: governor/v1
@@ -81,8 +80,18 @@ class Clock:
 
 def _view(d: Any) -> tuple[Any, ...]:
     """What must be the same whichever store holds the budgets (ids differ per governor)."""
-    return (d.verdict, d.model, d.max_tokens, d.rule_ids, d.reasons, d.warnings, d.blocked_by, d.block_kind,
-            d.estimated_cost_usd, [(a.rule_id, a.would, a.reason) for a in d.audit])
+    return (
+        d.verdict,
+        d.model,
+        d.max_tokens,
+        d.rule_ids,
+        d.reasons,
+        d.warnings,
+        d.blocked_by,
+        d.block_kind,
+        d.estimated_cost_usd,
+        [(a.rule_id, a.would, a.reason) for a in d.audit],
+    )
 
 
 _examples = itertools.count()
@@ -115,8 +124,16 @@ def run_stream(stream: list[tuple[Any, ...]], policy_path: Path, tmp_path: Path,
                 clock.t += op[1]
             elif op[0] == "check":
                 _, run, user, model, n_in, max_tokens = op
-                ds = [g.check(model=model, messages=[{"role": "user", "content": "hi"}], input_tokens=n_in,
-                              max_tokens=max_tokens, metadata={"run_id": run, "user": user}) for g in govs]
+                ds = [
+                    g.check(
+                        model=model,
+                        messages=[{"role": "user", "content": "hi"}],
+                        input_tokens=n_in,
+                        max_tokens=max_tokens,
+                        metadata={"run_id": run, "user": user},
+                    )
+                    for g in govs
+                ]
                 assert [_view(d) for d in ds[1:]] == [_view(ds[0])] * 2
                 decisions.append(ds[0])
                 if ds[0].allowed:
@@ -129,7 +146,10 @@ def run_stream(stream: list[tuple[Any, ...]], policy_path: Path, tmp_path: Path,
                 error = "upstream failed" if failed else None
                 n_in = 0 if failed and fraction < 0.5 else ds[0].input_tokens  # some failures cost nothing
                 n_out = out if n_in else 0
-                costs = [g.record(d, input_tokens=n_in, output_tokens=n_out, error=error) for g, d in zip(govs, ds)]
+                costs = [
+                    g.record(d, input_tokens=n_in, output_tokens=n_out, error=error)
+                    for g, d in zip(govs, ds, strict=True)
+                ]
                 assert costs[1:] == [costs[0]] * 2
                 if costs[0] is not None and (n_in or n_out or not failed):
                     settled_usd_nano += usd_to_nano(costs[0])
@@ -138,7 +158,7 @@ def run_stream(stream: list[tuple[Any, ...]], policy_path: Path, tmp_path: Path,
         counters = _counters(govs[0])
         usages = [[ledger.usage(c, now=now) for c in counters] for ledger in ledgers]
         assert usages[1] == usages[0] and usages[2] == usages[0]
-        for c, used in zip(counters, usages[0]):
+        for c, used in zip(counters, usages[0], strict=True):
             if c.budget_id != "audit-all":  # audit budgets never reserve: they may be passed
                 assert c.limit.exceeded_by(used) is None, f"{c.key} passed its limit: {used}"
         # the audit budget has no window and is never reserved on: it holds exactly what was settled
@@ -152,16 +172,19 @@ def run_stream(stream: list[tuple[Any, ...]], policy_path: Path, tmp_path: Path,
     return decisions
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(stream=streams)
-def test_memory_sqlite_and_redis_decide_and_count_alike(stream: list[tuple[Any, ...]], policy_path: Path,
-                                                        tmp_path: Path, redis_server: Any) -> None:
+def test_memory_sqlite_and_redis_decide_and_count_alike(
+    stream: list[tuple[Any, ...]], policy_path: Path, tmp_path: Path, redis_server: Any
+) -> None:
     run_stream(stream, policy_path, tmp_path, redis_server.url)
 
 
-def test_a_stream_through_every_rule_kind_agrees_on_all_stores(policy_path: Path, tmp_path: Path,
-                                                                 redis_server: Any) -> None:
+def test_a_stream_through_every_rule_kind_agrees_on_all_stores(
+    policy_path: Path, tmp_path: Path, redis_server: Any
+) -> None:
     """A fixed stream that walks into a downgrade, a budget block, a stop and a route: the
     policy above exercises what the generated streams are meant to compare."""
     stream: list[tuple[Any, ...]] = []

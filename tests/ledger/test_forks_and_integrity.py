@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ledger_workers import SLOW_BOX, run_workers, unique_prefix
 
 from governor import Governor
 from governor.errors import LedgerError
@@ -28,7 +29,6 @@ from governor.ledger.redis import RedisLedger
 from governor.ledger.sqlite import SqliteLedger
 from governor.ledger.windows import NO_WINDOW
 from governor.policy.loader import load_policy
-from ledger_workers import SLOW_BOX, run_workers, unique_prefix
 
 FORK = mp.get_context("fork")
 CHILDREN, CALLS = 8, 30
@@ -55,8 +55,7 @@ def _child(gov: Governor, out: Any) -> None:
     """30 calls of $0.0055 reserved ($0.0015 in, up to $0.004 out), each costing all of it."""
     ids, spent, allowed = [], 0, 0
     for _ in range(CALLS):
-        d = gov.check(model="acme/m", messages=[{"role": "user", "content": "go"}], input_tokens=150,
-                      max_tokens=100)
+        d = gov.check(model="acme/m", messages=[{"role": "user", "content": "go"}], input_tokens=150, max_tokens=100)
         ids.append(d.decision_id)
         if d.allowed:
             allowed += 1
@@ -118,7 +117,8 @@ def test_a_child_does_not_inherit_a_lock_held_by_a_parent_thread(tmp_path: Path)
     try:
         out = FORK.Queue()
         assert run_workers([FORK.Process(target=_check_while_parent_holds_the_lock, args=(gov, out))], out, 60) == [
-            "allow"]
+            "allow"
+        ]
     finally:
         release.set()
         t.join()
@@ -129,13 +129,13 @@ def _check(gov: Governor) -> Any:
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
-def test_a_sqlite_file_deleted_or_replaced_under_a_running_ledger_follows_on_error(how: str, tmp_path: Path,
-                                                                                  caplog: Any) -> None:
+def test_a_sqlite_file_deleted_or_replaced_under_a_running_ledger_follows_on_error(
+    how: str, tmp_path: Path, caplog: Any
+) -> None:
     db = tmp_path / "ledger.db"
     closed = Governor(_policy(tmp_path, "fail_closed"), ledger=SqliteLedger(db), stats=False, observers=False)
     (tmp_path / "open").mkdir()
-    opened = Governor(_policy(tmp_path / "open", "fail_open"), ledger=SqliteLedger(db), stats=False,
-                      observers=False)
+    opened = Governor(_policy(tmp_path / "open", "fail_open"), ledger=SqliteLedger(db), stats=False, observers=False)
     assert _check(closed).allowed and _check(opened).allowed
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)

@@ -6,13 +6,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from redis_proc import RedisServer, free_port
 
 from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Limit
 from governor.ledger.redis import RedisLedger, redact
 from governor.ledger.sqlite import SqliteLedger
 from governor.ledger.windows import NO_WINDOW
-from redis_proc import RedisServer, free_port
 
 TEAM = Counter("team|team=a", "team", Limit(usd_nano=1000), NO_WINDOW)
 
@@ -40,7 +40,6 @@ def test_sqlite_file_is_created_with_its_directory_in_wal_mode(tmp_path: Path) -
     SqliteLedger(path).close()
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
-
 
 
 def test_a_new_sqlite_ledger_opens_while_another_process_writes_its_schema(tmp_path: Path) -> None:

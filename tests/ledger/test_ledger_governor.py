@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from ledger_workers import governed_calls, run_workers
+from redis_proc import RedisServer
 
 from governor import Governor
 from governor.ledger.base import Amount, Counter, Limit, usd_to_nano
-from governor.ledger.sqlite import SqliteLedger
 from governor.ledger.redis import RedisLedger
+from governor.ledger.sqlite import SqliteLedger
 from governor.ledger.windows import NO_WINDOW
-from ledger_workers import governed_calls, run_workers
-from redis_proc import RedisServer
 
 SPAWN = mp.get_context("spawn")
 PRICES = """
@@ -29,13 +29,18 @@ models:
 def policy(path: Path, ledger: str, budgets: str) -> Path:
     path.write_text(
         "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: shared-team}\n"
-        "defaults: {lease: 1m}\n" + ledger + PRICES + budgets, encoding="utf-8")
+        "defaults: {lease: 1m}\n" + ledger + PRICES + budgets,
+        encoding="utf-8",
+    )
     return path
 
 
 def test_governor_processes_share_one_sqlite_budget(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    path = policy(tmp_path / "policy.yaml", f"ledger: {{type: sqlite, path: '{db}'}}\n", """
+    path = policy(
+        tmp_path / "policy.yaml",
+        f"ledger: {{type: sqlite, path: '{db}'}}\n",
+        """
 budgets:
   - id: team-usd
     scope: team
@@ -44,7 +49,8 @@ budgets:
     scope: team
     limit: {calls: 300}
     window: 1h
-""")
+""",
+    )
     workers, calls = 8, 50
     barrier, out = SPAWN.Barrier(workers), SPAWN.Queue()
     procs = [SPAWN.Process(target=governed_calls, args=(str(path), w, calls, barrier, out)) for w in range(workers)]
@@ -75,8 +81,10 @@ def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_redis_outage_fail_closed_blocks_and_fail_open_allows(tmp_path: Path, durable_redis: RedisServer) -> None:
-    path = policy(tmp_path / "policy.yaml",
-                  f"ledger: {{type: redis, url: '{durable_redis.url}', key_prefix: e2e}}\n", """
+    path = policy(
+        tmp_path / "policy.yaml",
+        f"ledger: {{type: redis, url: '{durable_redis.url}', key_prefix: e2e}}\n",
+        """
 budgets:
   - id: strict
     scope: team
@@ -88,12 +96,18 @@ budgets:
     match: {team: research}
     limit: {usd: 1.00}
     on_error: fail_open
-""")
+""",
+    )
     gov = Governor.from_path(path)
 
     def call(team: str, output_tokens: int = 100) -> tuple[object, float | None]:
-        d = gov.check(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=200,
-                      input_tokens=50, metadata={"team": team})
+        d = gov.check(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=200,
+            input_tokens=50,
+            metadata={"team": team},
+        )
         return d, (None if d.blocked else gov.record(d, input_tokens=50, output_tokens=output_tokens))
 
     spent = [call("payments")[1] for _ in range(5)]
@@ -119,17 +133,25 @@ budgets:
 def test_settlements_refused_during_an_outage_are_retried_and_totals_stay_exact(
     tmp_path: Path, durable_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = policy(tmp_path / "policy.yaml",
-                  f"ledger: {{type: redis, url: '{durable_redis.url}', key_prefix: retry}}\n", """
+    path = policy(
+        tmp_path / "policy.yaml",
+        f"ledger: {{type: redis, url: '{durable_redis.url}', key_prefix: retry}}\n",
+        """
 budgets:
   - {id: team-usd, scope: team, limit: {usd: 1.00}}
-""")
+""",
+    )
     offset = [0.0]
     gov = Governor.from_path(path, clock=lambda: time.time() + offset[0])
 
     def check() -> object:
-        d = gov.check(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=200,
-                      input_tokens=50, metadata={"team": "a"})
+        d = gov.check(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=200,
+            input_tokens=50,
+            metadata={"team": "a"},
+        )
         assert d.allowed
         return d
 

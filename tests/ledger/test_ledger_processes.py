@@ -9,13 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
+from ledger_workers import (
+    LedgerSpec,
+    charge_at,
+    churn,
+    hold,
+    open_spec,
+    run_workers,
+    shared_counters,
+    spend,
+    unique_prefix,
+)
+from redis_proc import RedisClusterNodes, RedisServer
 
 from governor.ledger.base import ZERO, Amount, Counter, Limit
 from governor.ledger.windows import Window
-from ledger_workers import (
-    LedgerSpec, charge_at, churn, hold, open_spec, run_workers, shared_counters, spend, unique_prefix,
-)
-from redis_proc import RedisClusterNodes, RedisServer
 
 SPAWN = mp.get_context("spawn")
 WORKERS, CALLS = 8, 200
@@ -37,8 +45,9 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerSpec:
 
 def test_8_processes_never_overspend_and_totals_are_exact(spec: LedgerSpec) -> None:
     barrier, out = SPAWN.Barrier(WORKERS), SPAWN.Queue()
-    procs = [SPAWN.Process(target=spend, args=(spec, w, CALLS, USD_LIMIT, CALL_LIMIT, barrier, out))
-             for w in range(WORKERS)]
+    procs = [
+        SPAWN.Process(target=spend, args=(spec, w, CALLS, USD_LIMIT, CALL_LIMIT, barrier, out)) for w in range(WORKERS)
+    ]
     reports = run_workers(procs, out, timeout_s=90)
     settled = [s for r in reports for s in r["settled"]]
     denied: dict[str, int] = {}

@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
+from ledger_workers import SLOW_BOX, unique_prefix
+from redis_proc import RedisClusterNodes
 
 from governor.errors import LedgerError
 from governor.ledger.base import ZERO, Amount, Counter, Limit
 from governor.ledger.redis import RedisLedger
 from governor.ledger.windows import NO_WINDOW
-from ledger_workers import SLOW_BOX, unique_prefix
-from redis_proc import RedisClusterNodes
 
 T0 = 1_790_000_000.0
 

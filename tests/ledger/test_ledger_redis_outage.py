@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
+from ledger_workers import SLOW_BOX
+from redis_proc import RedisServer
 
 from governor.errors import LedgerError
 from governor.ledger.base import Amount, Counter, Limit
 from governor.ledger.redis import RedisLedger
 from governor.ledger.windows import NO_WINDOW
-from ledger_workers import SLOW_BOX
-from redis_proc import RedisServer
 
 TEAM = Counter("team-usd|team=a", "team-usd", Limit(usd_nano=10**15, calls=10**6), NO_WINDOW)
 
@@ -48,10 +48,12 @@ def test_stop_and_restart_on_the_same_port(durable_redis: RedisServer) -> None:
     assert ledger.reserve("across", [TEAM], Amount(10**6, 0, 1), now=t, lease_s=60).ok
 
     durable_redis.stop()
-    for op in (lambda: ledger.reserve("down", [TEAM], Amount(1), now=time.time(), lease_s=60),
-               lambda: ledger.settle("across", [TEAM], Amount(777, 0, 1), now=time.time(), reserved_at=t),
-               lambda: ledger.release("across", now=time.time()),
-               lambda: ledger.usage(TEAM, now=time.time())):
+    for op in (
+        lambda: ledger.reserve("down", [TEAM], Amount(1), now=time.time(), lease_s=60),
+        lambda: ledger.settle("across", [TEAM], Amount(777, 0, 1), now=time.time(), reserved_at=t),
+        lambda: ledger.release("across", now=time.time()),
+        lambda: ledger.usage(TEAM, now=time.time()),
+    ):
         with pytest.raises(LedgerError, match=r"redis ledger redis://127\.0\.0\.1:\d+/0 unavailable"):
             op()
 

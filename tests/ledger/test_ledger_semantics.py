@@ -39,9 +39,14 @@ def test_reserve_denial_names_counter_and_metric(ledger: Ledger) -> None:
     assert ledger.usage(c, now=T0) == usd(1.0)
 
 
-@pytest.mark.parametrize(("limit", "metric"), [(Limit(usd_nano=10, tokens=1000, calls=5), "usd"),
-                                                (Limit(usd_nano=10**6, tokens=100, calls=5), "tokens"),
-                                                (Limit(calls=0), "calls")])
+@pytest.mark.parametrize(
+    ("limit", "metric"),
+    [
+        (Limit(usd_nano=10, tokens=1000, calls=5), "usd"),
+        (Limit(usd_nano=10**6, tokens=100, calls=5), "tokens"),
+        (Limit(calls=0), "calls"),
+    ],
+)
 def test_denied_metric(ledger: Ledger, limit: Limit, metric: str) -> None:
     c = Counter("b|x", "b", limit, NO_WINDOW)
     r = ledger.reserve("r", [c], Amount(11, 101, 1), now=T0, lease_s=LEASE)

@@ -97,7 +97,7 @@ def test_explain_lists_rules_in_order_and_where_prices_come_from() -> None:
     assert order == sorted(order)
     assert "short-turns-to-cheap [audit]: when {\"agent\": \"agent\", \"input_tokens\": {\"lte\": 3000}} -> gpt-4.1-mini (alias cheap)" in out
     assert "per-run: $0.5 per run, no window, soft at 80%: warn, on_error fail_closed" in out
-    assert "xai/grok-3: in $3/M, out $15/M" in out and "from policy (models.prices)" in out
+    assert "xai/grok-3: in $3/M, out $15/M" in out and "from policy (models.prices.xai/grok-3)" in out
     assert "gpt-4.1-mini: in $0.4/M, out $1.6/M" in out and "from litellm's bundled table (litellm " in out
 
 

@@ -107,8 +107,12 @@ def test_invalid_json_is_reported_with_jsons_line_and_column(tmp_path) -> None: 
     path = tmp_path / "bad.json"
     path.write_text('{"simulations": [\n  {"id": 1,}\n]}\n', encoding="utf-8")
     with pytest.raises(TraceError) as err:
-        load_traces([path], format_in="tau2")
+        load_traces([path], format_in="tau2", strict=True)
     assert err.value.line == 2 and "column 12" in str(err.value)
+    # without --strict the file is reported where it breaks and skipped
+    ts = load_traces([path], format_in="tau2")
+    assert ts.skipped_files == (str(path),) and ts.runs == ()
+    assert ts.issues[0].line == 2 and "column 12" in ts.issues[0].message and "skipped" in ts.issues[0].message
 
 
 def test_gzip_members_padding_and_damage_read_as_gzip_does(tmp_path) -> None:  # type: ignore[no-untyped-def]

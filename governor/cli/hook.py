@@ -1,0 +1,90 @@
+"""``governor hook claude-code``: the command Claude Code's hooks run (governor.hooks.claude_code).
+
+Reads one hook event on stdin, prints the hook's JSON answer on stdout and
+exits 0; problems with the transcript go to stderr with file and line. A
+policy that cannot be loaded is reported to the user (``systemMessage``) and
+the event proceeds: a broken policy file must not lock a developer out of
+their editor. ``governor hook codex`` explains why Codex is governed through
+the proxy instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from governor.cli import EXIT_OK, EXIT_USAGE
+
+CODEX_NOTE = (
+    "governor hook codex: Codex 0.171's notify program runs after each turn, when the turn's calls are already "
+    "made, and its answer cannot stop a tool or the session; govern Codex through the litellm proxy instead "
+    "(docs/coding-agents.md)."
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("hook", help="answer a coding agent's hook event (Claude Code)",
+                                   description="Answer one hook event of a coding agent, read on stdin.")
+    parser.add_argument("agent", choices=("claude-code", "codex"), help="the agent whose hook runs this")
+    parser.add_argument("--policy", default=os.environ.get("GOVERNOR_POLICY"),
+                        help="policy file (default: $GOVERNOR_POLICY)")
+    parser.add_argument("--user", default=None, help="the developer (default: $GOVERNOR_USER, else the login name)")
+    parser.add_argument("--team", default=os.environ.get("GOVERNOR_TEAM"), help="the team (default: $GOVERNOR_TEAM)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where per-session state is kept (default: $GOVERNOR_HOOK_STATE_DIR, else "
+                             "~/.cache/budget-governor/hooks)")
+    parser.set_defaults(func=run)
+
+
+def _user(given: str | None) -> str | None:
+    if given:
+        return given
+    if os.environ.get("GOVERNOR_USER"):
+        return os.environ["GOVERNOR_USER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _emit(output: dict | None) -> None:
+    if output is not None:
+        sys.stdout.write(json.dumps(output) + "\n")
+        sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.agent == "codex":
+        print(CODEX_NOTE, file=sys.stderr)
+        return EXIT_USAGE
+    raw = sys.stdin.buffer.read()
+    if not args.policy:
+        _emit({"systemMessage": "budget-governor: no policy: pass --policy or set GOVERNOR_POLICY"})
+        return EXIT_OK
+    from governor.engine.governor import Governor
+    from governor.errors import GovernorError
+    from governor.hooks.claude_code import handle
+    from governor.hooks.policy_cache import load_cached
+    from governor.hooks.state import default_dir
+
+    try:
+        policy = load_cached(args.policy, args.state_dir or default_dir())
+    except (GovernorError, OSError) as exc:
+        _emit({"systemMessage": f"budget-governor: policy {args.policy} not loaded, session not governed: {exc}"})
+        return EXIT_OK
+    gov = Governor(policy, path=args.policy, stats=False, observers=False)
+    try:
+        answer = handle(raw, gov, user=_user(args.user), team=args.team, state_dir=args.state_dir)
+    except GovernorError as exc:  # a ledger that is down, with fail_closed: the policy's own on_error
+        _emit({"systemMessage": f"budget-governor: {exc}"})
+        return EXIT_OK
+    finally:
+        gov.close()
+    for note in answer.notes:
+        print(f"governor hook: {note}", file=sys.stderr)
+    _emit(answer.output)
+    return answer.exit_code
