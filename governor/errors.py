@@ -49,8 +49,20 @@ class Finding:
         return text
 
 
+MAX_SHOWN_FINDINGS = 20
+"""How many findings a message (PolicyError's text, ``governor validate``) shows before "... and N more"."""
+
+
+def show_findings(findings: Sequence[Finding], limit: int = MAX_SHOWN_FINDINGS) -> list[str]:
+    """The first ``limit`` findings as text, then a line counting the rest."""
+    lines = [str(f) for f in findings[:limit]]
+    if len(findings) > limit:
+        lines.append(f"... and {len(findings) - limit} more (governor validate --format json lists them all)")
+    return lines
+
+
 class PolicyError(GovernorError):
-    """A policy failed to load: it holds every error found, sorted by place."""
+    """A policy failed to load: it holds every error found, sorted by place (its text shows the first 20)."""
 
     def __init__(self, findings: Sequence[Finding], warnings: Sequence[Finding] = ()) -> None:
         self.findings: tuple[Finding, ...] = tuple(findings)
@@ -58,11 +70,25 @@ class PolicyError(GovernorError):
         super().__init__(self._summary())
 
     def _summary(self) -> str:
-        lines = [str(f) for f in self.findings]
-        if not lines:
+        if not self.findings:
             return "invalid policy"
-        head = f"{len(lines)} error(s) in policy:\n  " if len(lines) > 1 else ""
+        lines = show_findings(self.findings)
+        head = f"{len(self.findings)} error(s) in policy:\n  " if len(self.findings) > 1 else ""
         return head + "\n  ".join(lines)
+
+
+class InvalidCall(GovernorError, ValueError):
+    """A call's arguments are not something the governor can decide on or account for.
+
+    Raised by ``check``/``record`` (and the adapters) before anything is reserved
+    or charged; the proxy answers it with HTTP 400. ``field`` names the argument,
+    dotted into mappings and indexed into lists (``metadata.team``, ``messages[2]``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"invalid {field}: {message}")
 
 
 class PricingError(GovernorError):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
-from governor.errors import Finding
+from governor.errors import Finding, show_findings
 
 if TYPE_CHECKING:  # pragma: no cover
     from governor.policy.loader import Validation
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         if r is None:
             print(f"{name}: skipped: a policy test file (run `governor test`)")
             continue
-        for finding in (*r.errors, *r.warnings):
-            print(finding)
+        for line in show_findings((*r.errors, *r.warnings)):
+            print(line)
         if r.policy is not None:
             note = f", {len(r.warnings)} warning(s)" if r.warnings else ""
             print(f"{name}: ok: policy '{r.policy.name}' revision {r.policy.revision}{note}")

@@ -29,6 +29,7 @@ from typing import IO, Any
 from governor.decision import OUTCOMES, Decision
 from governor.engine.trace_recorder import TRACE_FORMAT, MessagesDigest, TraceRecorder, dumps, jsonable
 from governor.errors import GovernorError
+from governor.redact import scrub
 
 __all__ = ["TRACE_FORMAT", "DecisionLog", "jsonable"]
 
@@ -131,8 +132,8 @@ class DecisionLog:
         rec["estimated_cost_usd"] = decision.estimated_cost_usd
         if decision.reasons:
             rec["reasons"] = list(decision.reasons)
-        if decision.warnings:
-            rec["warnings"] = list(decision.warnings)
+        if decision.warnings:  # a store's error (in "store is down" warnings) can carry its URL's password
+            rec["warnings"] = [scrub(w) for w in decision.warnings]
         if decision.audit:
             rec["audit"] = [
                 {"rule_id": a.rule_id, "would": a.would, "reason": a.reason, "model": a.model} for a in decision.audit
@@ -165,10 +166,12 @@ class DecisionLog:
         cost_usd: float | None,
         error: str | BaseException | None = None,
         check_ts: float | None = None,
+        overrun: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Log one settled call: actual tokens and cost. Self-contained (what the
         check saw of the request is carried over), so replay needs no other line.
-        ``check_ts`` (when the call was checked) wins over the time kept from the check."""
+        ``check_ts`` (when the call was checked) wins over the time kept from the check.
+        ``overrun`` ({usd, tokens} above the reservation) is written when the call overran it."""
         if not self.enabled:
             return None
         with self._pending_lock:
@@ -195,6 +198,8 @@ class DecisionLog:
         rec["estimated_cost_usd"] = decision.estimated_cost_usd
         rec["cost_usd"] = cost_usd
         rec["error"] = None if error is None else _error_text(error)
+        if overrun is not None:
+            rec["overrun"] = dict(overrun)
         rec["message_count"] = count
         if digest is not None:
             rec["messages_digest"] = digest
@@ -311,4 +316,5 @@ def _error_text(error: str | BaseException) -> str:
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     else:
         text = str(error)
+    text = scrub(text)  # a provider's error can echo the key it was given
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."

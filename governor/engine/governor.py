@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from governor import inputs
 from governor.decision import OUTCOMES, Decision
 from governor.engine import scope as _scope
 from governor.engine.budgets import Reservation
@@ -27,6 +28,8 @@ from governor.engine.decide import CallRequest, decide
 from governor.engine.decision_log import DecisionLog
 from governor.engine.events import Recorded, RecordObserver
 from governor.engine.observed import observe
+from governor.engine.overrun import Overrun
+from governor.engine.overrun import measure as measure_overrun
 from governor.engine.pending import Pending, PendingCalls
 from governor.engine.progress import Tail
 from governor.engine.reload import PolicyWatcher, default_observers, load_or_log, watched_files
@@ -34,7 +37,7 @@ from governor.engine.runstate import RunStates
 from governor.engine.settle_queue import SettleQueue
 from governor.engine.stats import Stats
 from governor.engine.tokens import TokenCounter, message_hash
-from governor.errors import BLOCK_ERRORS, GovernorError, LedgerError, block_error
+from governor.errors import BLOCK_ERRORS, GovernorError, InvalidCall, LedgerError, block_error
 from governor.ledger.base import MAX_QUANTITY, Amount, Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.ledger.forks import after_fork_in_child
@@ -94,6 +97,9 @@ class Governor:
         self._prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
         self._reload_lock = threading.Lock()
+        self.last_overrun: Overrun | None = None
+        """The overrun of the latest record() of this governor, None when it stayed within its reservation
+        (replay reads it; concurrent callers should use stats()["total"]["overruns"])."""
         self.watcher: PolicyWatcher | None = None
         if observers:
             self._observers.extend(default_observers())
@@ -198,6 +204,11 @@ class Governor:
     ) -> Decision:
         """Decide one call. Blocking is returned as ``verdict == "block"``, never raised.
 
+        Arguments the governor cannot decide on (a negative or huge count, a list
+        as ``metadata["team"]``, messages that are not mappings) raise
+        :class:`~governor.errors.InvalidCall` naming the field, before anything
+        is reserved (:mod:`governor.inputs` says what is accepted).
+
         ``fingerprint`` is a stable digest of the request (str or int), used by
         ``repeated_call`` instead of hashing the messages: a caller that already
         has one (a trace's digest, replay's per-run prefix hash) saves the
@@ -206,8 +217,9 @@ class Governor:
         ``messages`` match conditions see when no messages are given (replay of
         a trace recorded without prompt text); given messages always win.
         """
+        model, msgs, max_tokens, tools, metadata, input_tokens, fingerprint, message_count = inputs.check_args(
+            model, messages, max_tokens, tools, metadata, input_tokens, fingerprint, message_count)
         cp = self._compiled
-        msgs = messages if messages is not None else ()
         md, chain = _scope.resolve(metadata)
         model = cp.policy.aliases.get(model, model)
         hashes = None
@@ -324,10 +336,21 @@ class Governor:
         cost the provider billed, where the caller knows it: it is settled
         instead of the computed cost.
 
-        Idempotent by decision id. A call that failed (``error``) with no tokens
+        Counts must be non-negative integers in range and ``cost_usd`` a finite,
+        non-negative number (:class:`~governor.errors.InvalidCall` otherwise, with the
+        reservation kept for a corrected record). Idempotent by decision id. A call
+        that failed (``error``) with no tokens
         releases its reservation; one that failed after using tokens is charged.
         A blocked decision records nothing (returns 0.0).
         """
+        if not isinstance(decision, Decision):
+            raise InvalidCall("decision", f"expected the Decision check() returned, got {type(decision).__name__}")
+        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens = inputs.record_counts(
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, error)
+        if cache_write_1h_tokens:
+            cache_write_1h_tokens = inputs.count(cache_write_1h_tokens, "cache_write_1h_tokens")
+        if cost_usd is not None:
+            cost_usd = inputs.usd(cost_usd, "cost_usd")
         if decision.verdict == "block":
             return 0.0
         now = self._clock()
@@ -366,8 +389,15 @@ class Governor:
                 store_down = not self._settle(decision.decision_id, res, usd, input_tokens + output_tokens, now, at)
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
+        over = None
+        if res is not None and (res.counters or res.audit_counters):  # only a reservation can be overrun
+            over = measure_overrun(decision, cost, input_tokens, output_tokens, cp.default_output_tokens)
+            if over is not None:
+                log.warning("%s", over)
+                if self._stats is not None:
+                    self._stats.add_overrun(over)
         if runs:
-            self._runs.settle(runs, cost, error is not None)
+            self._runs.settle(runs, cost, error is not None, over is not None)
         if self._stats is not None:
             self._stats.add_record(decision, cost, input_tokens, output_tokens, error is not None)
         if self._log.enabled:
@@ -382,7 +412,9 @@ class Governor:
                 cost_usd=cost,
                 error=error,
                 check_ts=at,
+                overrun=None if over is None else over.as_dict(),
             )
+        self.last_overrun = over
         if self._record_observers:
             event = Recorded(
                 decision=decision,
@@ -481,7 +513,11 @@ class Governor:
 
     # -- reload ---------------------------------------------------------------------
     def reload(self, policy: Policy | None = None) -> bool:
-        """Load the policy file again (or install ``policy``); False, keeping the running one, if invalid."""
+        """Load the policy file again (or install ``policy``); False, keeping the running one, if invalid.
+
+        Never raises for a bad policy: whatever fails (validation, compiling), the error is logged
+        and the running policy keeps serving.
+        """
         with self._reload_lock:
             if policy is None:
                 if self._path is None:
@@ -490,9 +526,13 @@ class Governor:
                 if policy is None:
                     return False
             old = self._compiled
+            try:
+                compiled = CompiledPolicy(policy)
+            except Exception:  # noqa: BLE001 - a bad policy never replaces the good one
+                log.exception("policy reload rejected: it does not compile; still serving revision %s", old.revision)
+                return False
             if policy.ledger != old.policy.ledger:
                 log.warning("policy reload changes the ledger section; the running ledger is kept until restart")
-            compiled = CompiledPolicy(policy)
             self._runs.fp_ttl = compiled.fp_ttl
             self._compiled = compiled
             if self.alerts is None and policy.alerts is not None:

@@ -20,10 +20,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from governor.policy.regex import PolicyRegex
+
 Pred = Callable[["CallContext"], bool]
 
 META_KEYS = {"task": "task", "agent": "agent", "user": "user", "team": "team", "workflow": "workflow", "run": "run_id"}
-RUN_KEYS = {"run_calls": "calls", "run_cost_usd": "cost_usd", "run_errors": "consecutive_errors"}
+RUN_KEYS = {"run_calls": "calls", "run_cost_usd": "cost_usd", "run_errors": "consecutive_errors",
+            "run_overruns": "overruns"}
 DYNAMIC_KEYS = frozenset({"input_tokens", "messages", "tools", "last_user_message", *RUN_KEYS})
 TEXT_LIMIT = 4096  # last_user_message looks at this many characters at most
 
@@ -134,8 +137,8 @@ def _value_op(op: str, arg: Any) -> Callable[[Any], bool]:
         test = _globs(arg)
         return lambda v: v is not None and test(str(v))
     if op == "regex":
-        rx = re.compile(arg)
-        return lambda v: v is not None and rx.search(str(v)) is not None
+        rx = PolicyRegex(arg)
+        return lambda v: v is not None and rx.search(v if type(v) is str else str(v))
     if op == "exists":
         want = bool(arg)
         return lambda v: (v is not None) == want
@@ -220,8 +223,8 @@ def _tag_set(metadata: Mapping[str, Any]) -> frozenset[str]:
 def _text_cond(cond: Mapping[str, Any]) -> Callable[[str], bool]:
     sensitive = cond.get("case_sensitive", True)
     if "regex" in cond:
-        rx = re.compile(cond["regex"], 0 if sensitive else re.IGNORECASE)
-        return lambda text: rx.search(text) is not None
+        rx = PolicyRegex(cond["regex"], ignore_case=not sensitive)
+        return rx.search
     needle = str(cond.get("contains", ""))
     if sensitive:
         return lambda text: needle in text

@@ -33,6 +33,9 @@ def load_or_log(path: str, running_revision: str) -> Policy | None:
     except PolicyError as exc:
         log.error("policy reload rejected; still serving revision %s:\n%s", running_revision, exc)
         return None
+    except Exception:  # noqa: BLE001 - a reload never raises: whatever went wrong, the running policy stays
+        log.exception("policy reload failed; still serving revision %s", running_revision)
+        return None
 
 
 def watched_files(policy: Policy, path: str | None) -> Sequence[str]:

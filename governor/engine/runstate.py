@@ -90,12 +90,13 @@ def under_floors(
 class RunSnapshot:
     """The run so far, as match conditions (``run_calls`` ...) see it: before this call."""
 
-    __slots__ = ("calls", "cost_usd", "consecutive_errors")
+    __slots__ = ("calls", "cost_usd", "consecutive_errors", "overruns")
 
-    def __init__(self, calls: int, cost_usd: float, consecutive_errors: int) -> None:
+    def __init__(self, calls: int, cost_usd: float, consecutive_errors: int, overruns: int = 0) -> None:
         self.calls = calls
         self.cost_usd = cost_usd
         self.consecutive_errors = consecutive_errors
+        self.overruns = overruns
 
 
 class RunState:
@@ -116,6 +117,7 @@ class RunState:
         "stale",
         "sent",
         "tools",
+        "overruns",
     )
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
@@ -129,6 +131,7 @@ class RunState:
         self.order: deque[tuple[float, int]] = deque()  # (time, fingerprint), oldest first
         self.outcome: str | None = None
         self.matched: dict[str, int] = {}  # stop id -> calls admitted that matched its match (max_calls)
+        self.overruns = 0  # recorded calls that used more than their check reserved (run_overruns)
         # no_progress and max_tool_calls (governor.engine.progress), kept only when a policy has them
         self.content: dict[int, None] = {}  # content digests of the messages sent so far, oldest first
         self.stale = 0  # consecutive admitted calls that added no new content
@@ -205,12 +208,13 @@ class CompactRun:
     """What a run's stop conditions need of a state pushed out of the LRU, in one small object."""
 
     __slots__ = ("calls", "consecutive_errors", "cost_usd", "started_at", "outcome", "matched", "recent",
-                 "progress")
+                 "progress", "overruns")
 
     def __init__(self, st: RunState) -> None:
         self.calls = st.calls
         self.consecutive_errors = st.consecutive_errors
         self.cost_usd = st.cost_usd
+        self.overruns = st.overruns
         self.started_at = st.started_at
         self.outcome = st.outcome
         self.matched: tuple[tuple[str, int], ...] = tuple(st.matched.items())
@@ -236,6 +240,7 @@ class CompactRun:
             self.outcome,
         )
         st.matched = dict(self.matched)
+        st.overruns = self.overruns
         if self.progress is not None:
             st.stale, st.sent, tools, content = self.progress
             st.tools, st.content = dict(tools), dict.fromkeys(content)
@@ -341,11 +346,13 @@ class RunStates:
             return kept
         return self._compact.get(st.run_id, st)
 
-    def settle(self, states: Sequence[RunState], cost_usd: float | None, error: bool) -> None:
-        """Settle one call into the states a check admitted it to: its error streak and its cost."""
+    def settle(self, states: Sequence[RunState], cost_usd: float | None, error: bool, overrun: bool = False) -> None:
+        """Settle one call into the states a check admitted it to: its error streak, cost and overrun."""
         with self.lock:
             for st in states:
                 kept = self.current(st)
+                if overrun:
+                    kept.overruns += 1
                 if error:
                     kept.consecutive_errors += 1
                 else:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from governor import inputs
+
 
 @dataclass(frozen=True, slots=True)
 class Scope:
@@ -46,11 +48,14 @@ def run_scope(
         if value is not None:
             merged[key] = value
     merged.update((k, v) for k, v in metadata.items() if v is not None)
+    if run_id is not None:
+        merged["run_id"] = run_id
+    merged = dict(inputs.scope_metadata(merged, "run"))  # InvalidCall at the `with`, naming the key
     chain = outer.run_chain
     if run_id is not None:
-        merged["run_id"] = str(run_id)
-        if not chain or chain[-1] != str(run_id):
-            chain = chain + (str(run_id),)
+        run_id = merged["run_id"]
+        if not chain or chain[-1] != run_id:
+            chain = chain + (run_id,)
     scope = Scope(merged, chain)
     token = _current.set(scope)
     try:

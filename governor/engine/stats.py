@@ -99,6 +99,8 @@ class Stats:
         self._folded: dict[tuple[Any, ...], dict[str, int]] = {}  # (user, team) -> outcomes of evicted runs
         self._max_cells = max_cells
         self._max_runs = max_runs
+        self._overruns = 0  # recorded calls that used more than their check reserved
+        self._overrun_usd = 0.0  # and by how much, in total
 
     # -- hot path ----------------------------------------------------------------------
     def add_check(self, decision: Decision) -> None:
@@ -121,6 +123,12 @@ class Stats:
         events.append((decision, cost_usd, input_tokens, output_tokens, error))
         if len(events) >= FOLD_AT:
             self._fold(wait=False)
+
+    def add_overrun(self, overrun: Any) -> None:
+        """Count a call that used more than its check reserved (a governor.engine.overrun.Overrun)."""
+        with self._lock:
+            self._overruns += 1
+            self._overrun_usd += overrun.usd
 
     def add_outcome(self, run_id: str, outcome: str) -> None:
         """Set a run's outcome; a later call replaces the earlier one."""
@@ -232,6 +240,7 @@ class Stats:
             outcomes = [(run.user, run.team, run.outcome, run_id) for run_id, run in self._runs.items()]
             folded = [(u, t, dict(c)) for (u, t), c in self._folded.items()]
             runs = {run_id: (run.user, run.team, run.outcome) for run_id, run in self._runs.items()}
+            overruns, overrun_usd = self._overruns, self._overrun_usd
         for user, team, outcome, run_id in outcomes:
             if outcome is not None:
                 _count(total, by, user, team, outcome, 1)
@@ -245,8 +254,10 @@ class Stats:
             user, team, outcome = runs.get(run_id, (None, None, None))
             d.update(user=user, team=team, outcome=outcome)
             by_run[str(run_id)] = d
+        totals = total.as_dict()
+        totals.update(overruns=overruns, overrun_usd=round(overrun_usd, 12))
         return {
-            "total": total.as_dict(),
+            "total": totals,
             "by_run": by_run,
             "by_user": {str(k): v.as_dict() for k, v in by["user"].items()},
             "by_team": {str(k): v.as_dict() for k, v in by["team"].items()},

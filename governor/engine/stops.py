@@ -56,7 +56,7 @@ def stop_stage(
         adm.states = [runs.get(r, now) for r in run_chain]
         cur = adm.states[-1]
         if reads_runs:
-            ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors)  # before this call
+            ctx.run = RunSnapshot(cur.calls, cur.cost_usd, cur.consecutive_errors, cur.overruns)  # before this call
         if view.tails:
             adm.tails = [tail(ctx.messages, st.sent) for st in adm.states]
         if view.stop_floors is None or not under_floors(adm.states, view.stop_floors, adm.fingerprint, now):

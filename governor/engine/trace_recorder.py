@@ -41,8 +41,22 @@ def _json_dumps(record: Any, **_: Any) -> str:
     return json.dumps(record, default=jsonable, ensure_ascii=False, separators=(",", ":"))
 
 
+# Characters JSON strings may hold raw but line-splitting tools (Python's str.splitlines, many
+# editors and log shippers) take for line ends: written escaped, so a trace is one record per line
+# for every reader. In UTF-8 these byte sequences only ever encode those characters.
+_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+
+
+def _escape_breaks(line: bytes) -> bytes:
+    if b"\xe2\x80" in line or b"\xc2\x85" in line:
+        for raw, escaped in _LINE_BREAKS:
+            line = line.replace(raw, escaped)
+    return line
+
+
 def _json_line(record: Any) -> bytes:
-    return (_json_dumps(record) + "\n").encode()
+    # a lone surrogate (client text) is written as its JSON escape \udXXX, which reads back the same
+    return _escape_breaks((_json_dumps(record) + "\n").encode("utf-8", "backslashreplace"))
 
 
 try:  # orjson, when installed, serialises a record ~10x faster than json
@@ -60,7 +74,7 @@ try:  # orjson, when installed, serialises a record ~10x faster than json
     def dumps_line(record: Any) -> bytes:
         """One record as a compact JSON line, UTF-8 bytes ending in a newline."""
         try:
-            return _orjson.dumps(record, default=jsonable, option=_APPEND_NEWLINE)
+            return _escape_breaks(_orjson.dumps(record, default=jsonable, option=_APPEND_NEWLINE))
         except TypeError:
             return _json_line(record)
 

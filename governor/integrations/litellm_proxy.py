@@ -22,6 +22,11 @@ reaches a model, and a request the governor cannot read (an empty
 with ``ungoverned: allow``. Call types that reach no model (reading or deleting
 stored responses, files, batches) pass.
 
+A request body the governor cannot decide on (a negative or huge ``max_tokens``,
+a list as ``metadata.team``: :class:`~governor.errors.InvalidCall`) is HTTP 400
+naming the field. User and team come from the virtual key (or the policy's
+``proxy.trusted_identity``), never from the request.
+
 A block becomes a ``ProxyException``, which the proxy returns in the API's own
 error shape (the OpenAI ``error`` object; Anthropic's ``{"type": "error",
 "error": {...}}`` on ``/v1/messages``): HTTP 429 for budgets and stop
@@ -61,7 +66,7 @@ except ImportError:  # pragma: no cover - older litellm
     _RAW_MODEL_KEY = "_complexity_router_return_raw_model_name"
 
 from governor.decision import Decision
-from governor.errors import GovernorError, UnreadableCall
+from governor.errors import GovernorError, InvalidCall, UnreadableCall
 from governor.integrations._common import block_error
 from governor.integrations._event_stream import StreamTally
 from governor.integrations.coding_agents import agent_session
@@ -207,6 +212,19 @@ def proxy_exception(decision: Decision, *, retry_after: int | None = None) -> Pr
     )
 
 
+def invalid_request(exc: InvalidCall) -> ProxyException:
+    """HTTP 400 for a request the governor cannot decide on (a client's mistake, never a 500)."""
+    return ProxyException(
+        message=str(exc),
+        type="invalid_request_error",
+        param=exc.field,
+        code=400,
+        openai_code="invalid_call",
+        headers={"x-should-retry": "false"},
+        provider_specific_fields={"governor": {"error": "invalid_call", "field": exc.field, "reason": exc.reason}},
+    )
+
+
 def ungoverned_exception(route: str, reason: str, *, status: int = 403) -> ProxyException:
     """The refusal of a request the governor does not read: names the route and how to allow it."""
     message = (
@@ -252,10 +270,15 @@ def _canonical(source: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _internal_key(key: str) -> bool:
     """litellm's own bookkeeping in request metadata (not the caller's)."""
-    return key in ("headers", DECISION_ID_KEY) or key.startswith(("user_api_key", "used_", "litellm_", "governor_"))
+    return key in ("headers", "governor", DECISION_ID_KEY) or key.startswith(("user_api_key", "used_", "litellm_", "governor_"))
 
 
-def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+IDENTITY_KEYS = ("user", "team")
+
+
+def request_metadata(
+    user_api_key_dict: Any, data: Mapping[str, Any], trusted: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Governor metadata of one proxy request.
 
     The caller's request supplies the free-form keys and the run: body
@@ -263,14 +286,20 @@ def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[st
     coding agent's session id (Claude Code's ``x-claude-code-session-id``,
     Codex's ``session-id``; ``agent`` says which: governor.integrations.coding_agents),
     else litellm's session / trace id (``x-litellm-session-id`` / ``x-litellm-trace-id``).
-    Identity comes from the virtual key and always wins, so a client cannot
-    dodge a user or team budget by naming someone else: ``user`` is the key's
-    ``user_id`` (the request's ``user`` field only when the key has none; it is
-    also kept as ``end_user``), ``team`` the key's ``team_id``, and the key's
-    metadata (canonical keys or a ``governor:`` mapping) overrides the rest.
+
+    Identity (``user``, ``team``) comes from the virtual key only: the key's
+    ``user_id`` / ``team_id``, or its metadata (canonical keys or a ``governor:``
+    mapping). A request can never name them, so a client cannot charge another
+    team's budget or dodge its own. Where a key carries no user or team,
+    ``trusted`` (the policy's ``proxy.trusted_identity``) may name a source the
+    deployment's own gateway sets and clients cannot: ``header:<name>``,
+    ``metadata:<key>`` or ``body:user``; otherwise the scope stays unset. The
+    request's ``user`` field is always kept as ``end_user``.
     """
     key = _metadata_key(data)
     meta = data.get(key) or {}
+    if not isinstance(meta, Mapping):
+        raise InvalidCall("metadata", f"expected an object, got {type(meta).__name__}")
     requester = meta.get("requester_metadata")
     if isinstance(requester, Mapping):
         body_meta = requester
@@ -281,26 +310,48 @@ def request_metadata(user_api_key_dict: Any, data: Mapping[str, Any]) -> dict[st
         body_meta = meta
     out: dict[str, Any] = {k: v for k, v in body_meta.items() if not _internal_key(k)}
     out.update(_canonical(body_meta))
+    for name in IDENTITY_KEYS:
+        out.pop(name, None)
+    proxy_request = data.get("proxy_server_request") or {}
+    raw_headers = proxy_request.get("headers") if isinstance(proxy_request, Mapping) else None
+    headers = {str(k).lower(): v for k, v in raw_headers.items()} if isinstance(raw_headers, Mapping) else {}
     if not out.get("run_id"):
-        proxy_request = data.get("proxy_server_request") or {}
-        headers = {str(k).lower(): v for k, v in (proxy_request.get("headers") or {}).items()}
         session, agent = agent_session(headers)  # a Claude Code or Codex session is a run
         run = headers.get(RUN_HEADER) or session or data.get("litellm_session_id") or data.get("litellm_trace_id")
         if run:
-            out["run_id"] = str(run)
+            out["run_id"] = run
         if agent and not out.get("agent"):
             out["agent"] = agent
-    if data.get("user"):
+    if data.get("user") is not None:
         out["end_user"] = data["user"]
-        out["user"] = data["user"]
-    user = getattr(user_api_key_dict, "user_id", None)
-    if user:
-        out["user"] = user
-    team = getattr(user_api_key_dict, "team_id", None)
-    if team:
-        out["team"] = team
-    out.update(_canonical(getattr(user_api_key_dict, "metadata", None)))
+    key_meta = _canonical(getattr(user_api_key_dict, "metadata", None))
+    key_ids = {"user": getattr(user_api_key_dict, "user_id", None), "team": getattr(user_api_key_dict, "team_id", None)}
+    for name in IDENTITY_KEYS:
+        value = key_ids[name] or key_meta.get(name)
+        if not value and trusted and name in trusted:
+            value = _trusted_value(trusted[name], data, body_meta, headers)
+        if value:
+            out[name] = value
+    out.update({k: v for k, v in key_meta.items() if k not in IDENTITY_KEYS})
     return out
+
+
+def _trusted_value(source: str, data: Mapping[str, Any], body_meta: Mapping[str, Any],
+                   headers: Mapping[str, Any]) -> Any:
+    kind, _, name = source.partition(":")
+    if kind == "header":
+        return headers.get(name.lower())
+    if kind == "metadata":
+        return body_meta.get(name)
+    if source == "body:user":
+        return data.get("user")
+    return None
+
+
+def trusted_identity(governor: Any) -> Mapping[str, str]:
+    """The running policy's ``proxy.trusted_identity`` (empty: identity from the key only)."""
+    section = governor.policy.document.get("proxy") or {}
+    return section.get("trusted_identity") or {}
 
 
 def success_usage(kwargs: Mapping[str, Any], response_obj: Any, decision: Decision) -> Usage:
@@ -365,9 +416,12 @@ class GovernorProxyHandler(CustomLogger):
             call = read_call(shape, data)
         except UnreadableCall as exc:
             return self._ungoverned(data, kind, str(exc), status=400)
-        metadata = request_metadata(user_api_key_dict, data)
-        metadata[API_KEY] = shape  # the route says which API this is, not the caller
-        decision = await self.governor.acheck(**call.check_kwargs(), metadata=metadata)
+        try:
+            metadata = request_metadata(user_api_key_dict, data, trusted_identity(self.governor))
+            metadata[API_KEY] = shape  # the route says which API this is, not the caller
+            decision = await self.governor.acheck(**call.check_kwargs(), metadata=metadata)
+        except InvalidCall as exc:  # the client's mistake: 400 with the governor's body, nothing reserved
+            raise invalid_request(exc) from None
         if decision.blocked:
             raise proxy_exception(
                 decision, retry_after=retry_after_seconds(self.governor.policy, decision, time.time())
@@ -483,8 +537,10 @@ __all__ = [
     "FREE_CALL_TYPES",
     "SHAPE_BY_CALL_TYPE",
     "GovernorProxyHandler",
+    "invalid_request",
     "proxy_exception",
     "request_metadata",
     "retry_after_seconds",
+    "trusted_identity",
     "ungoverned_exception",
 ]

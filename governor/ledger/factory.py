@@ -7,10 +7,12 @@ imports sqlite3 or redis-py.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from governor.errors import LedgerError
 from governor.ledger.base import Ledger
+from governor.policy.envvars import ENV_FIELDS, UnsetVariable, expand
 from governor.policy.model import LedgerSpec
 
 
@@ -19,7 +21,14 @@ def open_ledger(spec: LedgerSpec | None = None, *, base_dir: str | os.PathLike[s
 
     A relative SQLite path is taken relative to ``base_dir`` (the policy file's
     directory, as ``extends`` is) when given, else to the working directory.
+    ``${VAR}`` / ``${VAR:-default}`` in the path, url and key prefix are expanded
+    here, from the environment (:mod:`governor.policy.envvars`).
     """
+    if spec is not None and spec.type != "memory":
+        try:
+            spec = replace(spec, **{f: expand(getattr(spec, f)) for f in ENV_FIELDS if getattr(spec, f)})
+        except UnsetVariable as exc:
+            raise LedgerError(f"ledger settings: {exc}") from None
     if spec is None or spec.type == "memory":
         from governor.ledger.memory import MemoryLedger
 

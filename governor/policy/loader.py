@@ -54,6 +54,30 @@ def _looks_like_path(value: PathOrText) -> bool:
     return os.path.exists(text) or text.endswith((".yaml", ".yml", ".json"))
 
 
+MAX_POLICY_BYTES = 1 << 20
+"""The largest policy file read (1 MiB; the largest shipped example is a few KB). A larger one is
+refused at once with one finding, instead of minutes of parsing and a flood of findings."""
+
+
+def _too_large(size: int, file: str) -> Finding | None:
+    if size <= MAX_POLICY_BYTES:
+        return None
+    return Finding("error", f"policy file is {size:,} bytes; the limit is {MAX_POLICY_BYTES:,} (1 MiB)", file, 0, 0,
+                   "", "too-large")
+
+
+def _read(path: Path, file: str) -> str | Finding:
+    """The file's text, or the finding that says why not (unreadable, too large)."""
+    try:
+        big = _too_large(path.stat().st_size, file)
+        if big is not None:
+            return big
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return Finding("error", f"cannot read policy file: {reason}", file, 0, 0, "", "unreadable")
+
+
 class _Chain:
     """Reads a policy file and its ``extends`` bases, merging them into one Doc."""
 
@@ -61,15 +85,17 @@ class _Chain:
         self.findings: list[Finding] = []
 
     def file(self, path: Path, stack: tuple[Path, ...]) -> Doc | None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.findings.append(Finding("error", f"cannot read policy file: {reason}", str(path), 0, 0, "", "unreadable"))
+        text = _read(path, str(path))
+        if isinstance(text, Finding):
+            self.findings.append(text)
             return None
         return self.text(text, str(path), path.parent, stack + (path.resolve(),))
 
     def text(self, text: str, file: str, base_dir: Path, stack: tuple[Path, ...]) -> Doc | None:
+        big = _too_large(len(text), file)  # characters: at most the bytes, at most 4x fewer
+        if big is not None:
+            self.findings.append(big)
+            return None
         data, smap, findings = load_yaml(text, file)
         self.findings.extend(findings)
         if any(f.code in _FATAL_YAML for f in findings):
@@ -149,12 +175,9 @@ def validate_policy(path_or_text: PathOrText, *, source: str | None = None) -> V
 def validate_file(path: Path, *, label: str | None = None) -> Validation:
     chain = _Chain()
     file = label or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        finding = Finding("error", f"cannot read policy file: {reason}", file, 0, 0, "", "unreadable")
-        return Validation(None, (finding,), ())
+    text = _read(path, file)
+    if isinstance(text, Finding):
+        return Validation(None, (text,), ())
     return _finish(chain, chain.text(text, file, path.parent, (path.resolve(),)), file)
 
 

@@ -9,11 +9,13 @@ aliases, budgets switched off, call-scoped budgets with a window.
 from __future__ import annotations
 
 import difflib
-import re
 from typing import Any, Iterator
 
 from governor.errors import Finding
 from governor.ledger.windows import parse_duration
+from governor.policy.envvars import ENV_FIELDS
+from governor.policy.envvars import problems as env_problems
+from governor.policy.regex import regex_error
 from governor.policy.yamlsrc import SourceMap, escape
 
 SECTIONS = ("stop", "routes", "context", "calls", "budgets")
@@ -171,10 +173,9 @@ def _check_conditions(doc: dict[str, Any], rep: _Report) -> None:
         for key in ("match", "exclude"):
             for ptr, _, value in _walk_match(item.get(key), f"/{section}/{i}/{key}"):
                 if isinstance(value, dict) and isinstance(value.get("regex"), str):
-                    try:
-                        re.compile(value["regex"])
-                    except re.error as exc:
-                        rep.add("error", f"{ptr}/regex", f"invalid regular expression: {exc}", "bad-regex")
+                    problem = regex_error(value["regex"])
+                    if problem is not None:
+                        rep.add("error", f"{ptr}/regex", f"invalid regular expression: {problem}", "bad-regex")
 
 
 def _check_times(doc: dict[str, Any], rep: _Report) -> None:
@@ -248,4 +249,16 @@ def check_semantics(doc: dict[str, Any], smap: SourceMap, file: str) -> tuple[li
     _check_routes(doc, rep)
     _check_models(doc, rep)
     _check_alerts(doc, rep)
+    _check_ledger(doc, rep)
     return rep.errors, rep.warnings
+
+
+def _check_ledger(doc: dict[str, Any], rep: _Report) -> None:
+    """Every ``${VAR}`` in the ledger settings is set (or has a default) now."""
+    ledger = doc.get("ledger") or {}
+    for key in ENV_FIELDS:
+        value = ledger.get(key)
+        if isinstance(value, str):
+            problem = env_problems(value)
+            if problem is not None:
+                rep.add("error", f"/ledger/{key}", problem, "unset-env")

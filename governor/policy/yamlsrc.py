@@ -79,9 +79,18 @@ else:  # pragma: no cover - PyYAML built without libyaml
 
 
 _PolicyLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:float")]
     for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
+# YAML 1.2 core-schema floats: `1e3` and `2.5E-4` are numbers (YAML 1.1 wanted a dot: `1.0e+3`).
+# Integers still resolve first: their resolver comes earlier in each list.
+_PolicyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
 _PolicyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )

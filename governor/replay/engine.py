@@ -213,7 +213,7 @@ class Replayer:
                            input_estimated=False, cost_baseline=baseline, cost_governed=0.0, cascaded=True,
                            audit=(), output_tokens=None, cost_source="computed", cost_original=original[0],
                            cost_original_source=original[1], cost_scale=None, price_source=original[3],
-                           blocked_by=st.stop_rule)
+                           blocked_by=st.stop_rule, overrun=None)
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
         # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)
@@ -244,7 +244,7 @@ class Replayer:
                            block_kind=d.block_kind, input_tokens=call.input_tokens, input_estimated=False,
                            cost_baseline=baseline, cost_governed=0.0, cascaded=False, audit=audit, output_tokens=None,
                            cost_source="computed", cost_original=original[0], cost_original_source=original[1],
-                           cost_scale=None, price_source=original[3], blocked_by=d.blocked_by)
+                           cost_scale=None, price_source=original[3], blocked_by=d.blocked_by, overrun=None)
         if d.verdict == "trim" and not estimated:
             inp = min(d.input_tokens, call.input_tokens)  # the engine subtracts what the trim removed
         out = call.output_tokens
@@ -267,7 +267,8 @@ class Replayer:
                        input_tokens=inp, input_estimated=estimated, cost_baseline=baseline, cost_governed=cost,
                        cascaded=False, audit=audit, output_tokens=out, cost_source=source if cost is not None
                        else "unknown", cost_original=original[0], cost_original_source=original[1], cost_scale=scale,
-                       price_source=original[3], blocked_by=None)
+                       price_source=original[3], blocked_by=None,
+                       overrun=self.gov.last_overrun)
 
     def _trim_limit(self, d: Any, call: TraceCall) -> int | None:
         """The cap a trim-action context cap would trim to, when it is below the recorded input."""

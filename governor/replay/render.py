@@ -20,11 +20,28 @@ def num(x: Any) -> str:
     return f"{x:,}" if isinstance(x, int) else ("-" if x is None else str(x))
 
 
+# Everything in a report may come from a trace (run ids, models, agents, error text): in Markdown
+# it is shown as text, never as markup. `<` and `&` are entity-escaped (GitHub renders inline HTML;
+# a lone `>` inside a line opens nothing), the
+# characters Markdown gives meaning to are backslash-escaped, and line breaks become spaces.
+_MD_ESCAPES = str.maketrans({
+    "&": "&amp;", "<": "&lt;", "\\": "\\\\", "|": "\\|", "`": "\\`", "*": "\\*", "_": "\\_",
+    "[": "\\[", "]": "\\]", "#": "\\#", "~": "\\~", "!": "\\!",
+    "\n": " ", "\r": " ", "\x85": " ", "\u2028": " ", "\u2029": " ",
+})
+
+
+def md_text(value: Any) -> str:
+    """``value`` as literal Markdown text (table cell or inline): no HTML, no markup, one line."""
+    return str(value).translate(_MD_ESCAPES)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     if markdown:
+        cells = [[md_text(c) for c in r] for r in cells]
         out = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells[1:]]
+        out += ["| " + " | ".join(r) + " |" for r in cells[1:]]
         return "\n".join(out)
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -64,7 +81,9 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         f"Calls: {num(t['calls'])} = allowed {num(t['calls_allowed'])}, rerouted {num(t['calls_rerouted'])}, "
         f"trimmed {num(t['calls_trimmed'])}"
         + (f" ({t['calls_trimmed_estimated']} estimated)" if t["calls_trimmed_estimated"] else "")
-        + f", blocked {num(t['calls_blocked'])} ({num(t['calls_blocked_after_stop'])} after their run was stopped)",
+        + f", blocked {num(t['calls_blocked'])} ({num(t['calls_blocked_after_stop'])} after their run was stopped)"
+        + (f"; {num(t['calls_overran'])} used more than their check reserved (+{usd(t['overrun_usd'])})"
+           if t.get("calls_overran") else ""),
         f"Runs: {num(t['runs'])}; stopped {num(t['runs_stopped'])}; outcomes: accepted {o['accepted']}, "
         f"edited {o.get('edited', 0)}, rejected {o['rejected']}, escalated {o.get('escalated', 0)}, "
         f"unknown {o.get('unknown', o['other'])}; accepted runs the policy would stop: "
@@ -128,6 +147,7 @@ def reconciliation_text(recon: Mapping[str, Any], md: bool) -> str:
 
 def _diagnostics(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     out = []
+    e = md_text if md else str
     if d["unpriced_models"]:
         out.append(("Unpriced models", table(["model", "recorded calls", "governed calls"],
                     [[u["model"], u["calls_recorded"], u["calls_governed"]] for u in d["unpriced_models"]], md)
@@ -157,13 +177,13 @@ def _diagnostics(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     lines.append(f"Context grown without new content: {g0['calls']} calls added {g0['input_tokens_added']:,} input "
                  f"tokens by re-sending messages already sent")
     for g in lc["growing_runs"][:5]:
-        lines.append(f"  - run {g['run_id']} ({g['model']}): {g['first_input_tokens']:,} -> "
+        lines.append(f"  - run {e(g['run_id'])} ({e(g['model'])}): {g['first_input_tokens']:,} -> "
                      f"{g['last_input_tokens']:,} input tokens over {g['calls']} calls")
     lines.append(f"Repeated identical calls: {rc['repeated_calls']} (recorded cost {usd(rc['cost_usd_recorded'])}; "
                  f"{rc['calls_with_messages']} calls had messages to compare)")
     lines.append(f"Retry storms: {len(d['retry_storms'])}")
     for s in d["retry_storms"][:5]:
-        lines.append(f"  - {s['kind']} in run {s['run_id']}: {s['calls']} calls, {s['errors']} errors")
+        lines.append(f"  - {e(s['kind'])} in run {e(s['run_id'])}: {s['calls']} calls, {s['errors']} errors")
     out.append(("Waste", "\n".join(lines)))
     return out
 
@@ -179,7 +199,7 @@ def render_text(rep: Mapping[str, Any]) -> str:
 
 def render_markdown(rep: Mapping[str, Any]) -> str:
     p = rep["policy"]
-    parts = [f"## Replay of policy `{p['name']}` (revision `{p['revision']}`)"]
+    parts = [f"## Replay of policy `{p['name']}` (revision `{p['revision']}`)"]  # an id and a hash: no markup
     for title, body in _sections(rep, True):
         parts += ["", f"### {title}", "", body]
     return "\n".join(parts) + "\n"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
+from governor.engine.overrun import Overrun
 from governor.traces.model import TraceCall, TraceIssue, TraceRun
 
 COST_SOURCES = ("recorded", "computed", "unknown")
@@ -51,6 +52,7 @@ class CallResult:
     cost_scale: float | None = None  # governed/recorded computed ratio applied to the recorded cost (changed calls)
     price_source: str | None = None  # the table that priced the computed figures: policy | litellm | genai-prices
     blocked_by: str | None = None  # the rule that blocked the call (for a cascaded block: the one that ended the run)
+    overrun: Overrun | None = None  # the recorded usage went past what the check reserved
 
     @property
     def changed(self) -> bool:

@@ -42,12 +42,26 @@ def gunzip(data: bytes) -> bytes:
     return b"".join(out)
 
 
-def decode(data: bytes, file: str) -> str:
+def decode(data: bytes, file: str, on_bad_line: Callable[[int, str], None] | None = None) -> str:
+    """UTF-8 text. With ``on_bad_line``, a line that is not UTF-8 is reported there (line number,
+    message) and left blank, so the rest of the file is still read; without it, a TraceError."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise TraceError(f"not UTF-8 text (byte {exc.start})", file=file, line=line) from exc
+        if on_bad_line is None:
+            raise TraceError(f"not UTF-8 text (byte {exc.start})", file=file, line=line) from exc
+    lines = data.split(b"\n")
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]
+    out = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            on_bad_line(number, f"not UTF-8 text (byte {exc.start} of the line)")
+            out.append("")
+    return "\n".join(out)
 
 
 def is_trace_file(path: Path) -> bool:
@@ -72,15 +86,22 @@ def expand(paths: list[str | Path]) -> list[Path]:
 
 
 def json_lines(text: str) -> Iterator[tuple[int, Any, str | None]]:
-    """(line number, parsed value or None, error message or None) for every non-blank line."""
+    """(line number, parsed value or None, error message or None) for every non-blank line.
+
+    Lines end at ``\n`` only (a ``\r`` before it is JSON whitespace): ``str.splitlines`` also
+    splits at U+2028, U+2029, U+0085 and other characters JSON strings may hold raw, which cut a
+    record in two and shifted every later line number.
+    """
     loads = json.loads
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             yield number, loads(line), None
         except json.JSONDecodeError as exc:
             yield number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit integer, nesting deeper than the stack
+            yield number, None, f"invalid JSON: {exc}"
 
 
 _fast_loads: Callable[[str], Any] | None
@@ -108,3 +129,5 @@ def load_document(text: str, file: str, *, fast: bool = False) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise TraceError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=file, line=exc.lineno) from exc
+    except (ValueError, RecursionError) as exc:
+        raise TraceError(f"invalid JSON: {exc}", file=file) from exc

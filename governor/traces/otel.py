@@ -186,11 +186,33 @@ class OtelImporter:
             ctx.issue(file, line, "not an OTLP TracesData object: no 'resourceSpans' list")
             return
         for a, rs in enumerate(rs_list):
-            resource = attributes(((rs or {}).get("resource") or {}).get("attributes"))
-            for b, ss in enumerate(rs.get("scopeSpans", rs.get("scope_spans")) or ()):
-                for c, sp in enumerate((ss or {}).get("spans") or ()):
+            if not isinstance(rs, dict):
+                ctx.issue(file, line, f"not an object: {type(rs).__name__}", where=f"resourceSpans[{a}]")
+                continue
+            try:
+                resource = attributes((rs.get("resource") or {}).get("attributes"))
+            except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+                ctx.issue(file, line, f"malformed resource: {exc}", where=f"resourceSpans[{a}].resource")
+                continue
+            scope_spans = rs.get("scopeSpans", rs.get("scope_spans")) or ()
+            if not isinstance(scope_spans, list):
+                ctx.issue(file, line, "'scopeSpans' is not a list", where=f"resourceSpans[{a}]")
+                continue
+            for b, ss in enumerate(scope_spans):
+                span_list = ss.get("spans") if isinstance(ss, dict) else None
+                if not isinstance(span_list, list):
+                    if ss:  # an empty scope is no record
+                        ctx.issue(file, line, "not an object with a 'spans' list",
+                                  where=f"resourceSpans[{a}].scopeSpans[{b}]")
+                    continue
+                for c, sp in enumerate(span_list):
                     where = f"resourceSpans[{a}].scopeSpans[{b}].spans[{c}]"
                     try:
+                        if not isinstance(sp, dict):
+                            raise TypeError(f"not an object: {type(sp).__name__}")
+                        status = sp.get("status") or {}
+                        if not isinstance(status, dict):
+                            raise TypeError("'status' is not an object")
                         spans.append(_Span(
                             line, where,
                             hex_id(sp.get("traceId", sp.get("trace_id")), 16),
@@ -200,9 +222,9 @@ class OtelImporter:
                             int(sp.get("startTimeUnixNano", sp.get("start_time_unix_nano")) or 0) / 1e9,
                             attributes(sp.get("attributes")),
                             resource,
-                            sp.get("status") or {},
+                            status,
                         ))
-                    except (ValueError, TypeError, AttributeError) as exc:
+                    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
                         ctx.issue(file, line, f"malformed span: {exc}", where=where)
 
     @staticmethod
@@ -244,7 +266,7 @@ class OtelImporter:
             cost = None if cost is None else float(cost)
             max_tokens = a.get("gen_ai.request.max_tokens")
             max_tokens = None if max_tokens is None else int(max_tokens)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             ctx.issue(file, s.line, str(exc), where=s.where)
             return None
         conversation = self._inherited(s, by_id, "gen_ai.conversation.id")

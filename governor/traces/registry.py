@@ -7,12 +7,13 @@ and ``read(file, text, ctx)``. New formats register with :func:`register`;
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from governor.errors import TraceError
+from governor.inputs import trace_call_problem
 from governor.traces._io import decode, expand, read_bytes
 from governor.traces.model import TraceCall, TraceIssue, TraceRun, TraceSet
 
@@ -178,8 +179,11 @@ def load_traces(
         file = str(path)
         if on_file is not None:
             on_file(n, len(files), file)
+        def bad_line(line: int, message: str, f: str = file) -> None:
+            ctx.issue(f, line, message)
+
         try:
-            text = decode(read_bytes(path), file)
+            text = decode(read_bytes(path), file, None if strict else bad_line)
         except TraceError as exc:
             if strict:
                 raise
@@ -195,7 +199,7 @@ def load_traces(
         streams = bool(getattr(imp, "streams", False))
         file_runs: list[TraceRun] = []
         try:
-            file_runs.extend(imp.read(file, text, ctx))
+            file_runs.extend(_checked(imp.read(file, text, ctx), ctx, file, imp.name))
         except TraceError as exc:
             if strict:  # a file that cannot be parsed is malformed input, as a malformed record is
                 raise exc if isinstance(exc, MalformedRecord) else MalformedRecord(
@@ -208,9 +212,35 @@ def load_traces(
             add(run, streams, path.name)
     for name in dict.fromkeys(formats.values()):
         finish = getattr(table[name], "finish", None)  # what an importer held back until every file was read
-        for run in (finish(ctx) if finish is not None else ()):
+        for run in _checked(finish(ctx) if finish is not None else (), ctx, "", name):
             add(run, bool(getattr(table[name], "streams", False)), Path(run.file).name)
     return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes), tuple(skipped))
+
+
+def _checked(found: Iterable[TraceRun], ctx: ImportContext, file: str, reader: str) -> Iterator[TraceRun]:
+    """An importer's runs with every call replay cannot take reported (located) and left out.
+
+    Every importer's calls pass the same check (:func:`governor.inputs.trace_call_problem`). An
+    importer that fails part-way (a bug, not a bad record: those it reports itself) is reported for
+    the file instead of aborting the whole load; what it read before is kept.
+    """
+    try:
+        for run in found:
+            kept = []
+            for call in run.calls:
+                problem = trace_call_problem(call)
+                if problem is None:
+                    kept.append(call)
+                else:
+                    ctx.issue(call.file, call.line, problem, call.where)
+            if len(kept) == len(run.calls):
+                yield run
+            elif kept:
+                yield replace(run, calls=tuple(c if c.index == i else replace(c, index=i) for i, c in enumerate(kept)))
+    except (TraceError, GeneratorExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, located at the file, never a crash of the whole replay
+        ctx.issue(file, 0, f"the {reader} reader stopped: {type(exc).__name__}: {exc}")
 
 
 def within(run: TraceRun, since: float | None, until: float | None) -> TraceRun:

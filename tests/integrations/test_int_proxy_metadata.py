@@ -30,7 +30,26 @@ def test_run_id_falls_back_to_the_run_header_then_litellm_trace_id() -> None:
                  "proxy_server_request": {"headers": {"X-Governor-Run-Id": "run-h"}}}
     assert request_metadata(key, by_header)["run_id"] == "run-h"
     assert request_metadata(key, {"metadata": {}, "litellm_trace_id": "trace-1"})["run_id"] == "trace-1"
-    assert request_metadata(key, {"metadata": {}, "user": "end-7"})["user"] == "end-7"  # no key user: the request's
+    assert "user" not in request_metadata(key, {"metadata": {}, "user": "end-7"})  # no key user: unset, not the request's
+
+
+def test_a_key_without_a_team_cannot_charge_a_team_named_in_the_request() -> None:
+    """The finding: a virtual key with no team drained another team's budget by naming it in metadata.team."""
+    key = UserAPIKeyAuth(user_id="alice")
+    data = {"user": "bob", "metadata": {"team": "victim", "user": "carol", "governor": {"team": "victim"}, "task": "t"}}
+    out = request_metadata(key, data)
+    assert out == {"user": "alice", "task": "t", "end_user": "bob"}
+
+
+def test_a_trusted_source_named_by_the_policy_supplies_identity_only_where_the_key_has_none() -> None:
+    trusted = {"team": "header:X-Gateway-Team", "user": "body:user"}
+    data = {"user": "end-7", "metadata": {"team": "mallory"},
+            "proxy_server_request": {"headers": {"x-gateway-team": "payments"}}}
+    assert request_metadata(UserAPIKeyAuth(), data, trusted) == {"user": "end-7", "team": "payments", "end_user": "end-7"}
+    keyed = UserAPIKeyAuth(user_id="alice", team_id="support")
+    assert request_metadata(keyed, data, trusted)["team"] == "support"  # the key always wins
+    by_meta = request_metadata(UserAPIKeyAuth(), data, {"team": "metadata:team"})
+    assert by_meta["team"] == "mallory"  # the deployment said this metadata key is set by its gateway
 
 
 def test_a_coding_agent_session_is_the_run_and_the_key_is_the_developer() -> None:

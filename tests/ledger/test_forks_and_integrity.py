@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from ledger_workers import SLOW_BOX, run_workers, unique_prefix
 
-from governor import Governor
+from governor import Governor, InvalidCall
 from governor.errors import LedgerError
 from governor.ledger.base import MAX_QUANTITY, Amount, Counter, Ledger, Limit, usd_to_nano
 from governor.ledger.memory import MemoryLedger
@@ -174,6 +174,7 @@ def test_amounts_outside_what_a_store_holds_are_refused_before_reserving(kind: s
 
 def test_a_call_whose_worst_case_no_store_holds_is_blocked_before_reserving(tmp_path: Path) -> None:
     gov = Governor(_policy(tmp_path), stats=False, observers=False)
-    d = gov.check(model="acme/m", messages=[{"role": "user", "content": "go"}], input_tokens=10, max_tokens=10**17)
-    assert d.blocked and d.blocked_by == "team" and "more than a ledger stores" in d.reasons[0]
+    # a max_tokens beyond any count the governor accounts for is refused at the input boundary (issue 14)
+    with pytest.raises(InvalidCall, match="max_tokens"):
+        gov.check(model="acme/m", messages=[{"role": "user", "content": "go"}], input_tokens=10, max_tokens=10**17)
     assert gov.ledger.usage(gov._compiled.budgets[0].counter(""), now=gov._clock()) == Amount()
