@@ -37,13 +37,15 @@ def litellm() -> ModuleType:
         if _VAR in os.environ:
             import litellm as _litellm  # noqa: PLC0415  (deliberately lazy)
 
-            return _litellm
+            imported: ModuleType = _litellm
+            return imported
         os.environ[_VAR] = "True"
         try:
             import litellm as _litellm  # noqa: PLC0415
         finally:
             os.environ.pop(_VAR, None)
-        return _litellm
+        loaded: ModuleType = _litellm
+        return loaded
 
 
 def model_cost_table() -> dict[str, Any]:

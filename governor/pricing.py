@@ -376,7 +376,7 @@ class PriceTable:
     """
 
     def __init__(self, overrides: Mapping[str, ModelPrice | Sequence[ModelPrice]] | None = None,
-                 table: Mapping | None = None, *, genai: bool = True, policy_version: str = "") -> None:
+                 table: Mapping[str, Any] | None = None, *, genai: bool = True, policy_version: str = "") -> None:
         self._schedules: dict[str, tuple[ModelPrice, ...]] = {}
         current: dict[str, ModelPrice] = {}
         for name, value in (overrides or {}).items():
@@ -400,7 +400,7 @@ class PriceTable:
         # a call older than this (replayed history) is priced with its date in mind (quote)
         self._recent = time.time() - 86400.0
 
-    def _litellm_table(self) -> Mapping:
+    def _litellm_table(self) -> Mapping[str, Any]:
         if self._table is None:
             # litellm's bundled price file, read without importing litellm (~3 s)
             from governor.policy.bundled_prices import litellm_price_table

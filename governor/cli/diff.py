@@ -15,7 +15,7 @@ from governor.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from governor.cli.replay import add_trace_options, emit, load_inputs
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "diff", help="compare two policy versions, rule by rule and on recorded traces",
         description="Rule-level diff of two policies, and the decisions that change when both replay the same traces.")

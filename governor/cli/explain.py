@@ -20,7 +20,7 @@ from typing import Any
 from governor.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "explain", help="explain a policy: rules in order, budgets, model prices",
         description="Explain a policy: rules in evaluation order, budgets, models and prices.")

@@ -15,6 +15,7 @@ import getpass
 import json
 import os
 import sys
+from typing import Any
 from pathlib import Path
 
 from governor.cli import EXIT_OK, EXIT_USAGE
@@ -26,7 +27,7 @@ CODEX_NOTE = (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("hook", help="answer a coding agent's hook event (Claude Code)",
                                    description="Answer one hook event of a coding agent, read on stdin.")
     parser.add_argument("agent", choices=("claude-code", "codex"), help="the agent whose hook runs this")
@@ -51,7 +52,7 @@ def _user(given: str | None) -> str | None:
         return None
 
 
-def _emit(output: dict | None) -> None:
+def _emit(output: dict[str, Any] | None) -> None:
     if output is not None:
         sys.stdout.write(json.dumps(output) + "\n")
         sys.stdout.flush()

@@ -18,7 +18,7 @@ from pathlib import Path
 from governor.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("outcomes", help="outcomes known after the fact",
                                    description="Record the outcomes of runs after the fact.")
     sub = parser.add_subparsers(dest="outcomes_command", metavar="ACTION")
@@ -33,7 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add.add_argument("--from", dest="sources", nargs="+", metavar="FILE", default=[],
                      help="outcomes files (CSV or JSONL: run_id, outcome, time, reviewer)")
     add.set_defaults(func=run_add)
-    parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), EXIT_USAGE)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    parser.set_defaults(func=usage)
 
 
 def run_add(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("test", help="run policy test files (*.test.yaml)",
                                    description="Run the expected decisions in policy test files.")
     parser.add_argument("paths", nargs="*", default=["policies"], metavar="PATH",

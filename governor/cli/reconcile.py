@@ -27,7 +27,7 @@ defaults: {allow_unpriced: true}
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from governor.cli.replay import add_trace_options
 
     parser = subparsers.add_parser(

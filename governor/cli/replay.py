@@ -40,7 +40,7 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                         help="replay independent runs in N processes (only when no budget couples runs)")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "replay", help="dry-run a policy on recorded traces",
         description="Replay recorded LLM calls through a policy: what it would block, reroute, trim and save.")

@@ -13,7 +13,7 @@ import json
 from governor.cli import EXIT_OK
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "schema", help="print the JSON Schema of the policy format (or of policy test files)",
         description="Print a JSON Schema (draft 2020-12): of policy files (apiVersion governor/v1, the default) "

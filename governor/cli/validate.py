@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("validate", help="validate policy files",
                                    description="Validate policy files: structure, JSON Schema, semantics.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="policy YAML files")

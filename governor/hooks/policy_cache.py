@@ -58,7 +58,8 @@ def load_cached(path: str, cache_dir: Path) -> Policy:
         doc: Any = pickle.loads(cache.read_bytes())
         if (isinstance(doc, dict) and doc.get("version") == VERSION and isinstance(doc.get("policy"), Policy)
                 and doc.get("stamp") == _stamp([f for f, *_ in doc["stamp"]])):
-            return doc["policy"]
+            policy: Policy = doc["policy"]
+            return policy
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         pass
     from governor.engine.reload import watched_files

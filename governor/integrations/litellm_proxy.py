@@ -405,7 +405,7 @@ class GovernorProxyHandler(CustomLogger):
         enable(handler.governor)  # GET /metrics (GOVERNOR_METRICS=off leaves it out)
         return handler
 
-    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> dict:
+    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any) -> dict[str, Any]:
         kind = getattr(call_type, "value", call_type)
         shape = SHAPE_BY_CALL_TYPE.get(str(kind))
         if shape is None:
@@ -429,14 +429,14 @@ class GovernorProxyHandler(CustomLogger):
         self._apply(call, decision, data)
         return data
 
-    def _ungoverned(self, data: dict, kind: Any, reason: str, *, status: int = 403) -> dict:
+    def _ungoverned(self, data: dict[str, Any], kind: Any, reason: str, *, status: int = 403) -> dict[str, Any]:
         route = _route(data, kind)
         if self.governor.policy.ungoverned == "allow":
             log.warning("budget-governor let %s through unchecked (ungoverned: allow): %s", route, reason)
             return data
         raise ungoverned_exception(route, reason, status=status)
 
-    def _apply(self, call: Call, decision: Decision, data: dict) -> None:
+    def _apply(self, call: Call, decision: Decision, data: dict[str, Any]) -> None:
         """Write the decision into the request the proxy sends, and remember it until the call settles."""
         requested_model = data["model"]
         data.update(decided_request(call, decision, data))
@@ -460,14 +460,14 @@ class GovernorProxyHandler(CustomLogger):
         params = kwargs.get("litellm_params") or {}
         return params.get("metadata") or params.get("litellm_metadata") or kwargs.get("metadata") or {}
 
-    async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
+    async def async_log_success_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
         decision = self._take(self._call_metadata(kwargs))
         if decision is None:
             return
         await self.governor.arecord(decision, **success_usage(kwargs, response_obj, decision).as_kwargs())
 
     async def async_post_call_streaming_iterator_hook(
-        self, user_api_key_dict: Any, response: Any, request_data: dict
+        self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
     ) -> AsyncIterator[Any]:
         """Pass a stream through; if it ends before its last event (the client went away, the provider
         failed), settle the call from what was streamed so far instead of leaving it reserved."""
@@ -493,7 +493,7 @@ class GovernorProxyHandler(CustomLogger):
 
     async def async_post_call_failure_hook(
         self,
-        request_data: dict,
+        request_data: dict[str, Any],
         original_exception: Exception,
         user_api_key_dict: Any,
         traceback_str: str | None = None,
@@ -505,7 +505,7 @@ class GovernorProxyHandler(CustomLogger):
         return None
 
     async def async_post_call_response_headers_hook(
-        self, data: dict, user_api_key_dict: Any, response: Any, request_headers: Any = None, **_: Any
+        self, data: dict[str, Any], user_api_key_dict: Any, response: Any, request_headers: Any = None, **_: Any
     ) -> dict[str, str] | None:
         """Show the decision to the client: verdict, rule ids, requested model."""
         meta = data.get(_metadata_key(data)) or {}

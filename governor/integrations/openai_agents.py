@@ -66,7 +66,7 @@ def _item_message(item: Any) -> dict[str, Any]:
     return {"role": get("role") or "user", "content": message_text(get("content"))}
 
 
-def to_chat_messages(system_instructions: str | None, input: str | list[Any]) -> tuple[list[Any], list[dict]]:
+def to_chat_messages(system_instructions: str | None, input: str | list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
     """(originals, chat dicts) for counting and trimming; the system prompt is marked, not an item."""
     items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
     originals: list[Any] = ([_SYSTEM] if system_instructions else []) + items
@@ -131,7 +131,7 @@ class GovernedModel(Model):
             return self.resolve(name)
         raise LookupError(f"the governor routed to {name!r}, but no model is registered under that name")
 
-    async def _decide(self, system_instructions: str | None, input: Any, settings: Any, tools: list) -> tuple:
+    async def _decide(self, system_instructions: str | None, input: Any, settings: Any, tools: list[Any]) -> tuple[Any, ...]:
         originals, sent = to_chat_messages(system_instructions, input)
         metadata = dict(self.metadata)
         run_id = current_run_id()
@@ -177,7 +177,7 @@ class GovernedModel(Model):
         await self.governor.arecord(decision, **usage.as_kwargs())
         return response
 
-    async def stream_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def, override]
+    async def stream_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def]
         decision, plan = await self._decide(system_instructions, input, model_settings, tools)
         if plan is None:
             yield _completed_event(self._blocked(decision))

@@ -20,7 +20,7 @@ try:  # optional dependency (extra "otel")
     from opentelemetry import trace as _trace
     from opentelemetry.trace import Status, StatusCode
 except ImportError:  # pragma: no cover - exercised only without the extra
-    _trace = None  # type: ignore[assignment]
+    _trace = None
 
 
 def _span_getter() -> Any:

@@ -240,7 +240,7 @@ def build_policy(
     file: str,
     revision: Revision,
     source_files: tuple[str, ...] = (),
-    warnings: tuple = (),
+    warnings: tuple[Any, ...] = (),
 ) -> Policy:
     """The compiled :class:`Policy` of a merged, validated document."""
     ctx = _Ctx(doc, smap, file)
@@ -248,7 +248,7 @@ def build_policy(
     defaults = doc.get("defaults") or {}
     ledger = doc.get("ledger") or {}
     models = doc.get("models") or {}
-    groups: dict[str, tuple] = {}
+    groups: dict[str, tuple[Any, ...]] = {}
     for name, build in _SECTIONS:
         groups[name] = tuple(build(ctx, item, f"/{name}/{i}") for i, item in enumerate(doc.get(name) or ()))
     return Policy(

@@ -36,7 +36,7 @@ def _finding(loc: Loc | None, file: str, pointer: str, message: str, code: str, 
     return Finding("error", message, loc.file, loc.line, loc.col, pointer, code, hint)
 
 
-def _merge_mapping(base: Doc, over: Doc, out: SourceMap, key: str, drop: tuple[str, ...] = ()) -> dict:
+def _merge_mapping(base: Doc, over: Doc, out: SourceMap, key: str, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     """Merge the top-level mapping ``key`` key by key; nested KEYED_MAPPINGS one level deeper."""
     ptr = f"/{escape(key)}"
     b = {k: v for k, v in base.data[key].items() if k not in drop}
@@ -67,7 +67,7 @@ def _item_id(item: Any) -> str | None:
     return item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
 
 
-def _merge_list(base: Doc, over: Doc, out: SourceMap, section: str, findings: list[Finding]) -> list:
+def _merge_list(base: Doc, over: Doc, out: SourceMap, section: str, findings: list[Finding]) -> list[Any]:
     ptr = f"/{section}"
     items: list[tuple[Any, Doc, str]] = [(it, base, f"{ptr}/{i}") for i, it in enumerate(base.data.get(section) or [])]
     for i, item in enumerate(over.data[section]):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from governor.errors import Finding, PolicyError
 from governor.policy.build import build_policy
@@ -144,7 +144,7 @@ class _Chain:
         return merge(merged, doc, self.findings)
 
 
-def _has_removals(data: dict) -> bool:
+def _has_removals(data: dict[str, Any]) -> bool:
     return any(isinstance(item, dict) and "remove" in item
                for section in LIST_SECTIONS if isinstance(data.get(section), list) for item in data[section])
 

@@ -30,7 +30,8 @@ _JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a bool
 def policy_schema() -> dict[str, Any]:
     """The packaged JSON Schema of policy v1 (``governor/schema/policy-v1.json``)."""
     text = resources.files("governor").joinpath("schema/policy-v1.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @lru_cache(maxsize=1)

@@ -60,7 +60,7 @@ def check_structure(data: Any, smap: SourceMap, file: str) -> list[Finding]:
     return []
 
 
-def extends_targets(data: dict, smap: SourceMap, file: str, findings: list[Finding]) -> Iterator[tuple[str, str]]:
+def extends_targets(data: dict[str, Any], smap: SourceMap, file: str, findings: list[Finding]) -> Iterator[tuple[str, str]]:
     """(relative path, JSON pointer) of each base named by ``extends``, in order."""
     spec = data.get("extends")
     if spec is None:

@@ -163,7 +163,7 @@ class Replayer:
             if whole is None or not r.calls or any(c.cost_usd is not None for c in r.calls):
                 continue
             computed = [self._quote(c) for c in r.calls]
-            weights = [q.usd for q in computed] if all(q is not None for q in computed) else []  # type: ignore[union-attr]
+            weights = [q.usd for q in computed if q is not None] if all(q is not None for q in computed) else []
             total = sum(weights)
             for k, c in enumerate(r.calls):
                 shares[c.call_id] = whole * (weights[k] / total if total > 0 else 1.0 / len(r.calls))
