@@ -32,8 +32,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SESSION = REPO / "tests" / "data" / "coding_agents" / "claude" / "projects" / "-tmp-budget-governor-record-proj" / \
-    "a3e2b169-8489-4446-9bdf-2e9e5e890536.jsonl"
+SESSION = (
+    REPO
+    / "tests"
+    / "data"
+    / "coding_agents"
+    / "claude"
+    / "projects"
+    / "-tmp-budget-governor-record-proj"
+    / "a3e2b169-8489-4446-9bdf-2e9e5e890536.jsonl"
+)
 GOVERNOR = str(Path(sys.executable).parent / "governor")
 POLICY = """apiVersion: governor/v1
 kind: Policy
@@ -46,7 +54,7 @@ budgets:
   - {id: session, scope: run, limit: {usd: 1000}}
   - {id: dev-daily, scope: user, limit: {usd: 1000}, window: {calendar: day}}
 """
-HAND_HOOK = r'''
+HAND_HOOK = r"""
 import json, sys
 event = json.load(sys.stdin)
 seen, tokens = set(), 0
@@ -69,9 +77,11 @@ with open(event["transcript_path"], encoding="utf-8") as fh:
 if tokens > 10**12:
     print(json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
                                              "permissionDecisionReason": "over budget"}}))
-'''
-JQ = ('[inputs | select(.type == "assistant") | .message.usage.output_tokens // 0] | add '
-      '| if . > 1000000000 then {decision: "block"} else empty end')
+"""
+JQ = (
+    '[inputs | select(.type == "assistant") | .message.usage.output_tokens // 0] | add '
+    '| if . > 1000000000 then {decision: "block"} else empty end'
+)
 
 
 def turn_lines(template: list[dict], i: int) -> list[str]:
@@ -108,9 +118,16 @@ def build(path: Path, calls: int) -> list[dict]:
 
 
 def event(transcript: Path) -> bytes:
-    return json.dumps({"session_id": "bench-session", "transcript_path": str(transcript), "cwd": "/tmp/proj",
-                       "hook_event_name": "PreToolUse", "tool_name": "Bash",
-                       "tool_input": {"command": "ls"}}).encode()
+    return json.dumps(
+        {
+            "session_id": "bench-session",
+            "transcript_path": str(transcript),
+            "cwd": "/tmp/proj",
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": "ls"},
+        }
+    ).encode()
 
 
 def timed(cmd: list[str], stdin: bytes, env: dict[str, str]) -> float:
@@ -139,15 +156,18 @@ def main() -> None:
         hook = [GOVERNOR, "hook", "claude-code", "--policy", str(policy), "--user", "dev1"]
         hand = tmp / "hand_hook.py"
         hand.write_text(HAND_HOOK, encoding="utf-8")
-        rows: dict[str, list[float]] = {"governor hook, cold (new session state)": [],
-                                        "governor hook, warm (+1 call per event)": [],
-                                        "  the same, in process (handle())": [],
-                                        "hand-written python hook (re-reads all)": [],
-                                        "jq one-liner (re-reads all, no dedupe)": []}
+        rows: dict[str, list[float]] = {
+            "governor hook, cold (new session state)": [],
+            "governor hook, warm (+1 call per event)": [],
+            "  the same, in process (handle())": [],
+            "hand-written python hook (re-reads all)": [],
+            "jq one-liner (re-reads all, no dedupe)": [],
+        }
         for k in range(events):
             state = tmp / f"cold-{k}"
             rows["governor hook, cold (new session state)"].append(
-                timed([*hook, "--state-dir", str(state)], event(transcript), env))
+                timed([*hook, "--state-dir", str(state)], event(transcript), env)
+            )
         warm_state = tmp / "warm"
         timed([*hook, "--state-dir", str(warm_state)], event(transcript), env)  # the session's first event
         from governor.engine.governor import Governor
@@ -160,7 +180,8 @@ def main() -> None:
                 fh.write("\n".join(turn_lines(template, n)) + "\n")
             n += 1
             rows["governor hook, warm (+1 call per event)"].append(
-                timed([*hook, "--state-dir", str(warm_state)], event(transcript), env))
+                timed([*hook, "--state-dir", str(warm_state)], event(transcript), env)
+            )
             with open(transcript, "a", encoding="utf-8") as fh:
                 fh.write("\n".join(turn_lines(template, n)) + "\n")
             n += 1
@@ -170,14 +191,18 @@ def main() -> None:
             gov.close()
             rows["  the same, in process (handle())"].append((time.perf_counter() - t) * 1000)
             assert answer.new_calls == 1, answer
-            rows["hand-written python hook (re-reads all)"].append(timed([sys.executable, str(hand)],
-                                                                         event(transcript), env))
+            rows["hand-written python hook (re-reads all)"].append(
+                timed([sys.executable, str(hand)], event(transcript), env)
+            )
             if shutil.which("jq"):
                 rows["jq one-liner (re-reads all, no dedupe)"].append(
-                    timed(["jq", "-n", JQ, str(transcript)], b"", env))
+                    timed(["jq", "-n", JQ, str(transcript)], b"", env)
+                )
         size = transcript.stat().st_size
-        print(f"Claude Code hook latency per event: transcript of {calls}..{n} calls ({size / 1e6:.2f} MB), "
-              f"{events} events per row, python {sys.version.split()[0]}")
+        print(
+            f"Claude Code hook latency per event: transcript of {calls}..{n} calls ({size / 1e6:.2f} MB), "
+            f"{events} events per row, python {sys.version.split()[0]}"
+        )
         print(f"{'':44} {'p50 ms':>9} {'mean ms':>9}")
         for name, values in rows.items():
             if values:

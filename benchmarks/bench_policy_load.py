@@ -18,8 +18,10 @@ REPEAT = 50
 
 
 def first_load_s(path: Path) -> float:
-    code = ("import time; t = time.perf_counter(); from governor.policy.loader import load_policy; "
-            f"load_policy({str(path)!r}); print(time.perf_counter() - t)")
+    code = (
+        "import time; t = time.perf_counter(); from governor.policy.loader import load_policy; "
+        f"load_policy({str(path)!r}); print(time.perf_counter() - t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return float(out)
 

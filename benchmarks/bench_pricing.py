@@ -23,9 +23,10 @@ import argparse
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -38,8 +39,12 @@ def calls(traces: Path) -> list[dict[str, Any]]:
     from governor.traces import load_traces
 
     ts = load_traces(sorted(traces.glob("*.json*")))
-    return [{"model": c.model, "u": c.usage(), "cost": c.cost_usd, "at": c.timestamp}
-            for r in ts.runs for c in r.calls if c.cost_usd]
+    return [
+        {"model": c.model, "u": c.usage(), "cost": c.cost_usd, "at": c.timestamp}
+        for r in ts.runs
+        for c in r.calls
+        if c.cost_usd
+    ]
 
 
 def by_litellm(model: str, u: Any, at: float) -> float | None:
@@ -47,8 +52,12 @@ def by_litellm(model: str, u: Any, at: float) -> float | None:
 
     try:
         inp, out = litellm.cost_per_token(
-            model=model, prompt_tokens=u.input_tokens, completion_tokens=u.output_tokens,
-            cache_read_input_tokens=u.cache_read_tokens, cache_creation_input_tokens=u.cache_write_tokens)
+            model=model,
+            prompt_tokens=u.input_tokens,
+            completion_tokens=u.output_tokens,
+            cache_read_input_tokens=u.cache_read_tokens,
+            cache_creation_input_tokens=u.cache_write_tokens,
+        )
     except Exception:  # litellm raises for a model it does not price
         return None
     return float(inp + out)
@@ -59,11 +68,16 @@ def by_genai(model: str, u: Any, at: float) -> float | None:
 
     provider, _, bare = model.rpartition("/")
     provider = {"xai": "x-ai"}.get(provider, provider) or None
-    usage = genai_prices.Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-                               cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens)
+    usage = genai_prices.Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+    )
     try:
-        calc = genai_prices.calc_price(usage, bare, provider_id=provider,
-                                       genai_request_timestamp=datetime.fromtimestamp(at, tz=timezone.utc))
+        calc = genai_prices.calc_price(
+            usage, bare, provider_id=provider, genai_request_timestamp=datetime.fromtimestamp(at, tz=timezone.utc)
+        )
     except LookupError:
         return None
     return float(calc.total_price)
@@ -79,7 +93,10 @@ def sources(rows: list[dict[str, Any]]) -> None:
         return None if q is None else q.usd
 
     fns: dict[str, Callable[[str, Any, float], float | None]] = {
-        "litellm": by_litellm, "genai-prices": by_genai, "governor": ours}
+        "litellm": by_litellm,
+        "genai-prices": by_genai,
+        "governor": ours,
+    }
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0, 0]))
     raw = defaultdict(int)
     for r in rows:
@@ -121,8 +138,10 @@ def speed(rows: list[dict[str, Any]], repeat: int, quick: bool) -> None:
 
     table = PriceTable()
     work = [(r["model"], r["u"], r["at"]) for r in rows]
-    args = [(m, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens)
-            for m, u, _ in work]
+    args = [
+        (m, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens)
+        for m, u, _ in work
+    ]
     for m, *_ in args:
         table.lookup(m)
 
@@ -151,11 +170,13 @@ def speed(rows: list[dict[str, Any]], repeat: int, quick: bool) -> None:
             by_genai(m, u, at)
 
     n = len(work)
-    cases = [("PriceTable.cost (engine: Governor.record)", engine, n),
-             ("lookup + call_cost (the path it replaced)", replaced, n),
-             ("PriceTable.quote (replay: tiers, dates, provenance)", full, n),
-             ("litellm.cost_per_token", lite, len(work) // (20 if not quick else 100) or 1),
-             ("genai_prices.calc_price", genai, len(work) // (20 if not quick else 100) or 1)]
+    cases = [
+        ("PriceTable.cost (engine: Governor.record)", engine, n),
+        ("lookup + call_cost (the path it replaced)", replaced, n),
+        ("PriceTable.quote (replay: tiers, dates, provenance)", full, n),
+        ("litellm.cost_per_token", lite, len(work) // (20 if not quick else 100) or 1),
+        ("genai_prices.calc_price", genai, len(work) // (20 if not quick else 100) or 1),
+    ]
     print(f"\nper-call price, best of {repeat} runs over {n:,} recorded calls")
     base = None
     for label, fn, count in cases:

@@ -26,8 +26,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -92,13 +93,18 @@ def main() -> int:
     for model in {c.model for r in traces.runs for c in r.calls}:
         counter.tokenizer(model)
     bpe_s = time.perf_counter() - t
-    policies = sorted(p for p in (ROOT / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml")) \
-        if args.all_policies else [args.policy]
+    policies = (
+        sorted(p for p in (ROOT / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))
+        if args.all_policies
+        else [args.policy]
+    )
 
     print(f"budget-governor replay benchmark  (python {platform.python_version()}, {platform.machine()})")
     print(f"traces: {len(files)} files, {n_runs} runs, {traces.calls} calls  ({args.traces})")
-    print(f"one-off per process (not in the figures below): importing litellm's price table "
-          f"{litellm_s * 1000:.0f} ms, loading tokenizer files {bpe_s * 1000:.0f} ms")
+    print(
+        f"one-off per process (not in the figures below): importing litellm's price table "
+        f"{litellm_s * 1000:.0f} ms, loading tokenizer files {bpe_s * 1000:.0f} ms"
+    )
     print()
     print(f"{'step':<52}{'ms':>9}{'x json.load':>13}")
     print(f"{'json.load(gzip) of the files':<52}{t_json * 1000:>9.1f}{1.0:>13.2f}")
@@ -117,14 +123,18 @@ def main() -> int:
         t_report, _ = best(lambda: build_report(result, policy), args.repeat)
         total = t_import + t_replay
         name = path.stem
-        print(f"{'replay, ' + name + ' (first: no message counted yet)':<52}{t_cold * 1000:>9.1f}{t_cold / t_json:>13.2f}")
+        print(
+            f"{'replay, ' + name + ' (first: no message counted yet)':<52}{t_cold * 1000:>9.1f}{t_cold / t_json:>13.2f}"
+        )
         print(f"{'replay, ' + name + ' (check+record per call)':<52}{t_replay * 1000:>9.1f}{t_replay / t_json:>13.2f}")
         print(f"{'report + diagnostics, ' + name:<52}{t_report * 1000:>9.1f}{t_report / t_json:>13.2f}")
         first = t_import + t_cold
         print(f"{'=> import + first replay, ' + name:<52}{first * 1000:>9.1f}{first / t_json:>13.2f}")
         print(f"{'=> import + replay, ' + name:<52}{total * 1000:>9.1f}{total / t_json:>13.2f}")
-        print(f"{'=> import + replay + report, ' + name:<52}{(total + t_report) * 1000:>9.1f}"
-              f"{(total + t_report) / t_json:>13.2f}")
+        print(
+            f"{'=> import + replay + report, ' + name:<52}{(total + t_report) * 1000:>9.1f}"
+            f"{(total + t_report) / t_json:>13.2f}"
+        )
         print(f"{'   per call (replay only)':<52}{t_replay / traces.calls * 1e6:>8.1f}us")
     print()
     print("target: import + replay <= 3x json.load (goal 1.5x)")
@@ -149,21 +159,42 @@ def synthetic_trace(path: Path, n: int, tau2: Path) -> None:
                 if written >= n:
                     break
                 src = calls[(written * 7) % len(calls)]
-                rec = {"event": "record", "ts": t0 + k * 3.0 + 1.0, "decision_id": f"d{written:08d}", "policy": "bench",
-                       "revision": "0", "verdict": "allow", "rule_ids": [], "requested_model": c.model,
-                       "model": c.model, "max_tokens": 4096, "run_id": run_id,
-                       "metadata": {"run_id": run_id, "agent": c.metadata.get("agent"), "user": f"u{run_no % 50}",
-                                    "team": f"t{run_no % 5}"},
-                       "check_ts": t0 + k * 3.0, "requested_max_tokens": 4096, "input_tokens": src.input_tokens,
-                       "output_tokens": src.output_tokens, "cache_read_tokens": src.cache_read_tokens,
-                       "cache_write_tokens": src.cache_write_tokens, "reasoning_tokens": 0,
-                       "cost_usd": src.cost_usd, "error": None, "message_count": k + 2,
-                       "messages_digest": f"{run_no:x}-{k}"}
+                rec = {
+                    "event": "record",
+                    "ts": t0 + k * 3.0 + 1.0,
+                    "decision_id": f"d{written:08d}",
+                    "policy": "bench",
+                    "revision": "0",
+                    "verdict": "allow",
+                    "rule_ids": [],
+                    "requested_model": c.model,
+                    "model": c.model,
+                    "max_tokens": 4096,
+                    "run_id": run_id,
+                    "metadata": {
+                        "run_id": run_id,
+                        "agent": c.metadata.get("agent"),
+                        "user": f"u{run_no % 50}",
+                        "team": f"t{run_no % 5}",
+                    },
+                    "check_ts": t0 + k * 3.0,
+                    "requested_max_tokens": 4096,
+                    "input_tokens": src.input_tokens,
+                    "output_tokens": src.output_tokens,
+                    "cache_read_tokens": src.cache_read_tokens,
+                    "cache_write_tokens": src.cache_write_tokens,
+                    "reasoning_tokens": 0,
+                    "cost_usd": src.cost_usd,
+                    "error": None,
+                    "message_count": k + 2,
+                    "messages_digest": f"{run_no:x}-{k}",
+                }
                 out.write(json.dumps(rec, separators=(",", ":")) + "\n")
                 written += 1
             if shape.outcome:
-                out.write(json.dumps({"event": "outcome", "ts": t0 + 600, "run_id": run_id,
-                                      "outcome": shape.outcome}) + "\n")
+                out.write(
+                    json.dumps({"event": "outcome", "ts": t0 + 600, "run_id": run_id, "outcome": shape.outcome}) + "\n"
+                )
             run_no += 1
 
 
@@ -206,8 +237,10 @@ def scale(args: argparse.Namespace) -> int:
 
     sizes = [int(x) for x in args.calls.split(",")]
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    print(f"budget-governor replay at scale  (python {platform.python_version()}, {platform.machine()}); "
-          f"policy {args.policy.name}; each row a fresh process")
+    print(
+        f"budget-governor replay at scale  (python {platform.python_version()}, {platform.machine()}); "
+        f"policy {args.policy.name}; each row a fresh process"
+    )
     print("wall time, and CPU time of the process (what one core spends: steady when the machine is busy)")
     print(f"{'calls':>9}  {'step':<40}{'wall s':>8}{'CPU s':>8}{'calls/CPU s':>13}{'peak RSS MB':>13}{'x json':>8}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,10 +248,17 @@ def scale(args: argparse.Namespace) -> int:
             path = Path(tmp) / f"calls-{n}.jsonl"
             synthetic_trace(path, n, args.traces)
             base = None
-            for mode, label in (("json", "json.loads per line"), ("orjson", "orjson.loads per line"),
-                                ("replay", "governor replay (import+replay+report)")):
-                done = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(args.policy)],
-                                      capture_output=True, text=True, env=env)
+            for mode, label in (
+                ("json", "json.loads per line"),
+                ("orjson", "orjson.loads per line"),
+                ("replay", "governor replay (import+replay+report)"),
+            ):
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child", mode, str(path), str(args.policy)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
                 if done.returncode != 0:
                     print(f"{n:>9,}  {label:<40}failed: {done.stderr.strip().splitlines()[-1:]}")
                     continue

@@ -1,6 +1,6 @@
 """Govern a LangChain v1 agent with ``GovernorMiddleware``. Offline (LangChain's fake chat model).
 
-    python examples/langchain_agent.py
+python examples/langchain_agent.py
 """
 
 from langchain.agents import create_agent
@@ -47,8 +47,11 @@ cheap = FakeModel(messages=iter([call(1), call(2), AIMessage(content="never reac
 agent = create_agent(
     strong,
     tools=[search],
-    middleware=[GovernorMiddleware(gov, models={"gpt-4o": strong, "gpt-4o-mini": cheap},
-                                   metadata={"task": "triage"}, on_block="end")],
+    middleware=[
+        GovernorMiddleware(
+            gov, models={"gpt-4o": strong, "gpt-4o-mini": cheap}, metadata={"task": "triage"}, on_block="end"
+        )
+    ],
 )
 result = agent.invoke({"messages": [HumanMessage("Why is my build failing?")]})
 for message in result["messages"]:

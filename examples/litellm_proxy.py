@@ -24,11 +24,16 @@ KEY = "sk-local"
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-env = dict(os.environ, GOVERNOR_POLICY=str(HERE / "policy.yaml"), LITELLM_MASTER_KEY=KEY,
-           LITELLM_LOCAL_MODEL_COST_MAP="True")
+env = dict(
+    os.environ, GOVERNOR_POLICY=str(HERE / "policy.yaml"), LITELLM_MASTER_KEY=KEY, LITELLM_LOCAL_MODEL_COST_MAP="True"
+)
 cli = Path(sys.executable).parent / "litellm"
-proxy = subprocess.Popen([str(cli), "--config", str(HERE / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+proxy = subprocess.Popen(
+    [str(cli), "--config", str(HERE / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.STDOUT,
+)
 try:
     base = f"http://127.0.0.1:{port}"
     for _ in range(360):
@@ -40,15 +45,21 @@ try:
     client = openai.OpenAI(base_url=base, api_key=KEY, max_retries=0)
     ask = [{"role": "user", "content": "Classify: 'card declined'"}]
 
-    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=ask,
-                                                           extra_body={"metadata": {"task": "classify"}})
-    print(f"{raw.headers['x-governor-verdict']} by {raw.headers['x-governor-rule-ids']}: "
-          f"served by {raw.parse().model}: {raw.parse().choices[0].message.content}")
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=ask, extra_body={"metadata": {"task": "classify"}}
+    )
+    print(
+        f"{raw.headers['x-governor-verdict']} by {raw.headers['x-governor-rule-ids']}: "
+        f"served by {raw.parse().model}: {raw.parse().choices[0].message.content}"
+    )
 
     for step in range(1, 8):
         try:
-            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"step {step}"}],
-                                           extra_headers={"x-litellm-trace-id": "agent-run-1"})
+            client.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": f"step {step}"}],
+                extra_headers={"x-litellm-trace-id": "agent-run-1"},
+            )
             print(f"step {step}: ok")
         except openai.RateLimitError as exc:
             governor = exc.body["provider_specific_fields"]["governor"]

@@ -1,6 +1,6 @@
 """Govern litellm SDK calls: reroute, clamp, record usage, block. Offline (mock responses).
 
-    python examples/litellm_sdk.py
+python examples/litellm_sdk.py
 """
 
 from governor import BudgetExceeded, Governor, load_policy
@@ -28,8 +28,9 @@ llm = GovernedLiteLLM(gov)
 messages = [{"role": "user", "content": "Classify: 'my refund never arrived'"}]
 
 with gov.run("ticket-42"):
-    reply = llm.completion(model="gpt-4o", messages=messages, mock_response="billing",
-                           governor_metadata={"task": "classify"})
+    reply = llm.completion(
+        model="gpt-4o", messages=messages, mock_response="billing", governor_metadata={"task": "classify"}
+    )
     print(f"rerouted: asked gpt-4o, served by {reply.model}: {reply.choices[0].message.content}")
 
     stream = llm.completion(model="gpt-4o", messages=messages, mock_response="streamed answer", stream=True)

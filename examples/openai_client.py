@@ -30,16 +30,29 @@ routes:
 
 def offline_server(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
-    return httpx.Response(200, json={
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": f"answered by {body['model']}"}}],
-        "usage": {"prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25},
-    })
+    return httpx.Response(
+        200,
+        json={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"answered by {body['model']}"},
+                }
+            ],
+            "usage": {"prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25},
+        },
+    )
 
 
-client = wrap(OpenAI(api_key="sk-offline", http_client=httpx.Client(transport=httpx.MockTransport(offline_server))),
-              Governor(load_policy(POLICY)))
+client = wrap(
+    OpenAI(api_key="sk-offline", http_client=httpx.Client(transport=httpx.MockTransport(offline_server))),
+    Governor(load_policy(POLICY)),
+)
 messages = [{"role": "user", "content": "Extract the date: 'due 3 May'"}]
 
 with client.governor.run("job-7"):

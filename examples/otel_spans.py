@@ -1,6 +1,6 @@
 """Governor decisions on your OpenTelemetry spans (attributes under ``governor.``). Offline.
 
-    python examples/otel_spans.py
+python examples/otel_spans.py
 """
 
 from opentelemetry import trace
@@ -41,7 +41,14 @@ with gov.run("run-1"):
 
 for span in exporter.get_finished_spans():
     attrs = {k: v for k, v in span.attributes.items() if k.startswith("governor.")}
-    print(span.name, span.status.status_code.name, attrs["governor.verdict"], list(attrs["governor.rule_ids"]),
-          attrs["governor.model.requested"], "->", attrs["governor.model.routed"])
+    print(
+        span.name,
+        span.status.status_code.name,
+        attrs["governor.verdict"],
+        list(attrs["governor.rule_ids"]),
+        attrs["governor.model.requested"],
+        "->",
+        attrs["governor.model.routed"],
+    )
     if span.status.description:
         print("  status:", span.status.description)

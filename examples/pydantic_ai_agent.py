@@ -1,6 +1,6 @@
 """Govern a pydantic-ai agent with ``GovernorCapability``. Offline (pydantic-ai's TestModel).
 
-    python examples/pydantic_ai_agent.py
+python examples/pydantic_ai_agent.py
 """
 
 import asyncio
@@ -29,9 +29,13 @@ budgets:
 gov = Governor(load_policy(POLICY))
 agent = Agent(
     TestModel(model_name="gpt-4o", custom_output_text="strong summary"),
-    capabilities=[GovernorCapability(
-        gov, models={"gpt-4o-mini": TestModel(model_name="gpt-4o-mini", custom_output_text="cheap summary")},
-        metadata={"task": "summarize"})],
+    capabilities=[
+        GovernorCapability(
+            gov,
+            models={"gpt-4o-mini": TestModel(model_name="gpt-4o-mini", custom_output_text="cheap summary")},
+            metadata={"task": "summarize"},
+        )
+    ],
 )
 
 

@@ -56,7 +56,20 @@ def reply(messages: list[dict], text: str) -> object:
 
 def agent_run(llm: GovernedLiteLLM, gov: Governor, run: int, rng: random.Random) -> None:
     """One task attempt: a plan/edit/test loop with a history that keeps growing."""
-    kind = ["normal", "normal", "repo-dump", "normal", "loop", "normal", "retry-storm", "long", "normal", "loop", "normal", "long"][run]
+    kind = [
+        "normal",
+        "normal",
+        "repo-dump",
+        "normal",
+        "loop",
+        "normal",
+        "retry-storm",
+        "long",
+        "normal",
+        "loop",
+        "normal",
+        "long",
+    ][run]
     steps = {"normal": 8, "repo-dump": 6, "loop": 9, "retry-storm": 7, "long": 34}[kind]
     messages: list[dict] = [SYSTEM, {"role": "user", "content": f"Task {run}: fix the failing test in module_{run}.py"}]
     with gov.run(run_id=f"demo-run-{run:02d}", user=f"dev-{run % 3}", team="platform", agent="coder"):

@@ -7,8 +7,9 @@ input is (file, line, column, JSON pointer) so the message can point at it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from governor.decision import Decision
@@ -125,7 +126,7 @@ class LedgerError(GovernorError):
 class CallBlocked(GovernorError):
     """A call was blocked by the policy. ``decision`` says which rule and why."""
 
-    def __init__(self, decision: "Decision") -> None:
+    def __init__(self, decision: Decision) -> None:
         self.decision = decision
         rules = ", ".join(decision.rule_ids) or "-"
         reason = "; ".join(decision.reasons) or "blocked by policy"
@@ -177,6 +178,6 @@ BLOCK_ERRORS: dict[str, type[CallBlocked]] = {
 """A blocked decision's ``block_kind`` -> the :class:`CallBlocked` subclass raised for it."""
 
 
-def block_error(decision: "Decision") -> CallBlocked:
+def block_error(decision: Decision) -> CallBlocked:
     """The ``CallBlocked`` subclass matching ``decision.block_kind`` (CallBlocked itself otherwise)."""
     return BLOCK_ERRORS.get(decision.block_kind or "", CallBlocked)(decision)

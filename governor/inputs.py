@@ -166,8 +166,16 @@ def check_args(
     input_tokens: Any,
     fingerprint: Any,
     message_count: Any,
-) -> tuple[str, Sequence[Mapping[str, Any]], int | None, Sequence[Any] | None, Mapping[str, Any] | None,
-           int | None, str | int | None, int | None]:
+) -> tuple[
+    str,
+    Sequence[Mapping[str, Any]],
+    int | None,
+    Sequence[Any] | None,
+    Mapping[str, Any] | None,
+    int | None,
+    str | int | None,
+    int | None,
+]:
     """The arguments of ``Governor.check``, checked and normalised (same order), or :class:`InvalidCall`."""
     if type(model) is not str:
         raise InvalidCall("model", f"expected a string, got {type(model).__name__}")
@@ -186,8 +194,12 @@ def check_args(
         _bad_message(messages)
     if max_tokens is not None:
         max_tokens = count(max_tokens, "max_tokens")
-    if tools is not None and type(tools) is not list and type(tools) is not tuple and (
-            isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence)):
+    if (
+        tools is not None
+        and type(tools) is not list
+        and type(tools) is not tuple
+        and (isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence))
+    ):
         raise InvalidCall("tools", f"expected a list of tools, got {type(tools).__name__}")
     if metadata is not None:
         metadata = scope_metadata(metadata)
@@ -207,7 +219,11 @@ def _bad_message(messages: Sequence[Any]) -> None:
 
 
 def record_counts(
-    input_tokens: Any, output_tokens: Any, cache_read_tokens: Any, cache_write_tokens: Any, reasoning_tokens: Any,
+    input_tokens: Any,
+    output_tokens: Any,
+    cache_read_tokens: Any,
+    cache_write_tokens: Any,
+    reasoning_tokens: Any,
     error: Any,
 ) -> tuple[int, int, int, int, int]:
     """The token counts of ``Governor.record``, checked (None is 0 for the optional ones), or :class:`InvalidCall`."""
@@ -289,14 +305,33 @@ def trace_call_problem(call: Any) -> str | None:
     if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not (0 <= ts <= MAX_TIMESTAMP):
         return f"timestamp must be epoch seconds from 0 to {MAX_TIMESTAMP:.0f} (year 9999), got {_show(ts)}"
     cost = call.cost_usd
-    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
-                             or not math.isfinite(cost) or cost < 0 or cost > 1e15):
+    if cost is not None and (
+        isinstance(cost, bool)
+        or not isinstance(cost, (int, float))
+        or not math.isfinite(cost)
+        or cost < 0
+        or cost > 1e15
+    ):
         return f"cost must be a finite, non-negative number of USD, got {_show(cost)}"
     try:
-        check_args(call.model, call.messages, call.max_tokens, None, call.metadata, call.input_tokens,
-                   call.messages_digest, call.message_count)
-        record_counts(call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens,
-                      call.reasoning_tokens, call.error)
+        check_args(
+            call.model,
+            call.messages,
+            call.max_tokens,
+            None,
+            call.metadata,
+            call.input_tokens,
+            call.messages_digest,
+            call.message_count,
+        )
+        record_counts(
+            call.input_tokens,
+            call.output_tokens,
+            call.cache_read_tokens,
+            call.cache_write_tokens,
+            call.reasoning_tokens,
+            call.error,
+        )
     except InvalidCall as exc:
         return str(exc)
     return None

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from governor.policy.model import ModelPrice
 
@@ -87,8 +88,9 @@ def _f(entry: Mapping[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _rates_from_litellm(model: str, entry: Mapping[str, Any], suffix: str, key: str, version: str,
-                        above: str = "") -> ModelPrice | None:
+def _rates_from_litellm(
+    model: str, entry: Mapping[str, Any], suffix: str, key: str, version: str, above: str = ""
+) -> ModelPrice | None:
     def rate(name: str) -> float | None:
         return _f(entry, f"{name}{above}{suffix}")
 
@@ -144,8 +146,15 @@ def price_from_litellm(model: str, entry: Mapping[str, Any], key: str = "", vers
                 v = replace(v, cache_read=base.cache_read * v.input / base.input)
             variants[tier] = v
     geo_entry = entry.get("provider_specific_entry")
-    geo = {str(k).lower(): float(v) for k, v in geo_entry.items()
-           if isinstance(v, (int, float)) and not isinstance(v, bool)} if isinstance(geo_entry, Mapping) else {}
+    geo = (
+        {
+            str(k).lower(): float(v)
+            for k, v in geo_entry.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if isinstance(geo_entry, Mapping)
+        else {}
+    )
     return replace(base, variants=variants, geo=geo)
 
 
@@ -229,8 +238,9 @@ class _GenAI:
             bare = name
             if "/" in name:
                 provider_id, _, bare = name.partition("/")
-                provider_id = {"xai": "x-ai", "gemini": "google", "vertex_ai": "google",
-                               "bedrock": "aws"}.get(provider_id, provider_id)
+                provider_id = {"xai": "x-ai", "gemini": "google", "vertex_ai": "google", "bedrock": "aws"}.get(
+                    provider_id, provider_id
+                )
             snap = gp.data_snapshot.get_snapshot()
             try:
                 found = snap.find_provider_model(bare, None, provider_id, None)
@@ -268,9 +278,14 @@ class _GenAI:
         gp = self._load()
         provider, info = found
         w1 = u.cache_write_1h_tokens
-        usage = gp.Usage(input_tokens=u.input_tokens, cache_read_tokens=u.cache_read_tokens,
-                         cache_write_tokens=u.cache_write_tokens, cache_write_1h_tokens=w1,
-                         cache_write_5m_tokens=u.cache_write_tokens - w1, output_tokens=u.output_tokens)
+        usage = gp.Usage(
+            input_tokens=u.input_tokens,
+            cache_read_tokens=u.cache_read_tokens,
+            cache_write_tokens=u.cache_write_tokens,
+            cache_write_1h_tokens=w1,
+            cache_write_5m_tokens=u.cache_write_tokens - w1,
+            output_tokens=u.output_tokens,
+        )
         context: dict[str, str] = {}
         if u.speed:
             context["speed"] = u.speed
@@ -281,15 +296,25 @@ class _GenAI:
             context["service_tier"] = tier
         when = datetime.fromtimestamp(at, tz=timezone.utc) if at is not None else None
         try:
-            calc = info.calc_price(usage, provider, genai_request_timestamp=when or datetime.now(tz=timezone.utc),
-                                   auto_update_timestamp=None, price_context=context or None)
+            calc = info.calc_price(
+                usage,
+                provider,
+                genai_request_timestamp=when or datetime.now(tz=timezone.utc),
+                auto_update_timestamp=None,
+                price_context=context or None,
+            )
         except (ValueError, TypeError, KeyError):
             return None
         notes = []
         if context:
             notes.append(", ".join(f"{k} {v}" for k, v in context.items()))
-        return Quote(usd=float(calc.total_price), source="genai-prices", entry=f"{provider.id}/{info.id}",
-                     version=self.version, notes=tuple(notes))
+        return Quote(
+            usd=float(calc.total_price),
+            source="genai-prices",
+            entry=f"{provider.id}/{info.id}",
+            version=self.version,
+            notes=tuple(notes),
+        )
 
 
 _GENAI = _GenAI()
@@ -375,8 +400,14 @@ class PriceTable:
     answer). ``genai=False`` never consults genai-prices.
     """
 
-    def __init__(self, overrides: Mapping[str, ModelPrice | Sequence[ModelPrice]] | None = None,
-                 table: Mapping[str, Any] | None = None, *, genai: bool = True, policy_version: str = "") -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, ModelPrice | Sequence[ModelPrice]] | None = None,
+        table: Mapping[str, Any] | None = None,
+        *,
+        genai: bool = True,
+        policy_version: str = "",
+    ) -> None:
         self._schedules: dict[str, tuple[ModelPrice, ...]] = {}
         current: dict[str, ModelPrice] = {}
         for name, value in (overrides or {}).items():
@@ -478,10 +509,18 @@ class PriceTable:
             return None
         if tiered:
             self._genai_quoted.add(model)
-        return ModelPrice(model=model, input=inp, output=out, cache_read=rate("cache_read_mtok"),
-                          cache_write=rate("cache_write_mtok"), cache_write_1h=rate("cache_write_1h_mtok"),
-                          context_window=getattr(info, "context_window", None), source="genai-prices",
-                          entry=f"{provider.id}/{info.id}", version=_GENAI.version)
+        return ModelPrice(
+            model=model,
+            input=inp,
+            output=out,
+            cache_read=rate("cache_read_mtok"),
+            cache_write=rate("cache_write_mtok"),
+            cache_write_1h=rate("cache_write_1h_mtok"),
+            context_window=getattr(info, "context_window", None),
+            source="genai-prices",
+            entry=f"{provider.id}/{info.id}",
+            version=_GENAI.version,
+        )
 
     def known(self, model: str) -> bool:
         return self.lookup(model) is not None
@@ -499,29 +538,59 @@ class PriceTable:
         live = [p for p in schedule if p.valid_from is None or p.valid_from <= at]
         return live[-1] if live else None
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0,
-             cache_write_tokens: int = 0, reasoning_tokens: int = 0, cache_write_1h_tokens: int = 0,
-             service_tier: str | None = None, speed: str | None = None, inference_geo: str | None = None,
-             at: float | None = None) -> float | None:
+    def cost(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
+        service_tier: str | None = None,
+        speed: str | None = None,
+        inference_geo: str | None = None,
+        at: float | None = None,
+    ) -> float | None:
         """USD cost of one call (None: unpriced): the engine's per-call path.
 
         A standard call made now (within a day of the table's load) of a model
         without dated policy prices is priced from the compiled rates (a dict
         hit and the arithmetic); any other call goes through :meth:`quote`.
         """
-        if not (service_tier or speed or inference_geo) and model not in self._dated and (
-                at is None or at >= self._recent):
+        if (
+            not (service_tier or speed or inference_geo)
+            and model not in self._dated
+            and (at is None or at >= self._recent)
+        ):
             price = self.lookup(model)
             if price is None:
                 return None
             if price.source != "genai-prices" or model not in self._genai_quoted:
-                return call_cost(price, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                                 reasoning_tokens, cache_write_1h_tokens)
-        q = self.quote(model, CallUsage(
-            input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read_tokens,
-            cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens,
-            reasoning_tokens=reasoning_tokens, service_tier=service_tier, speed=speed, inference_geo=inference_geo),
-            at)
+                return call_cost(
+                    price,
+                    input_tokens,
+                    output_tokens,
+                    cache_read_tokens,
+                    cache_write_tokens,
+                    reasoning_tokens,
+                    cache_write_1h_tokens,
+                )
+        q = self.quote(
+            model,
+            CallUsage(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                cache_write_1h_tokens=cache_write_1h_tokens,
+                reasoning_tokens=reasoning_tokens,
+                service_tier=service_tier,
+                speed=speed,
+                inference_geo=inference_geo,
+            ),
+            at,
+        )
         return None if q is None else q.usd
 
     def quote(self, model: str, usage: CallUsage, at: float | None = None) -> Quote | None:
@@ -542,8 +611,9 @@ class PriceTable:
                 return q
         if base is None:
             return _GENAI.quote(model, usage, at) if self._genai and _GENAI.available() else None
-        if base.source == "genai-prices" and (model in self._genai_quoted or usage.speed or usage.service_tier
-                                              or (at is not None and at < self._recent)):
+        if base.source == "genai-prices" and (
+            model in self._genai_quoted or usage.speed or usage.service_tier or (at is not None and at < self._recent)
+        ):
             return _GENAI.quote(model, usage, at)  # its variants, tiers and dated history
         return _apply(base, usage, base.source)
 
@@ -585,8 +655,15 @@ def _apply(price: ModelPrice, u: CallUsage, source: str) -> Quote:
         notes.append(f"context tier above {threshold:,} input tokens")
     if u.cache_write_1h_tokens and tiered.cache_write_1h is None:
         notes.append("no 1-hour cache-write rate: 5-minute rate used")
-    usd = call_cost(tiered, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
-                    u.reasoning_tokens, u.cache_write_1h_tokens)
+    usd = call_cost(
+        tiered,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_tokens,
+        u.cache_write_tokens,
+        u.reasoning_tokens,
+        u.cache_write_1h_tokens,
+    )
     if u.inference_geo:
         factor = geo.get(u.inference_geo.lower())
         if factor is not None:

@@ -34,8 +34,14 @@ RUNS = {
 def test_benchmark_runs_and_prints_its_table(script: str, tau2_dir) -> None:  # type: ignore[no-untyped-def]
     args, marker = RUNS[script]
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert marker in done.stdout, done.stdout[-3000:]
 

@@ -31,18 +31,21 @@ def _ci(tmp_path: Path, command: str, newest_exit: int) -> subprocess.CompletedP
     shutil.copy(REPO_ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     (tmp_path / ".ci" / "newest-deps").write_text(f"touch newest-ran\nexit {newest_exit}\n")
     (tmp_path / "README.md").write_text(README.format(command=command))
-    return subprocess.run(["bash", str(tmp_path / ".ci" / "run")], cwd="/", capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(["bash", str(tmp_path / ".ci" / "run")], cwd="/", capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize(("command", "newest_exit", "code", "newest_ran"), [
-    ("true", 0, 0, True),
-    ("echo step one && exit 1", 0, 1, False),  # a failing test command stops CI before step 2
-    ("false && true", 0, 1, False),
-    ("true", 1, 1, True),  # a failing newest-dependencies check fails CI
-])
-def test_ci_run_fails_when_a_step_fails(tmp_path: Path, command: str, newest_exit: int, code: int,
-                                        newest_ran: bool) -> None:
+@pytest.mark.parametrize(
+    ("command", "newest_exit", "code", "newest_ran"),
+    [
+        ("true", 0, 0, True),
+        ("echo step one && exit 1", 0, 1, False),  # a failing test command stops CI before step 2
+        ("false && true", 0, 1, False),
+        ("true", 1, 1, True),  # a failing newest-dependencies check fails CI
+    ],
+)
+def test_ci_run_fails_when_a_step_fails(
+    tmp_path: Path, command: str, newest_exit: int, code: int, newest_ran: bool
+) -> None:
     proc = _ci(tmp_path, command, newest_exit)
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert (tmp_path / "newest-ran").exists() == newest_ran

@@ -161,12 +161,15 @@ calls:
 
 def test_github_annotations_point_at_file_line_and_column(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(BAD)
-    proc = governor("validate", "--format", "github", "bad.yaml", str(REPO_ROOT / "policies" / "support-bot.yaml"),
-                    cwd=tmp_path)
+    proc = governor(
+        "validate", "--format", "github", "bad.yaml", str(REPO_ROOT / "policies" / "support-bot.yaml"), cwd=tmp_path
+    )
     assert proc.returncode == 3
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("::")]
-    assert "::error file=bad.yaml,line=5,col=13,title=governor validate (unknown-key)::unknown key " \
-           "'max_output_token'" in "\n".join(lines)
+    assert (
+        "::error file=bad.yaml,line=5,col=13,title=governor validate (unknown-key)::unknown key "
+        "'max_output_token'" in "\n".join(lines)
+    )
     assert all(re.match(r"^::(error|warning) file=[^,]+,line=\d+,col=\d+,title=[^:]+::.+$", ln) for ln in lines)
 
 
@@ -210,9 +213,23 @@ def test_sarif_log_locates_every_finding(tmp_path: Path) -> None:
 
 def _replay_with_stderr_on_a_pty(tmp_path: Path) -> str:
     master, slave = pty.openpty()
-    proc = subprocess.Popen([GOVERNOR, "replay", "policies/tau2-airline.yaml", "../shared/traces/tau2", "--format",
-                             "json", "-o", str(tmp_path / "r.json")], cwd=REPO_ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            GOVERNOR,
+            "replay",
+            "policies/tau2-airline.yaml",
+            "../shared/traces/tau2",
+            "--format",
+            "json",
+            "-o",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=REPO_ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -238,8 +255,16 @@ def test_progress_bar_shows_rate_and_eta_on_a_terminal_only(tmp_path: Path) -> N
     total = int(m.group(2))
     assert total == json.loads((tmp_path / "r.json").read_text())["totals"]["calls"]
     assert any(f"{total}/{total} calls" in f and "ETA 0:00" in f for f in frames)
-    piped = governor("replay", "policies/tau2-airline.yaml", "../shared/traces/tau2", "--format", "json",
-                     "-o", str(tmp_path / "p.json"), cwd=REPO_ROOT)
+    piped = governor(
+        "replay",
+        "policies/tau2-airline.yaml",
+        "../shared/traces/tau2",
+        "--format",
+        "json",
+        "-o",
+        str(tmp_path / "p.json"),
+        cwd=REPO_ROOT,
+    )
     assert piped.returncode == 0 and "replaying" not in piped.stderr
 
 
@@ -247,8 +272,13 @@ def test_progress_bar_shows_rate_and_eta_on_a_terminal_only(tmp_path: Path) -> N
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args], cwd=cwd,
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def _consumer_repo(tmp_path: Path) -> Path:
@@ -269,8 +299,13 @@ def test_pre_commit_hooks_pass_on_good_policies_and_fail_on_a_bad_one(tmp_path: 
     offline: pip may not use an index and finds the dependencies where this environment has them."""
     repo = _consumer_repo(tmp_path)
     site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
-    env = {**ENV, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "PIP_NO_INDEX": "1",
-           "PIP_NO_BUILD_ISOLATION": "0", "PYTHONPATH": str(site)}
+    env = {
+        **ENV,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",
+        "PYTHONPATH": str(site),
+    }
     pre_commit = [str(BIN / "pre-commit"), "try-repo", str(REPO_ROOT), "--all-files"]
 
     ok = subprocess.run(pre_commit, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
@@ -287,8 +322,14 @@ def test_pre_commit_hooks_pass_on_good_policies_and_fail_on_a_bad_one(tmp_path: 
 
 
 def _action_script_env(repo: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {**ENV, "GOVERNOR_TRACES": str(REPO_ROOT / "examples" / "traces"), "GOVERNOR_BASE": "main",
-            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_OUTPUT": str(tmp_path / "output"), **extra}
+    return {
+        **ENV,
+        "GOVERNOR_TRACES": str(REPO_ROOT / "examples" / "traces"),
+        "GOVERNOR_BASE": "main",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        **extra,
+    }
 
 
 def test_the_action_runs_the_diff_script_with_its_inputs() -> None:
@@ -297,8 +338,10 @@ def test_the_action_runs_the_diff_script_with_its_inputs() -> None:
     (diff_step,) = [s for s in action["runs"]["steps"] if s.get("id") == "diff"]
     assert diff_step["run"] == 'bash "$GITHUB_ACTION_PATH/action/policy-diff.sh"'
     for name in action["inputs"]:
-        assert f"inputs.{name} }}}}" in diff_step["env"].get(f"GOVERNOR_{name.upper().replace('-', '_')}", "") \
+        assert (
+            f"inputs.{name} }}}}" in diff_step["env"].get(f"GOVERNOR_{name.upper().replace('-', '_')}", "")
             or name == "install"
+        )
     assert action["outputs"]["changed"]["value"] == "${{ steps.diff.outputs.changed }}"
 
 
@@ -333,8 +376,13 @@ def test_action_script_reports_a_policy_change_and_fails_the_check(tmp_path: Pat
     assert "max-calls" in summary and re.search(r"[1-9]\d* of \d+ calls decided differently", summary)
     assert (tmp_path / "output").read_text() == "changed=true\n"
 
-    allowed = subprocess.run(script, cwd=repo, env=_action_script_env(repo, tmp_path, GOVERNOR_FAIL_ON_CHANGE="false"),
-                             capture_output=True, text=True)
+    allowed = subprocess.run(
+        script,
+        cwd=repo,
+        env=_action_script_env(repo, tmp_path, GOVERNOR_FAIL_ON_CHANGE="false"),
+        capture_output=True,
+        text=True,
+    )
     assert allowed.returncode == 0
 
     missing = subprocess.run(script, cwd=repo, env={**ENV, "GOVERNOR_BASE": "main"}, capture_output=True, text=True)
@@ -345,8 +393,9 @@ def test_action_script_reports_a_policy_change_and_fails_the_check(tmp_path: Pat
 
 
 @given(st.lists(st.tuples(st.text(), st.lists(st.text(), max_size=3)), max_size=5), st.text(min_size=1))
-def test_junit_is_well_formed_xml_whatever_the_names_and_messages(cases: list[tuple[str, list[str]]],
-                                                                   file: str) -> None:
+def test_junit_is_well_formed_xml_whatever_the_names_and_messages(
+    cases: list[tuple[str, list[str]]], file: str
+) -> None:
     from governor.cli.junit import _x, junit_xml
     from governor.replay.policytest import CaseResult
 
@@ -369,5 +418,5 @@ def test_k_never_raises_and_a_substring_of_the_name_always_selects(pattern: str,
     selected(file, name, [pattern])  # any pattern, even an unclosed "[", is an answer, not an error
     if name:
         start = len(name) // 3
-        assert selected(file, name, [name[start:start + 3]])
+        assert selected(file, name, [name[start : start + 3]])
     assert selected(file, name, None) and selected(file, name, [])

@@ -112,9 +112,13 @@ def _script(block: Block) -> list[str]:
 def run_block(block: Block, tmp: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     repo = _scratch_repo(tmp)
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-           # litellm would fetch its price map over the network when a block imports it first
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+        # litellm would fetch its price map over the network when a block imports it first
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "NO_COLOR": "1",
+    }
     env.pop("PYTHONPATH", None)
     return subprocess.run(_script(block), cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -125,10 +129,12 @@ def _tail(text: str, n: int = 40) -> str:
 
 
 def failure_message(block: Block, proc: subprocess.CompletedProcess[str]) -> str:
-    return (f"{block.where}: ```{block.lang} block exited {proc.returncode}\n"
-            f"--- block ---\n{block.code}--- stdout ---\n{_tail(proc.stdout)}\n--- stderr ---\n{_tail(proc.stderr)}\n"
-            f"Make the block run as written (offline, on the shipped example files), or mark it a fragment "
-            f"with the line {EXCERPT} immediately before its opening fence.")
+    return (
+        f"{block.where}: ```{block.lang} block exited {proc.returncode}\n"
+        f"--- block ---\n{block.code}--- stdout ---\n{_tail(proc.stdout)}\n--- stderr ---\n{_tail(proc.stderr)}\n"
+        f"Make the block run as written (offline, on the shipped example files), or mark it a fragment "
+        f"with the line {EXCERPT} immediately before its opening fence."
+    )
 
 
 @pytest.mark.parametrize("block", [pytest.param(b, id=b.where) for b in runnable_blocks()])
@@ -186,8 +192,13 @@ def test_extractor_finds_fences_and_honours_only_an_adjacent_excerpt_marker(tmp_
     doc = tmp_path / "doc.md"
     blocks = extract_blocks(doc, MARKDOWN)
     assert [(b.line, b.lang, b.excerpt) for b in blocks] == [
-        (3, "python", False), (8, "python", True), (14, "sh", False), (18, "markdown", False),
-        (24, "console", False), (29, "yaml", False)]
+        (3, "python", False),
+        (8, "python", True),
+        (14, "sh", False),
+        (18, "markdown", False),
+        (24, "console", False),
+        (29, "yaml", False),
+    ]
     assert blocks[3].code == "```sh\nnot a block of its own\n```\n"
     # the marker separated from its fence by a blank line does not count: the block runs and fails
     proc = run_block(blocks[2], tmp_path / "a")

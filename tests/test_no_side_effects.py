@@ -17,7 +17,7 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-SNAPSHOT = r'''
+SNAPSHOT = r"""
 import json, logging, os, types
 
 def litellm_globals():
@@ -65,20 +65,21 @@ def use_the_governor(tmp):
     assert validate_file(Path("policies/support-bot.yaml")).ok
     explain_lines(gov.policy)
     gov.close()
-'''
+"""
 
 
 def _run(code: str, env_extra: dict[str, str] | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", SNAPSHOT + code], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SNAPSHOT + code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_governor_first_imports_litellm_with_the_bundled_map_and_leaves_environ_as_it_was(tmp_path) -> None:
-    out = _run(f'''
+    out = _run(f"""
 before = dict(os.environ)
 import governor
 use_the_governor({str(tmp_path)!r})
@@ -87,14 +88,15 @@ from litellm.litellm_core_utils.get_model_cost_map import get_model_cost_map_sou
 after = dict(os.environ)
 print(json.dumps({{"changed": sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)),
                   "source": get_model_cost_map_source_info()}}))
-''')
+""")
     assert out["changed"] == []
     # the documented exception: litellm, first imported by the governor, loaded its bundled map (no fetch)
     assert out["source"]["source"] == "local" and out["source"]["url"] is None
 
 
 def test_after_the_users_own_litellm_import_nothing_the_user_reads_changes(tmp_path) -> None:
-    out = _run(f'''
+    out = _run(
+        f"""
 import litellm, structlog
 litellm.drop_params = True
 litellm.success_callback = ["my_logger"]
@@ -116,18 +118,23 @@ for label, b, a in zip(["environ", "litellm", "loggers", "structlog"], before, a
     elif a != b:
         diff[label] = [b, a]
 print(json.dumps({{"diff": diff, "env": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")}}))
-''', {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+""",
+        {"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
     assert out["diff"] == {}
     assert out["env"] == "True"  # the user's own setting is kept
 
 
 def test_a_user_who_chose_the_remote_map_keeps_their_setting(tmp_path) -> None:
     # with the variable set (to anything), the governor imports litellm exactly as the user would
-    out = _run('''
+    out = _run(
+        """
 from governor._litellm import litellm
 import sys
 assert "litellm" not in sys.modules
 litellm()
 print(json.dumps({"env": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")}))
-''', {"LITELLM_LOCAL_MODEL_COST_MAP": "true"})
+""",
+        {"LITELLM_LOCAL_MODEL_COST_MAP": "true"},
+    )
     assert out["env"] == "true"

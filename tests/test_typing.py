@@ -15,8 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_package_type_checks(tmp_path: Path) -> None:
-    out, err, status = api.run([
-        "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(tmp_path / "mypy-cache"), str(ROOT / "governor"),
-    ])
+    out, err, status = api.run(
+        [
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            str(ROOT / "governor"),
+        ]
+    )
     assert status == 0, out + err
     assert "Success" in out

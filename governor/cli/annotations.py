@@ -67,14 +67,20 @@ def sarif_log(findings: Iterable[Finding], version: str) -> dict[str, Any]:
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "governor validate",
-                "informationUri": INFO_URI,
-                "version": version,
-                "rules": [{"id": code, "name": code, "shortDescription": {"text": f"policy finding: {code}"}}
-                          for code in codes],
-            }},
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "governor validate",
+                        "informationUri": INFO_URI,
+                        "version": version,
+                        "rules": [
+                            {"id": code, "name": code, "shortDescription": {"text": f"policy finding: {code}"}}
+                            for code in codes
+                        ],
+                    }
+                },
+                "results": results,
+            }
+        ],
     }

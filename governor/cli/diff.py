@@ -17,8 +17,10 @@ from governor.cli.replay import add_trace_options, emit, load_inputs
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "diff", help="compare two policy versions, rule by rule and on recorded traces",
-        description="Rule-level diff of two policies, and the decisions that change when both replay the same traces.")
+        "diff",
+        help="compare two policy versions, rule by rule and on recorded traces",
+        description="Rule-level diff of two policies, and the decisions that change when both replay the same traces.",
+    )
     parser.add_argument("old", metavar="OLD", help="policy file or REV:path (e.g. HEAD~1:policies/agent.yaml)")
     parser.add_argument("new", metavar="NEW", help="policy file or REV:path")
     add_trace_options(parser)

@@ -22,8 +22,10 @@ from governor.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "explain", help="explain a policy: rules in order, budgets, model prices",
-        description="Explain a policy: rules in evaluation order, budgets, models and prices.")
+        "explain",
+        help="explain a policy: rules in order, budgets, model prices",
+        description="Explain a policy: rules in evaluation order, budgets, models and prices.",
+    )
     parser.add_argument("policy", metavar="POLICY", help="policy YAML file")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     parser.set_defaults(func=run)
@@ -58,32 +60,46 @@ def _fmt_rate(value: float | None) -> str:
 
 
 def _stop_text(s: Any, d: str) -> str:
-    return (f"  {s.id}{_mode(s, d)}: {s.type} max "
-            + (_human(s.max) if s.type == "max_wall_time" else f"{s.max:g}")
-            + (f" within {_human(s.within_s)}" if s.within_s else "")
-            + (f" calls of {', '.join(s.tools)}" if getattr(s, "tools", ()) else "") + f", {_when(s)}")
+    return (
+        f"  {s.id}{_mode(s, d)}: {s.type} max "
+        + (_human(s.max) if s.type == "max_wall_time" else f"{s.max:g}")
+        + (f" within {_human(s.within_s)}" if s.within_s else "")
+        + (f" calls of {', '.join(s.tools)}" if getattr(s, "tools", ()) else "")
+        + f", {_when(s)}"
+    )
 
 
 def _route_text(r: Any, d: str) -> str:
-    return (f"  {r.id}{_mode(r, d)}: {_when(r)} -> {_model(r.to, r.to_alias)}"
-            + (f", fallbacks {', '.join(r.fallbacks)}" if r.fallbacks else ""))
+    return f"  {r.id}{_mode(r, d)}: {_when(r)} -> {_model(r.to, r.to_alias)}" + (
+        f", fallbacks {', '.join(r.fallbacks)}" if r.fallbacks else ""
+    )
 
 
 def _context_text(c: Any, d: str) -> str:
-    return (f"  {c.id}{_mode(c, d)}: over "
-            f"{f'{c.max_input_tokens} input tokens' if c.max_input_tokens is not None else 'the model context window'}"
-            f" -> {c.action}"
-            + (f" keeping system + last {c.keep_last}" if c.keep_last is not None else "")
-            + (" keeping system + newest that fit" if c.action == "trim" and c.keep_last is None else "")
-            + (f" to {c.to}" if c.to else "") + f", {_when(c)}")
+    return (
+        f"  {c.id}{_mode(c, d)}: over "
+        f"{f'{c.max_input_tokens} input tokens' if c.max_input_tokens is not None else 'the model context window'}"
+        f" -> {c.action}"
+        + (f" keeping system + last {c.keep_last}" if c.keep_last is not None else "")
+        + (" keeping system + newest that fit" if c.action == "trim" and c.keep_last is None else "")
+        + (f" to {c.to}" if c.to else "")
+        + f", {_when(c)}"
+    )
 
 
 def _call_text(c: Any, d: str) -> str:
-    return (f"  {c.id}{_mode(c, d)}: "
-            + ", ".join(x for x in (
+    return (
+        f"  {c.id}{_mode(c, d)}: "
+        + ", ".join(
+            x
+            for x in (
                 f"clamp max_tokens to {c.max_output_tokens}" if c.max_output_tokens is not None else "",
-                f"block above ${c.max_cost_usd:g} worst-case cost" if c.max_cost_usd is not None else "") if x)
-            + f", {_when(c)}")
+                f"block above ${c.max_cost_usd:g} worst-case cost" if c.max_cost_usd is not None else "",
+            )
+            if x
+        )
+        + f", {_when(c)}"
+    )
 
 
 # (JSON key, text heading, the policy's rules, one rule's line) in evaluation order
@@ -115,8 +131,10 @@ def _price_source(price: Any) -> str:
 
 def explain_lines(policy: Any) -> list[str]:
     d = policy.mode
-    out = [f"policy {policy.name} (revision {policy.revision}), mode {policy.mode}, on_error {policy.on_error}",
-           f"files: {', '.join(policy.source_files)}"]
+    out = [
+        f"policy {policy.name} (revision {policy.revision}), mode {policy.mode}, on_error {policy.on_error}",
+        f"files: {', '.join(policy.source_files)}",
+    ]
     if policy.description:
         out.append(f"  {policy.description}")
     for _key, title, attr, text in STAGES:
@@ -127,10 +145,12 @@ def explain_lines(policy: Any) -> list[str]:
             unpriced = "allowed: defaults.allow_unpriced" if policy.allow_unpriced else "error"
             rows.append(f"  {model}: NO PRICE ({unpriced})")
             continue
-        rows.append(f"  {model}: in {_fmt_rate(price.input)}, out {_fmt_rate(price.output)}, cache read "
-                    f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)} (1h "
-                    f"{_fmt_rate(price.cache_write_1h)}), context {price.context_window or '-'}; "
-                    f"from {_price_source(price)}")
+        rows.append(
+            f"  {model}: in {_fmt_rate(price.input)}, out {_fmt_rate(price.output)}, cache read "
+            f"{_fmt_rate(price.cache_read)}, cache write {_fmt_rate(price.cache_write)} (1h "
+            f"{_fmt_rate(price.cache_write_1h)}), context {price.context_window or '-'}; "
+            f"from {_price_source(price)}"
+        )
     out += _section("models (prices per million tokens)", rows)
     if policy.aliases:
         out += _section("aliases", (f"  {a} -> {m}" for a, m in policy.aliases.items()))
@@ -159,26 +179,41 @@ def explain_json(policy: Any) -> dict[str, Any]:
     with prices per million tokens and their source, and the aliases."""
     d = policy.mode
     out: dict[str, Any] = {
-        "policy": {"name": policy.name, "revision": str(policy.revision), "api_version": policy.api_version,
-                   "description": policy.description, "mode": policy.mode, "on_error": policy.on_error,
-                   "allow_unpriced": policy.allow_unpriced, "files": list(policy.source_files)},
+        "policy": {
+            "name": policy.name,
+            "revision": str(policy.revision),
+            "api_version": policy.api_version,
+            "description": policy.description,
+            "mode": policy.mode,
+            "on_error": policy.on_error,
+            "allow_unpriced": policy.allow_unpriced,
+            "files": list(policy.source_files),
+        },
     }
     for key, _title, attr, text in STAGES:
-        out[key] = [{"order": i + 1, **_jsonable(rule), "text": text(rule, d).strip()}
-                    for i, rule in enumerate(getattr(policy, attr))]
+        out[key] = [
+            {"order": i + 1, **_jsonable(rule), "text": text(rule, d).strip()}
+            for i, rule in enumerate(getattr(policy, attr))
+        ]
     models = []
     for model, price in _price_rows(policy):
         entry: dict[str, Any] = {"model": model, "priced": price is not None}
         if price is None:
             entry["unpriced"] = "allowed (defaults.allow_unpriced)" if policy.allow_unpriced else "error"
         else:
-            entry.update({
-                "input_usd_per_mtok": _per_mtok(price.input), "output_usd_per_mtok": _per_mtok(price.output),
-                "cache_read_usd_per_mtok": _per_mtok(price.cache_read),
-                "cache_write_usd_per_mtok": _per_mtok(price.cache_write),
-                "reasoning_usd_per_mtok": _per_mtok(price.reasoning), "context_window": price.context_window,
-                "max_output_tokens": price.max_output_tokens, "source": price.source,
-                "source_detail": _price_source(price)})
+            entry.update(
+                {
+                    "input_usd_per_mtok": _per_mtok(price.input),
+                    "output_usd_per_mtok": _per_mtok(price.output),
+                    "cache_read_usd_per_mtok": _per_mtok(price.cache_read),
+                    "cache_write_usd_per_mtok": _per_mtok(price.cache_write),
+                    "reasoning_usd_per_mtok": _per_mtok(price.reasoning),
+                    "context_window": price.context_window,
+                    "max_output_tokens": price.max_output_tokens,
+                    "source": price.source,
+                    "source_detail": _price_source(price),
+                }
+            )
         models.append(entry)
     out["models"] = models
     out["aliases"] = dict(policy.aliases)
@@ -186,9 +221,11 @@ def explain_json(policy: Any) -> dict[str, Any]:
 
 
 def _budget(b: Any, default_mode: str) -> str:
-    limits = [f"${b.limit_usd:g}" if b.limit_usd is not None else "",
-              f"{b.limit_tokens} tokens" if b.limit_tokens is not None else "",
-              f"{b.limit_calls} calls" if b.limit_calls is not None else ""]
+    limits = [
+        f"${b.limit_usd:g}" if b.limit_usd is not None else "",
+        f"{b.limit_tokens} tokens" if b.limit_tokens is not None else "",
+        f"{b.limit_calls} calls" if b.limit_calls is not None else "",
+    ]
     window = f"rolling {_human(b.window.seconds)}" if b.window.kind == "rolling" else b.window.describe()
     text = f"  {b.id}{_mode(b, default_mode)}: {' / '.join(x for x in limits if x)} per {b.scope}, {window}"
     if b.soft is not None:

@@ -15,8 +15,8 @@ import getpass
 import json
 import os
 import sys
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from governor.cli import EXIT_OK, EXIT_USAGE
 
@@ -28,16 +28,23 @@ CODEX_NOTE = (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("hook", help="answer a coding agent's hook event (Claude Code)",
-                                   description="Answer one hook event of a coding agent, read on stdin.")
+    parser = subparsers.add_parser(
+        "hook",
+        help="answer a coding agent's hook event (Claude Code)",
+        description="Answer one hook event of a coding agent, read on stdin.",
+    )
     parser.add_argument("agent", choices=("claude-code", "codex"), help="the agent whose hook runs this")
-    parser.add_argument("--policy", default=os.environ.get("GOVERNOR_POLICY"),
-                        help="policy file (default: $GOVERNOR_POLICY)")
+    parser.add_argument(
+        "--policy", default=os.environ.get("GOVERNOR_POLICY"), help="policy file (default: $GOVERNOR_POLICY)"
+    )
     parser.add_argument("--user", default=None, help="the developer (default: $GOVERNOR_USER, else the login name)")
     parser.add_argument("--team", default=os.environ.get("GOVERNOR_TEAM"), help="the team (default: $GOVERNOR_TEAM)")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="where per-session state is kept (default: $GOVERNOR_HOOK_STATE_DIR, else "
-                             "~/.cache/budget-governor/hooks)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where per-session state is kept (default: $GOVERNOR_HOOK_STATE_DIR, else ~/.cache/budget-governor/hooks)",
+    )
     parser.set_defaults(func=run)
 
 

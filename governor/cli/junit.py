@@ -41,18 +41,33 @@ def junit_xml(files: Sequence[Path | str], results: Iterable[_Case], errors: Map
         error = errors.get(file)
         failed = sum(1 for c in cases if c.failures)
         seconds = sum(c.seconds for c in cases)
-        suite = ET.SubElement(root, "testsuite", name=_x(file), tests=str(len(cases) + (1 if error else 0)),
-                              failures=str(failed), errors=str(1 if error else 0), skipped="0",
-                              time=f"{seconds:.6f}", file=_x(file))
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=_x(file),
+            tests=str(len(cases) + (1 if error else 0)),
+            failures=str(failed),
+            errors=str(1 if error else 0),
+            skipped="0",
+            time=f"{seconds:.6f}",
+            file=_x(file),
+        )
         for c in cases:
-            case = ET.SubElement(suite, "testcase", name=_x(c.name), classname=_x(_classname(file)), file=_x(file),
-                                 time=f"{c.seconds:.6f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=_x(c.name),
+                classname=_x(_classname(file)),
+                file=_x(file),
+                time=f"{c.seconds:.6f}",
+            )
             if c.failures:
                 failure = ET.SubElement(case, "failure", message=_x(c.failures[0]), type="policy-test-failure")
                 failure.text = _x("\n".join(c.failures))
         if error:
-            case = ET.SubElement(suite, "testcase", name="(test file)", classname=_x(_classname(file)),
-                                 file=_x(file), time="0")
+            case = ET.SubElement(
+                suite, "testcase", name="(test file)", classname=_x(_classname(file)), file=_x(file), time="0"
+            )
             element = ET.SubElement(case, "error", message=_x((error.splitlines() or [""])[0]), type="test-file-error")
             element.text = _x(error)
         totals["tests"] += len(cases) + (1 if error else 0)

@@ -19,19 +19,28 @@ from governor.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("outcomes", help="outcomes known after the fact",
-                                   description="Record the outcomes of runs after the fact.")
+    parser = subparsers.add_parser(
+        "outcomes", help="outcomes known after the fact", description="Record the outcomes of runs after the fact."
+    )
     sub = parser.add_subparsers(dest="outcomes_command", metavar="ACTION")
-    add = sub.add_parser("add", help="append outcome lines to a governor trace",
-                         description="Append outcome lines (accepted | edited | rejected | escalated) to a "
-                                     "governor-trace/v1 file.")
+    add = sub.add_parser(
+        "add",
+        help="append outcome lines to a governor trace",
+        description="Append outcome lines (accepted | edited | rejected | escalated) to a governor-trace/v1 file.",
+    )
     add.add_argument("trace", metavar="TRACE", help="a governor trace (record_to=) to append to")
     add.add_argument("--run", metavar="RUN_ID", help="the run the outcome is for")
     add.add_argument("--outcome", metavar="OUTCOME", help="accepted, edited, rejected or escalated")
     add.add_argument("--reviewer", metavar="NAME", help="who decided")
     add.add_argument("--time", metavar="TIME", help="when it was decided (ISO-8601 or epoch seconds; default now)")
-    add.add_argument("--from", dest="sources", nargs="+", metavar="FILE", default=[],
-                     help="outcomes files (CSV or JSONL: run_id, outcome, time, reviewer)")
+    add.add_argument(
+        "--from",
+        dest="sources",
+        nargs="+",
+        metavar="FILE",
+        default=[],
+        help="outcomes files (CSV or JSONL: run_id, outcome, time, reviewer)",
+    )
     add.set_defaults(func=run_add)
 
     def usage(args: argparse.Namespace) -> int:
@@ -53,8 +62,10 @@ def run_add(args: argparse.Namespace) -> int:
         print(f"governor: {trace}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     if '"governor-trace/v1"' not in first:
-        print(f"governor: {trace}:1: not a governor trace (its first line must be the governor-trace/v1 header)",
-              file=sys.stderr)
+        print(
+            f"governor: {trace}:1: not a governor trace (its first line must be the governor-trace/v1 header)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     records: list[OutcomeRecord] = []
     issues: list[TraceIssue] = []

@@ -17,15 +17,24 @@ from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("test", help="run policy test files (*.test.yaml)",
-                                   description="Run the expected decisions in policy test files.")
-    parser.add_argument("paths", nargs="*", default=["policies"], metavar="PATH",
-                        help="test files or directories (default: policies)")
+    parser = subparsers.add_parser(
+        "test",
+        help="run policy test files (*.test.yaml)",
+        description="Run the expected decisions in policy test files.",
+    )
+    parser.add_argument(
+        "paths", nargs="*", default=["policies"], metavar="PATH", help="test files or directories (default: policies)"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
-    parser.add_argument("-k", dest="select", action="append", metavar="PATTERN",
-                        help="run only cases whose FILE::NAME contains PATTERN (case-insensitive) "
-                             "or matches it as a glob; repeat to select more")
+    parser.add_argument(
+        "-k",
+        dest="select",
+        action="append",
+        metavar="PATTERN",
+        help="run only cases whose FILE::NAME contains PATTERN (case-insensitive) "
+        "or matches it as a glob; repeat to select more",
+    )
     parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing case")
     parser.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
     parser.set_defaults(func=run)
@@ -62,10 +71,27 @@ def run(args: argparse.Namespace) -> int:
 
         Path(args.junit).write_text(junit_xml(files, results, errors), encoding="utf-8")
     if args.format == "json":
-        print(json.dumps({"files": [str(f) for f in files], "passed": len(results) - len(failed),
-                          "failed": len(failed), "errors": errors,
-                          "cases": [{"file": r.file, "name": r.name, "ok": r.ok, "failures": r.failures,
-                                     "seconds": round(r.seconds, 6)} for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "files": [str(f) for f in files],
+                    "passed": len(results) - len(failed),
+                    "failed": len(failed),
+                    "errors": errors,
+                    "cases": [
+                        {
+                            "file": r.file,
+                            "name": r.name,
+                            "ok": r.ok,
+                            "failures": r.failures,
+                            "seconds": round(r.seconds, 6),
+                        }
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         for r in results:
             if not r.ok:

@@ -31,9 +31,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     from governor.cli.replay import add_trace_options
 
     parser = subparsers.add_parser(
-        "reconcile", help="compare computed cost with the cost the traces recorded",
+        "reconcile",
+        help="compare computed cost with the cost the traces recorded",
         description="Computed (price table) vs recorded cost per model and per model and day; drift above 1% "
-                    "is flagged with its likely cause (cache split missing, price changed, tier).")
+        "is flagged with its likely cause (cache split missing, price changed, tier).",
+    )
     parser.add_argument("paths", nargs="*", metavar="TRACES", help="trace files or directories (or use --traces)")
     parser.add_argument("--policy", metavar="POLICY", help="price with this policy's models.prices as well")
     add_trace_options(parser)
@@ -52,7 +54,8 @@ def render(recon: dict[str, Any], md: bool) -> str:
     tail = ""
     if missing:
         tail = "\n\nCalls without a recorded cost (not compared): " + ", ".join(
-            f"{m} {n:,}" for m, n in missing.items())
+            f"{m} {n:,}" for m, n in missing.items()
+        )
     body = reconciliation_text(recon, md) if recon["by_model"] else "No call has a recorded cost to compare."
     return f"{head}\n\n{body}{tail}\n"
 
@@ -84,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_USAGE
     recon = reconcile(result, replayer.prices)
-    recon["skipped"] = [{"file": i.file, "line": i.line, "where": i.where, "message": i.message}
-                        for i in traces.issues]
+    recon["skipped"] = [{"file": i.file, "line": i.line, "where": i.where, "message": i.message} for i in traces.issues]
     if args.format == "json":
         emit(json.dumps(recon, indent=2, ensure_ascii=False) + "\n", args.output)
     else:

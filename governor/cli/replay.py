@@ -20,38 +20,63 @@ from governor.cli import EXIT_FINDINGS, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 def add_trace_options(parser: argparse.ArgumentParser) -> None:
     """Trace-reading options shared by ``replay`` and ``diff``."""
-    parser.add_argument("--traces", nargs="+", metavar="PATH", default=[],
-                        help="trace files or directories (gzip read transparently)")
-    parser.add_argument("--format-in", metavar="NAME",
-                        help="force a trace format: governor, otel, litellm, tau2, claude-code, codex, ...")
-    parser.add_argument("--claude-code", action="store_true",
-                        help="read this machine's Claude Code sessions ($CLAUDE_CONFIG_DIR or ~/.claude)")
-    parser.add_argument("--codex", action="store_true",
-                        help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)")
+    parser.add_argument(
+        "--traces", nargs="+", metavar="PATH", default=[], help="trace files or directories (gzip read transparently)"
+    )
+    parser.add_argument(
+        "--format-in",
+        metavar="NAME",
+        help="force a trace format: governor, otel, litellm, tau2, claude-code, codex, ...",
+    )
+    parser.add_argument(
+        "--claude-code",
+        action="store_true",
+        help="read this machine's Claude Code sessions ($CLAUDE_CONFIG_DIR or ~/.claude)",
+    )
+    parser.add_argument(
+        "--codex", action="store_true", help="read this machine's Codex rollouts ($CODEX_HOME or ~/.codex)"
+    )
     parser.add_argument("--since", metavar="TIME", help="only calls at or after TIME (2026-11-01, ISO time, or 7d)")
     parser.add_argument("--until", metavar="TIME", help="only calls before TIME")
-    parser.add_argument("--outcomes", nargs="+", metavar="FILE", default=[],
-                        help="outcomes known after the fact (CSV or JSONL: run_id, outcome, time, reviewer)")
+    parser.add_argument(
+        "--outcomes",
+        nargs="+",
+        metavar="FILE",
+        default=[],
+        help="outcomes known after the fact (CSV or JSONL: run_id, outcome, time, reviewer)",
+    )
     parser.add_argument("--run-key", metavar="KEY", help="metadata key that groups calls into runs (litellm)")
     parser.add_argument("--strict", action="store_true", help="fail on the first malformed record")
     parser.add_argument("--state", metavar="FILE", help="starting budget state (YAML/JSON 'spend' list)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="replay independent runs in N processes (only when no budget couples runs)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="replay independent runs in N processes (only when no budget couples runs)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "replay", help="dry-run a policy on recorded traces",
-        description="Replay recorded LLM calls through a policy: what it would block, reroute, trim and save.")
+        "replay",
+        help="dry-run a policy on recorded traces",
+        description="Replay recorded LLM calls through a policy: what it would block, reroute, trim and save.",
+    )
     parser.add_argument("policy", metavar="POLICY", help="policy file, or REV:path in this git repository")
     parser.add_argument("paths", nargs="*", metavar="TRACES", help="trace files or directories (or use --traces)")
     add_trace_options(parser)
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="report format")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
-    parser.add_argument("--long-context-tokens", type=int, default=32000, metavar="N",
-                        help="input tokens above which a call counts as long context (default 32000)")
+    parser.add_argument(
+        "--long-context-tokens",
+        type=int,
+        default=32000,
+        metavar="N",
+        help="input tokens above which a call counts as long context (default 32000)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,8 +87,9 @@ class Progress:
     calls replayed per second since the bar started, the ETA the calls left at that rate.
     """
 
-    def __init__(self, enabled: bool, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, enabled: bool, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled and self.stream.isatty()
         self.clock = clock
@@ -76,8 +102,7 @@ class Progress:
         elapsed = self.clock() - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = _clock_time((total - done) / rate) if rate > 0 else "-:--"
-        return (f"replaying [{'#' * filled}{'.' * (bar - filled)}] {done}/{total} calls  "
-                f"{rate:,.0f} calls/s  ETA {eta}")
+        return f"replaying [{'#' * filled}{'.' * (bar - filled)}] {done}/{total} calls  {rate:,.0f} calls/s  ETA {eta}"
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or not total:
@@ -96,8 +121,9 @@ def _clock_time(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[Any, dict[str, Any]]:
+def replay_report(
+    policy: Any, args: argparse.Namespace, traces: Any, progress: Callable[[int, int], None] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """(ReplayResult, report dict) of one policy over already-loaded traces."""
     from governor.replay.engine import Replayer
     from governor.replay.report import build_report
@@ -111,8 +137,11 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
 
         coupled = coupling_budgets(policy)
         if coupled or getattr(args, "state", None):
-            why = (f"budget(s) {', '.join(coupled)} add up calls across runs" if coupled
-                   else "--state seeds budgets shared by the runs")
+            why = (
+                f"budget(s) {', '.join(coupled)} add up calls across runs"
+                if coupled
+                else "--state seeds budgets shared by the runs"
+            )
             notes.append(f"--jobs {jobs}: replayed in one process: {why}, so the runs are not independent")
         else:
             parallel = len(traces.runs) > 1
@@ -127,8 +156,12 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
             first = min((c.timestamp for r in traces.runs for c in r.calls), default=0.0)
             apply_spend(policy, replayer.ledger, state.get("spend"), now=first, source=args.state)
         result = replayer.replay(traces, progress)
-    report = build_report(result, policy, long_context_tokens=getattr(args, "long_context_tokens", 32000),
-                          prices=None if parallel else replayer.prices)
+    report = build_report(
+        result,
+        policy,
+        long_context_tokens=getattr(args, "long_context_tokens", 32000),
+        prices=None if parallel else replayer.prices,
+    )
     report["notes"] = notes
     found = getattr(args, "outcomes_read", None)
     if found is not None:
@@ -140,8 +173,11 @@ def replay_report(policy: Any, args: argparse.Namespace, traces: Any,
             "files": list(args.outcomes),
             "records": len(found.records),
             "runs_matched": sum(1 for run_id in decided if run_id in ids),
-            "unmatched": [{"run_id": r.run_id, "file": r.file, "line": r.line}
-                          for run_id, r in decided.items() if run_id not in ids],
+            "unmatched": [
+                {"run_id": r.run_id, "file": r.file, "line": r.line}
+                for run_id, r in decided.items()
+                if run_id not in ids
+            ],
             "skipped": len(found.issues),
         }
     return result, report
@@ -178,12 +214,21 @@ def load_inputs(args: argparse.Namespace, policy_refs: list[str]) -> tuple[list[
         print(f"governor: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not paths:
-        print("governor: no traces given (pass files or directories, --traces PATH..., --claude-code or --codex)",
-              file=sys.stderr)
+        print(
+            "governor: no traces given (pass files or directories, --traces PATH..., --claude-code or --codex)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
-        traces = load_traces(paths, format_in=args.format_in, strict=args.strict, run_key=args.run_key,
-                             since=since, until=until, format_of=local.get if local else None)
+        traces = load_traces(
+            paths,
+            format_in=args.format_in,
+            strict=args.strict,
+            run_key=args.run_key,
+            since=since,
+            until=until,
+            format_of=local.get if local else None,
+        )
         if args.outcomes:
             from governor.traces.outcomes import join_outcomes, read_outcomes
 
@@ -236,6 +281,9 @@ def run(args: argparse.Namespace) -> int:
 def skipped_exit(traces: Any) -> int:
     """EXIT_FINDINGS when a trace file could not be parsed (reported and skipped), else EXIT_OK."""
     for file in traces.skipped_files:
-        print(f"governor: {file}: could not be parsed and was skipped (see the report's skipped records; "
-              "--strict fails instead)", file=sys.stderr)
+        print(
+            f"governor: {file}: could not be parsed and was skipped (see the report's skipped records; "
+            "--strict fails instead)",
+            file=sys.stderr,
+        )
     return EXIT_FINDINGS if traces.skipped_files else EXIT_OK

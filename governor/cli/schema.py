@@ -15,11 +15,14 @@ from governor.cli import EXIT_OK
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "schema", help="print the JSON Schema of the policy format (or of policy test files)",
+        "schema",
+        help="print the JSON Schema of the policy format (or of policy test files)",
         description="Print a JSON Schema (draft 2020-12): of policy files (apiVersion governor/v1, the default) "
-                    "or of policy test files (*.test.yaml).")
-    parser.add_argument("which", nargs="?", choices=("policy", "test-file"), default="policy",
-                        help="policy (default) or test-file")
+        "or of policy test files (*.test.yaml).",
+    )
+    parser.add_argument(
+        "which", nargs="?", choices=("policy", "test-file"), default="policy", help="policy (default) or test-file"
+    )
     parser.set_defaults(func=run)
 
 

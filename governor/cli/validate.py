@@ -27,18 +27,33 @@ TEST_SUFFIXES = (".test.yaml", ".test.yml")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("validate", help="validate policy files",
-                                   description="Validate policy files: structure, JSON Schema, semantics.")
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate policy files",
+        description="Validate policy files: structure, JSON Schema, semantics.",
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="policy YAML files")
-    parser.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
-                        help="output format: text (default), json, github (workflow annotations), sarif (SARIF 2.1.0)")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "github", "sarif"),
+        default="text",
+        help="output format: text (default), json, github (workflow annotations), sarif (SARIF 2.1.0)",
+    )
     parser.add_argument("--strict", action="store_true", help="treat warnings as failures (exit 1)")
     parser.set_defaults(func=run)
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:
-    return {"severity": f.severity, "file": f.file, "line": f.line, "col": f.col, "pointer": f.pointer,
-            "code": f.code, "message": f.message, "hint": f.hint}
+    return {
+        "severity": f.severity,
+        "file": f.file,
+        "line": f.line,
+        "col": f.col,
+        "pointer": f.pointer,
+        "code": f.code,
+        "message": f.message,
+        "hint": f.hint,
+    }
 
 
 def _result_json(name: str, r: Validation | None) -> dict[str, Any]:
@@ -82,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
         for finding in findings:
             print(github_annotation(finding))
         invalid = sum(1 for _n, r in results if r is not None and r.errors)
-        print(f"governor validate: {len(results)} file(s), {invalid} invalid, "
-              f"{sum(1 for f in findings if f.severity != 'error')} warning(s)")
+        print(
+            f"governor validate: {len(results)} file(s), {invalid} invalid, "
+            f"{sum(1 for f in findings if f.severity != 'error')} warning(s)"
+        )
         return code
     if args.format == "sarif":
         from governor import __version__

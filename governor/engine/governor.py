@@ -218,7 +218,8 @@ class Governor:
         a trace recorded without prompt text); given messages always win.
         """
         model, msgs, max_tokens, tools, metadata, input_tokens, fingerprint, message_count = inputs.check_args(
-            model, messages, max_tokens, tools, metadata, input_tokens, fingerprint, message_count)
+            model, messages, max_tokens, tools, metadata, input_tokens, fingerprint, message_count
+        )
         cp = self._compiled
         md, chain = _scope.resolve(metadata)
         model = cp.policy.aliases.get(model, model)
@@ -346,7 +347,8 @@ class Governor:
         if not isinstance(decision, Decision):
             raise InvalidCall("decision", f"expected the Decision check() returned, got {type(decision).__name__}")
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens = inputs.record_counts(
-            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, error)
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, error
+        )
         if cache_write_1h_tokens:
             cache_write_1h_tokens = inputs.count(cache_write_1h_tokens, "cache_write_1h_tokens")
         if cost_usd is not None:
@@ -469,20 +471,45 @@ class Governor:
             log.warning("could not release decision %s: budget store unavailable", decision.decision_id)
 
     def observe(
-        self, *, call_id: str, model: str, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0, service_tier: str | None = None,
-        speed: str | None = None, error: bool = False, metadata: Mapping[str, Any] | None = None,
-        at: float | None = None, tail: Tail | None = None,
+        self,
+        *,
+        call_id: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
+        service_tier: str | None = None,
+        speed: str | None = None,
+        error: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        at: float | None = None,
+        tail: Tail | None = None,
     ) -> float | None:
         """Account for a call made without a check (a transcript a hook reads): charge its budgets
         (idempotent by ``call_id``) and count it in its runs. See :mod:`governor.engine.observed`."""
         md, chain = _scope.resolve(metadata)
         model = self._compiled.policy.aliases.get(model, model)
-        return observe(self._compiled, self._ledger, self._runs, call_id=call_id, model=model,
-                       input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read_tokens,
-                       cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens,
-                       service_tier=service_tier, speed=speed, error=error, metadata=md, run_chain=chain,
-                       at=self._clock() if at is None else at, tail=tail)
+        return observe(
+            self._compiled,
+            self._ledger,
+            self._runs,
+            call_id=call_id,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            cache_write_1h_tokens=cache_write_1h_tokens,
+            service_tier=service_tier,
+            speed=speed,
+            error=error,
+            metadata=md,
+            run_chain=chain,
+            at=self._clock() if at is None else at,
+            tail=tail,
+        )
 
     def export_run(self, run_id: str) -> dict[str, Any] | None:
         """The stop-condition state of ``run_id`` as JSON values (a hook keeps it between its processes)."""

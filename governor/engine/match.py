@@ -25,8 +25,12 @@ from governor.policy.regex import PolicyRegex
 Pred = Callable[["CallContext"], bool]
 
 META_KEYS = {"task": "task", "agent": "agent", "user": "user", "team": "team", "workflow": "workflow", "run": "run_id"}
-RUN_KEYS = {"run_calls": "calls", "run_cost_usd": "cost_usd", "run_errors": "consecutive_errors",
-            "run_overruns": "overruns"}
+RUN_KEYS = {
+    "run_calls": "calls",
+    "run_cost_usd": "cost_usd",
+    "run_errors": "consecutive_errors",
+    "run_overruns": "overruns",
+}
 DYNAMIC_KEYS = frozenset({"input_tokens", "messages", "tools", "last_user_message", *RUN_KEYS})
 TEXT_LIMIT = 4096  # last_user_message looks at this many characters at most
 

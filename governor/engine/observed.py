@@ -24,14 +24,39 @@ from governor.ledger.base import Amount, Ledger, usd_to_nano
 
 
 def observe(
-    cp: CompiledPolicy, ledger: Ledger, runs: RunStates, *, call_id: str, model: str, input_tokens: int,
-    output_tokens: int, cache_read_tokens: int, cache_write_tokens: int, cache_write_1h_tokens: int = 0,
-    service_tier: str | None = None, speed: str | None = None, error: bool,
-    metadata: Mapping[str, Any], run_chain: Sequence[str], at: float, tail: Tail | None,
+    cp: CompiledPolicy,
+    ledger: Ledger,
+    runs: RunStates,
+    *,
+    call_id: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
+    cache_write_1h_tokens: int = 0,
+    service_tier: str | None = None,
+    speed: str | None = None,
+    error: bool,
+    metadata: Mapping[str, Any],
+    run_chain: Sequence[str],
+    at: float,
+    tail: Tail | None,
 ) -> float | None:
     """Charge one call that was made and count it in its runs; its USD cost, None if the model is unpriced."""
-    cost = cp.prices.cost(model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, 0,
-                          cache_write_1h_tokens, service_tier, speed, None, at)
+    cost = cp.prices.cost(
+        model,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        0,
+        cache_write_1h_tokens,
+        service_tier,
+        speed,
+        None,
+        at,
+    )
     ctx = CallContext(model, metadata, input_tokens, ())
     counters = [c for b in cp.budgets if b.holds_fully(ctx) for c in b.counters_for(metadata, run_chain)]
     if counters:

@@ -57,14 +57,20 @@ class Overrun:
         return {"usd": round(self.usd, 12), "tokens": self.tokens}
 
     def __str__(self) -> str:
-        usd = (f"${self.actual_usd:.6f} against ${self.reserved_usd:.6f} reserved (+${self.usd:.6f}), "
-               if self.actual_usd is not None and self.reserved_usd is not None else "")
-        return (f"decision {self.decision_id} overran its reservation: {usd}"
-                f"{self.actual_tokens} tokens against {self.reserved_tokens} reserved")
+        usd = (
+            f"${self.actual_usd:.6f} against ${self.reserved_usd:.6f} reserved (+${self.usd:.6f}), "
+            if self.actual_usd is not None and self.reserved_usd is not None
+            else ""
+        )
+        return (
+            f"decision {self.decision_id} overran its reservation: {usd}"
+            f"{self.actual_tokens} tokens against {self.reserved_tokens} reserved"
+        )
 
 
-def measure(decision: Decision, cost_usd: float | None, input_tokens: int, output_tokens: int,
-            default_output_tokens: int) -> Overrun | None:
+def measure(
+    decision: Decision, cost_usd: float | None, input_tokens: int, output_tokens: int, default_output_tokens: int
+) -> Overrun | None:
     """The overrun of one recorded call, or None when it stayed within what its check reserved."""
     reserved_out = decision.max_tokens if decision.max_tokens is not None else default_output_tokens
     reserved_tokens = decision.input_tokens + reserved_out
@@ -73,5 +79,10 @@ def measure(decision: Decision, cost_usd: float | None, input_tokens: int, outpu
     over_usd = cost_usd is not None and reserved_usd is not None and cost_usd > reserved_usd + _USD_SLACK
     if actual_tokens <= reserved_tokens and not over_usd:
         return None
-    return Overrun(decision_id=decision.decision_id, reserved_usd=reserved_usd, actual_usd=cost_usd,
-                   reserved_tokens=reserved_tokens, actual_tokens=actual_tokens)
+    return Overrun(
+        decision_id=decision.decision_id,
+        reserved_usd=reserved_usd,
+        actual_usd=cost_usd,
+        reserved_tokens=reserved_tokens,
+        actual_tokens=actual_tokens,
+    )

@@ -86,8 +86,9 @@ def tool_calls(message: Any) -> Iterator[str]:
 def tail(messages: Sequence[Any], seen: int) -> Tail:
     """The tail of ``messages`` for a run whose previous call had ``seen`` messages."""
     new = messages[seen:] if len(messages) >= seen else messages
-    return Tail(digests=tuple(map(content_digest, new)), tools=tuple(t for m in new for t in tool_calls(m)),
-                size=len(messages))
+    return Tail(
+        digests=tuple(map(content_digest, new)), tools=tuple(t for m in new for t in tool_calls(m)), size=len(messages)
+    )
 
 
 def matches(name: str, patterns: Sequence[str]) -> bool:

@@ -207,8 +207,17 @@ class RunState:
 class CompactRun:
     """What a run's stop conditions need of a state pushed out of the LRU, in one small object."""
 
-    __slots__ = ("calls", "consecutive_errors", "cost_usd", "started_at", "outcome", "matched", "recent",
-                 "progress", "overruns")
+    __slots__ = (
+        "calls",
+        "consecutive_errors",
+        "cost_usd",
+        "started_at",
+        "outcome",
+        "matched",
+        "recent",
+        "progress",
+        "overruns",
+    )
 
     def __init__(self, st: RunState) -> None:
         self.calls = st.calls
@@ -229,7 +238,9 @@ class CompactRun:
         # no_progress / max_tool_calls: the streak, the tail start, tool counts and the latest content digests
         self.progress: tuple[int, int, tuple[tuple[str, int], ...], tuple[int, ...]] | None = (
             (st.stale, st.sent, tuple(st.tools.items()), tuple(st.content)[-COMPACT_CONTENT:])
-            if st.content or st.tools else None)
+            if st.content or st.tools
+            else None
+        )
 
     def restore(self, run_id: str, fp_ttl: float) -> RunState:
         st = RunState(run_id, self.started_at, fp_ttl)
@@ -286,9 +297,16 @@ class RunStates:
             st = self._runs.get(run_id)
             if st is None:
                 return None
-            return {"calls": st.calls, "consecutive_errors": st.consecutive_errors, "cost_usd": st.cost_usd,
-                    "started_at": st.started_at, "matched": dict(st.matched), "content": list(st.content),
-                    "stale": st.stale, "tools": dict(st.tools)}
+            return {
+                "calls": st.calls,
+                "consecutive_errors": st.consecutive_errors,
+                "cost_usd": st.cost_usd,
+                "started_at": st.started_at,
+                "matched": dict(st.matched),
+                "content": list(st.content),
+                "stale": st.stale,
+                "tools": dict(st.tools),
+            }
 
     def restore(self, run_id: str, doc: Mapping[str, Any], now: float) -> RunState:
         """Install a state :meth:`export` produced (values of the wrong type are ignored, not trusted)."""

@@ -126,11 +126,15 @@ def stop_reason(stop: CompiledRule, st: RunState, call_fp: int | None, now: floa
     """Why ``stop`` fires for run state ``st`` (the caller's comparison said it does)."""
     kind, limit = stop.kind, stop.max
     if kind == "no_progress":
-        return (f"stop {stop.id}: run {st.run_id} would make {st.stale + 1} calls in a row that add no new content "
-                f"(the same tool calls and results again; max {limit:g})")
+        return (
+            f"stop {stop.id}: run {st.run_id} would make {st.stale + 1} calls in a row that add no new content "
+            f"(the same tool calls and results again; max {limit:g})"
+        )
     if kind == "max_tool_calls":
-        return (f"stop {stop.id}: run {st.run_id} reaches {st.tool_count(stop.tools, t)} calls of "
-                f"{'/'.join(stop.tools)} (max {limit:g})")
+        return (
+            f"stop {stop.id}: run {st.run_id} reaches {st.tool_count(stop.tools, t)} calls of "
+            f"{'/'.join(stop.tools)} (max {limit:g})"
+        )
     if kind == "max_calls":
         calls = st.matched.get(stop.id, 0) if stop.counts_matched else st.calls
         which = " matching calls" if stop.counts_matched else " calls"

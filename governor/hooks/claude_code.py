@@ -108,9 +108,15 @@ def parse_event(raw: bytes | str) -> HookEvent:
 
     event, session = text("hook_event_name", True), text("session_id", True)
     transcript = text("transcript_path")
-    return HookEvent(event=event or "", session=session or "", transcript=Path(transcript) if transcript else None,
-                     cwd=text("cwd"), tool_name=text("tool_name"), tool_input=doc.get("tool_input"),
-                     tool_use_id=text("tool_use_id"))
+    return HookEvent(
+        event=event or "",
+        session=session or "",
+        transcript=Path(transcript) if transcript else None,
+        cwd=text("cwd"),
+        tool_name=text("tool_name"),
+        tool_input=doc.get("tool_input"),
+        tool_use_id=text("tool_use_id"),
+    )
 
 
 @dataclass
@@ -139,8 +145,15 @@ def _message(rec: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"role": msg.get("role", rec["type"]), "content": msg.get("content")}
 
 
-def _read_file(gov: Governor, path: Path, fstate: dict[str, Any], seen: dict[str, int], last: dict[str, Any],
-               metadata: dict[str, Any], reading: _Reading) -> None:
+def _read_file(
+    gov: Governor,
+    path: Path,
+    fstate: dict[str, Any],
+    seen: dict[str, int],
+    last: dict[str, Any],
+    metadata: dict[str, Any],
+    reading: _Reading,
+) -> None:
     """Account for the complete lines ``path`` gained since ``fstate['offset']``."""
     offset = fstate.get("offset", 0) if isinstance(fstate.get("offset"), int) else 0
     try:
@@ -177,12 +190,21 @@ def _read_file(gov: Governor, path: Path, fstate: dict[str, Any], seen: dict[str
             key = f"{call['message_id']}|{call['request_id']}"
             if key not in seen and not parser.is_history(call):
                 seen[key] = call["output_tokens"]
-                gov.observe(call_id=f"{AGENT}:{key}", model=call["model"], input_tokens=call["input_tokens"],
-                            output_tokens=call["output_tokens"], cache_read_tokens=call["cache_read_tokens"],
-                            cache_write_tokens=call["cache_write_tokens"],
-                            cache_write_1h_tokens=call["cache_write_1h_tokens"], service_tier=call["service_tier"],
-                            speed=call["speed"], error=call["error"] is not None,
-                            metadata=metadata, at=call["timestamp"], tail=tail(pending, 0))
+                gov.observe(
+                    call_id=f"{AGENT}:{key}",
+                    model=call["model"],
+                    input_tokens=call["input_tokens"],
+                    output_tokens=call["output_tokens"],
+                    cache_read_tokens=call["cache_read_tokens"],
+                    cache_write_tokens=call["cache_write_tokens"],
+                    cache_write_1h_tokens=call["cache_write_1h_tokens"],
+                    service_tier=call["service_tier"],
+                    speed=call["speed"],
+                    error=call["error"] is not None,
+                    metadata=metadata,
+                    at=call["timestamp"],
+                    tail=tail(pending, 0),
+                )
                 reading.calls += 1
                 if call["error"] is None:
                     last.update(model=call["model"], input_tokens=call["input_tokens"])
@@ -199,8 +221,14 @@ def _answer(event: HookEvent, d: Decision, notes: list[str], calls: int) -> Answ
     if d.verdict == "block":
         reason = f"budget-governor: {'; '.join(d.reasons) or 'blocked'}{rule}"
         if event.event == "PreToolUse":
-            out: dict[str, Any] = {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
-                                                          "permissionDecisionReason": reason}, "systemMessage": reason}
+            out: dict[str, Any] = {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": reason,
+                },
+                "systemMessage": reason,
+            }
         elif event.event in STOP_EVENTS:
             out = {"continue": False, "stopReason": reason, "systemMessage": reason}
         else:
@@ -208,13 +236,18 @@ def _answer(event: HookEvent, d: Decision, notes: list[str], calls: int) -> Answ
         return Answer(output=out, notes=tuple(notes), decision=d, new_calls=calls)
     warnings = list(d.warnings) + ([f"would route to {d.model}"] if d.verdict == "reroute" else [])
     if warnings:
-        return Answer(output={"systemMessage": "budget-governor: " + "; ".join(warnings)}, notes=tuple(notes),
-                      decision=d, new_calls=calls)
+        return Answer(
+            output={"systemMessage": "budget-governor: " + "; ".join(warnings)},
+            notes=tuple(notes),
+            decision=d,
+            new_calls=calls,
+        )
     return Answer(output=None, notes=tuple(notes), decision=d, new_calls=calls)
 
 
-def handle(raw: bytes | str, gov: Governor, *, user: str | None = None, team: str | None = None,
-           state_dir: Path | None = None) -> Answer:
+def handle(
+    raw: bytes | str, gov: Governor, *, user: str | None = None, team: str | None = None, state_dir: Path | None = None
+) -> Answer:
     """Answer one hook event with governor ``gov`` (its policy and ledger)."""
     try:
         event = parse_event(raw)
@@ -260,9 +293,15 @@ def _pending_tool(event: HookEvent, pending: list[Any]) -> list[dict[str, Any]]:
     for m in pending:
         content = m.get("content") if isinstance(m, dict) else None
         for block in content if isinstance(content, list) else ():
-            if isinstance(block, dict) and block.get("type") == "tool_use" and (
-                    block.get("id") == event.tool_use_id if event.tool_use_id
-                    else block.get("name") == event.tool_name and block.get("input") == event.tool_input):
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "tool_use"
+                and (
+                    block.get("id") == event.tool_use_id
+                    if event.tool_use_id
+                    else block.get("name") == event.tool_name and block.get("input") == event.tool_input
+                )
+            ):
                 return []
     block = {"type": "tool_use", "id": event.tool_use_id, "name": event.tool_name, "input": event.tool_input}
     return [{"role": "assistant", "content": [block]}]

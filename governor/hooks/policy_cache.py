@@ -56,8 +56,12 @@ def load_cached(path: str, cache_dir: Path) -> Policy:
     cache = cache_dir / f"policy-{key}.pickle"
     try:
         doc: Any = pickle.loads(cache.read_bytes())
-        if (isinstance(doc, dict) and doc.get("version") == VERSION and isinstance(doc.get("policy"), Policy)
-                and doc.get("stamp") == _stamp([f for f, *_ in doc["stamp"]])):
+        if (
+            isinstance(doc, dict)
+            and doc.get("version") == VERSION
+            and isinstance(doc.get("policy"), Policy)
+            and doc.get("stamp") == _stamp([f for f, *_ in doc["stamp"]])
+        ):
             policy: Policy = doc["policy"]
             return policy
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):

@@ -69,8 +69,15 @@ class _StreamState:
 class GovernedStream:
     """Sync iterator over a governed stream; records on end, error or close."""
 
-    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False,
-                 show_usage_chunk: bool = True) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        governor: Any,
+        decision: Decision,
+        *,
+        stop_at_cap: bool = False,
+        show_usage_chunk: bool = True,
+    ) -> None:
         self._stream = stream
         self._gov = governor
         self._state = _StreamState(decision, stop_at_cap, show_usage_chunk)
@@ -130,8 +137,15 @@ class GovernedStream:
 class AsyncGovernedStream:
     """Async iterator over a governed stream; records on end, error or close."""
 
-    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False,
-                 show_usage_chunk: bool = True) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        governor: Any,
+        decision: Decision,
+        *,
+        stop_at_cap: bool = False,
+        show_usage_chunk: bool = True,
+    ) -> None:
         self._stream = stream
         self._gov = governor
         self._state = _StreamState(decision, stop_at_cap, show_usage_chunk)

@@ -4,8 +4,9 @@ approximate counter of streamed output."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from governor.decision import Decision
 from governor.errors import BLOCK_ERRORS, CostCapExceeded, block_error

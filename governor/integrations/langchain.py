@@ -17,12 +17,13 @@ else the thread id, else an id minted once per agent invocation.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Awaitable, Callable, Literal, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, Literal
 
 from langchain.agents.middleware.types import AgentMiddleware, AgentState, ModelRequest, ModelResponse, PrivateStateAttr
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, SystemMessage, convert_to_openai_messages
-from typing_extensions import Annotated, NotRequired
+from typing_extensions import NotRequired
 
 from governor.decision import Decision
 from governor.integrations._common import block_error, block_message, kept_messages, message_text

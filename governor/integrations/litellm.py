@@ -19,7 +19,8 @@ stopped mid-way with ``CostCapExceeded``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from governor._litellm import litellm
 from governor.decision import Decision
@@ -111,8 +112,13 @@ class GovernedLiteLLM:
             self.governor.record(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return GovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap,
-                                        show_usage_chunk=asked_for_usage(kwargs))
+            return GovernedStream(
+                response,
+                self.governor,
+                decision,
+                stop_at_cap=self.stop_streams_at_cap,
+                show_usage_chunk=asked_for_usage(kwargs),
+            )
         self.governor.record(decision, **response_usage(response, decision).as_kwargs())
         return response
 
@@ -137,11 +143,15 @@ class GovernedLiteLLM:
             await self.governor.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return AsyncGovernedStream(response, self.governor, decision, stop_at_cap=self.stop_streams_at_cap,
-                                        show_usage_chunk=asked_for_usage(kwargs))
+            return AsyncGovernedStream(
+                response,
+                self.governor,
+                decision,
+                stop_at_cap=self.stop_streams_at_cap,
+                show_usage_chunk=asked_for_usage(kwargs),
+            )
         await self.governor.arecord(decision, **response_usage(response, decision).as_kwargs())
         return response
-
 
     # -- the other API shapes: one governed call each, sync and async ------------------------------------
 

@@ -48,8 +48,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 from cachetools import TTLCache
 
@@ -72,8 +73,8 @@ from governor.integrations._event_stream import StreamTally
 from governor.integrations.coding_agents import agent_session
 from governor.integrations.shapes import Call, decided_request, read_call
 from governor.integrations.usage import Usage, estimated_usage, from_any_usage, from_standard_logging
-from governor.policy.model import Budget, Policy
 from governor.ledger.windows import seconds_until_window_frees
+from governor.policy.model import Budget, Policy
 
 log = logging.getLogger("governor.proxy")
 
@@ -270,7 +271,9 @@ def _canonical(source: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _internal_key(key: str) -> bool:
     """litellm's own bookkeeping in request metadata (not the caller's)."""
-    return key in ("headers", "governor", DECISION_ID_KEY) or key.startswith(("user_api_key", "used_", "litellm_", "governor_"))
+    return key in ("headers", "governor", DECISION_ID_KEY) or key.startswith(
+        ("user_api_key", "used_", "litellm_", "governor_")
+    )
 
 
 IDENTITY_KEYS = ("user", "team")
@@ -336,8 +339,9 @@ def request_metadata(
     return out
 
 
-def _trusted_value(source: str, data: Mapping[str, Any], body_meta: Mapping[str, Any],
-                   headers: Mapping[str, Any]) -> Any:
+def _trusted_value(
+    source: str, data: Mapping[str, Any], body_meta: Mapping[str, Any], headers: Mapping[str, Any]
+) -> Any:
     kind, _, name = source.partition(":")
     if kind == "header":
         return headers.get(name.lower())
@@ -389,7 +393,7 @@ class GovernorProxyHandler(CustomLogger):
         self._settling: set[asyncio.Task[Any]] = set()  # settlements of streams that ended early
 
     @classmethod
-    def from_env(cls) -> "GovernorProxyHandler":
+    def from_env(cls) -> GovernorProxyHandler:
         """Build from ``GOVERNOR_POLICY``; raise a clear error if it is unset, missing or invalid."""
         from governor.engine.governor import Governor
 
@@ -405,7 +409,9 @@ class GovernorProxyHandler(CustomLogger):
         enable(handler.governor)  # GET /metrics (GOVERNOR_METRICS=off leaves it out)
         return handler
 
-    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any) -> dict[str, Any]:
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
+    ) -> dict[str, Any]:
         kind = getattr(call_type, "value", call_type)
         shape = SHAPE_BY_CALL_TYPE.get(str(kind))
         if shape is None:
@@ -460,7 +466,9 @@ class GovernorProxyHandler(CustomLogger):
         params = kwargs.get("litellm_params") or {}
         return params.get("metadata") or params.get("litellm_metadata") or kwargs.get("metadata") or {}
 
-    async def async_log_success_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         decision = self._take(self._call_metadata(kwargs))
         if decision is None:
             return

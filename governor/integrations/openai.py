@@ -13,7 +13,8 @@ the client's own. A block raises the ``CallBlocked`` subclass of the decision.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from governor.integrations._chat_stream import (
     AsyncGovernedStream,
@@ -74,8 +75,9 @@ class _Completions:
             self._gov.record(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return GovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap,
-                                        show_usage_chunk=asked_for_usage(kwargs))
+            return GovernedStream(
+                response, self._gov, decision, stop_at_cap=self._stop_at_cap, show_usage_chunk=asked_for_usage(kwargs)
+            )
         self._gov.record(decision, **_usage(response, decision.input_tokens).as_kwargs())
         return response
 
@@ -98,8 +100,9 @@ class _AsyncCompletions:
             await self._gov.arecord(decision, input_tokens=0, output_tokens=0, error=exc)
             raise
         if request.get("stream"):
-            return AsyncGovernedStream(response, self._gov, decision, stop_at_cap=self._stop_at_cap,
-                                        show_usage_chunk=asked_for_usage(kwargs))
+            return AsyncGovernedStream(
+                response, self._gov, decision, stop_at_cap=self._stop_at_cap, show_usage_chunk=asked_for_usage(kwargs)
+            )
         await self._gov.arecord(decision, **_usage(response, decision.input_tokens).as_kwargs())
         return response
 

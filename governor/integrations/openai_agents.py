@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
-from typing import Any, AsyncIterator, Callable, Literal, Mapping
+from typing import Any, Literal
 
 from agents.items import ModelResponse
 from agents.models.interface import Model, ModelProvider
@@ -32,7 +33,7 @@ from governor.integrations._common import block_error, block_message, kept_messa
 from governor.integrations.usage import estimated_usage, from_responses_usage
 
 _SYSTEM = object()
-_owner_runs: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+_owner_runs: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def current_run_id() -> str | None:
@@ -92,8 +93,14 @@ def _completed_event(response: ModelResponse) -> Any:
     from openai.types.responses import Response, ResponseCompletedEvent
 
     done = Response(
-        id=f"governor-{uuid.uuid4().hex[:12]}", created_at=0, model="governor", object="response",
-        output=response.output, parallel_tool_calls=False, tool_choice="none", tools=[],
+        id=f"governor-{uuid.uuid4().hex[:12]}",
+        created_at=0,
+        model="governor",
+        object="response",
+        output=response.output,
+        parallel_tool_calls=False,
+        tool_choice="none",
+        tools=[],
     )
     return ResponseCompletedEvent(response=done, sequence_number=0, type="response.completed")
 
@@ -131,7 +138,9 @@ class GovernedModel(Model):
             return self.resolve(name)
         raise LookupError(f"the governor routed to {name!r}, but no model is registered under that name")
 
-    async def _decide(self, system_instructions: str | None, input: Any, settings: Any, tools: list[Any]) -> tuple[Any, ...]:
+    async def _decide(
+        self, system_instructions: str | None, input: Any, settings: Any, tools: list[Any]
+    ) -> tuple[Any, ...]:
         originals, sent = to_chat_messages(system_instructions, input)
         metadata = dict(self.metadata)
         run_id = current_run_id()
@@ -159,7 +168,17 @@ class GovernedModel(Model):
             raise block_error(decision)
         return _final_message(block_message(decision))
 
-    async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw):  # type: ignore[no-untyped-def]
+    async def get_response(
+        self,
+        system_instructions: Any,
+        input: Any,
+        model_settings: Any,
+        tools: Any,
+        output_schema: Any,
+        handoffs: Any,
+        tracing: Any,
+        **kw: Any,
+    ) -> Any:
         decision, plan = await self._decide(system_instructions, input, model_settings, tools)
         if plan is None:
             return self._blocked(decision)
@@ -177,7 +196,17 @@ class GovernedModel(Model):
         await self.governor.arecord(decision, **usage.as_kwargs())
         return response
 
-    async def stream_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw) -> AsyncIterator[Any]:  # type: ignore[no-untyped-def]
+    async def stream_response(
+        self,
+        system_instructions: Any,
+        input: Any,
+        model_settings: Any,
+        tools: Any,
+        output_schema: Any,
+        handoffs: Any,
+        tracing: Any,
+        **kw: Any,
+    ) -> AsyncIterator[Any]:
         decision, plan = await self._decide(system_instructions, input, model_settings, tools)
         if plan is None:
             yield _completed_event(self._blocked(decision))

@@ -25,8 +25,9 @@ plus an output estimate) and says so with ``Usage.estimated``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 CHARS_PER_TOKEN = 4  # rough output estimate when a framework reports no usage
 
@@ -104,8 +105,11 @@ _STANDARD = frozenset({"default", "standard", "auto", "global", "standard_only"}
 def _cache_1h(usage: Any, details: Any = None) -> int:
     """Anthropic's 1-hour cache writes: ``cache_creation.ephemeral_1h_input_tokens`` (litellm:
     ``cache_creation_token_details``)."""
-    for holder in (_get(usage, "cache_creation"), _get(usage, "cache_creation_token_details"),
-                   _get(details, "cache_creation_token_details")):
+    for holder in (
+        _get(usage, "cache_creation"),
+        _get(usage, "cache_creation_token_details"),
+        _get(details, "cache_creation_token_details"),
+    ):
         n = _int(_get(holder, "ephemeral_1h_input_tokens"))
         if n:
             return n

@@ -9,10 +9,11 @@ resolved to concrete models, durations become seconds, windows become
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from governor.ledger.windows import NO_WINDOW, Window, parse_duration
 from governor.policy.model import (
@@ -141,16 +142,22 @@ def _budget(ctx: _Ctx, item: Mapping[str, Any], ptr: str) -> Budget:
     )
 
 
-_RATE_KEYS = (("input_per_mtok", "input"), ("output_per_mtok", "output"), ("cache_read_per_mtok", "cache_read"),
-              ("cache_write_per_mtok", "cache_write"), ("cache_write_1h_per_mtok", "cache_write_1h"),
-              ("reasoning_per_mtok", "reasoning"))
+_RATE_KEYS = (
+    ("input_per_mtok", "input"),
+    ("output_per_mtok", "output"),
+    ("cache_read_per_mtok", "cache_read"),
+    ("cache_write_per_mtok", "cache_write"),
+    ("cache_write_1h_per_mtok", "cache_write_1h"),
+    ("reasoning_per_mtok", "reasoning"),
+)
 
 
 def _rates(spec: Mapping[str, Any], base: ModelPrice) -> ModelPrice:
     """``base`` with the rates ``spec`` gives (per million tokens) in place of its own; its context
     tiers (``above``) start from those rates."""
-    rates: dict[str, Any] = {name: float(spec[key]) / _PER_MTOK for key, name in _RATE_KEYS
-                             if spec.get(key) is not None}
+    rates: dict[str, Any] = {
+        name: float(spec[key]) / _PER_MTOK for key, name in _RATE_KEYS if spec.get(key) is not None
+    }
     price = replace(base, **rates)
     above = spec.get("above")
     if above:
@@ -206,7 +213,10 @@ def _alerts(ctx: _Ctx, spec: Mapping[str, Any] | None) -> AlertsSpec | None:
         return None
     sinks = {
         name: AlertSink(
-            name=name, type=item["type"], url=item.get("url"), url_env=item.get("url_env"),
+            name=name,
+            type=item["type"],
+            url=item.get("url"),
+            url_env=item.get("url_env"),
             headers=MappingProxyType(dict(item.get("headers") or {})),
             timeout_s=parse_duration(item["timeout"]) if "timeout" in item else 5.0,
         )
@@ -214,7 +224,10 @@ def _alerts(ctx: _Ctx, spec: Mapping[str, Any] | None) -> AlertsSpec | None:
     }
     rules = tuple(
         AlertRule(
-            id=item["id"], on=item["on"], to=tuple(item["to"]), budgets=tuple(item.get("budgets") or ()),
+            id=item["id"],
+            on=item["on"],
+            to=tuple(item["to"]),
+            budgets=tuple(item.get("budgets") or ()),
             stops=tuple(item.get("stops") or ()),
             thresholds=tuple(sorted({float(t) for t in item.get("thresholds") or (0.8, 1.0)})),
             min_usd=float(item.get("min_usd", 0.0)),
@@ -224,7 +237,9 @@ def _alerts(ctx: _Ctx, spec: Mapping[str, Any] | None) -> AlertsSpec | None:
         for i, item in enumerate(spec.get("rules") or ())
     )
     return AlertsSpec(
-        sinks=MappingProxyType(sinks), rules=rules, queue=int(spec.get("queue", 1000)),
+        sinks=MappingProxyType(sinks),
+        rules=rules,
+        queue=int(spec.get("queue", 1000)),
         retries=int(spec.get("retries", 5)),
         backoff_s=parse_duration(spec["backoff"]) if "backoff" in spec else 1.0,
     )
@@ -272,8 +287,9 @@ def build_policy(
             key_prefix=ledger.get("key_prefix", "governor"),
         ),
         aliases=MappingProxyType(dict(ctx.aliases)),
-        prices=MappingProxyType({m: prices_from_spec(m, p, f"policy {revision}")
-                                 for m, p in (models.get("prices") or {}).items()}),
+        prices=MappingProxyType(
+            {m: prices_from_spec(m, p, f"policy {revision}") for m, p in (models.get("prices") or {}).items()}
+        ),
         stop=groups["stop"],
         routes=groups["routes"],
         context=groups["context"],

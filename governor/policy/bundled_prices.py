@@ -16,9 +16,10 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 _FILE = "model_prices_and_context_window_backup.json"
 _RESERVED = "fallback_generalizations"
@@ -63,8 +64,11 @@ def _expand_aliases(table: dict[str, Any]) -> dict[str, Any]:
     """Alias names as litellm serves them: an entry's ``aliases`` list names it again, and a row
     ``{"alias_of": "<model>"}`` (litellm >= 1.110) is served as that model's entry. An alias never
     replaces a real entry nor one claimed before it; a pointer to nothing (or to a pointer) is dropped."""
-    pointers = {name: entry["alias_of"] for name, entry in table.items()
-                if isinstance(entry, dict) and isinstance(entry.get("alias_of"), str)}
+    pointers = {
+        name: entry["alias_of"]
+        for name, entry in table.items()
+        if isinstance(entry, dict) and isinstance(entry.get("alias_of"), str)
+    }
     owners: dict[str, str] = {}
     for name, entry in table.items():
         if name in pointers or not isinstance(entry, dict):

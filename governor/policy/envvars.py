@@ -45,8 +45,9 @@ def expand(text: str, env: Mapping[str, str] | None = None) -> str:
         value = source.get(name)
         if value is None or (value == "" and default is not None):
             if default is None:
-                raise UnsetVariable(name, f"environment variable {name} is not set (write ${{{name}:-default}} "
-                                          "for a default)")
+                raise UnsetVariable(
+                    name, f"environment variable {name} is not set (write ${{{name}:-default}} for a default)"
+                )
             return default
         return value
 

@@ -74,20 +74,37 @@ def _merge_list(base: Doc, over: Doc, out: SourceMap, section: str, findings: li
         src_ptr = f"{ptr}/{i}"
         ident = _item_id(item)
         # only the base's items are replaced: a repeated id within one file stays (and is reported as a duplicate)
-        index = next((n for n, (it, src, _) in enumerate(items) if src is base and ident is not None and _item_id(it) == ident), None)
+        index = next(
+            (n for n, (it, src, _) in enumerate(items) if src is base and ident is not None and _item_id(it) == ident),
+            None,
+        )
         if isinstance(item, dict) and "remove" in item:
             loc = over.smap.key(f"{src_ptr}/remove")
             extra = sorted(set(item) - {"id", "remove"})
             if item.get("remove") is not True or ident is None or extra:
-                findings.append(_finding(loc, over.files[0], f"{src_ptr}/remove",
-                                         "a removal takes exactly {id: <id>, remove: true}", "bad-remove"))
+                findings.append(
+                    _finding(
+                        loc,
+                        over.files[0],
+                        f"{src_ptr}/remove",
+                        "a removal takes exactly {id: <id>, remove: true}",
+                        "bad-remove",
+                    )
+                )
             elif index is None:
                 known = [i for i in (_item_id(it) for it, _, _ in items) if i]
                 close = difflib.get_close_matches(ident, known, n=1)
                 where = f"the base {section}" if base.files else f"any base policy ({over.files[0]} extends nothing)"
-                findings.append(_finding(over.smap.value(f"{src_ptr}/id"), over.files[0], f"{src_ptr}/id",
-                                         f"remove: no item '{ident}' in {where}",
-                                         "remove-unknown", f"did you mean '{close[0]}'?" if close else ""))
+                findings.append(
+                    _finding(
+                        over.smap.value(f"{src_ptr}/id"),
+                        over.files[0],
+                        f"{src_ptr}/id",
+                        f"remove: no item '{ident}' in {where}",
+                        "remove-unknown",
+                        f"did you mean '{close[0]}'?" if close else "",
+                    )
+                )
             else:
                 del items[index]
             continue
@@ -112,9 +129,19 @@ def merge(base: Doc, over: Doc, findings: list[Finding]) -> Doc:
     for key in keys:
         ptr = f"/{escape(key)}"
         in_over = key in over.data
-        if key in LIST_SECTIONS and in_over and isinstance(over.data[key], list) and isinstance(base.data.get(key, []), list):
+        if (
+            key in LIST_SECTIONS
+            and in_over
+            and isinstance(over.data[key], list)
+            and isinstance(base.data.get(key, []), list)
+        ):
             data[key] = _merge_list(base, over, out, key, findings)
-        elif key in KEYED_MAPPINGS and in_over and isinstance(over.data[key], dict) and isinstance(base.data.get(key), dict):
+        elif (
+            key in KEYED_MAPPINGS
+            and in_over
+            and isinstance(over.data[key], dict)
+            and isinstance(base.data.get(key), dict)
+        ):
             data[key] = _merge_mapping(base, over, out, key, ("name",) if key == "metadata" else ())
         elif in_over:
             data[key] = over.data[key]

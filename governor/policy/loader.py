@@ -62,8 +62,15 @@ refused at once with one finding, instead of minutes of parsing and a flood of f
 def _too_large(size: int, file: str) -> Finding | None:
     if size <= MAX_POLICY_BYTES:
         return None
-    return Finding("error", f"policy file is {size:,} bytes; the limit is {MAX_POLICY_BYTES:,} (1 MiB)", file, 0, 0,
-                   "", "too-large")
+    return Finding(
+        "error",
+        f"policy file is {size:,} bytes; the limit is {MAX_POLICY_BYTES:,} (1 MiB)",
+        file,
+        0,
+        0,
+        "",
+        "too-large",
+    )
 
 
 def _read(path: Path, file: str) -> str | Finding:
@@ -114,21 +121,45 @@ class _Chain:
                 path = shown.resolve()
                 is_file = path.is_file()
             except (OSError, ValueError) as exc:  # e.g. a NUL byte, a name too long, a symlink loop
-                self.findings.append(Finding("error", f"extends: cannot use path {target!r}: {exc}", file,
-                                             loc.line if loc else 0, loc.col if loc else 0, pointer, "extends-missing"))
+                self.findings.append(
+                    Finding(
+                        "error",
+                        f"extends: cannot use path {target!r}: {exc}",
+                        file,
+                        loc.line if loc else 0,
+                        loc.col if loc else 0,
+                        pointer,
+                        "extends-missing",
+                    )
+                )
                 ok = False
                 continue
             if path in stack:
-                cycle = " -> ".join(str(p) for p in (*stack[stack.index(path):], path))
+                cycle = " -> ".join(str(p) for p in (*stack[stack.index(path) :], path))
                 self.findings.append(
-                    Finding("error", f"extends cycle: {cycle}", file, loc.line if loc else 0, loc.col if loc else 0, pointer, "extends-cycle")
+                    Finding(
+                        "error",
+                        f"extends cycle: {cycle}",
+                        file,
+                        loc.line if loc else 0,
+                        loc.col if loc else 0,
+                        pointer,
+                        "extends-cycle",
+                    )
                 )
                 ok = False
                 continue
             if not is_file:
                 self.findings.append(
-                    Finding("error", f"extends: no such file {target!r} (looked for {path})", file,
-                            loc.line if loc else 0, loc.col if loc else 0, pointer, "extends-missing")
+                    Finding(
+                        "error",
+                        f"extends: no such file {target!r} (looked for {path})",
+                        file,
+                        loc.line if loc else 0,
+                        loc.col if loc else 0,
+                        pointer,
+                        "extends-missing",
+                    )
                 )
                 ok = False
                 continue
@@ -145,8 +176,12 @@ class _Chain:
 
 
 def _has_removals(data: dict[str, Any]) -> bool:
-    return any(isinstance(item, dict) and "remove" in item
-               for section in LIST_SECTIONS if isinstance(data.get(section), list) for item in data[section])
+    return any(
+        isinstance(item, dict) and "remove" in item
+        for section in LIST_SECTIONS
+        if isinstance(data.get(section), list)
+        for item in data[section]
+    )
 
 
 def _validate_doc(doc: Doc, file: str) -> tuple[list[Finding], list[Finding]]:

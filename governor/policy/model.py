@@ -8,8 +8,9 @@ documented in ``docs/policy-format.md`` and compiled by ``governor.engine.match`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from governor.errors import Finding
 from governor.ledger.windows import NO_WINDOW, Window

@@ -26,7 +26,10 @@ TEXT_LIMIT = 4096
 """How many characters of a value a regex looks at (as ``last_user_message``)."""
 
 _UNSUPPORTED = (
-    ("(?=", "lookahead"), ("(?!", "negative lookahead"), ("(?<=", "lookbehind"), ("(?<!", "negative lookbehind"),
+    ("(?=", "lookahead"),
+    ("(?!", "negative lookahead"),
+    ("(?<=", "lookbehind"),
+    ("(?<!", "negative lookbehind"),
     ("(?>", "atomic group"),
 )
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -23,7 +24,14 @@ from governor.policy.yamlsrc import SourceMap, escape
 
 _DISCRIMINATORS = ("type", "action")
 _SECTIONS = ("stop", "context", "budgets")
-_JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+_JSON_TYPES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+}
 
 
 @lru_cache(maxsize=1)
@@ -62,8 +70,15 @@ def _hint(value: Any, choices: Iterable[str]) -> str:
 
 
 def _type_names(types: Any) -> str:
-    names = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
-             "integer": "an integer", "boolean": "true or false", "null": "null"}
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "number": "a number",
+        "integer": "an integer",
+        "boolean": "true or false",
+        "null": "null",
+    }
     items = [types] if isinstance(types, str) else list(types)
     words = [names.get(t, t) for t in items]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
@@ -109,8 +124,13 @@ class _Converter:
             for key in inst:
                 if key in allowed or patterns:
                     continue
-                self.add(f"{ptr}/{escape(key)}", f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})",
-                         "unknown-key", _hint(key, allowed), at_key=True)
+                self.add(
+                    f"{ptr}/{escape(key)}",
+                    f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})",
+                    "unknown-key",
+                    _hint(key, allowed),
+                    at_key=True,
+                )
         elif kind == "required":
             for name in err.validator_value:
                 if isinstance(inst, dict) and name not in inst:
@@ -119,21 +139,31 @@ class _Converter:
                     hint = f"'{close[0]}' looks like a misspelling of it" if close else ""
                     self.add(ptr, f"missing required key '{name}'", "missing-key", hint)
         elif kind == "type":
-            self.add(ptr, f"expected {expected or _type_names(err.validator_value)}, got {_kind(inst)} {_short(inst)}", "type")
+            self.add(
+                ptr,
+                f"expected {expected or _type_names(err.validator_value)}, got {_kind(inst)} {_short(inst)}",
+                "type",
+            )
         elif kind in ("enum", "const"):
             options = err.validator_value if kind == "enum" else [err.validator_value]
             listed = ", ".join(_short(o) for o in options)
             text = f"expected {'one of ' if len(options) > 1 else ''}{expected or listed}, got {_short(inst)}"
             self.add(ptr, text, "enum", _hint(inst, [o for o in options if isinstance(o, str)]))
         elif kind == "pattern":
-            self.add(ptr, f"expected {expected or 'a string matching ' + err.validator_value}, got {_short(inst)}", "pattern",
-                     _hint(inst, schema.get("x-choices", ())))
+            self.add(
+                ptr,
+                f"expected {expected or 'a string matching ' + err.validator_value}, got {_short(inst)}",
+                "pattern",
+                _hint(inst, schema.get("x-choices", ())),
+            )
         elif kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
             self.add(ptr, f"expected a number {op} {err.validator_value}, got {_short(inst)}", "range")
         elif kind in ("minProperties", "minItems", "minLength"):
             what = {"minProperties": "key(s)", "minItems": "item(s)", "minLength": "character(s)"}[kind]
-            self.add(ptr, f"expected {expected or f'at least {err.validator_value} {what}'}, got {_short(inst)}", "too-few")
+            self.add(
+                ptr, f"expected {expected or f'at least {err.validator_value} {what}'}, got {_short(inst)}", "too-few"
+            )
         else:
             self.add(ptr, err.message, kind)
 
@@ -147,14 +177,22 @@ class _Converter:
             if err.validator == "oneOf" and not by_branch:
                 self.add(ptr, f"expected exactly one of {names}, got several", "one-of")
             else:
-                self.add(ptr, f"expected {'at least' if err.validator == 'anyOf' else 'exactly'} one of {names}", "one-of")
+                self.add(
+                    ptr, f"expected {'at least' if err.validator == 'anyOf' else 'exactly'} one of {names}", "one-of"
+                )
             return
-        fitting = [errs for errs in by_branch.values() if not any(e.validator == "type" and not e.relative_path for e in errs)]
+        fitting = [
+            errs for errs in by_branch.values() if not any(e.validator == "type" and not e.relative_path for e in errs)
+        ]
         if len(fitting) == 1:
             for sub in fitting[0]:
                 self.convert(sub)
             return
-        self.add(ptr, f"expected {expected or 'a value matching one of the allowed forms'}, got {_short(err.instance)}", "one-of")
+        self.add(
+            ptr,
+            f"expected {expected or 'a value matching one of the allowed forms'}, got {_short(err.instance)}",
+            "one-of",
+        )
 
 
 def check_schema(data: Any, smap: SourceMap, file: str) -> list[Finding]:
@@ -163,7 +201,12 @@ def check_schema(data: Any, smap: SourceMap, file: str) -> list[Finding]:
     conv = _Converter(smap, file)
     for err in errors:  # a bad discriminator makes the branch's keys look unknown: report only the discriminator
         path = list(err.absolute_path)
-        if err.validator in ("enum", "const") and len(path) >= 3 and path[0] in _SECTIONS and path[-1] in _DISCRIMINATORS:
+        if (
+            err.validator in ("enum", "const")
+            and len(path) >= 3
+            and path[0] in _SECTIONS
+            and path[-1] in _DISCRIMINATORS
+        ):
             conv.bad_discriminator.add(_pointer(path[:-1]))
     for err in errors:
         conv.convert(err)

@@ -9,7 +9,8 @@ aliases, budgets switched off, call-scoped budgets with a window.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from governor.errors import Finding
 from governor.ledger.windows import parse_duration
@@ -34,8 +35,16 @@ class _Report:
 
     def add(self, severity: str, pointer: str, message: str, code: str, hint: str = "", key: bool = False) -> None:
         loc = self.smap.key(pointer) if key else self.smap.value(pointer)
-        finding = Finding(severity, message, loc.file if loc else self.file, loc.line if loc else 0,
-                          loc.col if loc else 0, pointer, code, hint)
+        finding = Finding(
+            severity,
+            message,
+            loc.file if loc else self.file,
+            loc.line if loc else 0,
+            loc.col if loc else 0,
+            pointer,
+            code,
+            hint,
+        )
         (self.errors if severity == "error" else self.warnings).append(finding)
 
 
@@ -88,7 +97,12 @@ def _check_ids(doc: dict[str, Any], rep: _Report) -> None:
     for section, i, item in _items(doc):
         ptr = f"/{section}/{i}/id"
         if item["id"] in seen:
-            rep.add("error", ptr, f"duplicate id '{item['id']}' (first used at {rep.where(seen[item['id']])})", "duplicate-id")
+            rep.add(
+                "error",
+                ptr,
+                f"duplicate id '{item['id']}' (first used at {rep.where(seen[item['id']])})",
+                "duplicate-id",
+            )
         else:
             seen[item["id"]] = ptr
 
@@ -106,19 +120,29 @@ def _check_models(doc: dict[str, Any], rep: _Report) -> None:
     used: set[str] = set()
     for name, target in aliases.items():
         if target in aliases:
-            rep.add("error", f"/models/aliases/{escape(name)}", f"alias '{name}' points at alias '{target}': "
-                    f"an alias maps to a concrete model (write '{aliases[target]}')", "alias-chain")
+            rep.add(
+                "error",
+                f"/models/aliases/{escape(name)}",
+                f"alias '{name}' points at alias '{target}': "
+                f"an alias maps to a concrete model (write '{aliases[target]}')",
+                "alias-chain",
+            )
     for name in prices:
         if name in aliases:
-            rep.add("error", f"/models/prices/{escape(name)}", f"'{name}' is an alias: price its model "
-                    f"'{aliases[name]}' instead", "price-alias", key=True)
+            rep.add(
+                "error",
+                f"/models/prices/{escape(name)}",
+                f"'{name}' is an alias: price its model '{aliases[name]}' instead",
+                "price-alias",
+                key=True,
+            )
     concrete: list[tuple[str, str, bool]] = [(f"/models/aliases/{escape(a)}", t, True) for a, t in aliases.items()]
     for ptr, name in _model_refs(doc):
         if name in aliases:
             used.add(name)
         else:
             concrete.append((ptr, name, False))
-    for section, i, item in _items(doc):
+    for _section, _i, item in _items(doc):
         for key in ("match", "exclude"):
             for _, cond_key, value in _walk_match(item.get(key), ""):
                 if cond_key == "model":
@@ -129,16 +153,28 @@ def _check_models(doc: dict[str, Any], rep: _Report) -> None:
         alias_hint = None if from_alias else _close(name, aliases, 0.75)
         if allow_unpriced:
             if alias_hint:
-                rep.add("warning", ptr, f"'{name}' is not an alias and has no price", "unknown-alias",
-                        f"did you mean '{alias_hint}'?")
+                rep.add(
+                    "warning",
+                    ptr,
+                    f"'{name}' is not an alias and has no price",
+                    "unknown-alias",
+                    f"did you mean '{alias_hint}'?",
+                )
             continue
         hint = alias_hint or _close(name, [*prices, *_litellm_names(name)], 0.8)
-        rep.add("error", ptr, f"model '{name}' has no known price (not in models.prices nor litellm's table); "
-                "price it under models.prices or set defaults.allow_unpriced: true",
-                "unpriced-model", f"did you mean '{hint}'?" if hint else "")
+        rep.add(
+            "error",
+            ptr,
+            f"model '{name}' has no known price (not in models.prices nor litellm's table); "
+            "price it under models.prices or set defaults.allow_unpriced: true",
+            "unpriced-model",
+            f"did you mean '{hint}'?" if hint else "",
+        )
     for name in aliases:
         if name not in used:
-            rep.add("warning", f"/models/aliases/{escape(name)}", f"alias '{name}' is never used", "unused-alias", key=True)
+            rep.add(
+                "warning", f"/models/aliases/{escape(name)}", f"alias '{name}' is never used", "unused-alias", key=True
+            )
 
 
 def _litellm_names(name: str) -> list[str]:
@@ -154,13 +190,21 @@ def _check_routes(doc: dict[str, Any], rep: _Report) -> None:
         ptr = f"/routes/{i}"
         key = (route.get("match") or None, route.get("exclude") or None)
         if catch_all is not None:
-            rep.add("warning", ptr, f"route '{route['id']}' is unreachable: route '{catch_all}' matches every call "
-                    "and comes first", "unreachable-route")
+            rep.add(
+                "warning",
+                ptr,
+                f"route '{route['id']}' is unreachable: route '{catch_all}' matches every call and comes first",
+                "unreachable-route",
+            )
         else:
             twin = next((rid for rid, k in earlier if k == key), None)
             if twin is not None:
-                rep.add("warning", ptr, f"route '{route['id']}' is shadowed by route '{twin}', which has the same "
-                        "match and comes first", "shadowed-route")
+                rep.add(
+                    "warning",
+                    ptr,
+                    f"route '{route['id']}' is shadowed by route '{twin}', which has the same match and comes first",
+                    "shadowed-route",
+                )
         if route.get("mode", doc.get("mode", "enforce")) == "off":
             continue
         earlier.append((route["id"], key))
@@ -190,8 +234,12 @@ def _check_times(doc: dict[str, Any], rep: _Report) -> None:
         elif isinstance(window, dict):
             _check_zone(window.get("timezone", "UTC"), f"{ptr}/window/timezone", rep)
         if budget["scope"] == "call" and window != "none":
-            rep.add("warning", f"{ptr}/window", f"budget '{budget['id']}' has scope call: each call has its own "
-                    "counter, so its window has no effect", "call-window")
+            rep.add(
+                "warning",
+                f"{ptr}/window",
+                f"budget '{budget['id']}' has scope call: each call has its own counter, so its window has no effect",
+                "call-window",
+            )
         if budget.get("mode", doc.get("mode", "enforce")) == "off":
             rep.add("warning", ptr, f"budget '{budget['id']}' is off: it counts nothing", "unused-budget")
     for ptr, value in durations:
@@ -206,8 +254,13 @@ def _check_zone(name: str, ptr: str, rep: _Report) -> None:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         close = _close(name, available_timezones())
-        rep.add("error", ptr, f"unknown time zone '{name}' (expected an IANA name such as Europe/Berlin)",
-                "timezone", f"did you mean '{close}'?" if close else "")
+        rep.add(
+            "error",
+            ptr,
+            f"unknown time zone '{name}' (expected an IANA name such as Europe/Berlin)",
+            "timezone",
+            f"did you mean '{close}'?" if close else "",
+        )
 
 
 def _check_alerts(doc: dict[str, Any], rep: _Report) -> None:
@@ -224,20 +277,36 @@ def _check_alerts(doc: dict[str, Any], rep: _Report) -> None:
         for j, name in enumerate(rule["to"]):
             if name not in sinks:
                 close = _close(name, sinks)
-                rep.add("error", f"{ptr}/to/{j}", f"alert rule {rule['id']} sends to unknown sink {name!r}",
-                        "unknown-sink", f"did you mean '{close}'?" if close else "define it under alerts.sinks")
+                rep.add(
+                    "error",
+                    f"{ptr}/to/{j}",
+                    f"alert rule {rule['id']} sends to unknown sink {name!r}",
+                    "unknown-sink",
+                    f"did you mean '{close}'?" if close else "define it under alerts.sinks",
+                )
         for key, on in (("budgets", "budget"), ("stops", "stop")):
             for j, ref in enumerate(rule.get(key) or ()):
                 if ref not in known[key]:
                     close = _close(ref, known[key])
-                    rep.add("error", f"{ptr}/{key}/{j}", f"alert rule {rule['id']} watches unknown {on} {ref!r}",
-                            "unknown-rule", f"did you mean '{close}'?" if close else "")
+                    rep.add(
+                        "error",
+                        f"{ptr}/{key}/{j}",
+                        f"alert rule {rule['id']} watches unknown {on} {ref!r}",
+                        "unknown-rule",
+                        f"did you mean '{close}'?" if close else "",
+                    )
             if rule.get(key) and rule["on"] != on:
-                rep.add("warning", f"{ptr}/{key}", f"'{key}' is read only by rules with on: {on}", "unused-key",
-                        key=True)
+                rep.add(
+                    "warning", f"{ptr}/{key}", f"'{key}' is read only by rules with on: {on}", "unused-key", key=True
+                )
         if "thresholds" in rule and rule["on"] != "budget":
-            rep.add("warning", f"{ptr}/thresholds", "'thresholds' is read only by rules with on: budget",
-                    "unused-key", key=True)
+            rep.add(
+                "warning",
+                f"{ptr}/thresholds",
+                "'thresholds' is read only by rules with on: budget",
+                "unused-key",
+                key=True,
+            )
 
 
 def check_semantics(doc: dict[str, Any], smap: SourceMap, file: str) -> tuple[list[Finding], list[Finding]]:

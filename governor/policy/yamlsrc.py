@@ -49,12 +49,12 @@ class SourceMap:
     def key(self, pointer: str) -> Loc | None:
         return self.keys.get(pointer) or self.value(pointer)
 
-    def copy_subtree(self, src: "SourceMap", src_ptr: str, dst_ptr: str) -> None:
+    def copy_subtree(self, src: SourceMap, src_ptr: str, dst_ptr: str) -> None:
         """Copy every location under ``src_ptr`` in ``src`` to ``dst_ptr`` here."""
         for table, dst_table in ((src.values, self.values), (src.keys, self.keys)):
             for ptr, loc in table.items():
                 if ptr == src_ptr or ptr.startswith(src_ptr + "/"):
-                    dst_table[dst_ptr + ptr[len(src_ptr):]] = loc
+                    dst_table[dst_ptr + ptr[len(src_ptr) :]] = loc
 
 
 def escape(token: str) -> str:
@@ -79,16 +79,21 @@ else:  # pragma: no cover - PyYAML built without libyaml
 
 
 _PolicyLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers
-            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:float")]
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:float")
+    ]
     for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
 # YAML 1.2 core-schema floats: `1e3` and `2.5E-4` are numbers (YAML 1.1 wanted a dot: `1.0e+3`).
 # Integers still resolve first: their resolver comes earlier in each list.
 _PolicyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
-               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
 _PolicyLoader.add_implicit_resolver(
@@ -120,8 +125,12 @@ class _Walker:
         self.nodes += 1
         if self.nodes > _MAX_NODES:  # aliases can expand exponentially ("billion laughs")
             if self.nodes == _MAX_NODES + 1:
-                self.error(node, pointer, f"document expands to more than {_MAX_NODES} values (aliases of aliases?)",
-                           "yaml-recursion")
+                self.error(
+                    node,
+                    pointer,
+                    f"document expands to more than {_MAX_NODES} values (aliases of aliases?)",
+                    "yaml-recursion",
+                )
             return None
         self.smap.values[pointer] = self.loc(node)
         if depth > _MAX_DEPTH or id(node) in self._active:
@@ -220,7 +229,11 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap, list[Finding]]:
             problem = exc.problem or exc.context or "invalid YAML"
             if "expected a single document" in str(exc.context or ""):
                 problem = "expected one YAML document, found more (remove the extra '---')"
-            return None, SourceMap(), [Finding("error", f"YAML syntax error: {problem}", file, line, col, "", "yaml-syntax")]
+            return (
+                None,
+                SourceMap(),
+                [Finding("error", f"YAML syntax error: {problem}", file, line, col, "", "yaml-syntax")],
+            )
         except yaml.YAMLError as exc:
             return None, SourceMap(), [Finding("error", f"YAML error: {exc}", file, 0, 0, "", "yaml-syntax")]
         if node is None:

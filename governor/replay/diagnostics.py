@@ -9,7 +9,8 @@ text is hashed, never copied into the report.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from governor.replay.result import CallResult, ReplayResult
 
@@ -33,19 +34,33 @@ def retry_storms(result: ReplayResult, min_calls: int = STORM_MIN) -> list[dict[
                 groups[c.call.retry_group].append(c)
         for gid, items in groups.items():
             if len(items) >= min_calls:
-                out.append({"kind": "retry-group", "run_id": run.run.run_id, "retry_group": gid, "calls": len(items),
-                            "errors": sum(1 for c in items if c.call.error),
-                            "cost_usd_recorded": _r(_known(c.call.cost_usd for c in items)),
-                            "call_ids": [c.call.call_id for c in items[:5]]})
+                out.append(
+                    {
+                        "kind": "retry-group",
+                        "run_id": run.run.run_id,
+                        "retry_group": gid,
+                        "calls": len(items),
+                        "errors": sum(1 for c in items if c.call.error),
+                        "cost_usd_recorded": _r(_known(c.call.cost_usd for c in items)),
+                        "call_ids": [c.call.call_id for c in items[:5]],
+                    }
+                )
         streak: list[CallResult] = []
         for failed in (*run.calls, None):
             if failed is not None and failed.call.error:
                 streak.append(failed)
                 continue
             if len(streak) >= min_calls:
-                out.append({"kind": "consecutive-errors", "run_id": run.run.run_id, "calls": len(streak),
-                            "errors": len(streak), "first_call": streak[0].call.index + 1,
-                            "call_ids": [s.call.call_id for s in streak[:5]]})
+                out.append(
+                    {
+                        "kind": "consecutive-errors",
+                        "run_id": run.run.run_id,
+                        "calls": len(streak),
+                        "errors": len(streak),
+                        "first_call": streak[0].call.index + 1,
+                        "call_ids": [s.call.call_id for s in streak[:5]],
+                    }
+                )
             streak = []
     return sorted(out, key=lambda s: -s["calls"])
 
@@ -62,9 +77,16 @@ def long_context(result: ReplayResult, threshold: int = LONG_CONTEXT_TOKENS) -> 
             by_model[c.model].append(c.input_tokens)
         for model, sizes in by_model.items():
             if len(sizes) >= 3 and sizes[0] > 0 and sizes[-1] >= GROWTH_FACTOR * sizes[0]:
-                growth.append({"run_id": run.run.run_id, "model": model, "calls": len(sizes),
-                               "first_input_tokens": sizes[0], "last_input_tokens": sizes[-1],
-                               "input_tokens": sum(sizes)})
+                growth.append(
+                    {
+                        "run_id": run.run.run_id,
+                        "model": model,
+                        "calls": len(sizes),
+                        "first_input_tokens": sizes[0],
+                        "last_input_tokens": sizes[-1],
+                        "input_tokens": sum(sizes),
+                    }
+                )
     growth.sort(key=lambda g: -g["input_tokens"])
     stale = _growth_without_new_content(result)
     return {
@@ -73,9 +95,15 @@ def long_context(result: ReplayResult, threshold: int = LONG_CONTEXT_TOKENS) -> 
         "input_tokens_over_threshold": sum(c.call.input_tokens for c in big),
         "share_of_input": _r(sum(c.call.input_tokens for c in big) / total_in),
         "cost_usd_baseline_over_threshold": _r(sum(c.cost_baseline or 0.0 for c in big)),
-        "largest_calls": [{"call_id": c.call.call_id, "run_id": c.call.run_id, "model": c.call.model,
-                           "input_tokens": c.call.input_tokens}
-                          for c in sorted(big, key=lambda c: -c.call.input_tokens)[:TOP]],
+        "largest_calls": [
+            {
+                "call_id": c.call.call_id,
+                "run_id": c.call.run_id,
+                "model": c.call.model,
+                "input_tokens": c.call.input_tokens,
+            }
+            for c in sorted(big, key=lambda c: -c.call.input_tokens)[:TOP]
+        ],
         "growing_runs": growth[:TOP],
         "growing_runs_count": len(growth),
         "grew_without_new_content": {
@@ -100,7 +128,7 @@ def _growth_without_new_content(result: ReplayResult) -> list[tuple[CallResult, 
             hashes = [_message_hash(m, memo) for m in msgs]
             prev = last.get(c.call.model)
             if prev is not None and c.call.input_tokens > prev[0] and len(hashes) > prev[1]:
-                added = hashes[prev[1]:]
+                added = hashes[prev[1] :]
                 if all(h in prev[2] for h in added):
                     out.append((c, c.call.input_tokens - prev[0]))
             last[c.call.model] = (c.call.input_tokens, len(hashes), set(hashes))
@@ -136,19 +164,37 @@ def repeated_calls(result: ReplayResult) -> dict[str, Any]:
             if len(items) > 1:
                 extra += len(items) - 1
                 wasted += sum(i.call.cost_usd or 0.0 for i in items[1:])
-                groups.append({"run_id": run.run.run_id, "model": items[0].call.model, "calls": len(items),
-                               "call_ids": [i.call.call_id for i in items[:5]]})
+                groups.append(
+                    {
+                        "run_id": run.run.run_id,
+                        "model": items[0].call.model,
+                        "calls": len(items),
+                        "call_ids": [i.call.call_id for i in items[:5]],
+                    }
+                )
     groups.sort(key=lambda g: -g["calls"])
-    return {"repeated_calls": extra, "cost_usd_recorded": _r(wasted), "groups": groups[:TOP],
-            "calls_with_messages": sum(1 for c in result.calls() if c.call.messages)}
+    return {
+        "repeated_calls": extra,
+        "cost_usd_recorded": _r(wasted),
+        "groups": groups[:TOP],
+        "calls_with_messages": sum(1 for c in result.calls() if c.call.messages),
+    }
 
 
 def expensive_runs(result: ReplayResult, top: int = TOP) -> list[dict[str, Any]]:
     runs = sorted(result.runs, key=lambda r: -(r.cost_recorded or r.cost_baseline or 0.0))
-    return [{"run_id": r.run.run_id, "calls": len(r.calls), "cost_usd_recorded": _r(r.cost_recorded),
-             "cost_usd_baseline": _r(r.cost_baseline), "cost_usd_governed": _r(r.cost_governed),
-             "outcome": r.run.outcome, "input_tokens": sum(c.call.input_tokens for c in r.calls)}
-            for r in runs[:top]]
+    return [
+        {
+            "run_id": r.run.run_id,
+            "calls": len(r.calls),
+            "cost_usd_recorded": _r(r.cost_recorded),
+            "cost_usd_baseline": _r(r.cost_baseline),
+            "cost_usd_governed": _r(r.cost_governed),
+            "outcome": r.run.outcome,
+            "input_tokens": sum(c.call.input_tokens for c in r.calls),
+        }
+        for r in runs[:top]
+    ]
 
 
 def cost_per_accepted(result: ReplayResult, key: str) -> list[dict[str, Any]]:
@@ -179,12 +225,21 @@ def cost_per_accepted(result: ReplayResult, key: str) -> list[dict[str, Any]]:
         n_acc, n_kept = len(accepted[name]), len(accepted_kept[name])
         if unpriced == calls:  # nothing known: unpriced, never $0
             rec = base = gov = None  # type: ignore[assignment]
-        rows.append({key: name, "calls": calls, "unpriced_calls": int(unpriced), "runs": len(runs_using[name]),
-                     "accepted_runs": n_acc,
-                     "cost_usd_recorded": _r(rec), "cost_usd_baseline": _r(base), "cost_usd_governed": _r(gov),
-                     "cost_per_accepted_usd_recorded": _r(rec / n_acc) if n_acc and rec is not None else None,
-                     "cost_per_accepted_usd_baseline": _r(base / n_acc) if n_acc and base is not None else None,
-                     "cost_per_accepted_usd_governed": _r(gov / n_kept) if n_kept and gov is not None else None})
+        rows.append(
+            {
+                key: name,
+                "calls": calls,
+                "unpriced_calls": int(unpriced),
+                "runs": len(runs_using[name]),
+                "accepted_runs": n_acc,
+                "cost_usd_recorded": _r(rec),
+                "cost_usd_baseline": _r(base),
+                "cost_usd_governed": _r(gov),
+                "cost_per_accepted_usd_recorded": _r(rec / n_acc) if n_acc and rec is not None else None,
+                "cost_per_accepted_usd_baseline": _r(base / n_acc) if n_acc and base is not None else None,
+                "cost_per_accepted_usd_governed": _r(gov / n_kept) if n_kept and gov is not None else None,
+            }
+        )
     return rows
 
 

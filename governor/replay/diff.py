@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from governor.policy.model import Policy
 from governor.replay.report import _usd
@@ -23,8 +24,11 @@ EXAMPLES = 5
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in ("source", "version")}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in ("source", "version")
+        }
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -51,7 +55,9 @@ def rule_diff(old: Policy, new: Policy) -> dict[str, Any]:
         order_a = [i for i in a if i in b]
         order_b = [i for i in b if i in a]
         if kind == "route" and order_a != order_b:
-            changed.append({"id": "(route order)", "kind": "route", "fields": {"order": {"old": order_a, "new": order_b}}})
+            changed.append(
+                {"id": "(route order)", "kind": "route", "fields": {"order": {"old": order_a, "new": order_b}}}
+            )
     settings = _changes({k: getattr(old, k) for k in SETTINGS}, {k: getattr(new, k) for k in SETTINGS})
     settings.update(_changes({"aliases": dict(old.aliases)}, {"aliases": dict(new.aliases)}))
     prices = _changes({m: _plain(p) for m, p in old.prices.items()}, {m: _plain(p) for m, p in new.prices.items()})
@@ -83,7 +89,7 @@ def decision_diff(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
     old_runs = {r.run.run_id: r for r in old.runs}
     for run in new.runs:
         prev = old_runs[run.run.run_id]
-        for a, b in zip(prev.calls, run.calls):
+        for a, b in zip(prev.calls, run.calls, strict=False):
             if (a.verdict, a.model, a.rule_ids) == (b.verdict, b.model, b.rule_ids):
                 continue
             changed += 1
@@ -92,9 +98,17 @@ def decision_diff(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
             key = (a.verdict, b.verdict, rule)
             g = groups.get(key)
             if g is None:
-                g = groups[key] = {"old_verdict": a.verdict, "new_verdict": b.verdict, "rule": rule, "calls": 0,
-                                   "runs": set(), "cost_usd_old": 0.0, "cost_usd_new": 0.0, "unpriced_calls": 0,
-                                   "examples": []}
+                g = groups[key] = {
+                    "old_verdict": a.verdict,
+                    "new_verdict": b.verdict,
+                    "rule": rule,
+                    "calls": 0,
+                    "runs": set(),
+                    "cost_usd_old": 0.0,
+                    "cost_usd_new": 0.0,
+                    "unpriced_calls": 0,
+                    "examples": [],
+                }
             g["calls"] += 1
             g["runs"].add(run.run.run_id)
             if a.cost_governed is None or b.cost_governed is None:
@@ -103,9 +117,16 @@ def decision_diff(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
                 g["cost_usd_old"] += a.cost_governed
                 g["cost_usd_new"] += b.cost_governed
             if len(g["examples"]) < EXAMPLES:
-                g["examples"].append({"call_id": b.call.call_id, "run_id": run.run.run_id, "where": b.call.location(),
-                                      "old": f"{a.verdict} {a.model}", "new": f"{b.verdict} {b.model}",
-                                      "reason": b.reason or a.reason})
+                g["examples"].append(
+                    {
+                        "call_id": b.call.call_id,
+                        "run_id": run.run.run_id,
+                        "where": b.call.location(),
+                        "old": f"{a.verdict} {a.model}",
+                        "new": f"{b.verdict} {b.model}",
+                        "reason": b.reason or a.reason,
+                    }
+                )
     rows = []
     for g in sorted(groups.values(), key=lambda g: -g["calls"]):
         g["runs"] = len(g["runs"])
@@ -119,8 +140,11 @@ def _outcome_impact(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
     old_stopped = {r.run.run_id for r in old.runs if r.stopped_at_call is not None}
     new_stopped = {r.run.run_id for r in new.runs if r.stopped_at_call is not None}
     accepted = {r.run.run_id for r in new.runs if r.run.outcome == "accepted"}
-    pairs = [(a, b) for a, b in zip(old.calls(), new.calls(), strict=True) if a.cost_governed is not None
-             and b.cost_governed is not None]  # the same calls on both sides
+    pairs = [
+        (a, b)
+        for a, b in zip(old.calls(), new.calls(), strict=True)
+        if a.cost_governed is not None and b.cost_governed is not None
+    ]  # the same calls on both sides
     gov_old = sum(a.cost_governed or 0.0 for a, _ in pairs)
     gov_new = sum(b.cost_governed or 0.0 for _, b in pairs)
     unpriced = sum(1 for _ in old.calls()) - len(pairs)
@@ -142,8 +166,15 @@ def _outcome_impact(old: ReplayResult, new: ReplayResult) -> dict[str, Any]:
     }
 
 
-def build_diff(old_policy: Policy, new_policy: Policy, old: ReplayResult | None,
-               new: ReplayResult | None, *, old_ref: str = "", new_ref: str = "") -> dict[str, Any]:
+def build_diff(
+    old_policy: Policy,
+    new_policy: Policy,
+    old: ReplayResult | None,
+    new: ReplayResult | None,
+    *,
+    old_ref: str = "",
+    new_ref: str = "",
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "old": {"ref": old_ref, "name": old_policy.name, "revision": str(old_policy.revision)},
         "new": {"ref": new_ref, "name": new_policy.name, "revision": str(new_policy.revision)},

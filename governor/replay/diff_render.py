@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from governor.replay.render import table, usd
 
@@ -31,13 +32,27 @@ def _sections(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     rep = d.get("replay")
     if rep is not None:
         o = rep["outcomes"]
-        head = (f"{rep['changed_calls']:,} of {rep['calls']:,} calls decided differently "
-                f"({rep['runs']:,} runs). Governed cost {usd(o['cost_usd_governed_old'])} -> "
-                f"{usd(o['cost_usd_governed_new'])} (delta {usd(o['cost_usd_delta'])}).")
-        rows = [[f"{g['old_verdict']} -> {g['new_verdict']}", g["rule"], g["calls"], g["runs"],
-                 usd(g["cost_usd_delta"]), ", ".join(e["call_id"] for e in g["examples"][:2])] for g in rep["groups"]]
-        body = head + ("\n\n" + table(["verdict change", "rule", "calls", "runs", "cost delta", "example calls"],
-                                      rows, md) if rows else "")
+        head = (
+            f"{rep['changed_calls']:,} of {rep['calls']:,} calls decided differently "
+            f"({rep['runs']:,} runs). Governed cost {usd(o['cost_usd_governed_old'])} -> "
+            f"{usd(o['cost_usd_governed_new'])} (delta {usd(o['cost_usd_delta'])})."
+        )
+        rows = [
+            [
+                f"{g['old_verdict']} -> {g['new_verdict']}",
+                g["rule"],
+                g["calls"],
+                g["runs"],
+                usd(g["cost_usd_delta"]),
+                ", ".join(e["call_id"] for e in g["examples"][:2]),
+            ]
+            for g in rep["groups"]
+        ]
+        body = head + (
+            "\n\n" + table(["verdict change", "rule", "calls", "runs", "cost delta", "example calls"], rows, md)
+            if rows
+            else ""
+        )
         out.append(("Decision changes on recorded traffic", body))
         impact = [
             f"Runs newly stopped: {o['runs_newly_stopped']} (accepted among them: {o['accepted_runs_newly_stopped']})",
@@ -61,8 +76,10 @@ def render_diff_text(d: Mapping[str, Any]) -> str:
 
 
 def render_diff_markdown(d: Mapping[str, Any]) -> str:
-    parts = [f"## Policy diff `{d['old']['ref']}` → `{d['new']['ref']}`",
-             f"`{d['old']['revision']}` → `{d['new']['revision']}`"]
+    parts = [
+        f"## Policy diff `{d['old']['ref']}` → `{d['new']['ref']}`",
+        f"`{d['old']['revision']}` → `{d['new']['revision']}`",
+    ]
     for title, body in _sections(d, True):
         parts += ["", f"### {title}", "", body]
     return "\n".join(parts) + "\n"

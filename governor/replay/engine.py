@@ -19,7 +19,8 @@ what was paid.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from governor._slots import slots_constructor
 from governor.policy.model import Budget, ContextCap, Policy
@@ -111,8 +112,9 @@ class Replayer:
             ledger = MemoryLedger()  # never the policy's production store
         self.ledger = ledger
         # no stats, no span observer: the replay builds its own report from the decisions
-        self.gov = Governor(policy, ledger=ledger, clock=self.clock, tokens=shared_token_counter(),
-                            stats=False, observers=False)
+        self.gov = Governor(
+            policy, ledger=ledger, clock=self.clock, tokens=shared_token_counter(), stats=False, observers=False
+        )
         self.prices = prices or PriceTable(policy.prices)
         self._ending = self._ending_rules(policy)
         self._repeat = any(s.type == "repeated_call" for s in policy.stop)  # else no call needs a fingerprint
@@ -145,13 +147,20 @@ class Replayer:
         return ReplayResult(
             policy_name=self.policy.name,
             revision=str(self.policy.revision),
-            runs=tuple(
-                RunResult(s.run, tuple(s.results), s.stopped_at, s.stop_rule, s.stop_reason) for s in state
-            ),
+            runs=tuple(RunResult(s.run, tuple(s.results), s.stopped_at, s.stop_rule, s.stop_reason) for s in state),
             issues=traces.issues,
             formats=dict(traces.formats),
-            rule_ids=tuple(r.id for g in (self.policy.stop, self.policy.routes, self.policy.context,
-                                          self.policy.calls, self.policy.budgets) for r in g),
+            rule_ids=tuple(
+                r.id
+                for g in (
+                    self.policy.stop,
+                    self.policy.routes,
+                    self.policy.context,
+                    self.policy.calls,
+                    self.policy.budgets,
+                )
+                for r in g
+            ),
         )
 
     def _run_shares(self, runs: Sequence[TraceRun]) -> dict[str, float]:
@@ -184,8 +193,18 @@ class Replayer:
             return computed, "computed", computed, table
         return None, "unknown", None, None
 
-    def _governed(self, call: TraceCall, model: str, inp: int, out: int, cr: int, cw: int, cw1: int, reasoning: int,
-                  original: _Original) -> tuple[float | None, str, float | None]:
+    def _governed(
+        self,
+        call: TraceCall,
+        model: str,
+        inp: int,
+        out: int,
+        cr: int,
+        cw: int,
+        cw1: int,
+        reasoning: int,
+        original: _Original,
+    ) -> tuple[float | None, str, float | None]:
         """(governed cost, its source, the scale applied to the recorded cost) of an allowed call."""
         cost, source, computed_old, _ = original
         unchanged = model == call.paid_model and inp == call.input_tokens and out == call.output_tokens
@@ -193,10 +212,21 @@ class Replayer:
             return cost, "recorded", None
         if unchanged:
             return cost, source, None
-        q = self.prices.quote(model, CallUsage(
-            input_tokens=inp, output_tokens=out, cache_read_tokens=cr, cache_write_tokens=cw,
-            cache_write_1h_tokens=cw1, reasoning_tokens=reasoning, service_tier=call.service_tier,
-            speed=call.speed, inference_geo=call.inference_geo), call.timestamp)
+        q = self.prices.quote(
+            model,
+            CallUsage(
+                input_tokens=inp,
+                output_tokens=out,
+                cache_read_tokens=cr,
+                cache_write_tokens=cw,
+                cache_write_1h_tokens=cw1,
+                reasoning_tokens=reasoning,
+                service_tier=call.service_tier,
+                speed=call.speed,
+                inference_geo=call.inference_geo,
+            ),
+            call.timestamp,
+        )
         if q is None:
             return None, "unknown", None
         if source == "recorded" and cost is not None and computed_old:
@@ -208,19 +238,41 @@ class Replayer:
         original = self._original(call)
         baseline = original[2]
         if st.stopped_at is not None:
-            return _result(call=call, verdict="block", model=call.model, rule_ids=(st.stop_rule or "",),
-                           reason="run already stopped", block_kind=st.stop_kind, input_tokens=call.input_tokens,
-                           input_estimated=False, cost_baseline=baseline, cost_governed=0.0, cascaded=True,
-                           audit=(), output_tokens=None, cost_source="computed", cost_original=original[0],
-                           cost_original_source=original[1], cost_scale=None, price_source=original[3],
-                           blocked_by=st.stop_rule, overrun=None)
+            return _result(
+                call=call,
+                verdict="block",
+                model=call.model,
+                rule_ids=(st.stop_rule or "",),
+                reason="run already stopped",
+                block_kind=st.stop_kind,
+                input_tokens=call.input_tokens,
+                input_estimated=False,
+                cost_baseline=baseline,
+                cost_governed=0.0,
+                cascaded=True,
+                audit=(),
+                output_tokens=None,
+                cost_source="computed",
+                cost_original=original[0],
+                cost_original_source=original[1],
+                cost_scale=None,
+                price_source=original[3],
+                blocked_by=st.stop_rule,
+                overrun=None,
+            )
         self.clock.now = call.timestamp
         messages = call.messages if call.messages is not None else ()
         # repeated_call: the run's prefix hash of the messages, else the trace's digest (no prompt text)
         digest = st.prefixes.of(messages) if messages and self._repeat else call.messages_digest
-        d = self.gov.check(model=call.model, messages=messages, max_tokens=call.max_tokens,
-                           metadata=call.metadata, input_tokens=call.input_tokens, fingerprint=digest,
-                           message_count=call.message_count)
+        d = self.gov.check(
+            model=call.model,
+            messages=messages,
+            max_tokens=call.max_tokens,
+            metadata=call.metadata,
+            input_tokens=call.input_tokens,
+            fingerprint=digest,
+            message_count=call.message_count,
+        )
         audit = tuple(a.rule_id for a in d.audit) if d.audit else ()
         inp, estimated = call.input_tokens, False
         extra: tuple[str, ...] = ()
@@ -230,9 +282,15 @@ class Replayer:
                 # the engine cannot trim messages the trace never kept: assume the trim reached the
                 # cap, and re-check the call at that size (labelled as an estimate)
                 extra = d.rule_ids
-                d = self.gov.check(model=call.model, messages=(), max_tokens=call.max_tokens,
-                                   metadata=call.metadata, input_tokens=limit, fingerprint=digest,
-                                   message_count=call.message_count)
+                d = self.gov.check(
+                    model=call.model,
+                    messages=(),
+                    max_tokens=call.max_tokens,
+                    metadata=call.metadata,
+                    input_tokens=limit,
+                    fingerprint=digest,
+                    message_count=call.message_count,
+                )
                 inp, estimated = limit, True
         rule_ids = tuple(dict.fromkeys((*extra, *d.rule_ids))) if extra else d.rule_ids
         reason = "; ".join(d.reasons)
@@ -240,11 +298,28 @@ class Replayer:
             rule = d.blocked_by or ""
             if rule in self._ending and d.block_kind in ("stop", "budget"):
                 st.stopped_at, st.stop_rule, st.stop_kind, st.stop_reason = call.index + 1, rule, d.block_kind, reason
-            return _result(call=call, verdict="block", model=d.model, rule_ids=rule_ids, reason=reason,
-                           block_kind=d.block_kind, input_tokens=call.input_tokens, input_estimated=False,
-                           cost_baseline=baseline, cost_governed=0.0, cascaded=False, audit=audit, output_tokens=None,
-                           cost_source="computed", cost_original=original[0], cost_original_source=original[1],
-                           cost_scale=None, price_source=original[3], blocked_by=d.blocked_by, overrun=None)
+            return _result(
+                call=call,
+                verdict="block",
+                model=d.model,
+                rule_ids=rule_ids,
+                reason=reason,
+                block_kind=d.block_kind,
+                input_tokens=call.input_tokens,
+                input_estimated=False,
+                cost_baseline=baseline,
+                cost_governed=0.0,
+                cascaded=False,
+                audit=audit,
+                output_tokens=None,
+                cost_source="computed",
+                cost_original=original[0],
+                cost_original_source=original[1],
+                cost_scale=None,
+                price_source=original[3],
+                blocked_by=d.blocked_by,
+                overrun=None,
+            )
         if d.verdict == "trim" and not estimated:
             inp = min(d.input_tokens, call.input_tokens)  # the engine subtracts what the trim removed
         out = call.output_tokens
@@ -256,19 +331,45 @@ class Replayer:
         reasoning = min(call.reasoning_tokens, out)
         governed, source, scale = self._governed(call, d.model, inp, out, cr, cw, cw1, reasoning, original)
         # the ledger settles the governed cost (what would have been paid), so budgets count it
-        cost = self.gov.record(d, input_tokens=inp, output_tokens=out, cache_read_tokens=cr, cache_write_tokens=cw,
-                               reasoning_tokens=reasoning, error=call.error, cache_write_1h_tokens=cw1,
-                               service_tier=call.service_tier, speed=call.speed, inference_geo=call.inference_geo,
-                               cost_usd=governed)
+        cost = self.gov.record(
+            d,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cr,
+            cache_write_tokens=cw,
+            reasoning_tokens=reasoning,
+            error=call.error,
+            cache_write_1h_tokens=cw1,
+            service_tier=call.service_tier,
+            speed=call.speed,
+            inference_geo=call.inference_geo,
+            cost_usd=governed,
+        )
         verdict = "trim" if estimated else d.verdict  # trim outranks reroute and allow
         if estimated:
             reason += f"{'; ' if reason else ''}trim assumed to reach {inp} input tokens (estimate: no messages)"
-        return _result(call=call, verdict=verdict, model=d.model, rule_ids=rule_ids, reason=reason, block_kind=None,
-                       input_tokens=inp, input_estimated=estimated, cost_baseline=baseline, cost_governed=cost,
-                       cascaded=False, audit=audit, output_tokens=out, cost_source=source if cost is not None
-                       else "unknown", cost_original=original[0], cost_original_source=original[1], cost_scale=scale,
-                       price_source=original[3], blocked_by=None,
-                       overrun=self.gov.last_overrun)
+        return _result(
+            call=call,
+            verdict=verdict,
+            model=d.model,
+            rule_ids=rule_ids,
+            reason=reason,
+            block_kind=None,
+            input_tokens=inp,
+            input_estimated=estimated,
+            cost_baseline=baseline,
+            cost_governed=cost,
+            cascaded=False,
+            audit=audit,
+            output_tokens=out,
+            cost_source=source if cost is not None else "unknown",
+            cost_original=original[0],
+            cost_original_source=original[1],
+            cost_scale=scale,
+            price_source=original[3],
+            blocked_by=None,
+            overrun=self.gov.last_overrun,
+        )
 
     def _trim_limit(self, d: Any, call: TraceCall) -> int | None:
         """The cap a trim-action context cap would trim to, when it is below the recorded input."""

@@ -14,8 +14,9 @@ messages are values: nothing mutates them during a replay.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from operator import is_
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from governor.engine.tokens import message_hash
 
@@ -41,11 +42,11 @@ class PrefixFingerprints:
             k = n  # the usual case: the history grew (C-speed identity scan)
         else:
             k = 0
-            for a, b in zip(messages, prev):
+            for a, b in zip(messages, prev, strict=False):
                 if a is not b:
                     break
                 k += 1
-            del chain[k + 1:]
+            del chain[k + 1 :]
         h = chain[k]
         for m in messages[k:]:
             h = hash((h, message_hash(m)))

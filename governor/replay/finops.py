@@ -63,10 +63,16 @@ class _Sum:
 
     def row(self, **label: Any) -> dict[str, Any]:
         known = self.unpriced < self.calls
-        return {**label, "calls": self.calls, "runs": len(self.runs), "unpriced_calls": self.unpriced,
-                "cost_usd_recorded": _r(self.recorded) if known else None,
-                "cost_usd_baseline": _r(self.baseline), "cost_usd_governed": _r(self.governed) if known else None,
-                "savings_usd": _r(self.recorded - self.governed) if known else None}
+        return {
+            **label,
+            "calls": self.calls,
+            "runs": len(self.runs),
+            "unpriced_calls": self.unpriced,
+            "cost_usd_recorded": _r(self.recorded) if known else None,
+            "cost_usd_baseline": _r(self.baseline),
+            "cost_usd_governed": _r(self.governed) if known else None,
+            "savings_usd": _r(self.recorded - self.governed) if known else None,
+        }
 
 
 def granularity(first: float, last: float) -> str:
@@ -138,21 +144,33 @@ def savings_by_rule(result: ReplayResult) -> list[dict[str, Any]]:
             row[1] += (c.cost_original or 0.0) - (c.cost_governed or 0.0)
         else:
             row[2] += 1
-    return sorted(({"rule": rule, "calls": int(n), "saved_usd": _r(usd), "calls_unpriced": int(u)}
-                   for rule, (n, usd, u) in saved.items()), key=lambda r: (-r["saved_usd"], r["rule"]))
+    return sorted(
+        (
+            {"rule": rule, "calls": int(n), "saved_usd": _r(usd), "calls_unpriced": int(u)}
+            for rule, (n, usd, u) in saved.items()
+        ),
+        key=lambda r: (-r["saved_usd"], r["rule"]),
+    )
 
 
 def stopped_runs(result: ReplayResult, limit: int = MAX_STOPPED) -> dict[str, Any]:
     """The runs the policy would stop, accepted ones first (the price of the policy), then by cost."""
     rank = {"accepted": 0, "edited": 1, "escalated": 2, None: 3, "rejected": 4}
     stopped = [r for r in result.runs if r.stopped_at_call is not None]
-    stopped.sort(key=lambda r: (rank.get(r.run.outcome, 3), -(r.cost_recorded or r.cost_baseline or 0.0),
-                                r.run.run_id))
-    rows = [{"run_id": r.run.run_id, "outcome": r.run.outcome, "stop_rule": r.stop_rule,
-             "stopped_at_call": r.stopped_at_call, "calls": len(r.calls),
-             "cost_usd_recorded": None if run_recorded(r) is None else _r(run_recorded(r) or 0.0),
-             "cost_usd_baseline": _opt(r.cost_baseline), "cost_usd_governed": _opt(r.cost_governed)}
-            for r in stopped[:limit]]
+    stopped.sort(key=lambda r: (rank.get(r.run.outcome, 3), -(r.cost_recorded or r.cost_baseline or 0.0), r.run.run_id))
+    rows = [
+        {
+            "run_id": r.run.run_id,
+            "outcome": r.run.outcome,
+            "stop_rule": r.stop_rule,
+            "stopped_at_call": r.stopped_at_call,
+            "calls": len(r.calls),
+            "cost_usd_recorded": None if run_recorded(r) is None else _r(run_recorded(r) or 0.0),
+            "cost_usd_baseline": _opt(r.cost_baseline),
+            "cost_usd_governed": _opt(r.cost_governed),
+        }
+        for r in stopped[:limit]
+    ]
     by_outcome: dict[str, int] = defaultdict(int)
     for r in stopped:
         by_outcome[r.run.outcome or "unknown"] += 1
@@ -182,19 +200,28 @@ def cost_per_accepted_over_time(result: ReplayResult) -> dict[str, Any]:
     out = []
     for period in sorted(rows):
         p = rows[period]
-        out.append({"period": period, "runs": int(p["runs"]), "accepted": int(p["accepted"]),
-                    "unpriced_runs": int(p["unpriced_runs"]),
-                    "cost_per_accepted_usd_recorded": _r(p["recorded"] / p["accepted"]) if p["accepted"] else None,
-                    "cost_per_accepted_usd_baseline": _r(p["baseline"] / p["accepted"]) if p["accepted"] else None,
-                    "cost_per_accepted_usd_governed":
-                        _r(p["governed"] / p["accepted_kept"]) if p["accepted_kept"] else None})
+        out.append(
+            {
+                "period": period,
+                "runs": int(p["runs"]),
+                "accepted": int(p["accepted"]),
+                "unpriced_runs": int(p["unpriced_runs"]),
+                "cost_per_accepted_usd_recorded": _r(p["recorded"] / p["accepted"]) if p["accepted"] else None,
+                "cost_per_accepted_usd_baseline": _r(p["baseline"] / p["accepted"]) if p["accepted"] else None,
+                "cost_per_accepted_usd_governed": _r(p["governed"] / p["accepted_kept"])
+                if p["accepted_kept"]
+                else None,
+            }
+        )
     return {"granularity": unit, "periods": out}
 
 
 def low_acceptance_high_spend(result: ReplayResult, top: int = TOP) -> dict[str, Any]:
     """Tasks (runs grouped by task, workflow or project) that spend most while few of their runs are accepted."""
-    key = next((k for k in TASK_KEYS if any(r.calls and r.calls[0].call.metadata.get(k) is not None
-                                            for r in result.runs)), None)
+    key = next(
+        (k for k in TASK_KEYS if any(r.calls and r.calls[0].call.metadata.get(k) is not None for r in result.runs)),
+        None,
+    )
     if key is None:
         return {"key": None, "rows": []}
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -210,12 +237,24 @@ def low_acceptance_high_spend(result: ReplayResult, top: int = TOP) -> dict[str,
     rows: list[dict[str, Any]] = []
     for value, g in groups.items():
         rate = g["accepted"] / g["judged"] if g["judged"] else None
-        rows.append({"value": value, "runs": int(g["runs"]), "judged": int(g["judged"]),
-                     "accepted": int(g["accepted"]), "acceptance": None if rate is None else round(rate, 4),
-                     "cost_usd_baseline": _r(g["baseline"])})
+        rows.append(
+            {
+                "value": value,
+                "runs": int(g["runs"]),
+                "judged": int(g["judged"]),
+                "accepted": int(g["accepted"]),
+                "acceptance": None if rate is None else round(rate, 4),
+                "cost_usd_baseline": _r(g["baseline"]),
+            }
+        )
     # lowest acceptance first among those judged, the costliest first within it; unjudged tasks last
-    rows.sort(key=lambda r: (r["acceptance"] is None, r["acceptance"] if r["acceptance"] is not None else 0,
-                             -r["cost_usd_baseline"]))
+    rows.sort(
+        key=lambda r: (
+            r["acceptance"] is None,
+            r["acceptance"] if r["acceptance"] is not None else 0,
+            -r["cost_usd_baseline"],
+        )
+    )
     return {"key": key, "groups": len(rows), "rows": rows[:top]}
 
 
@@ -229,6 +268,8 @@ def finops(result: ReplayResult) -> dict[str, Any]:
         "stopped_runs": stopped_runs(result),
         "cost_per_accepted_over_time": cost_per_accepted_over_time(result),
         "low_acceptance_high_spend": low_acceptance_high_spend(result),
-        "recorded_by_run": {"runs_with_recorded_cost": sum(1 for x in recorded_runs if x is not None),
-                            "cost_usd_recorded": _r(sum(x or 0.0 for x in recorded_runs))},
+        "recorded_by_run": {
+            "runs_with_recorded_cost": sum(1 for x in recorded_runs if x is not None),
+            "cost_usd_recorded": _r(sum(x or 0.0 for x in recorded_runs)),
+        },
     }

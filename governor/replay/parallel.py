@@ -64,5 +64,9 @@ def replay_parallel(policy: Policy, traces: TraceSet, jobs: int) -> ReplayResult
         for i, run in zip(part, res.runs, strict=True):
             by_position[i] = run
     first = results[0]
-    return replace(first, runs=tuple(by_position[i] for i in range(len(traces.runs))), issues=traces.issues,
-                   formats=dict(traces.formats))
+    return replace(
+        first,
+        runs=tuple(by_position[i] for i in range(len(traces.runs))),
+        issues=traces.issues,
+        formats=dict(traces.formats),
+    )

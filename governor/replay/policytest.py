@@ -95,8 +95,9 @@ def _check_keys(obj: Any, allowed: set[str], where: str) -> Mapping[str, Any]:
         raise TestFileError(f"{where}: must be a mapping")
     unknown = set(obj) - allowed
     if unknown:
-        raise TestFileError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                            f"allowed: {', '.join(sorted(allowed))}")
+        raise TestFileError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(sorted(allowed))}"
+        )
     return obj
 
 
@@ -122,9 +123,14 @@ def _call_args(call: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise TestFileError(f"{where}.call.model: required")
     if call.get("messages") is None and call.get("input_tokens") is None:
         raise TestFileError(f"{where}.call: give messages or input_tokens")
-    return {"model": str(call["model"]), "messages": list(call.get("messages") or []),
-            "max_tokens": call.get("max_tokens"), "metadata": dict(call.get("metadata") or {}),
-            "input_tokens": call.get("input_tokens"), "tools": call.get("tools")}
+    return {
+        "model": str(call["model"]),
+        "messages": list(call.get("messages") or []),
+        "max_tokens": call.get("max_tokens"),
+        "metadata": dict(call.get("metadata") or {}),
+        "input_tokens": call.get("input_tokens"),
+        "tools": call.get("tools"),
+    }
 
 
 def run_case(policy: Policy, case: Any, where: str, file: str) -> CaseResult:
@@ -158,8 +164,12 @@ def run_case(policy: Policy, case: Any, where: str, file: str) -> CaseResult:
             args["metadata"] = {**call["metadata"], **p["metadata"]}
         d = gov.check(**args)
         if d.verdict != "block":
-            gov.record(d, input_tokens=int(args.get("input_tokens") or d.input_tokens),
-                       output_tokens=int(p.get("output_tokens") or 0), error=p.get("error"))
+            gov.record(
+                d,
+                input_tokens=int(args.get("input_tokens") or d.input_tokens),
+                output_tokens=int(p.get("output_tokens") or 0),
+                error=p.get("error"),
+            )
     clock[0] = now
     d = gov.check(**call)
     return CaseResult(file, name, compare(expect, d))
@@ -171,8 +181,11 @@ def compare(expect: Mapping[str, Any], d: Any) -> list[str]:
     got_rules = sorted(d.rule_ids)
     want_rules = expect.get("rule_ids")
     if "verdict" in expect and expect["verdict"] != d.verdict:
-        rules = ([expect["blocked_by"]] if expect.get("blocked_by")
-                 else want_rules or expect.get("rules_include") or got_rules)
+        rules = (
+            [expect["blocked_by"]]
+            if expect.get("blocked_by")
+            else want_rules or expect.get("rules_include") or got_rules
+        )
         shown = f" (rule {', '.join(rules)})" if rules else ""
         reason = f": {'; '.join(d.reasons)}" if d.reasons else ""
         out.append(f"Want {expect['verdict']}, got {d.verdict}{shown}{reason}")

@@ -48,11 +48,18 @@ def _day(ts: float) -> str:
 def _row(a: _Acc) -> dict[str, Any]:
     ratio = a.computed / a.recorded if a.recorded > 0 else None
     drift = None if ratio is None else round(100.0 * (ratio - 1.0), 2)
-    return {"calls": a.calls, "cost_usd_recorded": round(a.recorded, 9), "cost_usd_computed": round(a.computed, 9),
-            "computed_over_recorded": None if ratio is None else round(ratio, 4), "drift_pct": drift,
-            "flagged": drift is not None and abs(drift) > DRIFT_PCT, "cache_read_tokens": a.cache_read,
-            "input_tokens": a.input, "calls_without_computed_cost": a.unpriced,
-            "price_sources": sorted(a.sources)}
+    return {
+        "calls": a.calls,
+        "cost_usd_recorded": round(a.recorded, 9),
+        "cost_usd_computed": round(a.computed, 9),
+        "computed_over_recorded": None if ratio is None else round(ratio, 4),
+        "drift_pct": drift,
+        "flagged": drift is not None and abs(drift) > DRIFT_PCT,
+        "cache_read_tokens": a.cache_read,
+        "input_tokens": a.input,
+        "calls_without_computed_cost": a.unpriced,
+        "price_sources": sorted(a.sources),
+    }
 
 
 def _cause(model: str, a: _Acc, days: list[dict[str, Any]], prices: PriceTable) -> str:
@@ -64,28 +71,38 @@ def _cause(model: str, a: _Acc, days: list[dict[str, Any]], prices: PriceTable) 
     ratios = [d["computed_over_recorded"] for d in days if d["computed_over_recorded"] is not None]
     moves = ""
     if len(ratios) > 1 and max(ratios) / min(ratios) > 1.0 + DRIFT_PCT / 100:
-        moves = (f"; the ratio moves from {min(ratios):.2f}x to {max(ratios):.2f}x across days (a price change, "
-                 "or a different share of cached input)")
+        moves = (
+            f"; the ratio moves from {min(ratios):.2f}x to {max(ratios):.2f}x across days (a price change, "
+            "or a different share of cached input)"
+        )
         if a.cache_read or ratio < 1.0:
-            return ("consistent with a price change: the ratio moves from "
-                    f"{min(ratios):.2f}x to {max(ratios):.2f}x across days (price the older dates with a dated "
-                    "models.prices entry)")
+            return (
+                "consistent with a price change: the ratio moves from "
+                f"{min(ratios):.2f}x to {max(ratios):.2f}x across days (price the older dates with a dated "
+                "models.prices entry)"
+            )
     tier = f"; the trace reports service tier {', '.join(sorted(a.tiers))}" if a.tiers else ""
     if ratio > 1.0:
         price = prices.lookup(model)
         if a.cache_read == 0 and price is not None and price.cache_read is not None and a.input:
-            per_token = (price.input - price.cache_read)
+            per_token = price.input - price.cache_read
             share = (a.computed - a.recorded) / (a.input * per_token) if per_token > 0 else None
             if share is not None and 0 < share <= 1:
-                return (f"recorded is {ratio:.2f}x below list: consistent with about {share * 100:.0f}% of input "
-                        f"tokens read from cache at ${price.cache_read * 1e6:g}/M; the trace has no cache split"
-                        f"{tier}{moves}")
+                return (
+                    f"recorded is {ratio:.2f}x below list: consistent with about {share * 100:.0f}% of input "
+                    f"tokens read from cache at ${price.cache_read * 1e6:g}/M; the trace has no cache split"
+                    f"{tier}{moves}"
+                )
         if a.cache_read == 0:
-            return (f"recorded is {ratio:.2f}x below list and the trace has no cache split: cached input, a "
-                    f"discount or a lower price when the calls were made{tier}{moves}")
+            return (
+                f"recorded is {ratio:.2f}x below list and the trace has no cache split: cached input, a "
+                f"discount or a lower price when the calls were made{tier}{moves}"
+            )
         return f"recorded is {ratio:.2f}x below list: a discount, batch or flex tier, or a lower past price{tier}"
-    return (f"recorded is {1 / ratio:.2f}x above list: a price rise since the calls were made, a priority or "
-            f"long-context tier, or a residency surcharge{tier}")
+    return (
+        f"recorded is {1 / ratio:.2f}x above list: a price rise since the calls were made, a priority or "
+        f"long-context tier, or a residency surcharge{tier}"
+    )
 
 
 def reconcile(result: ReplayResult, prices: PriceTable) -> dict[str, Any]:
@@ -118,8 +135,9 @@ def reconcile(result: ReplayResult, prices: PriceTable) -> dict[str, Any]:
     models = []
     for model, acc in sorted(by_model.items(), key=lambda kv: -kv[1].recorded):
         row = {"model": model, **_row(acc)}
-        row["cause"] = _cause(model, acc, days[model], prices) if acc.calls else (
-            "no price: the computed cost is unknown")
+        row["cause"] = (
+            _cause(model, acc, days[model], prices) if acc.calls else ("no price: the computed cost is unknown")
+        )
         models.append(row)
     causes = {m["model"]: m["cause"] for m in models}
     for model_days in days.values():

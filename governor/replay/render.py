@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 MAX_ROWS = 15
 
@@ -24,11 +25,27 @@ def num(x: Any) -> str:
 # it is shown as text, never as markup. `<` and `&` are entity-escaped (GitHub renders inline HTML;
 # a lone `>` inside a line opens nothing), the
 # characters Markdown gives meaning to are backslash-escaped, and line breaks become spaces.
-_MD_ESCAPES = str.maketrans({
-    "&": "&amp;", "<": "&lt;", "\\": "\\\\", "|": "\\|", "`": "\\`", "*": "\\*", "_": "\\_",
-    "[": "\\[", "]": "\\]", "#": "\\#", "~": "\\~", "!": "\\!",
-    "\n": " ", "\r": " ", "\x85": " ", "\u2028": " ", "\u2029": " ",
-})
+_MD_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        "\\": "\\\\",
+        "|": "\\|",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "[": "\\[",
+        "]": "\\]",
+        "#": "\\#",
+        "~": "\\~",
+        "!": "\\!",
+        "\n": " ",
+        "\r": " ",
+        "\x85": " ",
+        "\u2028": " ",
+        "\u2029": " ",
+    }
+)
 
 
 def md_text(value: Any) -> str:
@@ -44,8 +61,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool 
         out += ["| " + " | ".join(r) + " |" for r in cells[1:]]
         return "\n".join(out)
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-             for r in cells]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))
+        ).rstrip()
+        for r in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -59,21 +80,32 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
             ["cost", usd(t["cost_usd_recorded"]), usd(t["cost_usd_governed"]), usd(t["cost_usd_baseline"])],
             ["input tokens", num(t["input_tokens"]), num(t["input_tokens_governed"]), num(t["input_tokens"])],
             ["output tokens", num(t["output_tokens"]), num(t["output_tokens_governed"]), num(t["output_tokens"])],
-            ["cost per accepted run", usd(o["cost_per_accepted_usd_recorded"]),
-             usd(o["cost_per_accepted_usd_governed"]), usd(o["cost_per_accepted_usd_baseline"])],
-        ], md)
+            [
+                "cost per accepted run",
+                usd(o["cost_per_accepted_usd_recorded"]),
+                usd(o["cost_per_accepted_usd_governed"]),
+                usd(o["cost_per_accepted_usd_baseline"]),
+            ],
+        ],
+        md,
+    )
     pct = "" if t["savings_pct"] is None else f" ({t['savings_pct']}% of recorded)"
     b = t.get("cost_basis") or {}
-    basis = (f"Costs compared over {num(b.get('compared_calls'))} calls ({num(b.get('recorded_calls'))} with a "
-             f"recorded cost, {num(b.get('computed_calls'))} computed at list price for want of one)")
+    basis = (
+        f"Costs compared over {num(b.get('compared_calls'))} calls ({num(b.get('recorded_calls'))} with a "
+        f"recorded cost, {num(b.get('computed_calls'))} computed at list price for want of one)"
+    )
     if b.get("excluded_calls"):
-        basis += (f"; excluded: {num(b['excluded_calls'])} unpriced calls ({', '.join(b['excluded_models'])}), "
-                  "their cost is unknown, not zero")
+        basis += (
+            f"; excluded: {num(b['excluded_calls'])} unpriced calls ({', '.join(b['excluded_models'])}), "
+            "their cost is unknown, not zero"
+        )
     if b.get("baseline_calls") is not None and b.get("baseline_calls") != b.get("compared_calls"):
         basis += f"; list price known for {num(b['baseline_calls'])} of them"
     src = b.get("governed_sources") or {}
     lines = [
-        summary, "",
+        summary,
+        "",
         f"Savings (recorded - governed): {usd(t['savings_usd'])}{pct}",
         basis,
         f"Governed cost by source: recorded {num(src.get('recorded', 0))}, computed {num(src.get('computed', 0))}, "
@@ -82,8 +114,11 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         f"trimmed {num(t['calls_trimmed'])}"
         + (f" ({t['calls_trimmed_estimated']} estimated)" if t["calls_trimmed_estimated"] else "")
         + f", blocked {num(t['calls_blocked'])} ({num(t['calls_blocked_after_stop'])} after their run was stopped)"
-        + (f"; {num(t['calls_overran'])} used more than their check reserved (+{usd(t['overrun_usd'])})"
-           if t.get("calls_overran") else ""),
+        + (
+            f"; {num(t['calls_overran'])} used more than their check reserved (+{usd(t['overrun_usd'])})"
+            if t.get("calls_overran")
+            else ""
+        ),
         f"Runs: {num(t['runs'])}; stopped {num(t['runs_stopped'])}; outcomes: accepted {o['accepted']}, "
         f"edited {o.get('edited', 0)}, rejected {o['rejected']}, escalated {o.get('escalated', 0)}, "
         f"unknown {o.get('unknown', o['other'])}; accepted runs the policy would stop: "
@@ -91,28 +126,63 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     ]
     joined = o.get("joined")
     if joined:
-        lines.append(f"Outcomes joined from {', '.join(joined['files'])}: {joined['runs_matched']} run(s) matched, "
-                     f"{len(joined['unmatched'])} record(s) matched no run, {joined['skipped']} skipped")
+        lines.append(
+            f"Outcomes joined from {', '.join(joined['files'])}: {joined['runs_matched']} run(s) matched, "
+            f"{len(joined['unmatched'])} record(s) matched no run, {joined['skipped']} skipped"
+        )
     if t["unpriced_calls"]:
         lines.append(f"Unpriced calls: {num(t['unpriced_calls'])} (their cost is unknown, not zero; see below)")
     if t["skipped_records"]:
         lines.append(f"Skipped malformed records: {num(t['skipped_records'])} (listed below)")
     out.append(("Summary", "\n".join(lines)))
-    out.append(("Rules", table(["rule", "kind", "fired", "blocked", "audit would fire"],
-                               [[r["id"], r["kind"] or "-", r["fired"], r["blocked"], r["audit_would_fire"]]
-                                for r in rep["rules"]], md) if rep["rules"] else "(the policy has no rules)"))
+    out.append(
+        (
+            "Rules",
+            table(
+                ["rule", "kind", "fired", "blocked", "audit would fire"],
+                [[r["id"], r["kind"] or "-", r["fired"], r["blocked"], r["audit_would_fire"]] for r in rep["rules"]],
+                md,
+            )
+            if rep["rules"]
+            else "(the policy has no rules)",
+        )
+    )
     stopped = [r for r in rep["runs"] if r["stopped_at_call"] is not None]
     if stopped:
-        rows = [[r["run_id"], r["calls"], r["stopped_at_call"], r["stop_rule"] or "-", usd(r["cost_usd_recorded"]),
-                 usd(r["cost_usd_governed"]), r["outcome"] or "-"] for r in stopped[:MAX_ROWS]]
+        rows = [
+            [
+                r["run_id"],
+                r["calls"],
+                r["stopped_at_call"],
+                r["stop_rule"] or "-",
+                usd(r["cost_usd_recorded"]),
+                usd(r["cost_usd_governed"]),
+                r["outcome"] or "-",
+            ]
+            for r in stopped[:MAX_ROWS]
+        ]
         more = f"\n... and {len(stopped) - MAX_ROWS} more (see --format json)" if len(stopped) > MAX_ROWS else ""
-        out.append(("Stopped runs", table(["run", "calls", "stopped at call", "rule", "recorded", "governed",
-                                           "outcome"], rows, md) + more))
+        out.append(
+            (
+                "Stopped runs",
+                table(["run", "calls", "stopped at call", "rule", "recorded", "governed", "outcome"], rows, md) + more,
+            )
+        )
     if rep.get("unpriced"):
-        out.append(("Unpriced", table(["model", "calls", "recorded side", "governed side", "example call"],
-                    [[u["model"], u["calls"], u["recorded_side"], u["governed_side"], u["example_call"]]
-                     for u in rep["unpriced"]], md)
-                    + "\nTheir cost is unknown (null in JSON), not zero; price them under models.prices."))
+        out.append(
+            (
+                "Unpriced",
+                table(
+                    ["model", "calls", "recorded side", "governed side", "example call"],
+                    [
+                        [u["model"], u["calls"], u["recorded_side"], u["governed_side"], u["example_call"]]
+                        for u in rep["unpriced"]
+                    ],
+                    md,
+                )
+                + "\nTheir cost is unknown (null in JSON), not zero; price them under models.prices.",
+            )
+        )
     recon = rep.get("reconciliation")
     if recon and recon["by_model"]:
         out.append(("Reconciliation (computed at list price vs recorded)", reconciliation_text(recon, md)))
@@ -120,8 +190,15 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     if diag:
         out.extend(_diagnostics(diag, md))
     if rep.get("skipped"):
-        rows = [[f"{s['file']}:{s['line'] or s['where']}" if not (s["line"] and s["where"])
-                 else f"{s['file']}:{s['line']}:{s['where']}", s["message"]] for s in rep["skipped"][:50]]
+        rows = [
+            [
+                f"{s['file']}:{s['line'] or s['where']}"
+                if not (s["line"] and s["where"])
+                else f"{s['file']}:{s['line']}:{s['where']}",
+                s["message"],
+            ]
+            for s in rep["skipped"][:50]
+        ]
         out.append(("Skipped records", table(["where", "problem"], rows, md)))
     return out
 
@@ -130,18 +207,31 @@ def reconciliation_text(recon: Mapping[str, Any], md: bool) -> str:
     def ratio(r: Mapping[str, Any]) -> str:
         return "-" if r["computed_over_recorded"] is None else f"{r['computed_over_recorded']:.3f}"
 
-    rows = [[r["model"], r["calls"], usd(r["cost_usd_recorded"]),
-             usd(r["cost_usd_computed"]) if r["calls"] else UNPRICED, ratio(r),
-             "DRIFT" if r["flagged"] else "ok"] for r in recon["by_model"]]
-    text = table(["model", "calls", "recorded", "computed", "computed/recorded", f">{recon['drift_threshold_pct']:g}%"],
-                 rows, md)
+    rows = [
+        [
+            r["model"],
+            r["calls"],
+            usd(r["cost_usd_recorded"]),
+            usd(r["cost_usd_computed"]) if r["calls"] else UNPRICED,
+            ratio(r),
+            "DRIFT" if r["flagged"] else "ok",
+        ]
+        for r in recon["by_model"]
+    ]
+    text = table(
+        ["model", "calls", "recorded", "computed", "computed/recorded", f">{recon['drift_threshold_pct']:g}%"], rows, md
+    )
     text += "\n\n" + "\n".join(f"- {r['model']}: {r['cause']}" for r in recon["by_model"])
     days = [d for d in recon["by_model_day"] if d["flagged"]]
     if days:
         text += "\n\nDays drifting above the threshold:\n" + table(
             ["model", "day", "calls", "recorded", "computed", "computed/recorded"],
-            [[d["model"], d["day"], d["calls"], usd(d["cost_usd_recorded"]), usd(d["cost_usd_computed"]), ratio(d)]
-             for d in days[:MAX_ROWS * 2]], md)
+            [
+                [d["model"], d["day"], d["calls"], usd(d["cost_usd_recorded"]), usd(d["cost_usd_computed"]), ratio(d)]
+                for d in days[: MAX_ROWS * 2]
+            ],
+            md,
+        )
     return text
 
 
@@ -149,23 +239,74 @@ def _diagnostics(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
     out = []
     e = md_text if md else str
     if d["unpriced_models"]:
-        out.append(("Unpriced models", table(["model", "recorded calls", "governed calls"],
-                    [[u["model"], u["calls_recorded"], u["calls_governed"]] for u in d["unpriced_models"]], md)
-                    + "\nPrice them under models.prices in the policy"
-                    + ("." if d.get("allow_unpriced") else ", or set defaults.allow_unpriced.")))
-    rows = [[r["model"], r["calls"], r["accepted_runs"], usd(r["cost_usd_recorded"]),
-             usd(r["cost_per_accepted_usd_recorded"]), usd(r["cost_per_accepted_usd_governed"])]
-            for r in d["cost_per_accepted_by_model"]]
-    out.append(("Cost per accepted task by model", table(
-        ["model", "calls", "accepted runs", "recorded", "per accepted (recorded)", "per accepted (governed)"], rows, md)))
-    rows = [[r["agent"], r["calls"], r["accepted_runs"], usd(r["cost_usd_recorded"]),
-             usd(r["cost_per_accepted_usd_recorded"]), usd(r["cost_per_accepted_usd_governed"])]
-            for r in d["cost_per_accepted_by_agent"]]
-    out.append(("Cost per accepted task by agent", table(
-        ["agent", "calls", "accepted runs", "recorded", "per accepted (recorded)", "per accepted (governed)"], rows, md)))
-    rows = [[r["run_id"], r["calls"], num(r["input_tokens"]), usd(r["cost_usd_recorded"]), usd(r["cost_usd_governed"]),
-             r["outcome"] or "-"] for r in d["most_expensive_runs"][:5]]
-    out.append(("Most expensive runs", table(["run", "calls", "input tokens", "recorded", "governed", "outcome"], rows, md)))
+        out.append(
+            (
+                "Unpriced models",
+                table(
+                    ["model", "recorded calls", "governed calls"],
+                    [[u["model"], u["calls_recorded"], u["calls_governed"]] for u in d["unpriced_models"]],
+                    md,
+                )
+                + "\nPrice them under models.prices in the policy"
+                + ("." if d.get("allow_unpriced") else ", or set defaults.allow_unpriced."),
+            )
+        )
+    rows = [
+        [
+            r["model"],
+            r["calls"],
+            r["accepted_runs"],
+            usd(r["cost_usd_recorded"]),
+            usd(r["cost_per_accepted_usd_recorded"]),
+            usd(r["cost_per_accepted_usd_governed"]),
+        ]
+        for r in d["cost_per_accepted_by_model"]
+    ]
+    out.append(
+        (
+            "Cost per accepted task by model",
+            table(
+                ["model", "calls", "accepted runs", "recorded", "per accepted (recorded)", "per accepted (governed)"],
+                rows,
+                md,
+            ),
+        )
+    )
+    rows = [
+        [
+            r["agent"],
+            r["calls"],
+            r["accepted_runs"],
+            usd(r["cost_usd_recorded"]),
+            usd(r["cost_per_accepted_usd_recorded"]),
+            usd(r["cost_per_accepted_usd_governed"]),
+        ]
+        for r in d["cost_per_accepted_by_agent"]
+    ]
+    out.append(
+        (
+            "Cost per accepted task by agent",
+            table(
+                ["agent", "calls", "accepted runs", "recorded", "per accepted (recorded)", "per accepted (governed)"],
+                rows,
+                md,
+            ),
+        )
+    )
+    rows = [
+        [
+            r["run_id"],
+            r["calls"],
+            num(r["input_tokens"]),
+            usd(r["cost_usd_recorded"]),
+            usd(r["cost_usd_governed"]),
+            r["outcome"] or "-",
+        ]
+        for r in d["most_expensive_runs"][:5]
+    ]
+    out.append(
+        ("Most expensive runs", table(["run", "calls", "input tokens", "recorded", "governed", "outcome"], rows, md))
+    )
     lc = d["long_context"]
     rc = d["repeated_identical_calls"]
     lines = [
@@ -174,13 +315,19 @@ def _diagnostics(d: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
         f"context grew 4x or more",
     ]
     g0 = lc["grew_without_new_content"]
-    lines.append(f"Context grown without new content: {g0['calls']} calls added {g0['input_tokens_added']:,} input "
-                 f"tokens by re-sending messages already sent")
+    lines.append(
+        f"Context grown without new content: {g0['calls']} calls added {g0['input_tokens_added']:,} input "
+        f"tokens by re-sending messages already sent"
+    )
     for g in lc["growing_runs"][:5]:
-        lines.append(f"  - run {e(g['run_id'])} ({e(g['model'])}): {g['first_input_tokens']:,} -> "
-                     f"{g['last_input_tokens']:,} input tokens over {g['calls']} calls")
-    lines.append(f"Repeated identical calls: {rc['repeated_calls']} (recorded cost {usd(rc['cost_usd_recorded'])}; "
-                 f"{rc['calls_with_messages']} calls had messages to compare)")
+        lines.append(
+            f"  - run {e(g['run_id'])} ({e(g['model'])}): {g['first_input_tokens']:,} -> "
+            f"{g['last_input_tokens']:,} input tokens over {g['calls']} calls"
+        )
+    lines.append(
+        f"Repeated identical calls: {rc['repeated_calls']} (recorded cost {usd(rc['cost_usd_recorded'])}; "
+        f"{rc['calls_with_messages']} calls had messages to compare)"
+    )
     lines.append(f"Retry storms: {len(d['retry_storms'])}")
     for s in d["retry_storms"][:5]:
         lines.append(f"  - {e(s['kind'])} in run {e(s['run_id'])}: {s['calls']} calls, {s['errors']} errors")

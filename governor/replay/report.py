@@ -41,8 +41,13 @@ def _rule_kinds(policy: Policy | None) -> dict[str, str]:
     if policy is None:
         return {}
     kinds = {}
-    for kind, group in (("stop", policy.stop), ("route", policy.routes), ("context", policy.context),
-                        ("call", policy.calls), ("budget", policy.budgets)):
+    for kind, group in (
+        ("stop", policy.stop),
+        ("route", policy.routes),
+        ("context", policy.context),
+        ("call", policy.calls),
+        ("budget", policy.budgets),
+    ):
         for r in group:
             kinds[r.id] = kind
     return kinds
@@ -78,16 +83,22 @@ def unpriced_list(calls: list[CallResult]) -> list[dict[str, Any]]:
             continue
         side = "recorded" if c.cost_original is None else "governed"
         model = c.call.model if side == "recorded" else c.model
-        row = rows.setdefault(model, {"model": model, "calls": 0, "recorded_side": 0, "governed_side": 0,
-                                      "example_call": c.call.call_id})
+        row = rows.setdefault(
+            model, {"model": model, "calls": 0, "recorded_side": 0, "governed_side": 0, "example_call": c.call.call_id}
+        )
         row["calls"] += 1
         row[f"{side}_side"] += 1
     return sorted(rows.values(), key=lambda r: -r["calls"])
 
 
-def build_report(result: ReplayResult, policy: Policy | None = None, *,
-                 long_context_tokens: int = LONG_CONTEXT_TOKENS, with_diagnostics: bool = True,
-                 prices: PriceTable | None = None) -> dict[str, Any]:
+def build_report(
+    result: ReplayResult,
+    policy: Policy | None = None,
+    *,
+    long_context_tokens: int = LONG_CONTEXT_TOKENS,
+    with_diagnostics: bool = True,
+    prices: PriceTable | None = None,
+) -> dict[str, Any]:
     calls = list(result.calls())
     verdicts = Counter(c.verdict for c in calls)
     runs = [run_row(r) for r in result.runs]
@@ -108,8 +119,11 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
         "excluded_models": sorted({c.call.model if c.cost_original is None else c.model for c in excluded}),
         "baseline_calls": len(with_baseline),
         "governed_sources": {k: sources[k] for k in COST_SOURCES},
-        "excludes": ("calls whose recorded or governed cost is unknown (unpriced model, no recorded cost)"
-                     if excluded else "nothing"),
+        "excludes": (
+            "calls whose recorded or governed cost is unknown (unpriced model, no recorded cost)"
+            if excluded
+            else "nothing"
+        ),
     }
     totals = {
         "runs": len(result.runs),
@@ -120,8 +134,9 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
         "cache_write_tokens": sum(c.call.cache_write_tokens for c in calls),
         "input_tokens_governed": sum(c.input_tokens for c in calls if c.verdict != "block"),
         "output_tokens_governed": sum(c.output_tokens or 0 for c in calls if c.verdict != "block"),
-        "calls_output_clamped": sum(1 for c in calls if c.output_tokens is not None
-                                    and c.output_tokens < c.call.output_tokens),
+        "calls_output_clamped": sum(
+            1 for c in calls if c.output_tokens is not None and c.output_tokens < c.call.output_tokens
+        ),
         "cost_usd_recorded": None if none_known else _usd(recorded),
         "cost_usd_baseline": None if not with_baseline else _usd(baseline),
         "cost_usd_governed": None if none_known else _usd(governed),
@@ -156,8 +171,16 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
         for rid in c.audit:
             audit[rid] += 1
     rule_ids = list(result.rule_ids) + [r for r in fired if r not in result.rule_ids]
-    rules = [{"id": rid, "kind": kinds.get(rid), "fired": fired[rid], "blocked": blocked[rid],
-              "audit_would_fire": audit[rid]} for rid in rule_ids]
+    rules = [
+        {
+            "id": rid,
+            "kind": kinds.get(rid),
+            "fired": fired[rid],
+            "blocked": blocked[rid],
+            "audit_would_fire": audit[rid],
+        }
+        for rid in rule_ids
+    ]
     accepted = [r for r in result.runs if r.run.outcome == "accepted"]
     rejected = sum(1 for r in result.runs if r.run.outcome == "rejected")
     kept = [r for r in accepted if r.stopped_at_call is None]
@@ -189,6 +212,7 @@ def build_report(result: ReplayResult, policy: Policy | None = None, *,
         report["diagnostics"] = diagnostics(result, long_context_tokens)
         report["diagnostics"]["allow_unpriced"] = bool(policy is not None and policy.allow_unpriced)
         report["finops"] = finops(result)
-    report["skipped"] = [{"file": i.file, "line": i.line, "where": i.where, "message": i.message}
-                         for i in result.issues]
+    report["skipped"] = [
+        {"file": i.file, "line": i.line, "where": i.where, "message": i.message} for i in result.issues
+    ]
     return report

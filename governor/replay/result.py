@@ -13,8 +13,8 @@ Every cost says where it came from (``COST_SOURCES``):
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
 
 from governor.engine.overrun import Overrun
 from governor.traces.model import TraceCall, TraceIssue, TraceRun

@@ -15,9 +15,10 @@ same counter keys the engine uses, so windows and limits apply as in production.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from governor.errors import GovernorError
 from governor.ledger.base import Amount, Ledger, usd_to_nano
@@ -77,8 +78,9 @@ def apply_spend(policy: Policy, ledger: Ledger, spend: Any, *, now: float, sourc
         if unknown:
             raise GovernorError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         counter = CompiledBudget(budgets[bid]).counter("" if entry.get("value") is None else str(entry["value"]))
-        amount = Amount(usd_to_nano(float(entry.get("usd") or 0.0)), int(entry.get("tokens") or 0),
-                        int(entry.get("calls") or 0))
+        amount = Amount(
+            usd_to_nano(float(entry.get("usd") or 0.0)), int(entry.get("tokens") or 0), int(entry.get("calls") or 0)
+        )
         at = _time(entry.get("at"), where)
         at = now if at is None else at
         ledger.settle(f"state-{i}-{bid}", [counter], amount, now=at, reserved_at=at)

@@ -73,14 +73,14 @@ class ClaudeCodeImporter:
     description = "Claude Code session transcripts (~/.claude/projects/<project>/<session>.jsonl)"
 
     def sniff(self, head: str) -> bool:
-        return '"sessionId"' in head and ('"parentUuid"' in head or '"leafUuid"' in head
-                                          or '"queue-operation"' in head)
+        return '"sessionId"' in head and ('"parentUuid"' in head or '"leafUuid"' in head or '"queue-operation"' in head)
 
     def owner_of(self, path: Path) -> Path | None:
         if path.name.endswith(".meta.json") and path.parent.name == "subagents":  # read with its transcript
             stem = path.name[: -len(".meta.json")]
-            return next((p for p in (path.with_name(stem + ".jsonl"), path.with_name(stem + ".jsonl.gz"))
-                         if p.exists()), None)
+            return next(
+                (p for p in (path.with_name(stem + ".jsonl"), path.with_name(stem + ".jsonl.gz")) if p.exists()), None
+            )
         return session_file_of(path)
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
@@ -99,8 +99,9 @@ class ClaudeCodeImporter:
                     sub_text = decode(read_bytes(sub), str(sub))
                     yield from self._file(str(sub), sub_text, ctx, parent_session=session, agent_file=sub)
 
-    def _file(self, file: str, text: str, ctx: ImportContext, *, parent_session: str | None,
-              agent_file: Path | None) -> Iterator[TraceRun]:
+    def _file(
+        self, file: str, text: str, ctx: ImportContext, *, parent_session: str | None, agent_file: Path | None
+    ) -> Iterator[TraceRun]:
         seen = ctx.seen(SEEN)
         here: dict[tuple[Any, Any], tuple[list[dict[str, Any]], int]] = {}  # key -> where (repeats of one message)
         calls: list[dict[str, Any]] = []
@@ -145,7 +146,8 @@ class ClaudeCodeImporter:
             run_id = f"{session}/{agent_id}"
             run_meta["parent_run_id"] = parent_session or session
             run_meta["subagent"] = _subagent_type(agent_file) or next(
-                (c["attribution"] for c in calls if c["attribution"]), None)
+                (c["attribution"] for c in calls if c["attribution"]), None
+            )
         held = ctx.state.setdefault(HELD, {})
         for call in replayed:
             held.setdefault((call["message_id"], call["request_id"]), (file, run_id, run_meta, call))
@@ -169,12 +171,23 @@ class ClaudeCodeImporter:
         base = {"run_id": run_id, "agent": AGENT, **{k: v for k, v in run_meta.items() if v is not None}}
         for i, c in enumerate(calls):
             yield TraceCall(
-                call_id=c["request_id"] or c["message_id"] or f"{run_id}#{i + 1}", file=file, line=c["line"],
-                run_id=run_id, index=i, timestamp=c["timestamp"], model=c["model"],
-                input_tokens=c["input_tokens"], output_tokens=c["output_tokens"],
-                cache_read_tokens=c["cache_read_tokens"], cache_write_tokens=c["cache_write_tokens"],
-                cache_write_1h_tokens=c["cache_write_1h_tokens"], cost_usd=c["cost_usd"], error=c["error"],
-                service_tier=c["service_tier"], speed=c["speed"], metadata=base,
+                call_id=c["request_id"] or c["message_id"] or f"{run_id}#{i + 1}",
+                file=file,
+                line=c["line"],
+                run_id=run_id,
+                index=i,
+                timestamp=c["timestamp"],
+                model=c["model"],
+                input_tokens=c["input_tokens"],
+                output_tokens=c["output_tokens"],
+                cache_read_tokens=c["cache_read_tokens"],
+                cache_write_tokens=c["cache_write_tokens"],
+                cache_write_1h_tokens=c["cache_write_1h_tokens"],
+                cost_usd=c["cost_usd"],
+                error=c["error"],
+                service_tier=c["service_tier"],
+                speed=c["speed"],
+                metadata=base,
             )
 
 
@@ -185,8 +198,12 @@ class TranscriptParser:
     message included: the caller dedupes by ``(message_id, request_id)``) or None; a bad line
     raises ValueError with the reason."""
 
-    META = (("cwd", "project"), ("gitBranch", "git_branch"), ("entrypoint", "entrypoint"),
-            ("version", "client_version"))
+    META = (
+        ("cwd", "project"),
+        ("gitBranch", "git_branch"),
+        ("entrypoint", "entrypoint"),
+        ("version", "client_version"),
+    )
 
     def __init__(self, state: dict[str, Any] | None = None) -> None:
         state = state or {}
@@ -195,8 +212,9 @@ class TranscriptParser:
         started = state.get("started")
         self.started: float | None = float(started) if isinstance(started, (int, float)) else None
         meta = state.get("meta")
-        self.meta: dict[str, Any] = {str(k): v for k, v in meta.items() if isinstance(v, str)} \
-            if isinstance(meta, dict) else {}
+        self.meta: dict[str, Any] = (
+            {str(k): v for k, v in meta.items() if isinstance(v, str)} if isinstance(meta, dict) else {}
+        )
 
     def state(self) -> dict[str, Any]:
         """What :meth:`__init__` needs to go on reading the same file later."""
@@ -250,16 +268,22 @@ def call_of(rec: dict[str, Any], line: int, last_model: str | None) -> dict[str,
         error = f.text(rec.get("error")) or "api_error"
         error = f"{error} (HTTP {status})" if isinstance(status, int) else error
         model = last_model or model
-    fresh, cr, cw, out = f.counts(usage, "message.usage", "input_tokens", "cache_read_input_tokens",
-                                  "cache_creation_input_tokens", "output_tokens")
+    fresh, cr, cw, out = f.counts(
+        usage,
+        "message.usage",
+        "input_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "output_tokens",
+    )
     creation = usage.get("cache_creation")
     w1 = 0
     if isinstance(creation, dict):
-        w5, w1 = f.counts(creation, "message.usage.cache_creation", "ephemeral_5m_input_tokens",
-                          "ephemeral_1h_input_tokens")
+        w5, w1 = f.counts(
+            creation, "message.usage.cache_creation", "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"
+        )
         if w5 + w1 > cw:
-            raise ValueError(f"message.usage.cache_creation ({w5 + w1}) exceeds cache_creation_input_tokens "
-                             f"({cw})")
+            raise ValueError(f"message.usage.cache_creation ({w5 + w1}) exceeds cache_creation_input_tokens ({cw})")
     return {
         "message_id": f.text(msg.get("id")) or f.text(rec.get("uuid")),
         "request_id": f.text(rec.get("requestId")),

@@ -51,8 +51,12 @@ class CodexImporter:
 
     def sniff(self, head: str) -> bool:
         first = head.lstrip().split("\n", 1)[0]
-        return '"payload"' in first and ('"session_meta"' in first or '"turn_context"' in first
-                                         or '"event_msg"' in first or '"response_item"' in first)
+        return '"payload"' in first and (
+            '"session_meta"' in first
+            or '"turn_context"' in first
+            or '"event_msg"' in first
+            or '"response_item"' in first
+        )
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
         seen = ctx.seen(SEEN)
@@ -88,8 +92,11 @@ class CodexImporter:
                 if not isinstance(info, dict):
                     raise ValueError("payload.info must be an object")
                 total = _usage(info.get("total_token_usage"), "payload.info.total_token_usage")
-                last = _usage(info.get("last_token_usage"), "payload.info.last_token_usage") \
-                    if info.get("last_token_usage") is not None else None
+                last = (
+                    _usage(info.get("last_token_usage"), "payload.info.last_token_usage")
+                    if info.get("last_token_usage") is not None
+                    else None
+                )
                 ts = f.timestamp(rec.get("timestamp"))
             except ValueError as exc:
                 ctx.issue(file, line, str(exc))
@@ -109,18 +116,32 @@ class CodexImporter:
             seen.add(key)
             inp, cached, cw, out, reasoning = delta
             rid = run_id or Path(file).name
-            calls.append(TraceCall(
-                call_id=f"{rid}#{len(calls) + 1}", file=file, line=line, run_id=rid, index=len(calls),
-                timestamp=ts, model=model or "unknown", input_tokens=inp, output_tokens=out,
-                cache_read_tokens=min(cached, inp), cache_write_tokens=min(cw, max(inp - cached, 0)),
-                reasoning_tokens=min(reasoning, out),
-                metadata={"run_id": rid, "agent": AGENT, **meta},
-            ))
+            calls.append(
+                TraceCall(
+                    call_id=f"{rid}#{len(calls) + 1}",
+                    file=file,
+                    line=line,
+                    run_id=rid,
+                    index=len(calls),
+                    timestamp=ts,
+                    model=model or "unknown",
+                    input_tokens=inp,
+                    output_tokens=out,
+                    cache_read_tokens=min(cached, inp),
+                    cache_write_tokens=min(cw, max(inp - cached, 0)),
+                    reasoning_tokens=min(reasoning, out),
+                    metadata={"run_id": rid, "agent": AGENT, **meta},
+                )
+            )
             if model is None:
                 ctx.note(f"{file}:{line}: token_count before any turn_context names a model: model 'unknown'")
         if rollout_lines == 0 and bad:
-            ctx.issue(file, 0, f"no Codex rollout line (an object with a 'payload') in {len(bad)} line(s): not a "
-                               "rollout, or a rollout of an old Codex that kept no token counts")
+            ctx.issue(
+                file,
+                0,
+                f"no Codex rollout line (an object with a 'payload') in {len(bad)} line(s): not a "
+                "rollout, or a rollout of an old Codex that kept no token counts",
+            )
         else:
             for line, message in bad:
                 ctx.issue(file, line, message)
@@ -130,8 +151,13 @@ class CodexImporter:
     @staticmethod
     def _session_meta(p: dict[str, Any]) -> dict[str, Any]:
         meta: dict[str, Any] = {}
-        for key, name in (("cwd", "project"), ("cli_version", "client_version"), ("originator", "originator"),
-                          ("forked_from_id", "parent_run_id"), ("model_provider", "model_provider")):
+        for key, name in (
+            ("cwd", "project"),
+            ("cli_version", "client_version"),
+            ("originator", "originator"),
+            ("forked_from_id", "parent_run_id"),
+            ("model_provider", "model_provider"),
+        ):
             value = f.text(p.get(key))
             if value is not None:
                 meta[name] = value

@@ -34,8 +34,9 @@ def codex_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     return [root / "sessions", root / "archived_sessions"]
 
 
-def local_logs(*, claude_code: bool, codex: bool, since: float | None = None,
-               env: Mapping[str, str] | None = None) -> dict[Path, str]:
+def local_logs(
+    *, claude_code: bool, codex: bool, since: float | None = None, env: Mapping[str, str] | None = None
+) -> dict[Path, str]:
     """The session files of the agents asked for, each with its format; a file last written before ``since``
     holds no call after it and is left out."""
     wanted: list[tuple[str, str, list[Path]]] = []
@@ -45,8 +46,13 @@ def local_logs(*, claude_code: bool, codex: bool, since: float | None = None,
         wanted.append(("Codex", "codex", codex_dirs(env)))
     files: dict[Path, str] = {}
     for name, fmt, dirs in wanted:
-        found = [p for d in dirs if d.is_dir() for p in sorted(d.rglob("*.jsonl*"))
-                 if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz"))]
+        found = [
+            p
+            for d in dirs
+            if d.is_dir()
+            for p in sorted(d.rglob("*.jsonl*"))
+            if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz"))
+        ]
         if not found:
             raise TraceError(f"no {name} session files under {dirs[0]}", file=str(dirs[0]))
         for p in found:

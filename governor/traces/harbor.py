@@ -68,8 +68,16 @@ class AtifImporter:
             yield run
 
 
-def read_trajectory(doc: Any, file: str, ctx: ImportContext, *, run_id: str | None, run_meta: dict[str, Any],
-                    outcome: str | None, fallback_ts: float = 0.0) -> TraceRun | None:
+def read_trajectory(
+    doc: Any,
+    file: str,
+    ctx: ImportContext,
+    *,
+    run_id: str | None,
+    run_meta: dict[str, Any],
+    outcome: str | None,
+    fallback_ts: float = 0.0,
+) -> TraceRun | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
         ctx.issue(file, 0, "not an ATIF trajectory: no 'steps' list", where="steps")
         return None
@@ -84,15 +92,32 @@ def read_trajectory(doc: Any, file: str, ctx: ImportContext, *, run_id: str | No
     calls = []
     for i, c in enumerate(raw):
         sub = c.pop("subagent")
-        calls.append(TraceCall(call_id=f"{rid}#{i + 1}", file=file, line=0, run_id=rid, index=i,
-                               metadata={"run_id": rid, **meta, **({"subagent": sub} if sub else {})}, **c))
+        calls.append(
+            TraceCall(
+                call_id=f"{rid}#{i + 1}",
+                file=file,
+                line=0,
+                run_id=rid,
+                index=i,
+                metadata={"run_id": rid, **meta, **({"subagent": sub} if sub else {})},
+                **c,
+            )
+        )
     if not calls:
         return None
     return TraceRun(rid, tuple(calls), outcome, {**meta}, file)
 
 
-def _steps(doc: dict[str, Any], file: str, prefix: str, model: str | None, subagent: str | None,
-           out: list[dict[str, Any]], ctx: ImportContext, fallback_ts: float) -> None:
+def _steps(
+    doc: dict[str, Any],
+    file: str,
+    prefix: str,
+    model: str | None,
+    subagent: str | None,
+    out: list[dict[str, Any]],
+    ctx: ImportContext,
+    fallback_ts: float,
+) -> None:
     agent = _obj(doc.get("agent"))
     model = f.text(agent.get("model_name")) or model
     last_ts = fallback_ts
@@ -111,12 +136,14 @@ def _steps(doc: dict[str, Any], file: str, prefix: str, model: str | None, subag
             if not isinstance(metrics, dict):
                 raise ValueError("metrics must be an object")
             extra = _obj(metrics.get("extra"))
-            prompt, cached, out_tokens = f.counts(metrics, "metrics", "prompt_tokens", "cached_tokens",
-                                                  "completion_tokens")
+            prompt, cached, out_tokens = f.counts(
+                metrics, "metrics", "prompt_tokens", "cached_tokens", "completion_tokens"
+            )
             write = f.count(extra.get("cache_creation_input_tokens"), "metrics.extra.cache_creation_input_tokens")
             creation = _obj(extra.get("cache_creation"))
-            w1 = f.count(creation.get("ephemeral_1h_input_tokens"),
-                         "metrics.extra.cache_creation.ephemeral_1h_input_tokens")
+            w1 = f.count(
+                creation.get("ephemeral_1h_input_tokens"), "metrics.extra.cache_creation.ephemeral_1h_input_tokens"
+            )
             reasoning = f.count(extra.get("reasoning_tokens"), "metrics.extra.reasoning_tokens")
             if cached + write > prompt:
                 raise ValueError(f"cached ({cached}) plus cache writes ({write}) exceed prompt_tokens ({prompt})")
@@ -132,13 +159,23 @@ def _steps(doc: dict[str, Any], file: str, prefix: str, model: str | None, subag
         if isinstance(step.get("llm_call_count"), int) and step["llm_call_count"] > 1:
             aggregated += 1
         step_extra = _obj(step.get("extra"))
-        out.append({"timestamp": ts, "model": name, "input_tokens": prompt, "output_tokens": out_tokens,
-                    "cache_read_tokens": cached, "cache_write_tokens": write,
-                    "cache_write_1h_tokens": min(w1, write), "reasoning_tokens": min(reasoning, out_tokens),
-                    "cost_usd": cost, "service_tier": f.text(extra.get("service_tier")),
-                    "speed": f.text(extra.get("speed")),
-                    "subagent": subagent or (f.text(step_extra.get("agent_id")) if step_extra.get("is_sidechain")
-                                             else None)})
+        out.append(
+            {
+                "timestamp": ts,
+                "model": name,
+                "input_tokens": prompt,
+                "output_tokens": out_tokens,
+                "cache_read_tokens": cached,
+                "cache_write_tokens": write,
+                "cache_write_1h_tokens": min(w1, write),
+                "reasoning_tokens": min(reasoning, out_tokens),
+                "cost_usd": cost,
+                "service_tier": f.text(extra.get("service_tier")),
+                "speed": f.text(extra.get("speed")),
+                "subagent": subagent
+                or (f.text(step_extra.get("agent_id")) if step_extra.get("is_sidechain") else None),
+            }
+        )
     if aggregated:
         ctx.note(f"{file}: {aggregated} step(s) aggregate several LLM calls (llm_call_count > 1); each is one call")
     for k, sub in enumerate(doc.get("subagent_trajectories") or []):
@@ -168,10 +205,15 @@ class HarborTrialImporter:
         name = f.text(doc.get("trial_name")) or trial.name
         cfg_agent = _obj(_get(doc, "config", "agent"))
         info = _obj(doc.get("agent_info"))
-        meta: dict[str, Any] = {"agent": f.text(cfg_agent.get("name")) or f.text(info.get("name")) or "harbor",
-                                "trial": name}
-        for key, value in (("task", doc.get("task_name")), ("client_version", info.get("version")),
-                           ("configured_model", cfg_agent.get("model_name"))):
+        meta: dict[str, Any] = {
+            "agent": f.text(cfg_agent.get("name")) or f.text(info.get("name")) or "harbor",
+            "trial": name,
+        }
+        for key, value in (
+            ("task", doc.get("task_name")),
+            ("client_version", info.get("version")),
+            ("configured_model", cfg_agent.get("model_name")),
+        ):
             if f.text(value):
                 meta[key] = value
         try:
@@ -193,13 +235,15 @@ class HarborTrialImporter:
             return
         yield run
 
-    def _calls(self, trial: Path, name: str, meta: dict[str, Any], outcome: str | None, start: float,
-               ctx: ImportContext) -> TraceRun | None:
+    def _calls(
+        self, trial: Path, name: str, meta: dict[str, Any], outcome: str | None, start: float, ctx: ImportContext
+    ) -> TraceRun | None:
         trajectory = trial / "agent" / "trajectory.json"
         if trajectory.is_file():
             doc = load_document(decode(read_bytes(trajectory), str(trajectory)), str(trajectory))
-            return read_trajectory(doc, str(trajectory), ctx, run_id=name, run_meta=meta, outcome=outcome,
-                                   fallback_ts=start)
+            return read_trajectory(
+                doc, str(trajectory), ctx, run_id=name, run_meta=meta, outcome=outcome, fallback_ts=start
+            )
         from dataclasses import replace
 
         from governor.traces.registry import load_traces  # the agent's own logs, when Harbor wrote no ATIF
@@ -213,8 +257,10 @@ class HarborTrialImporter:
         if not calls:
             return None
         calls.sort(key=lambda c: c.timestamp)
-        ordered = tuple(replace(c, run_id=name, index=i, metadata={**c.metadata, **meta, "run_id": name})
-                        for i, c in enumerate(calls))
+        ordered = tuple(
+            replace(c, run_id=name, index=i, metadata={**c.metadata, **meta, "run_id": name})
+            for i, c in enumerate(calls)
+        )
         return TraceRun(name, ordered, outcome, meta, str(trial / "result.json"))
 
 

@@ -39,9 +39,18 @@ from governor.traces.model import TraceCall, TraceRun
 from governor.traces.registry import ImportContext, group_calls, register
 
 CALL_TYPES = ("GENERATION", "EMBEDDING")
-_SNAKE = {"traceId": "trace_id", "startTime": "start_time", "usageDetails": "usage_details",
-          "costDetails": "cost_details", "totalCost": "total_cost", "sessionId": "session_id", "userId": "user_id",
-          "traceName": "trace_name", "providedModelName": "provided_model_name", "statusMessage": "status_message"}
+_SNAKE = {
+    "traceId": "trace_id",
+    "startTime": "start_time",
+    "usageDetails": "usage_details",
+    "costDetails": "cost_details",
+    "totalCost": "total_cost",
+    "sessionId": "session_id",
+    "userId": "user_id",
+    "traceName": "trace_name",
+    "providedModelName": "provided_model_name",
+    "statusMessage": "status_message",
+}
 
 
 def _get(obs: dict[str, Any], key: str) -> Any:
@@ -77,7 +86,8 @@ class LangfuseImporter:
 
     def sniff(self, head: str) -> bool:
         return ('"usageDetails"' in head or '"usage_details"' in head or '"costDetails"' in head) and (
-            '"traceId"' in head or '"trace_id"' in head)
+            '"traceId"' in head or '"trace_id"' in head
+        )
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
         calls = []
@@ -129,15 +139,23 @@ class LangfuseImporter:
         costs = _get(obs, "costDetails")
         cost = None
         if isinstance(costs, dict) and costs:
-            cost = f.cost(costs["total"], "costDetails.total") if "total" in costs else sum(
-                f.cost(v, f"costDetails.{k}") or 0.0 for k, v in costs.items())
+            cost = (
+                f.cost(costs["total"], "costDetails.total")
+                if "total" in costs
+                else sum(f.cost(v, f"costDetails.{k}") or 0.0 for k, v in costs.items())
+            )
         elif _get(obs, "totalCost") is not None:
             cost = f.cost(_get(obs, "totalCost"), "totalCost")
         meta: dict[str, Any] = {}
         if isinstance(obs.get("metadata"), dict):
             meta.update({k: v for k, v in obs["metadata"].items() if isinstance(v, str)})
-        for key, name in (("sessionId", "session_id"), ("userId", "user"), ("traceName", "workflow"),
-                          ("environment", "environment"), ("name", "name")):
+        for key, name in (
+            ("sessionId", "session_id"),
+            ("userId", "user"),
+            ("traceName", "workflow"),
+            ("environment", "environment"),
+            ("name", "name"),
+        ):
             value = f.text(_get(obs, key))
             if value is not None:
                 meta[name] = value
@@ -151,10 +169,24 @@ class LangfuseImporter:
         error = None
         if obs.get("level") == "ERROR":
             error = f.text(_get(obs, "statusMessage")) or "error"
-        return TraceCall(call_id=f.text(obs.get("id")) or f"{run_id}#{line}", file=file, line=line, where=where,
-                         run_id=run_id, index=0, timestamp=ts, model=model, input_tokens=inp, output_tokens=out,
-                         cache_read_tokens=cr, cache_write_tokens=cw, reasoning_tokens=reasoning, cost_usd=cost,
-                         error=error, metadata=meta)
+        return TraceCall(
+            call_id=f.text(obs.get("id")) or f"{run_id}#{line}",
+            file=file,
+            line=line,
+            where=where,
+            run_id=run_id,
+            index=0,
+            timestamp=ts,
+            model=model,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cr,
+            cache_write_tokens=cw,
+            reasoning_tokens=reasoning,
+            cost_usd=cost,
+            error=error,
+            metadata=meta,
+        )
 
 
 register(LangfuseImporter())

@@ -10,7 +10,8 @@ request share ``trace_id``, which becomes the retry group.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from governor.traces._io import json_lines
 from governor.traces.model import TraceCall, TraceRun

@@ -10,8 +10,9 @@ TTL), ``reasoning_tokens`` the part of ``output_tokens`` billed as reasoning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from governor.pricing import CallUsage
 
@@ -54,10 +55,17 @@ class TraceCall:
 
     def usage(self) -> CallUsage:
         """The recorded usage, as ``governor.pricing`` prices it."""
-        return CallUsage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-                         cache_read_tokens=self.cache_read_tokens, cache_write_tokens=self.cache_write_tokens,
-                         cache_write_1h_tokens=self.cache_write_1h_tokens, reasoning_tokens=self.reasoning_tokens,
-                         service_tier=self.service_tier, speed=self.speed, inference_geo=self.inference_geo)
+        return CallUsage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+            service_tier=self.service_tier,
+            speed=self.speed,
+            inference_geo=self.inference_geo,
+        )
 
     def location(self) -> str:
         """``file:line`` (or ``file:where``) for messages pointing back at the source."""

@@ -42,7 +42,7 @@ CALL_TYPES = ("response", "generation")
 class OpenAIAgentsImporter:
     name = "openai-agents"
     streams = True  # an exporter writes batches as they fill: one trace may span files
-    description = "OpenAI Agents SDK trace export (trace / trace.span objects, or {\"data\": [...]} payloads)"
+    description = 'OpenAI Agents SDK trace export (trace / trace.span objects, or {"data": [...]} payloads)'
 
     def sniff(self, head: str) -> bool:
         return '"object": "trace' in head or '"object":"trace' in head
@@ -72,8 +72,10 @@ class OpenAIAgentsImporter:
                 unknown += call.model == "unknown"
                 calls.append(call)
         if unknown:
-            ctx.note(f"{file}: {unknown} response span(s) name no model (the SDK does not export it): model "
-                     "'unknown', unpriced; set trace_metadata={'model': ...} in the run to name it")
+            ctx.note(
+                f"{file}: {unknown} response span(s) name no model (the SDK does not export it): model "
+                "'unknown', unpriced; set trace_metadata={'model': ...} in the run to name it"
+            )
         yield from group_calls(calls)
 
     @staticmethod
@@ -97,9 +99,16 @@ class OpenAIAgentsImporter:
                 yield line, where, item
 
     @staticmethod
-    def _call(file: str, line: int, where: str, span: dict[str, Any], data: dict[str, Any],
-              traces: dict[str, dict[str, Any]], by_id: dict[str, dict[str, Any]],
-              ctx: ImportContext) -> TraceCall | None:
+    def _call(
+        file: str,
+        line: int,
+        where: str,
+        span: dict[str, Any],
+        data: dict[str, Any],
+        traces: dict[str, dict[str, Any]],
+        by_id: dict[str, dict[str, Any]],
+        ctx: ImportContext,
+    ) -> TraceCall | None:
         usage = data.get("usage")
         if usage is None:
             return None
@@ -108,10 +117,12 @@ class OpenAIAgentsImporter:
         inp, out = f.counts(usage, "span_data.usage", "input_tokens", "output_tokens")
         in_details, out_details = _obj(usage.get("input_tokens_details")), _obj(usage.get("output_tokens_details"))
         cached = f.count(in_details.get("cached_tokens"), "span_data.usage.input_tokens_details.cached_tokens")
-        written = f.count(in_details.get("cache_write_tokens"),
-                          "span_data.usage.input_tokens_details.cache_write_tokens")
-        reasoning = f.count(out_details.get("reasoning_tokens"),
-                            "span_data.usage.output_tokens_details.reasoning_tokens")
+        written = f.count(
+            in_details.get("cache_write_tokens"), "span_data.usage.input_tokens_details.cache_write_tokens"
+        )
+        reasoning = f.count(
+            out_details.get("reasoning_tokens"), "span_data.usage.output_tokens_details.reasoning_tokens"
+        )
         if cached + written > inp:
             raise ValueError(f"cached ({cached}) plus cache writes ({written}) exceed input_tokens ({inp})")
         trace_id = f.text(span.get("trace_id"))
@@ -139,10 +150,23 @@ class OpenAIAgentsImporter:
         if error:
             message = f.text(error.get("message")) if isinstance(error, dict) else str(error)
             message = message or "error"
-        return TraceCall(call_id=f.text(data.get("response_id")) or f.text(span.get("id")) or f"{run_id}#{line}",
-                         file=file, line=line, where=where, run_id=run_id, index=0, timestamp=ts, model=model,
-                         input_tokens=inp, output_tokens=out, cache_read_tokens=cached, cache_write_tokens=written,
-                         reasoning_tokens=min(reasoning, out), error=message, metadata=meta)
+        return TraceCall(
+            call_id=f.text(data.get("response_id")) or f.text(span.get("id")) or f"{run_id}#{line}",
+            file=file,
+            line=line,
+            where=where,
+            run_id=run_id,
+            index=0,
+            timestamp=ts,
+            model=model,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cached,
+            cache_write_tokens=written,
+            reasoning_tokens=min(reasoning, out),
+            error=message,
+            metadata=meta,
+        )
 
 
 def _obj(value: Any) -> dict[str, Any]:

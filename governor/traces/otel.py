@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from governor.traces._io import json_lines, load_document
 from governor.traces.model import TraceCall, TraceRun
@@ -25,8 +26,11 @@ CALL_OPS = frozenset({"chat", "text_completion", "generate_content", "embeddings
 INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens")
-CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens",
-               "gen_ai.usage.cache_creation_input_tokens")
+CACHE_WRITE = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+)
 REASONING = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens")
 COST = ("gen_ai.usage.cost", "llm.usage.cost", "gen_ai.usage.cost_usd")
 USER = ("user.id", "enduser.id")
@@ -154,7 +158,8 @@ class OtelImporter:
         for s in spans:
             op = s.attrs.get("gen_ai.operation.name")
             if op in CALL_OPS or (
-                op is None and (s.trace, s.span) not in above
+                op is None
+                and (s.trace, s.span) not in above
                 and _first(s.attrs, ("gen_ai.request.model", "gen_ai.response.model")) is not None
                 and _first(s.attrs, INPUT) is not None
             ):
@@ -202,8 +207,9 @@ class OtelImporter:
                 span_list = ss.get("spans") if isinstance(ss, dict) else None
                 if not isinstance(span_list, list):
                     if ss:  # an empty scope is no record
-                        ctx.issue(file, line, "not an object with a 'spans' list",
-                                  where=f"resourceSpans[{a}].scopeSpans[{b}]")
+                        ctx.issue(
+                            file, line, "not an object with a 'spans' list", where=f"resourceSpans[{a}].scopeSpans[{b}]"
+                        )
                     continue
                 for c, sp in enumerate(span_list):
                     where = f"resourceSpans[{a}].scopeSpans[{b}].spans[{c}]"
@@ -213,17 +219,20 @@ class OtelImporter:
                         status = sp.get("status") or {}
                         if not isinstance(status, dict):
                             raise TypeError("'status' is not an object")
-                        spans.append(_Span(
-                            line, where,
-                            hex_id(sp.get("traceId", sp.get("trace_id")), 16),
-                            hex_id(sp.get("spanId", sp.get("span_id")), 8),
-                            hex_id(sp.get("parentSpanId", sp.get("parent_span_id")), 8),
-                            str(sp.get("name", "")),
-                            int(sp.get("startTimeUnixNano", sp.get("start_time_unix_nano")) or 0) / 1e9,
-                            attributes(sp.get("attributes")),
-                            resource,
-                            status,
-                        ))
+                        spans.append(
+                            _Span(
+                                line,
+                                where,
+                                hex_id(sp.get("traceId", sp.get("trace_id")), 16),
+                                hex_id(sp.get("spanId", sp.get("span_id")), 8),
+                                hex_id(sp.get("parentSpanId", sp.get("parent_span_id")), 8),
+                                str(sp.get("name", "")),
+                                int(sp.get("startTimeUnixNano", sp.get("start_time_unix_nano")) or 0) / 1e9,
+                                attributes(sp.get("attributes")),
+                                resource,
+                                status,
+                            )
+                        )
                     except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
                         ctx.issue(file, line, f"malformed span: {exc}", where=where)
 
@@ -245,7 +254,9 @@ class OtelImporter:
             depth += 1
         return None
 
-    def _call(self, file: str, s: _Span, by_id: Mapping[tuple[str, str], _Span], ctx: ImportContext) -> TraceCall | None:
+    def _call(
+        self, file: str, s: _Span, by_id: Mapping[tuple[str, str], _Span], ctx: ImportContext
+    ) -> TraceCall | None:
         a = s.attrs
         try:
             model = _first(a, ("gen_ai.request.model", "gen_ai.response.model"))

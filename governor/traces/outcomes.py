@@ -92,11 +92,15 @@ def _csv(file: str, text: str) -> list[tuple[int, dict[str, object]]]:
     reader = csv.DictReader(io.StringIO(text))
     names = [n.strip().lower() for n in reader.fieldnames or []]
     if "run_id" not in names or "outcome" not in names:
-        raise TraceError(f"an outcomes CSV needs a header row with run_id and outcome columns, got {names}",
-                         file=file, line=1)
+        raise TraceError(
+            f"an outcomes CSV needs a header row with run_id and outcome columns, got {names}", file=file, line=1
+        )
     reader.fieldnames = names
-    return [(reader.line_num, {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items()})
-            for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+    return [
+        (reader.line_num, {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items()})
+        for row in reader
+        if any((v or "").strip() for v in row.values() if isinstance(v, str))
+    ]
 
 
 def parse_record(file: str, line: int, row: dict[str, object]) -> OutcomeRecord:
@@ -112,8 +116,14 @@ def parse_record(file: str, line: int, row: dict[str, object]) -> OutcomeRecord:
     if when not in (None, ""):
         ts = f.timestamp(float(when) if isinstance(when, str) and _is_number(when) else when, "time")
     reviewer = row.get("reviewer")
-    return OutcomeRecord(run_id=str(run_id), outcome=str(outcome), ts=ts,
-                         reviewer=str(reviewer) if reviewer not in (None, "") else None, file=file, line=line)
+    return OutcomeRecord(
+        run_id=str(run_id),
+        outcome=str(outcome),
+        ts=ts,
+        reviewer=str(reviewer) if reviewer not in (None, "") else None,
+        file=file,
+        line=line,
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -130,7 +140,8 @@ def latest(records: tuple[OutcomeRecord, ...]) -> dict[str, OutcomeRecord]:
     for r in records:
         old = out.get(r.run_id)
         if old is None or (r.ts if r.ts is not None else float("-inf")) >= (
-                old.ts if old.ts is not None else float("-inf")):
+            old.ts if old.ts is not None else float("-inf")
+        ):
             out[r.run_id] = r
     return out
 
@@ -158,8 +169,10 @@ def join_outcomes(traces: TraceSet, outcomes: OutcomesFile) -> TraceSet:
     unmatched = [r for run_id, r in decided.items() if run_id not in ids]
     notes = list(traces.notes)
     joined = sum(1 for r in decided if r in ids)
-    notes.append(f"outcomes: {joined} of {len(decided)} run(s) in the outcomes file(s) matched a run"
-                 + (f"; {replaced} outcome(s) the traces carried were replaced" if replaced else ""))
+    notes.append(
+        f"outcomes: {joined} of {len(decided)} run(s) in the outcomes file(s) matched a run"
+        + (f"; {replaced} outcome(s) the traces carried were replaced" if replaced else "")
+    )
     if unmatched:
         shown = ", ".join(f"{r.run_id} ({r.file}:{r.line})" for r in unmatched[:10])
         more = f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""
@@ -175,8 +188,14 @@ def unmatched_runs(traces: TraceSet, outcomes: OutcomesFile) -> list[OutcomeReco
 
 def outcome_line(record: OutcomeRecord, *, ts: float) -> str:
     """A governor-trace/v1 ``outcome`` line for ``record`` (docs/trace-format.md)."""
-    rec: dict[str, object] = {"event": "outcome", "ts": record.ts if record.ts is not None else ts, "policy": "",
-                              "revision": "", "run_id": record.run_id, "outcome": record.outcome}
+    rec: dict[str, object] = {
+        "event": "outcome",
+        "ts": record.ts if record.ts is not None else ts,
+        "policy": "",
+        "revision": "",
+        "run_id": record.run_id,
+        "outcome": record.outcome,
+    }
     meta = {"source": "governor outcomes add"}
     if record.reviewer:
         meta["reviewer"] = record.reviewer

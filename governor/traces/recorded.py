@@ -10,7 +10,8 @@ dropped silently. A run's outcome is its last ``outcome`` line.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from governor.traces._io import json_lines
 from governor.traces.model import TraceCall, TraceRun
@@ -68,8 +69,10 @@ class RecordedImporter:
                 pass  # unknown events are ignored by the format's rule
         unsettled = [d for d in checks if d not in recorded]
         if unsettled:
-            ctx.note(f"{file}: {len(unsettled)} checked call(s) have no record line (blocked or never settled; "
-                     f"no usage to replay), first at line {checks[unsettled[0]]}")
+            ctx.note(
+                f"{file}: {len(unsettled)} checked call(s) have no record line (blocked or never settled; "
+                f"no usage to replay), first at line {checks[unsettled[0]]}"
+            )
         yield from group_calls(calls, outcomes)
 
     def _call(self, file: str, line: int, rec: dict[str, Any], ctx: ImportContext) -> TraceCall | None:
@@ -107,9 +110,18 @@ class RecordedImporter:
         msgs = rec.get("messages")
         digest = rec.get("messages_digest")
         return TraceCall(
-            call_id=did, file=file, line=line, run_id=run_id, index=0, timestamp=float(ts), model=model,
-            input_tokens=counts[0], output_tokens=counts[1], cache_read_tokens=counts[2],
-            cache_write_tokens=counts[3], reasoning_tokens=counts[4],
+            call_id=did,
+            file=file,
+            line=line,
+            run_id=run_id,
+            index=0,
+            timestamp=float(ts),
+            model=model,
+            input_tokens=counts[0],
+            output_tokens=counts[1],
+            cache_read_tokens=counts[2],
+            cache_write_tokens=counts[3],
+            reasoning_tokens=counts[4],
             cost_usd=None if cost is None else float(cost),
             error=rec.get("error") or None,
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,

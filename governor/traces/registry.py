@@ -179,6 +179,7 @@ def load_traces(
         file = str(path)
         if on_file is not None:
             on_file(n, len(files), file)
+
         def bad_line(line: int, message: str, f: str = file) -> None:
             ctx.issue(f, line, message)
 
@@ -202,8 +203,9 @@ def load_traces(
             file_runs.extend(_checked(imp.read(file, text, ctx), ctx, file, imp.name))
         except TraceError as exc:
             if strict:  # a file that cannot be parsed is malformed input, as a malformed record is
-                raise exc if isinstance(exc, MalformedRecord) else MalformedRecord(
-                    exc.message, file=file, line=exc.line) from exc
+                raise (
+                    exc if isinstance(exc, MalformedRecord) else MalformedRecord(exc.message, file=file, line=exc.line)
+                ) from exc
             # a file that cannot be parsed (truncated, not JSON) is reported and skipped; the others are replayed
             ctx.issue(file, exc.line or 0, f"file skipped: {exc.message}")
             skipped.append(file)

@@ -13,8 +13,9 @@ simulation's start), so its usage is never dropped for want of a clock.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from governor._slots import slots_constructor
 from governor.engine.trace_recorder import dumps as compact_json
@@ -72,8 +73,12 @@ def _cache_and_input(usage: Mapping[str, Any], raw: Any) -> tuple[int, int, int,
         cw = _count(raw_usage.get("cache_creation_input_tokens"), "raw_data.usage.cache_creation_input_tokens")
         creation = raw_usage.get("cache_creation")
         if isinstance(creation, dict):
-            w1 = min(_count(creation.get("ephemeral_1h_input_tokens"),
-                            "raw_data.usage.cache_creation.ephemeral_1h_input_tokens"), cw)
+            w1 = min(
+                _count(
+                    creation.get("ephemeral_1h_input_tokens"), "raw_data.usage.cache_creation.ephemeral_1h_input_tokens"
+                ),
+                cw,
+            )
         if a_in + cr + cw == prompt:
             pass  # prompt_tokens already inclusive (litellm's normalisation)
         elif a_in == prompt:
@@ -136,8 +141,11 @@ class Tau2Importer:
 
     def sniff(self, head: str) -> bool:
         start = head.lstrip()[:1]
-        return start == "{" and ('"simulations"' in head or ('"agent_info"' in head and '"user_info"' in head)
-                                 or ('"tasks"' in head and '"user_scenario"' in head))
+        return start == "{" and (
+            '"simulations"' in head
+            or ('"agent_info"' in head and '"user_info"' in head)
+            or ('"tasks"' in head and '"user_scenario"' in head)
+        )
 
     def read(self, file: str, text: str, ctx: ImportContext) -> Iterator[TraceRun]:
         doc = load_document(text, file, fast=True)  # token counts are checked below 2**63
@@ -160,8 +168,17 @@ class Tau2Importer:
             if run is not None:
                 yield run
 
-    def _run(self, file: str, i: int, sim: Any, models: dict[str, Any], max_tokens: dict[str, Any],
-             domain: Any, ids: set[str], ctx: ImportContext) -> TraceRun | None:
+    def _run(
+        self,
+        file: str,
+        i: int,
+        sim: Any,
+        models: dict[str, Any],
+        max_tokens: dict[str, Any],
+        domain: Any,
+        ids: set[str],
+        ctx: ImportContext,
+    ) -> TraceRun | None:
         where = f"simulations[{i}]"
         if not isinstance(sim, dict) or not isinstance(sim.get("messages"), list):
             ctx.issue(file, 0, "simulation has no 'messages' list", where=where)
@@ -192,8 +209,20 @@ class Tau2Importer:
             usage = m.get("usage")
             if usage is not None:
                 fallback = calls[-1].timestamp if calls else start
-                call = self._call(file, f"{where}.messages[{j}]", m, usage, run_id, len(calls), conv, models,
-                                  max_tokens, labels, ctx, fallback)
+                call = self._call(
+                    file,
+                    f"{where}.messages[{j}]",
+                    m,
+                    usage,
+                    run_id,
+                    len(calls),
+                    conv,
+                    models,
+                    max_tokens,
+                    labels,
+                    ctx,
+                    fallback,
+                )
                 if call is not None:
                     calls.append(call)
             conv.append(_message(m))
@@ -207,9 +236,21 @@ class Tau2Importer:
         }
         return TraceRun(run_id, tuple(calls), _outcome(sim), run_meta, file)
 
-    def _call(self, file: str, where: str, m: dict[str, Any], usage: Any, run_id: str, index: int,
-              conv: list[dict[str, Any]], models: dict[str, Any], max_tokens: dict[str, Any],
-              labels: dict[str, dict[str, Any]], ctx: ImportContext, fallback_ts: float) -> TraceCall | None:
+    def _call(
+        self,
+        file: str,
+        where: str,
+        m: dict[str, Any],
+        usage: Any,
+        run_id: str,
+        index: int,
+        conv: list[dict[str, Any]],
+        models: dict[str, Any],
+        max_tokens: dict[str, Any],
+        labels: dict[str, dict[str, Any]],
+        ctx: ImportContext,
+        fallback_ts: float,
+    ) -> TraceCall | None:
         role = m.get("role")
         try:
             if not isinstance(usage, dict):

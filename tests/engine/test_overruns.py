@@ -16,14 +16,18 @@ from governor.replay.report import build_report
 from governor.traces import load_traces
 from tests.engine.conftest import HEADER, MSGS, Clock
 
-POLICY = HEADER + """
+POLICY = (
+    HEADER
+    + """
 budgets:
   - {id: tiny, scope: team, limit: {usd: 0.02}}
 """
+)
 
 
 def test_an_actual_above_its_reservation_is_logged_counted_and_written(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The finding: one call settled $0.50 on a $0.02 budget with no warning."""
     trace = tmp_path / "t.jsonl"
     gov = Governor(load_policy_text(POLICY, "p.yaml"), clock=Clock(), record_to=trace, observers=False)
@@ -47,11 +51,19 @@ def test_an_actual_above_its_reservation_is_logged_counted_and_written(
 
 
 def test_a_policy_can_stop_the_run_after_an_overrun() -> None:
-    gov = Governor(load_policy_text(HEADER + """
+    gov = Governor(
+        load_policy_text(
+            HEADER
+            + """
 budgets:
   - {id: no-more-after-overrun, scope: run, match: {run_overruns: {gte: 1}}, limit: {calls: 0}}
   - {id: team, scope: team, limit: {usd: 10}}
-""", "p.yaml"), clock=Clock(), observers=False)
+""",
+            "p.yaml",
+        ),
+        clock=Clock(),
+        observers=False,
+    )
     d = gov.check(model="gpt-4o", messages=MSGS, max_tokens=10, metadata={"run_id": "r1", "team": "a"})
     gov.record(d, input_tokens=d.input_tokens, output_tokens=5_000)
     after = gov.check(model="gpt-4o", messages=MSGS, max_tokens=10, metadata={"run_id": "r1", "team": "a"})
@@ -62,8 +74,12 @@ budgets:
 
 def test_replay_shows_the_overruns_of_recorded_calls(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
-    gov = Governor(load_policy_text(HEADER + "budgets:\n  - {id: team, scope: team, limit: {usd: 100}}\n", "p.yaml"),
-                   clock=Clock(), record_to=trace, observers=False)
+    gov = Governor(
+        load_policy_text(HEADER + "budgets:\n  - {id: team, scope: team, limit: {usd: 100}}\n", "p.yaml"),
+        clock=Clock(),
+        record_to=trace,
+        observers=False,
+    )
     for out in (100, 5_000):  # no max_tokens: the check reserves defaults.output_tokens (1024)
         d = gov.check(model="gpt-4o", messages=MSGS, metadata={"team": "a", "run_id": "r"})
         gov.record(d, input_tokens=d.input_tokens, output_tokens=out)

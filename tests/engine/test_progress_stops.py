@@ -30,21 +30,43 @@ def _gov(tmp_path: Path, text: str = POLICY) -> Governor:
 
 
 def anthropic_turn(i: int, name: str, args: dict[str, Any], result: str) -> list[dict[str, Any]]:
-    return [{"role": "assistant", "content": [{"type": "text", "text": "again"},
-                                              {"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}", "content": result,
-                                          "cache_control": {"type": "ephemeral"}}]}]
+    return [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "again"},
+                {"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": f"toolu_{i}",
+                    "content": result,
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        },
+    ]
 
 
 def chat_turn(i: int, name: str, args: dict[str, Any], result: str) -> list[dict[str, Any]]:
-    return [{"role": "assistant", "tool_calls": [{"id": f"call_{i}", "type": "function",
-                                                  "function": {"name": name, "arguments": str(args)}}]},
-            {"role": "tool", "tool_call_id": f"call_{i}", "content": result}]
+    return [
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": str(args)}}],
+        },
+        {"role": "tool", "tool_call_id": f"call_{i}", "content": result},
+    ]
 
 
 def responses_turn(i: int, name: str, args: dict[str, Any], result: str) -> list[dict[str, Any]]:
-    return [{"type": "function_call", "call_id": f"call_{i}", "id": f"fc_{i}", "name": name, "arguments": str(args)},
-            {"type": "function_call_output", "call_id": f"call_{i}", "output": result}]
+    return [
+        {"type": "function_call", "call_id": f"call_{i}", "id": f"fc_{i}", "name": name, "arguments": str(args)},
+        {"type": "function_call_output", "call_id": f"call_{i}", "output": result},
+    ]
 
 
 SHAPES = [anthropic_turn, chat_turn, responses_turn]
@@ -56,8 +78,9 @@ def _loop(gov: Governor, turn, steps: list[tuple[str, dict[str, Any], str]], run
     out = [gov.check(model="gpt-4o-mini", messages=list(msgs), max_tokens=10, metadata={"run_id": run}).blocked_by]
     for i, (name, args, result) in enumerate(steps):
         msgs += turn(i, name, args, result)
-        out.append(gov.check(model="gpt-4o-mini", messages=list(msgs), max_tokens=10,
-                             metadata={"run_id": run}).blocked_by)
+        out.append(
+            gov.check(model="gpt-4o-mini", messages=list(msgs), max_tokens=10, metadata={"run_id": run}).blocked_by
+        )
     return out
 
 
@@ -72,8 +95,9 @@ def test_the_same_tool_call_and_result_again_and_again_stops_at_no_progress(tmp_
 @pytest.mark.parametrize("turn", SHAPES, ids=["anthropic", "chat", "responses"])
 def test_a_new_result_is_progress(tmp_path: Path, turn) -> None:
     gov = _gov(tmp_path)
-    steps = [("Read", {"path": "a.py"}, f"contents v{i % 2}") for i in range(3)] + \
-        [("Read", {"path": "a.py"}, "contents v9")] * 2
+    steps = [("Read", {"path": "a.py"}, f"contents v{i % 2}") for i in range(3)] + [
+        ("Read", {"path": "a.py"}, "contents v9")
+    ] * 2
     assert _loop(gov, turn, steps)[:5] == [None] * 5
 
 
@@ -81,8 +105,13 @@ def test_a_new_result_is_progress(tmp_path: Path, turn) -> None:
 def test_calls_past_a_tool_cap_are_blocked_and_other_tools_are_not_counted(tmp_path: Path, turn) -> None:
     gov = _gov(tmp_path)
     name = "shell" if turn is responses_turn else "Bash"
-    steps = [("Read", {"n": 1}, "r1"), (name, {"n": 1}, "b1"), ("Read", {"n": 2}, "r2"), (name, {"n": 2}, "b2"),
-             (name, {"n": 3}, "b3")]
+    steps = [
+        ("Read", {"n": 1}, "r1"),
+        (name, {"n": 1}, "b1"),
+        ("Read", {"n": 2}, "r2"),
+        (name, {"n": 2}, "b2"),
+        (name, {"n": 3}, "b3"),
+    ]
     assert _loop(gov, turn, steps) == [None, None, None, None, None, "bash-cap"]
 
 
@@ -106,8 +135,10 @@ def test_audit_mode_notes_and_allows(tmp_path: Path) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(ids=st.lists(st.text(min_size=1, max_size=8), min_size=2, max_size=2),
-       body=st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=4))
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=8), min_size=2, max_size=2),
+    body=st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=4),
+)
 def test_a_digest_ignores_call_ids_and_cache_markers_only(ids: list[str], body: dict[str, Any]) -> None:
     a = {"type": "tool_use", "id": ids[0], "name": "Bash", "input": body}
     b = {"type": "tool_use", "id": ids[1], "name": "Bash", "input": body, "cache_control": {"type": "ephemeral"}}
@@ -124,14 +155,18 @@ def test_a_tail_is_what_the_previous_call_did_not_have(n: int, seen: int) -> Non
     assert len(t.digests) == (n - seen if n >= seen else n)  # a shrunk history is all new to compare
 
 
-@pytest.mark.parametrize("item, message", [
-    ("{id: s, type: no_progress}", "max"),
-    ("{id: s, type: no_progress, max: 0}", "max"),
-    ("{id: s, type: max_tool_calls, max: 3}", "tool"),
-    ("{id: s, type: max_tool_calls, tool: [], max: 3}", "tool"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("{id: s, type: no_progress}", "max"),
+        ("{id: s, type: no_progress, max: 0}", "max"),
+        ("{id: s, type: max_tool_calls, max: 3}", "tool"),
+        ("{id: s, type: max_tool_calls, tool: [], max: 3}", "tool"),
+    ],
+)
 def test_bad_stops_are_located(item: str, message: str) -> None:
     with pytest.raises(PolicyError) as err:
-        load_policy_text(f"apiVersion: governor/v1\nkind: Policy\nmetadata: {{name: x}}\nstop:\n  - {item}\n",
-                          "bad.yaml")
+        load_policy_text(
+            f"apiVersion: governor/v1\nkind: Policy\nmetadata: {{name: x}}\nstop:\n  - {item}\n", "bad.yaml"
+        )
     assert "bad.yaml:5" in str(err.value) and message in str(err.value)

@@ -21,8 +21,14 @@ from governor.hooks.claude_code import handle, parse_event
 from governor.policy.loader import load_policy
 from governor.traces import load_traces
 
-DATA = (Path(__file__).resolve().parent.parent / "data" / "coding_agents" / "claude" / "projects"
-        / "-tmp-budget-governor-record-proj")
+DATA = (
+    Path(__file__).resolve().parent.parent
+    / "data"
+    / "coding_agents"
+    / "claude"
+    / "projects"
+    / "-tmp-budget-governor-record-proj"
+)
 WITH_SUBAGENT = "b53d6fe4-81e9-40d3-b085-4665d73e60ca"
 TOOL_SESSION = "a3e2b169-8489-4446-9bdf-2e9e5e890536"  # a Bash tool call
 FORK = "f29b67de-845d-4ed4-961c-35370a3a6540"  # TOOL_SESSION resumed with --fork-session: its history, then one call
@@ -57,8 +63,15 @@ def _used(policy: Path, budget: str, value: str) -> tuple[int, int]:
 
 
 def _event(session: str, transcript: Path, name: str = "PreToolUse", **extra: object) -> bytes:
-    doc = {"session_id": session, "transcript_path": str(transcript), "cwd": "/tmp/proj", "hook_event_name": name,
-           "tool_name": "Bash", "tool_input": {"command": "ls"}, **extra}
+    doc = {
+        "session_id": session,
+        "transcript_path": str(transcript),
+        "cwd": "/tmp/proj",
+        "hook_event_name": name,
+        "tool_name": "Bash",
+        "tool_input": {"command": "ls"},
+        **extra,
+    }
     return json.dumps(doc).encode()
 
 
@@ -92,8 +105,9 @@ def test_a_transcript_read_in_any_pieces_is_counted_once(tmp_path_factory, cuts:
     for t in targets:
         t.parent.mkdir(parents=True, exist_ok=True)
         t.write_bytes(b"")
-    shutil.copy(DATA / session / "subagents" / "agent-a6e828f9e6f202f65.meta.json", targets[1].parent) \
-        if len(targets) > 1 else None
+    shutil.copy(DATA / session / "subagents" / "agent-a6e828f9e6f202f65.meta.json", targets[1].parent) if len(
+        targets
+    ) > 1 else None
     datas = [s.read_bytes() for s in sources]
     for frac in sorted(cuts) + [1.0]:  # each event sees the files grown to this fraction (mid-line cuts too)
         for data, target in zip(datas, targets, strict=True):
@@ -135,8 +149,9 @@ def test_a_bad_transcript_line_is_located_and_the_rest_counted(tmp_path: Path) -
     src = DATA / f"{TOOL_SESSION}.jsonl"
     lines = src.read_bytes().splitlines(keepends=True)
     bad = tmp_path / f"{TOOL_SESSION}.jsonl"
-    bad.write_bytes(b"".join(lines[:2]) + b"{not json\n" + b'{"type":"assistant","message":{"usage":7}}\n'
-                    + b"".join(lines[2:]))
+    bad.write_bytes(
+        b"".join(lines[:2]) + b"{not json\n" + b'{"type":"assistant","message":{"usage":7}}\n' + b"".join(lines[2:])
+    )
     policy = _policy(tmp_path)
     answer = _hook(policy, _event(TOOL_SESSION, bad, "Stop"), tmp_path / "state")
     assert any(n.startswith(f"{bad}:3: ") for n in answer.notes), answer.notes
@@ -155,17 +170,23 @@ def test_stop_and_prompt_events_stop_the_session_naming_the_rule(tmp_path: Path)
     assert answer.output is not None and set(answer.output) == {"systemMessage"}
 
 
-HOOK_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                           lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=10), kids,
-                                                                                       max_size=3), max_leaves=8)
+HOOK_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=10), kids, max_size=3),
+    max_leaves=8,
+)
 FIELDS = ("session_id", "transcript_path", "hook_event_name", "tool_name", "tool_input", "tool_use_id", "cwd")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(doc=st.dictionaries(st.sampled_from(FIELDS), HOOK_VALUES, max_size=7) | HOOK_VALUES, junk=st.binary(max_size=40),
-       as_bytes=st.booleans())
-def test_any_hook_input_gets_an_answer_or_a_located_error(tmp_path_factory, doc: object, junk: bytes,
-                                                          as_bytes: bool) -> None:
+@given(
+    doc=st.dictionaries(st.sampled_from(FIELDS), HOOK_VALUES, max_size=7) | HOOK_VALUES,
+    junk=st.binary(max_size=40),
+    as_bytes=st.booleans(),
+)
+def test_any_hook_input_gets_an_answer_or_a_located_error(
+    tmp_path_factory, doc: object, junk: bytes, as_bytes: bool
+) -> None:
     tmp = tmp_path_factory.mktemp("in")
     raw = junk if as_bytes else json.dumps(doc).encode()
     answer = _hook(_policy(tmp), raw, tmp / "state")

@@ -23,8 +23,11 @@ GOVERNOR = str(Path(sys.executable).parent / "governor")
 
 def _policy(tmp: Path, body: str) -> Path:
     path = tmp / "policy.yaml"
-    path.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: coding-agents}\n"
-                    "ledger: {type: sqlite, path: ledger.db}\n" + body, encoding="utf-8")
+    path.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: coding-agents}\n"
+        "ledger: {type: sqlite, path: ledger.db}\n" + body,
+        encoding="utf-8",
+    )
     return path
 
 
@@ -75,19 +78,27 @@ def _last_tool_result(received: Received) -> str:
 
 
 def test_a_spent_session_budget_denies_the_tool_and_the_spend_is_the_upstreams(tmp_path: Path) -> None:
-    policy = _policy(tmp_path, "budgets:\n  - {id: session-calls, scope: run, limit: {calls: 1}}\n"
-                               "  - {id: dev-daily, scope: user, limit: {tokens: 100000}, window: {calendar: day}}\n")
+    policy = _policy(
+        tmp_path,
+        "budgets:\n  - {id: session-calls, scope: run, limit: {calls: 1}}\n"
+        "  - {id: dev-daily, scope: user, limit: {tokens: 100000}, window: {calendar: day}}\n",
+    )
     project, home = tmp_path / "proj", tmp_path / "home"
     project.mkdir()
     marker = tmp_path / "bash-ran"
-    hook_settings(project, f"{GOVERNOR} hook claude-code --policy {policy} --user dev1 --state-dir {tmp_path / 'st'}",
-                  events=("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SessionEnd"))
+    hook_settings(
+        project,
+        f"{GOVERNOR} hook claude-code --policy {policy} --user dev1 --state-dir {tmp_path / 'st'}",
+        events=("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SessionEnd"),
+    )
 
     def answer(received: Received) -> Reply:
         if "budget-governor" in _last_tool_result(received):
             return Reply(text="I stop here.", usage=Tokens(input=130, output=6, cache_read=40))
-        return Reply(tool_calls=[ToolCall("Bash", {"command": f"touch {marker}", "description": "mark"})],
-                     usage=Tokens(input=120, output=22, cache_read=40, cache_write_1h=10))
+        return Reply(
+            tool_calls=[ToolCall("Bash", {"command": f"touch {marker}", "description": "mark"})],
+            usage=Tokens(input=120, output=22, cache_read=40, cache_write_1h=10),
+        )
 
     up = Upstream(answer)
     with up.server:
@@ -118,8 +129,11 @@ def test_a_repeated_identical_tool_loop_stops_at_no_progress(tmp_path: Path) -> 
     def answer(received: Received) -> Reply:
         if "budget-governor" in _last_tool_result(received):
             return Reply(text="Giving up.", usage=Tokens(input=50, output=3))
-        return Reply(text="Checking again.", usage=Tokens(input=50, output=10),
-                     tool_calls=[ToolCall("Bash", {"command": "echo same", "description": "x"})])
+        return Reply(
+            text="Checking again.",
+            usage=Tokens(input=50, output=10),
+            tool_calls=[ToolCall("Bash", {"command": "echo same", "description": "x"})],
+        )
 
     up = Upstream(answer)
     with up.server:
@@ -137,15 +151,20 @@ def test_a_tool_cap_denies_the_call_past_it(tmp_path: Path) -> None:
     policy = _policy(tmp_path, "stop:\n  - {id: bash-cap, type: max_tool_calls, tool: Bash, max: 2}\n")
     project, home = tmp_path / "proj", tmp_path / "home"
     project.mkdir()
-    hook_settings(project, f"{GOVERNOR} hook claude-code --policy {policy} --user dev1 --state-dir {tmp_path / 'st'}",
-                  events=("PreToolUse",))
+    hook_settings(
+        project,
+        f"{GOVERNOR} hook claude-code --policy {policy} --user dev1 --state-dir {tmp_path / 'st'}",
+        events=("PreToolUse",),
+    )
     step = iter(range(100))
 
     def answer(received: Received) -> Reply:
         if "budget-governor" in _last_tool_result(received):
             return Reply(text="Stopped.", usage=Tokens(input=50, output=3))
-        return Reply(tool_calls=[ToolCall("Bash", {"command": f"echo step{next(step)}", "description": "x"})],
-                     usage=Tokens(input=50, output=10))
+        return Reply(
+            tool_calls=[ToolCall("Bash", {"command": f"echo step{next(step)}", "description": "x"})],
+            usage=Tokens(input=50, output=10),
+        )
 
     up = Upstream(answer)
     with up.server:

@@ -21,7 +21,9 @@ from governor.decision import Decision
 from governor.policy.loader import load_policy_text
 from tests.engine.conftest import HEADER, MSGS, Clock
 
-POLICY = HEADER + """
+POLICY = (
+    HEADER
+    + """
 budgets:
   - {id: per-team, scope: team, limit: {usd: 1.0}, window: 1h}
   - {id: per-user, scope: user, limit: {tokens: 100000}}
@@ -33,23 +35,37 @@ routes:
   - {id: cheap, match: {task: classify, metadata: {tier: free}}, to: gpt-4o-mini}
   - {id: words, match: {last_user_message: {regex: "(a|b)+c"}}, to: gpt-4o-mini}
 """
+)
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8), st.binary(max_size=4),
-    st.just("\ud800"), st.just(10**30),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.binary(max_size=4),
+    st.just("\ud800"),
+    st.just(10**30),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                                            max_size=3), max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
 metadata = st.one_of(
-    st.none(), values,
-    st.dictionaries(st.sampled_from(["run_id", "user", "team", "task", "tags", "tier", "agent", 7]), values,
-                    max_size=4),
+    st.none(),
+    values,
+    st.dictionaries(
+        st.sampled_from(["run_id", "user", "team", "task", "tags", "tier", "agent", 7]), values, max_size=4
+    ),
 )
 messages = st.one_of(
-    st.none(), values,
-    st.lists(st.one_of(values, st.fixed_dictionaries({"role": st.sampled_from(["user", "system", 3]),
-                                                      "content": values})), max_size=3),
+    st.none(),
+    values,
+    st.lists(
+        st.one_of(values, st.fixed_dictionaries({"role": st.sampled_from(["user", "system", 3]), "content": values})),
+        max_size=3,
+    ),
 )
 counts = st.one_of(scalars, st.integers(min_value=0, max_value=5000))
 
@@ -63,17 +79,38 @@ def valid_check(gov: Governor) -> Decision:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=st.one_of(st.sampled_from(["gpt-4o", "gpt-4o-mini", "unknown-model"]), scalars), messages=messages,
-       max_tokens=counts, tools=st.one_of(st.none(), values), metadata=metadata,
-       input_tokens=st.one_of(st.none(), counts),
-       fingerprint=st.one_of(st.none(), values), message_count=st.one_of(st.none(), counts))
-def test_any_check_arguments_give_a_decision_or_invalid_call(model: Any, messages: Any, max_tokens: Any, tools: Any,
-                                                             metadata: Any, input_tokens: Any, fingerprint: Any,
-                                                             message_count: Any) -> None:
+@given(
+    model=st.one_of(st.sampled_from(["gpt-4o", "gpt-4o-mini", "unknown-model"]), scalars),
+    messages=messages,
+    max_tokens=counts,
+    tools=st.one_of(st.none(), values),
+    metadata=metadata,
+    input_tokens=st.one_of(st.none(), counts),
+    fingerprint=st.one_of(st.none(), values),
+    message_count=st.one_of(st.none(), counts),
+)
+def test_any_check_arguments_give_a_decision_or_invalid_call(
+    model: Any,
+    messages: Any,
+    max_tokens: Any,
+    tools: Any,
+    metadata: Any,
+    input_tokens: Any,
+    fingerprint: Any,
+    message_count: Any,
+) -> None:
     gov = fresh()
     try:
-        d = gov.check(model=model, messages=messages, max_tokens=max_tokens, tools=tools, metadata=metadata,
-                      input_tokens=input_tokens, fingerprint=fingerprint, message_count=message_count)
+        d = gov.check(
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            tools=tools,
+            metadata=metadata,
+            input_tokens=input_tokens,
+            fingerprint=fingerprint,
+            message_count=message_count,
+        )
     except InvalidCall as exc:
         assert exc.field and str(exc).startswith("invalid ")
         # refused before the decision was made: no check counted, nothing reserved
@@ -92,18 +129,38 @@ def test_any_check_arguments_give_a_decision_or_invalid_call(model: Any, message
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(input_tokens=counts, output_tokens=counts, cache_read=counts, cache_write=counts, reasoning=counts,
-       error=st.one_of(st.none(), st.text(max_size=5), st.integers(), st.just(ValueError("boom"))))
+@given(
+    input_tokens=counts,
+    output_tokens=counts,
+    cache_read=counts,
+    cache_write=counts,
+    reasoning=counts,
+    error=st.one_of(st.none(), st.text(max_size=5), st.integers(), st.just(ValueError("boom"))),
+)
 def test_any_record_arguments_settle_or_raise_invalid_call_and_keep_the_reservation(
-        input_tokens: Any, output_tokens: Any, cache_read: Any, cache_write: Any, reasoning: Any, error: Any) -> None:
+    input_tokens: Any, output_tokens: Any, cache_read: Any, cache_write: Any, reasoning: Any, error: Any
+) -> None:
     gov = fresh()
     d = valid_check(gov)
     try:
-        cost = gov.record(d, input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read,
-                          cache_write_tokens=cache_write, reasoning_tokens=reasoning, error=error)
+        cost = gov.record(
+            d,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            reasoning_tokens=reasoning,
+            error=error,
+        )
     except InvalidCall as exc:
-        assert exc.field in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                             "reasoning_tokens", "error")
+        assert exc.field in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "error",
+        )
         # the reservation is still there: a corrected record settles it
         assert gov.record(d, input_tokens=10, output_tokens=5) is not None
     else:
@@ -133,8 +190,18 @@ def test_a_negative_record_cannot_credit_a_budget() -> None:
         gov.record(d, input_tokens=10, output_tokens=-2000)
 
 
-@pytest.mark.parametrize("meta", [{"run_id": {"a": 1}}, {"user": ["x", "y"]}, {"team": {"t"}}, {"team": 1.5},
-                                  {"tags": [["a"]]}, {"tags": {"a": 1}}, {"user": "\udcff"}])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"run_id": {"a": 1}},
+        {"user": ["x", "y"]},
+        {"team": {"t"}},
+        {"team": 1.5},
+        {"tags": [["a"]]},
+        {"tags": {"a": 1}},
+        {"user": "\udcff"},
+    ],
+)
 def test_an_unhashable_or_non_scalar_scope_key_is_refused_and_later_calls_are_fine(meta: dict[str, Any]) -> None:
     gov = fresh()
     key = next(iter(meta))
@@ -160,8 +227,9 @@ def test_a_run_scope_with_a_list_as_team_is_refused_at_the_with() -> None:
             pass
 
 
-@pytest.mark.parametrize("messages,field",
-                         [("hello", "messages"), ([1, 2], "messages[0]"), ({"role": "user"}, "messages")])
+@pytest.mark.parametrize(
+    "messages,field", [("hello", "messages"), ([1, 2], "messages[0]"), ({"role": "user"}, "messages")]
+)
 def test_messages_that_are_not_a_list_of_mappings_are_refused(messages: Any, field: str) -> None:
     with pytest.raises(InvalidCall) as err:
         fresh().check(model="gpt-4o", messages=messages)

@@ -35,11 +35,14 @@ def test_an_unset_variable_is_an_error_at_its_line(monkeypatch: pytest.MonkeyPat
 
 
 def test_the_sqlite_path_is_expanded_when_the_ledger_opens_and_the_policy_keeps_the_reference(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GOV_TEST_LEDGER_DIR", str(tmp_path / "state"))
     path = tmp_path / "p.yaml"
-    path.write_text(HEADER + "ledger:\n  type: sqlite\n  path: ${GOV_TEST_LEDGER_DIR}/ledger-${GOV_TEST_ENV:-dev}.db\n"
-                    "budgets:\n  - {id: b, scope: global, limit: {calls: 5}}\n")
+    path.write_text(
+        HEADER + "ledger:\n  type: sqlite\n  path: ${GOV_TEST_LEDGER_DIR}/ledger-${GOV_TEST_ENV:-dev}.db\n"
+        "budgets:\n  - {id: b, scope: global, limit: {calls: 5}}\n"
+    )
     policy = load_policy(path)
     assert policy.ledger.path == "${GOV_TEST_LEDGER_DIR}/ledger-${GOV_TEST_ENV:-dev}.db"  # no secret in the value
     gov = Governor.from_path(path)

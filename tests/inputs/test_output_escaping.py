@@ -26,8 +26,12 @@ def test_a_key_in_provider_error_text_never_reaches_the_trace(tmp_path: Path) ->
     trace = tmp_path / "t.jsonl"
     gov = Governor(load_policy_text(HEADER, "p.yaml"), clock=Clock(), record_to=trace, observers=False)
     d = gov.check(model="gpt-4o", messages=MSGS)
-    gov.record(d, input_tokens=0, output_tokens=0,
-               error=RuntimeError(f"Error code: 401 - Incorrect API key provided: {KEY}. Bearer {KEY}"))
+    gov.record(
+        d,
+        input_tokens=0,
+        output_tokens=0,
+        error=RuntimeError(f"Error code: 401 - Incorrect API key provided: {KEY}. Bearer {KEY}"),
+    )
     gov.close()
     text = trace.read_text()
     assert KEY not in text and KEY[8:20] not in text

@@ -13,16 +13,19 @@ from governor.policy.loader import MAX_POLICY_BYTES, load_policy_text, validate_
 from tests.engine.conftest import HEADER, MSGS
 
 
-@pytest.mark.parametrize("body,pointer", [
-    ("budgets:\n  - {id: b, scope: team, limit: {usd: 1.0e+300}}\n", "/budgets/0/limit/usd"),
-    ("budgets:\n  - {id: b, scope: team, limit: {tokens: 1e23}}\n", "/budgets/0/limit/tokens"),
-    ("defaults: {output_tokens: 1e23}\n", "/defaults/output_tokens"),
-    ("calls:\n  - {id: c, max_output_tokens: 100000000000000000000000}\n", "/calls/0/max_output_tokens"),
-    ("calls:\n  - {id: c, max_cost_usd: 1e300}\n", "/calls/0/max_cost_usd"),
-    ("context:\n  - {id: c, max_input_tokens: 1e30, action: block}\n", "/context/0/max_input_tokens"),
-    ("stop:\n  - {id: s, type: max_calls, max: 1e300}\n", "/stop/0/max"),
-    ("models:\n  prices:\n    m: {input_per_mtok: 1e300, output_per_mtok: 1}\n", "/models/prices/m/input_per_mtok"),
-])
+@pytest.mark.parametrize(
+    "body,pointer",
+    [
+        ("budgets:\n  - {id: b, scope: team, limit: {usd: 1.0e+300}}\n", "/budgets/0/limit/usd"),
+        ("budgets:\n  - {id: b, scope: team, limit: {tokens: 1e23}}\n", "/budgets/0/limit/tokens"),
+        ("defaults: {output_tokens: 1e23}\n", "/defaults/output_tokens"),
+        ("calls:\n  - {id: c, max_output_tokens: 100000000000000000000000}\n", "/calls/0/max_output_tokens"),
+        ("calls:\n  - {id: c, max_cost_usd: 1e300}\n", "/calls/0/max_cost_usd"),
+        ("context:\n  - {id: c, max_input_tokens: 1e30, action: block}\n", "/context/0/max_input_tokens"),
+        ("stop:\n  - {id: s, type: max_calls, max: 1e300}\n", "/stop/0/max"),
+        ("models:\n  prices:\n    m: {input_per_mtok: 1e300, output_per_mtok: 1}\n", "/models/prices/m/input_per_mtok"),
+    ],
+)
 def test_numbers_the_engine_cannot_hold_are_refused_at_their_place(body: str, pointer: str) -> None:
     """The finding: they validated, then the governor failed to build (OverflowError)."""
     result = validate_text(HEADER + body, file="p.yaml")
@@ -33,8 +36,10 @@ def test_numbers_the_engine_cannot_hold_are_refused_at_their_place(body: str, po
 
 def test_yaml_1_2_numbers_are_numbers() -> None:
     """The finding: `1e3` was rejected as a string though the docs promise YAML 1.2 numbers."""
-    policy = load_policy_text(HEADER + "defaults: {output_tokens: 1e3}\nbudgets:\n"
-                              "  - {id: b, scope: team, limit: {usd: 2.5e1, tokens: 1e6}}\n")
+    policy = load_policy_text(
+        HEADER + "defaults: {output_tokens: 1e3}\nbudgets:\n"
+        "  - {id: b, scope: team, limit: {usd: 2.5e1, tokens: 1e6}}\n"
+    )
     assert policy.default_output_tokens == 1000 and isinstance(policy.default_output_tokens, int)
     assert (policy.budgets[0].limit_usd, policy.budgets[0].limit_tokens) == (25.0, 1_000_000)
     Governor(policy).check(model="gpt-4o", messages=MSGS, metadata={"team": "a"})
@@ -63,7 +68,8 @@ def test_a_policy_error_shows_the_first_findings_and_counts_the_rest() -> None:
 
 
 def test_reload_never_raises_and_a_bad_policy_never_replaces_the_good_one(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(HEADER + "budgets:\n  - {id: b, scope: team, limit: {usd: 1.0}}\n")
     gov = Governor.from_path(path)

@@ -37,10 +37,17 @@ def test_the_exponential_backtracking_pattern_matches_a_long_client_text_at_once
         assert gov.check(model="gpt-4o", messages=[{"role": "user", "content": "a" * 4000}]).model == "gpt-4o-mini"
 
 
-@pytest.mark.parametrize("pattern,says", [
-    (r"(a)\1", "backreference"), ("(?=a)b", "lookahead"), ("(?<!a)b", "lookbehind"), ("(?!x)", "lookahead"),
-    ("a{1000}{1000}", "bad repetition"), ("(", "missing )"),
-])
+@pytest.mark.parametrize(
+    "pattern,says",
+    [
+        (r"(a)\1", "backreference"),
+        ("(?=a)b", "lookahead"),
+        ("(?<!a)b", "lookbehind"),
+        ("(?!x)", "lookahead"),
+        ("a{1000}{1000}", "bad repetition"),
+        ("(", "missing )"),
+    ],
+)
 def test_validate_rejects_what_the_linear_time_engine_will_not_run_with_its_location(pattern: str, says: str) -> None:
     result = validate_text(route_policy(pattern), file="p.yaml")
     assert result.policy is None
@@ -53,8 +60,10 @@ def test_validate_rejects_what_the_linear_time_engine_will_not_run_with_its_loca
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["abc", "^a.c$", "(x|y)+z", "[0-9]{2,4}", r"\bword\b", r"end\Z", "^$", "(?i)ABC", r"\d+\.\d*"]),
-       st.text(max_size=30))
+@given(
+    st.sampled_from(["abc", "^a.c$", "(x|y)+z", "[0-9]{2,4}", r"\bword\b", r"end\Z", "^$", "(?i)ABC", r"\d+\.\d*"]),
+    st.text(max_size=30),
+)
 def test_re2_agrees_with_python_re_on_the_syntax_both_accept(pattern: str, text: str) -> None:
     assert regex_error(pattern) is None
     assert PolicyRegex(pattern).search(text) == (re.search(pattern, text) is not None)

@@ -65,15 +65,27 @@ class Env:
 def _tool_then_text(received: Received) -> Reply:
     body = received.body if isinstance(received.body, dict) else {}
     items = body.get("messages") or body.get("input") or []
-    answered = any(isinstance(m, dict) and (m.get("type") == "function_call_output" or any(
-        isinstance(b, dict) and b.get("type") == "tool_result" for b in (m.get("content") or [])
-        if isinstance(m.get("content"), list))) for m in items if isinstance(items, list))
+    answered = any(
+        isinstance(m, dict)
+        and (
+            m.get("type") == "function_call_output"
+            or any(
+                isinstance(b, dict) and b.get("type") == "tool_result"
+                for b in (m.get("content") or [])
+                if isinstance(m.get("content"), list)
+            )
+        )
+        for m in items
+        if isinstance(items, list)
+    )
     if answered:
         return Reply(text="done", usage=Tokens(input=60, output=4))
     if received.route == "responses":
         return Reply(tool_calls=[ToolCall("exec_command", {"cmd": "echo hi"})], usage=Tokens(input=50, output=12))
-    return Reply(tool_calls=[ToolCall("Bash", {"command": "echo hi", "description": "say hi"})],
-                 usage=Tokens(input=50, output=12))
+    return Reply(
+        tool_calls=[ToolCall("Bash", {"command": "echo hi", "description": "say hi"})],
+        usage=Tokens(input=50, output=12),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +96,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         upstream.responder = _tool_then_text
         config = directory / "config.yaml"
         config.write_text(CONFIG.format(up=upstream.base_url), encoding="utf-8")
-        proc = start_proxy(config, {"GOVERNOR_POLICY": str(directory / "policy.yaml"),
-                                    "GOVERNOR_DECISION_LOG": str(directory / "decisions.jsonl")},
-                           directory / "proxy.log", timeout=240)
+        proc = start_proxy(
+            config,
+            {
+                "GOVERNOR_POLICY": str(directory / "policy.yaml"),
+                "GOVERNOR_DECISION_LOG": str(directory / "decisions.jsonl"),
+            },
+            directory / "proxy.log",
+            timeout=240,
+        )
         try:
             yield Env(upstream, proc, directory)
         finally:
@@ -101,8 +119,12 @@ def test_claude_code_session_is_refused_its_second_call_and_stops_with_the_reaso
     project = tmp_path / "proj"
     project.mkdir()
     before = len(env.upstream.requests_to("messages"))
-    run = run_claude("say hi with bash", cwd=project, env=claude_env(
-        tmp_path / "home", env.proxy.base_url, ANTHROPIC_API_KEY=MASTER_KEY), timeout=60)
+    run = run_claude(
+        "say hi with bash",
+        cwd=project,
+        env=claude_env(tmp_path / "home", env.proxy.base_url, ANTHROPIC_API_KEY=MASTER_KEY),
+        timeout=60,
+    )
     served = env.upstream.requests_to("messages")[before:]
     assert len(served) == 1, [r.body for r in served]  # the second call never reached the upstream
     assert run.seconds < 30
@@ -116,22 +138,46 @@ def test_codex_session_is_refused_its_second_call_and_stops_with_the_reason(env:
     (home / "config.toml").write_text(
         'model = "gpt-4o"\nmodel_provider = "litellm"\n[model_providers.litellm]\nname = "proxy"\n'
         f'base_url = "{env.proxy.base_url}/v1"\nenv_key = "LITELLM_API_KEY"\nwire_api = "responses"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     before = len(env.upstream.requests_to("responses"))
     t = time.monotonic()
-    done = subprocess.run([agent_cli("codex"), "exec", "--skip-git-repo-check", "--disable", "plugins", "--json",
-                           "say hi with the shell"], cwd=tmp_path, capture_output=True, text=True, timeout=90,
-                          stdin=subprocess.DEVNULL, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path),
-                                                         "CODEX_HOME": str(home), "LITELLM_API_KEY": MASTER_KEY,
-                                                         "LANG": "C.UTF-8"})
+    done = subprocess.run(
+        [
+            agent_cli("codex"),
+            "exec",
+            "--skip-git-repo-check",
+            "--disable",
+            "plugins",
+            "--json",
+            "say hi with the shell",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "CODEX_HOME": str(home),
+            "LITELLM_API_KEY": MASTER_KEY,
+            "LANG": "C.UTF-8",
+        },
+    )
     seconds = time.monotonic() - t
     served = env.upstream.requests_to("responses")[before:]
     assert len(served) == 1, [r.body for r in served]  # the second call never reached the upstream
     assert seconds < 30
     started = next(json.loads(x) for x in done.stdout.splitlines() if '"thread.started"' in x)
     session = started["thread_id"]  # Codex sends it as the session-id header
-    refused = [d for d in _decisions(env) if d.get("event") == "check" and d.get("verdict") == "block"
-               and (d.get("metadata") or {}).get("run_id") == session]
+    refused = [
+        d
+        for d in _decisions(env)
+        if d.get("event") == "check"
+        and d.get("verdict") == "block"
+        and (d.get("metadata") or {}).get("run_id") == session
+    ]
     assert refused and refused[0]["blocked_by"] == "session-calls"
     assert refused[0]["metadata"]["agent"] == "codex"
     # Codex 0.171 retries a 429 a few times (each refused again, none reaching the upstream) and then
@@ -144,8 +190,9 @@ def _decisions(env: Env) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
-def test_two_concurrent_sessions_of_one_developer_never_exceed_the_shared_daily_budget(env: Env,
-                                                                                      tmp_path: Path) -> None:
+def test_two_concurrent_sessions_of_one_developer_never_exceed_the_shared_daily_budget(
+    env: Env, tmp_path: Path
+) -> None:
     shared = "claude-sonnet-4-5-20250929"
     before = len([r for r in env.upstream.requests_to("messages") if r.body.get("model") == shared])
     runs: list[Any] = [None, None]
@@ -153,8 +200,13 @@ def test_two_concurrent_sessions_of_one_developer_never_exceed_the_shared_daily_
     def session(i: int) -> None:
         project = tmp_path / f"proj{i}"
         project.mkdir()
-        runs[i] = run_claude("say hi with bash", cwd=project, model=shared, env=claude_env(
-            tmp_path / f"home{i}", env.proxy.base_url, ANTHROPIC_API_KEY=MASTER_KEY), timeout=60)
+        runs[i] = run_claude(
+            "say hi with bash",
+            cwd=project,
+            model=shared,
+            env=claude_env(tmp_path / f"home{i}", env.proxy.base_url, ANTHROPIC_API_KEY=MASTER_KEY),
+            timeout=60,
+        )
 
     threads = [threading.Thread(target=session, args=(i,)) for i in range(2)]
     for t in threads:
@@ -163,10 +215,17 @@ def test_two_concurrent_sessions_of_one_developer_never_exceed_the_shared_daily_
         t.join()
     served = [r for r in env.upstream.requests_to("messages") if r.body.get("model") == shared][before:]
     # each session wants two calls (a tool call, then its answer): four; the developer's day allows three
-    assert len(served) == 3, ([r.body.get("model") for r in env.upstream.requests_to("messages")],
-                              [r.json().get("result") for r in runs])
+    assert len(served) == 3, (
+        [r.body.get("model") for r in env.upstream.requests_to("messages")],
+        [r.json().get("result") for r in runs],
+    )
     sessions = {r.json()["session_id"] for r in runs}
-    refused = [d for d in _decisions(env) if d.get("event") == "check" and d.get("verdict") == "block"
-               and (d.get("metadata") or {}).get("run_id") in sessions]
+    refused = [
+        d
+        for d in _decisions(env)
+        if d.get("event") == "check"
+        and d.get("verdict") == "block"
+        and (d.get("metadata") or {}).get("run_id") in sessions
+    ]
     assert refused and {d["blocked_by"] for d in refused} == {"developer-daily"}
     assert any("developer-daily" in (r.stdout + r.stderr) for r in runs)

@@ -18,8 +18,17 @@ from governor.integrations.usage import (
 
 def decision(**kw: object) -> Decision:
     base = dict(
-        verdict="allow", model="gpt-4o", messages=(), max_tokens=100, rule_ids=("out-cap",), reasons=(),
-        revision="abc", estimated_cost_usd=0.01, decision_id="d1", requested_model="gpt-4o", input_tokens=50,
+        verdict="allow",
+        model="gpt-4o",
+        messages=(),
+        max_tokens=100,
+        rule_ids=("out-cap",),
+        reasons=(),
+        revision="abc",
+        estimated_cost_usd=0.01,
+        decision_id="d1",
+        requested_model="gpt-4o",
+        input_tokens=50,
     )
     base.update(kw)
     return Decision(**base)  # type: ignore[arg-type]
@@ -51,23 +60,41 @@ def test_usage_shapes_normalise_to_inclusive_input_plus_cache_parts() -> None:
     from pydantic_ai.usage import RequestUsage
 
     lc = UsageMetadata(
-        input_tokens=120, output_tokens=30, total_tokens=150,
-        input_token_details={"cache_read": 100, "cache_creation": 5}, output_token_details={"reasoning": 12},
+        input_tokens=120,
+        output_tokens=30,
+        total_tokens=150,
+        input_token_details={"cache_read": 100, "cache_creation": 5},
+        output_token_details={"reasoning": 12},
     )
     assert from_langchain(lc).as_kwargs() == {  # type: ignore[union-attr]
-        "input_tokens": 120, "output_tokens": 30, "cache_read_tokens": 100, "cache_write_tokens": 5,
+        "input_tokens": 120,
+        "output_tokens": 30,
+        "cache_read_tokens": 100,
+        "cache_write_tokens": 5,
         "reasoning_tokens": 12,
     }
     pa = from_pydantic_ai(RequestUsage(input_tokens=80, output_tokens=9, cache_read_tokens=60, cache_write_tokens=4))
     assert (pa.input_tokens, pa.output_tokens, pa.cache_read_tokens, pa.cache_write_tokens) == (80, 9, 60, 4)  # type: ignore[union-attr]
     responses = from_responses_usage(
-        {"input_tokens": 10, "output_tokens": 2, "input_tokens_details": {"cached_tokens": 6},
-         "output_tokens_details": {"reasoning_tokens": 1}}
+        {
+            "input_tokens": 10,
+            "output_tokens": 2,
+            "input_tokens_details": {"cached_tokens": 6},
+            "output_tokens_details": {"reasoning_tokens": 1},
+        }
     )
     assert responses.as_kwargs()["cache_read_tokens"] == 6 and responses.reasoning_tokens == 1  # type: ignore[union-attr]
-    payload = {"prompt_tokens": 70, "completion_tokens": 7,
-               "metadata": {"usage_object": {"prompt_tokens": 70, "completion_tokens": 7,
-                                             "prompt_tokens_details": {"cached_tokens": 50}}}}
+    payload = {
+        "prompt_tokens": 70,
+        "completion_tokens": 7,
+        "metadata": {
+            "usage_object": {
+                "prompt_tokens": 70,
+                "completion_tokens": 7,
+                "prompt_tokens_details": {"cached_tokens": 50},
+            }
+        },
+    }
     assert from_standard_logging(payload).cache_read_tokens == 50  # type: ignore[union-attr]
     assert from_standard_logging({"prompt_tokens": 3, "completion_tokens": 1}).input_tokens == 3  # type: ignore[union-attr]
     assert from_chat_usage(None) is None and from_langchain(None) is None

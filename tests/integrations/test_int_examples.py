@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
-    "litellm_sdk.py": ["rerouted: asked gpt-4o, served by gpt-4o-mini", "streamed: streamed answer", "blocked by per-run"],
+    "litellm_sdk.py": [
+        "rerouted: asked gpt-4o, served by gpt-4o-mini",
+        "streamed: streamed answer",
+        "blocked by per-run",
+    ],
     "openai_client.py": ["answered by gpt-4o-mini", "stopped by loop"],
     "langchain_agent.py": ["tool: 3 results for q2", "[blocked by per-run; rules: triage-cheap, per-run;"],
     "pydantic_ai_agent.py": ["cheap summary", "blocked by per-user-daily"],
@@ -35,8 +39,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
     cwd = tmp_path_factory.mktemp("examples")
     procs = {
         name: subprocess.Popen(
-            [sys.executable, str(EXAMPLES / name)], cwd=cwd, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, str(EXAMPLES / name)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name in sorted(EXPECTED, key=lambda n: n != "litellm_proxy.py")  # the slow one first
     }

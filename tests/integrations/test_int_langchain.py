@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from langchain.agents import create_agent
@@ -42,7 +43,7 @@ budgets:
 class ToolFake(GenericFakeChatModel):
     """LangChain's fake chat model, accepting tools (create_agent binds them)."""
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> "ToolFake":
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolFake:
         return self
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -90,8 +90,11 @@ def test_stream_records_the_final_usage_chunk(gov: Governor, tmp_path: Path) -> 
     governed = GovernedLiteLLM(gov)
     with gov.run("r4"):
         # the caller asks for the usage chunk: they see it, and it is what is recorded
-        chunks = list(governed.completion(model="gpt-4o", messages=MSG, mock_response="short", stream=True,
-                                          stream_options={"include_usage": True}))
+        chunks = list(
+            governed.completion(
+                model="gpt-4o", messages=MSG, mock_response="short", stream=True, stream_options={"include_usage": True}
+            )
+        )
         # the caller does not ask: the governor still asks the provider, records it, and every chunk
         # the caller sees has choices (a loop over chunk.choices[0] keeps working)
         plain = list(governed.completion(model="gpt-4o", messages=MSG, mock_response="short", stream=True))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from agents import Agent, RunConfig, Runner, function_tool, set_trace_processors, trace
@@ -79,7 +80,9 @@ class ScriptedModel(Model):
         self.replies = list(replies)
         self.calls: list[tuple[Any, Any, Any]] = []
 
-    async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw):  # type: ignore[no-untyped-def]
+    async def get_response(
+        self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw
+    ):  # type: ignore[no-untyped-def]
         self.calls.append((system_instructions, input, model_settings))
         return self.replies.pop(0)
 
@@ -112,7 +115,9 @@ async def test_reroute_clamp_and_usage(gov: Governor, tmp_path: Path) -> None:
     assert cheap.calls[0][2].max_tokens == 128
     (rec,) = records(tmp_path)
     assert (rec["verdict"], rec["model"]) == ("reroute", "gpt-4o-mini")
-    got = [rec[k] for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")]
+    got = [
+        rec[k] for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    ]
     assert got == [50, 5, 20, 4, 2]
 
 
@@ -178,16 +183,26 @@ async def test_model_provider_governs_every_model_and_resolves_reroutes(gov: Gov
 class StreamingModel(ScriptedModel):
     """Streams one text answer as the Responses API does: a single ``response.completed`` event."""
 
-    async def stream_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw):  # type: ignore[no-untyped-def, override]
+    async def stream_response(
+        self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **kw
+    ):  # type: ignore[no-untyped-def, override]
         from openai.types.responses import Response, ResponseCompletedEvent, ResponseUsage
 
         self.calls.append((system_instructions, input, model_settings))
         reply = self.replies.pop(0)
         response = Response(
-            id="resp_1", created_at=0, model="gpt-4o", object="response", output=reply.output,
-            parallel_tool_calls=False, tool_choice="auto", tools=[],
+            id="resp_1",
+            created_at=0,
+            model="gpt-4o",
+            object="response",
+            output=reply.output,
+            parallel_tool_calls=False,
+            tool_choice="auto",
+            tools=[],
             usage=ResponseUsage(
-                input_tokens=70, output_tokens=9, total_tokens=79,
+                input_tokens=70,
+                output_tokens=9,
+                total_tokens=79,
                 input_tokens_details=InputTokensDetails(cached_tokens=30, cache_write_tokens=0),
                 output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
             ),
@@ -197,8 +212,9 @@ class StreamingModel(ScriptedModel):
 
 async def test_streamed_runs_are_governed_and_record_the_completed_usage(gov: Governor, tmp_path: Path) -> None:
     cheap = StreamingModel(text("streamed spam"))
-    model = GovernedModel(gov, StreamingModel(), name="gpt-4o", models={"gpt-4o-mini": cheap},
-                          metadata={"task": "classify"})
+    model = GovernedModel(
+        gov, StreamingModel(), name="gpt-4o", models={"gpt-4o-mini": cheap}, metadata={"task": "classify"}
+    )
     result = Runner.run_streamed(Agent(name="s", model=model), "win a prize", run_config=NO_TRACING)
     async for _ in result.stream_events():
         pass

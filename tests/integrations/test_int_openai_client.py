@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import openai
 import pytest
@@ -54,7 +54,10 @@ def test_sync_create_reroutes_clamps_and_records(gov: Governor, governed_proxy: 
     assert response.choices[0].message.content == "cheap model answer"
     (rec,) = records(tmp_path)
     assert (rec["verdict"], rec["max_tokens"]) == ("reroute", 64)
-    assert (rec["input_tokens"], rec["output_tokens"]) == (response.usage.prompt_tokens, response.usage.completion_tokens)
+    assert (rec["input_tokens"], rec["output_tokens"]) == (
+        response.usage.prompt_tokens,
+        response.usage.completion_tokens,
+    )
     assert client.models.list().data  # everything else is the client's own
 
 

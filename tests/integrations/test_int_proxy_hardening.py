@@ -62,18 +62,33 @@ junk = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=5,
 )
-messages = st.one_of(junk, st.lists(st.one_of(junk, st.fixed_dictionaries(
-    {"role": st.sampled_from(["user", "system", "assistant", 7]), "content": junk})), min_size=1, max_size=3))
+messages = st.one_of(
+    junk,
+    st.lists(
+        st.one_of(
+            junk, st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant", 7]), "content": junk})
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(model=st.one_of(st.just("gpt-4o"), junk), messages=messages, max_tokens=st.one_of(st.none(), junk),
-       metadata=st.one_of(st.none(), junk,
-                          st.dictionaries(st.sampled_from(["run_id", "team", "user", "tags", "x"]), junk)),
-       tools=st.one_of(st.none(), junk))
-def test_no_body_gets_a_500(http: httpx.Client, model: Any, messages: Any, max_tokens: Any, metadata: Any,
-                            tools: Any) -> None:
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    model=st.one_of(st.just("gpt-4o"), junk),
+    messages=messages,
+    max_tokens=st.one_of(st.none(), junk),
+    metadata=st.one_of(
+        st.none(), junk, st.dictionaries(st.sampled_from(["run_id", "team", "user", "tags", "x"]), junk)
+    ),
+    tools=st.one_of(st.none(), junk),
+)
+def test_no_body_gets_a_500(
+    http: httpx.Client, model: Any, messages: Any, max_tokens: Any, metadata: Any, tools: Any
+) -> None:
     body: dict[str, Any] = {"model": model, "messages": messages}
     for key, value in (("max_tokens", max_tokens), ("metadata", metadata), ("tools", tools)):
         if value is not None:
@@ -82,16 +97,21 @@ def test_no_body_gets_a_500(http: httpx.Client, model: Any, messages: Any, max_t
     assert r.status_code < 500, (body, r.status_code, r.text[:500])
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "abc"}, "max_tokens"),
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": [1]}, "max_tokens"),
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -10_000_000}, "max_tokens"),
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2**63}, "max_tokens"),
-    ({"model": "gpt-4o", "messages": "hello"}, "messages"),
-    ({"model": "gpt-4o", "messages": [1, 2]}, "messages[0]"),
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "metadata": {"run_id": {"a": 1}}},
-     "metadata.run_id"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "abc"}, "max_tokens"),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": [1]}, "max_tokens"),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -10_000_000}, "max_tokens"),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2**63}, "max_tokens"),
+        ({"model": "gpt-4o", "messages": "hello"}, "messages"),
+        ({"model": "gpt-4o", "messages": [1, 2]}, "messages[0]"),
+        (
+            {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "metadata": {"run_id": {"a": 1}}},
+            "metadata.run_id",
+        ),
+    ],
+)
 def test_the_findings_bodies_get_a_400_naming_the_field(http: httpx.Client, body: dict[str, Any], field: str) -> None:
     r = post(http, body)
     assert r.status_code == 400, r.text[:500]
@@ -103,8 +123,10 @@ def test_the_findings_bodies_get_a_400_naming_the_field(http: httpx.Client, body
     else:  # the request reader could not read it (issue 15's shapes): refused as ungoverned, never sent
         assert governor["verdict"] == "ungoverned"
     # and the next, valid, request is fine (nothing leaked or poisoned)
-    ok = post(http, {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
-                     "metadata": {"run_id": f"after-{field}"}})
+    ok = post(
+        http,
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "metadata": {"run_id": f"after-{field}"}},
+    )
     assert ok.status_code == 200, ok.text[:500]
 
 

@@ -12,25 +12,41 @@ def test_identity_comes_from_the_key_and_cannot_be_overridden_by_the_request() -
     data = {
         "user": "customer-9",
         "metadata": {
-            "requester_metadata": {"user": "mallory", "team": "other", "task": "classify", "run_id": "r-1", "tier": "free"},
+            "requester_metadata": {
+                "user": "mallory",
+                "team": "other",
+                "task": "classify",
+                "run_id": "r-1",
+                "tier": "free",
+            },
             "headers": {"authorization": "Bearer secret"},
             "user_api_key_user_id": "alice",
         },
     }
     out = request_metadata(key, data)
     assert out == {
-        "user": "alice", "team": "support", "agent": "helpdesk", "task": "classify", "run_id": "r-1",
-        "tier": "free", "end_user": "customer-9",
+        "user": "alice",
+        "team": "support",
+        "agent": "helpdesk",
+        "task": "classify",
+        "run_id": "r-1",
+        "tier": "free",
+        "end_user": "customer-9",
     }
 
 
 def test_run_id_falls_back_to_the_run_header_then_litellm_trace_id() -> None:
     key = UserAPIKeyAuth()
-    by_header = {"metadata": {}, "litellm_trace_id": "trace-1",
-                 "proxy_server_request": {"headers": {"X-Governor-Run-Id": "run-h"}}}
+    by_header = {
+        "metadata": {},
+        "litellm_trace_id": "trace-1",
+        "proxy_server_request": {"headers": {"X-Governor-Run-Id": "run-h"}},
+    }
     assert request_metadata(key, by_header)["run_id"] == "run-h"
     assert request_metadata(key, {"metadata": {}, "litellm_trace_id": "trace-1"})["run_id"] == "trace-1"
-    assert "user" not in request_metadata(key, {"metadata": {}, "user": "end-7"})  # no key user: unset, not the request's
+    assert "user" not in request_metadata(
+        key, {"metadata": {}, "user": "end-7"}
+    )  # no key user: unset, not the request's
 
 
 def test_a_key_without_a_team_cannot_charge_a_team_named_in_the_request() -> None:
@@ -43,9 +59,16 @@ def test_a_key_without_a_team_cannot_charge_a_team_named_in_the_request() -> Non
 
 def test_a_trusted_source_named_by_the_policy_supplies_identity_only_where_the_key_has_none() -> None:
     trusted = {"team": "header:X-Gateway-Team", "user": "body:user"}
-    data = {"user": "end-7", "metadata": {"team": "mallory"},
-            "proxy_server_request": {"headers": {"x-gateway-team": "payments"}}}
-    assert request_metadata(UserAPIKeyAuth(), data, trusted) == {"user": "end-7", "team": "payments", "end_user": "end-7"}
+    data = {
+        "user": "end-7",
+        "metadata": {"team": "mallory"},
+        "proxy_server_request": {"headers": {"x-gateway-team": "payments"}},
+    }
+    assert request_metadata(UserAPIKeyAuth(), data, trusted) == {
+        "user": "end-7",
+        "team": "payments",
+        "end_user": "end-7",
+    }
     keyed = UserAPIKeyAuth(user_id="alice", team_id="support")
     assert request_metadata(keyed, data, trusted)["team"] == "support"  # the key always wins
     by_meta = request_metadata(UserAPIKeyAuth(), data, {"team": "metadata:team"})
@@ -54,15 +77,34 @@ def test_a_trusted_source_named_by_the_policy_supplies_identity_only_where_the_k
 
 def test_a_coding_agent_session_is_the_run_and_the_key_is_the_developer() -> None:
     key = UserAPIKeyAuth(user_id="dev-ana", team_id="platform")
-    claude = {"metadata": {}, "litellm_trace_id": "trace-1",
-              "proxy_server_request": {"headers": {"X-Claude-Code-Session-Id": "4928c0db", "user-agent": "claude-cli/2.1.197"}}}
-    assert request_metadata(key, claude) == {"run_id": "4928c0db", "agent": "claude-code", "user": "dev-ana",
-                                             "team": "platform"}
-    codex = {"metadata": {}, "proxy_server_request": {"headers": {
-        "session-id": "01a23cbc", "thread-id": "01a23cbc", "originator": "codex_exec"}}}
-    assert request_metadata(key, codex) == {"run_id": "01a23cbc", "agent": "codex", "user": "dev-ana",
-                                            "team": "platform"}
+    claude = {
+        "metadata": {},
+        "litellm_trace_id": "trace-1",
+        "proxy_server_request": {
+            "headers": {"X-Claude-Code-Session-Id": "4928c0db", "user-agent": "claude-cli/2.1.197"}
+        },
+    }
+    assert request_metadata(key, claude) == {
+        "run_id": "4928c0db",
+        "agent": "claude-code",
+        "user": "dev-ana",
+        "team": "platform",
+    }
+    codex = {
+        "metadata": {},
+        "proxy_server_request": {
+            "headers": {"session-id": "01a23cbc", "thread-id": "01a23cbc", "originator": "codex_exec"}
+        },
+    }
+    assert request_metadata(key, codex) == {
+        "run_id": "01a23cbc",
+        "agent": "codex",
+        "user": "dev-ana",
+        "team": "platform",
+    }
     # an explicit run header wins over the session; the caller's own agent is kept
-    both = {"metadata": {"requester_metadata": {"agent": "mine"}},
-            "proxy_server_request": {"headers": {"x-governor-run-id": "r-9", "x-claude-code-session-id": "s"}}}
+    both = {
+        "metadata": {"requester_metadata": {"agent": "mine"}},
+        "proxy_server_request": {"headers": {"x-governor-run-id": "r-9", "x-claude-code-session-id": "s"}},
+    }
     assert request_metadata(key, both)["run_id"] == "r-9" and request_metadata(key, both)["agent"] == "mine"

@@ -35,8 +35,9 @@ budgets:
   - {id: total, scope: global, limit: {usd: 1000}}
 """
 
-calls = st.lists(st.tuples(st.integers(1, 4000), st.integers(0, 100), st.sampled_from(["a", "b"])),
-                 min_size=1, max_size=40)
+calls = st.lists(
+    st.tuples(st.integers(1, 4000), st.integers(0, 100), st.sampled_from(["a", "b"])), min_size=1, max_size=40
+)
 
 
 def open_ledger(kind: str, tmp: Path, redis_url: str | None) -> Any:
@@ -50,11 +51,11 @@ def open_ledger(kind: str, tmp: Path, redis_url: str | None) -> Any:
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
 def test_no_budget_goes_over_its_limit_when_actuals_stay_within_reservations(
-        kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> None:
+    kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
     redis_url = request.getfixturevalue("redis_server").url if kind == "redis" else None
 
-    @settings(max_examples=15 if kind != "memory" else 40, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=15 if kind != "memory" else 40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(calls)
     def run(plan: list[tuple[int, int, str]]) -> None:
         ledger = open_ledger(kind, tmp_path_factory.mktemp(kind), redis_url)

@@ -36,16 +36,18 @@ def _overlay(body: str, extends: str = "base.yaml") -> str:
 def test_precedence(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text(BASE)
     overlay = tmp_path / "team.yaml"
-    overlay.write_text(_overlay(
-        "  labels: {owner: research}\n"
-        "defaults: {output_tokens: 512}\n"
-        "models:\n  aliases: {strong: gpt-4.1, long: gpt-4.1}\n"
-        "stop:\n"
-        "  - {id: max-calls, type: max_calls, max: 300}\n"
-        "  - {id: loop, remove: true}\n"
-        "  - {id: wall, type: max_wall_time, max: 1h}\n"
-        "routes:\n  - {id: r, to: strong, fallbacks: [long]}\n"
-    ))
+    overlay.write_text(
+        _overlay(
+            "  labels: {owner: research}\n"
+            "defaults: {output_tokens: 512}\n"
+            "models:\n  aliases: {strong: gpt-4.1, long: gpt-4.1}\n"
+            "stop:\n"
+            "  - {id: max-calls, type: max_calls, max: 300}\n"
+            "  - {id: loop, remove: true}\n"
+            "  - {id: wall, type: max_wall_time, max: 1h}\n"
+            "routes:\n  - {id: r, to: strong, fallbacks: [long]}\n"
+        )
+    )
     policy = load_policy(overlay)
     assert policy.name == "team"  # never inherited
     assert policy.description == "from the base"
@@ -65,10 +67,14 @@ def test_precedence(tmp_path: Path) -> None:
 
 
 def test_list_of_bases_applies_in_order(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: a}\nmode: audit\n"
-                                     "calls:\n  - {id: cap, max_output_tokens: 100}\n")
-    (tmp_path / "b.yaml").write_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: b}\nmode: 'off'\n"
-                                     "calls:\n  - {id: cap, max_output_tokens: 200}\n  - {id: cost, max_cost_usd: 1}\n")
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: a}\nmode: audit\n"
+        "calls:\n  - {id: cap, max_output_tokens: 100}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: b}\nmode: 'off'\n"
+        "calls:\n  - {id: cap, max_output_tokens: 200}\n  - {id: cost, max_cost_usd: 1}\n"
+    )
     top = tmp_path / "top.yaml"
     top.write_text(_overlay("", extends="[a.yaml, b.yaml]"))
     policy = load_policy(top)
@@ -79,7 +85,9 @@ def test_list_of_bases_applies_in_order(tmp_path: Path) -> None:
 def test_bases_resolve_relative_to_the_extending_file(tmp_path: Path) -> None:
     (tmp_path / "org").mkdir()
     (tmp_path / "org" / "root.yaml").write_text(BASE)
-    (tmp_path / "org" / "mid.yaml").write_text("apiVersion: governor/v1\nkind: Policy\nextends: root.yaml\nmetadata: {name: mid}\n")
+    (tmp_path / "org" / "mid.yaml").write_text(
+        "apiVersion: governor/v1\nkind: Policy\nextends: root.yaml\nmetadata: {name: mid}\n"
+    )
     (tmp_path / "team.yaml").write_text(_overlay("", extends="org/mid.yaml"))
     policy = load_policy(tmp_path / "team.yaml")
     assert [s.id for s in policy.stop] == ["retry-storm", "loop", "max-calls"]
@@ -89,7 +97,9 @@ def test_bases_resolve_relative_to_the_extending_file(tmp_path: Path) -> None:
 def test_diamond_is_not_a_cycle(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text(BASE)
     for name in ("x", "y"):
-        (tmp_path / f"{name}.yaml").write_text(f"apiVersion: governor/v1\nkind: Policy\nextends: base.yaml\nmetadata: {{name: {name}}}\n")
+        (tmp_path / f"{name}.yaml").write_text(
+            f"apiVersion: governor/v1\nkind: Policy\nextends: base.yaml\nmetadata: {{name: {name}}}\n"
+        )
     (tmp_path / "top.yaml").write_text(_overlay("", extends="[x.yaml, y.yaml]"))
     assert [b.id for b in load_policy(tmp_path / "top.yaml").budgets] == ["per-run", "org"]
 
@@ -140,8 +150,10 @@ def test_removing_an_unknown_id_suggests_the_right_one(tmp_path: Path) -> None:
 
 def test_remove_without_a_base_and_malformed_remove(tmp_path: Path) -> None:
     path = tmp_path / "solo.yaml"
-    path.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: s}\n"
-                    "stop:\n  - {id: a, remove: true}\n  - {id: b, type: max_calls, max: 2, remove: true}\n")
+    path.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: s}\n"
+        "stop:\n  - {id: a, remove: true}\n  - {id: b, type: max_calls, max: 2, remove: true}\n"
+    )
     result = validate_file(path)
     assert "(" + str(path) + " extends nothing)" in only(result.errors, "remove-unknown").message
     bad = only(result.errors, "bad-remove")
@@ -189,7 +201,10 @@ def test_unusable_base_paths_are_findings_not_crashes(tmp_path: Path) -> None:
     path.write_text(_overlay("", extends='["a\\0b", "' + "x" * 5000 + '", "."]'))
     findings = validate_file(path).errors
     assert [(f.code, f.pointer, f.line, f.col) for f in findings] == [
-        ("extends-missing", "/extends/0", 3, 11), ("extends-missing", "/extends/1", 3, 19), ("extends-missing", "/extends/2", 3, 5023)]
+        ("extends-missing", "/extends/0", 3, 11),
+        ("extends-missing", "/extends/1", 3, 19),
+        ("extends-missing", "/extends/2", 3, 5023),
+    ]
     assert findings[0].message == "extends: cannot use path 'a\\x00b': embedded null byte"
     assert "File name too long" in findings[1].message
     assert findings[2].message.startswith("extends: no such file '.'")

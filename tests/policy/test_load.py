@@ -60,7 +60,12 @@ def test_defaults_and_mode_inheritance() -> None:
     assert [s.mode for s in p.stop] == ["audit", "enforce"]
     c, d = p.budgets
     assert (c.mode, c.on_error, c.scope, c.limit_tokens, c.window) == (
-        "audit", "fail_open", "metadata.tenant", 100, Window(kind="rolling", seconds=90.0))
+        "audit",
+        "fail_open",
+        "metadata.tenant",
+        100,
+        Window(kind="rolling", seconds=90.0),
+    )
     assert (d.on_error, d.window) == ("fail_closed", Window(kind="calendar", unit="month", tz="UTC"))
     assert (p.ledger.type, p.default_output_tokens, p.lease_s) == ("memory", 1024, 600.0)
 

@@ -23,8 +23,12 @@ POLICIES = [p for p in POLICIES if not p.name.endswith(".test.yaml")]
 DOCS = [yaml.safe_load(p.read_text()) for p in POLICIES]
 
 junk = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12) | st.sampled_from(["none", "1h", "window", "cheap", "enforce", "run", "trim", "0s", "x/y"]),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["none", "1h", "window", "cheap", "enforce", "run", "trim", "0s", "x/y"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
 )
@@ -69,8 +73,11 @@ def mutated(draw: st.DrawFn) -> Any:
         elif action == "insert" and isinstance(parent, list):
             parent.insert(key, draw(junk))
         elif action == "extends" and isinstance(doc, dict):  # bases that do not exist, are not files, or are odd
-            doc["extends"] = draw(junk | st.sampled_from(["a\x00b", ".", "..", "/dev/null", "policies", "x" * 300])
-                                  | st.lists(st.sampled_from(["/dev/null", "a\x00b", "mutant.yaml"]), max_size=3))
+            doc["extends"] = draw(
+                junk
+                | st.sampled_from(["a\x00b", ".", "..", "/dev/null", "policies", "x" * 300])
+                | st.lists(st.sampled_from(["/dev/null", "a\x00b", "mutant.yaml"]), max_size=3)
+            )
     return doc
 
 
@@ -98,6 +105,25 @@ def test_damaged_yaml_text_raises_only_policy_error(path: Path, data: st.DataObj
     for _ in range(data.draw(st.integers(1, 3))):
         at = data.draw(st.integers(0, len(text)))
         cut = data.draw(st.integers(0, 8))
-        insert = data.draw(st.sampled_from(["", ":", "- ", "  ", "\n", "{", "]", "&a ", "*a", "<<: *a\n", "!!python/object:os.system ", "'", "\t", "? "]))
-        text = text[:at] + insert + text[at + cut:]
+        insert = data.draw(
+            st.sampled_from(
+                [
+                    "",
+                    ":",
+                    "- ",
+                    "  ",
+                    "\n",
+                    "{",
+                    "]",
+                    "&a ",
+                    "*a",
+                    "<<: *a\n",
+                    "!!python/object:os.system ",
+                    "'",
+                    "\t",
+                    "? ",
+                ]
+            )
+        )
+        text = text[:at] + insert + text[at + cut :]
     _load(text)

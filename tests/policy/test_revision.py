@@ -57,11 +57,15 @@ def test_hash_changes_with_meaning() -> None:
 
 
 def test_hash_is_the_same_whether_inlined_or_extended(tmp_path: Path) -> None:
-    (tmp_path / "base.yaml").write_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: base}\n"
-                                        "budgets:\n  - {id: b, scope: run, limit: {usd: 1, calls: 5}}\n")
-    (tmp_path / "top.yaml").write_text("apiVersion: governor/v1\nkind: Policy\nextends: base.yaml\n"
-                                       "metadata: {name: rev, labels: {a: '1', b: '2'}}\n"
-                                       "routes:\n  - {id: r, to: gpt-4o-mini, match: {task: [a, b]}}\n")
+    (tmp_path / "base.yaml").write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: base}\n"
+        "budgets:\n  - {id: b, scope: run, limit: {usd: 1, calls: 5}}\n"
+    )
+    (tmp_path / "top.yaml").write_text(
+        "apiVersion: governor/v1\nkind: Policy\nextends: base.yaml\n"
+        "metadata: {name: rev, labels: {a: '1', b: '2'}}\n"
+        "routes:\n  - {id: r, to: gpt-4o-mini, match: {task: [a, b]}}\n"
+    )
     inline = tmp_path / "inline.yaml"
     inline.write_text(POLICY)
     assert load_policy(tmp_path / "top.yaml").revision.content_hash == load_policy(inline).revision.content_hash

@@ -65,7 +65,11 @@ def test_self_referencing_alias(check) -> None:
     result = check("routes: &r\n  - id: a\n    to: gpt-4o-mini\n    fallbacks: *r\n")
     finding = only(result.errors, "yaml-recursion")
     assert finding.message == "document nests too deeply (or an alias refers to itself)"
-    assert (finding.line, finding.col, finding.pointer) == (5, 9, "/routes/0/fallbacks")  # at the anchor (&r) it refers to
+    assert (finding.line, finding.col, finding.pointer) == (
+        5,
+        9,
+        "/routes/0/fallbacks",
+    )  # at the anchor (&r) it refers to
 
 
 def test_bad_merge_key(check) -> None:
@@ -97,7 +101,9 @@ def test_yaml_1_2_scalars_off_and_dates_stay_strings(check) -> None:
     assert [f.code for f in result.errors] == ["duplicate-key"]
     ok = check("mode: 'off'\n").policy
     assert ok.mode == "off"
-    result = validate_text("apiVersion: governor/v1\nkind: Policy\nmode: off\nmetadata: {name: t, description: 2026-01-01, labels: {flag: yes}}\n")
+    result = validate_text(
+        "apiVersion: governor/v1\nkind: Policy\nmode: off\nmetadata: {name: t, description: 2026-01-01, labels: {flag: yes}}\n"
+    )
     assert result.errors == ()
     assert result.policy.mode == "off"
     assert result.policy.description == "2026-01-01"
@@ -146,7 +152,8 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 def test_alias_bomb_is_cut_off(check) -> None:
     bomb = "x0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]\n" + "".join(
-        f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))  # 9**10 values if expanded
+        f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+    )  # 9**10 values if expanded
     finding = only(check(bomb).errors, "yaml-recursion")
     assert finding.message == "document expands to more than 100000 values (aliases of aliases?)"
     assert finding.line == 5 and finding.pointer.startswith("/x5/")

@@ -26,8 +26,18 @@ def replay_json(tmp_path: Path):  # type: ignore[no-untyped-def]
             path.write_text(policy, encoding="utf-8")
             policy = path
         out = tmp_path / "report.json"
-        code = run_cli("replay", str(policy), "--traces", *map(str, traces), "--format", "json", "-o", str(out),
-                       "--no-progress", *extra)
+        code = run_cli(
+            "replay",
+            str(policy),
+            "--traces",
+            *map(str, traces),
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            "--no-progress",
+            *extra,
+        )
         assert code == 0, f"governor replay exited {code}"
         return json.loads(out.read_text(encoding="utf-8"))
 

@@ -85,8 +85,9 @@ def test_a_rerouted_call_costs_its_recorded_cost_scaled_by_the_computed_ratio(ta
                 recorded += cost
                 if models[m["role"]] == "gpt-5.4":
                     inp, out = m["usage"]["prompt_tokens"], m["usage"]["completion_tokens"]
-                    ratio = ((inp * new["input_cost_per_token"] + out * new["output_cost_per_token"])
-                             / (inp * old["input_cost_per_token"] + out * old["output_cost_per_token"]))
+                    ratio = (inp * new["input_cost_per_token"] + out * new["output_cost_per_token"]) / (
+                        inp * old["input_cost_per_token"] + out * old["output_cost_per_token"]
+                    )
                     expected_gov += cost * ratio
                     n += 1
                 else:
@@ -140,13 +141,18 @@ def test_an_unpriced_model_is_unpriced_in_every_output_format(tau2_dir: Path, tm
 def test_a_tau2_file_without_info_takes_the_model_from_raw_data(tau2_dir: Path, tmp_path: Path) -> None:
     from governor.traces import load_traces
 
-    doc = json.loads(gzip.decompress((tau2_dir / "claude-sonnet-4-5_airline_default_gpt4.1_1trials.json.gz")
-                                     .read_bytes()))
+    doc = json.loads(
+        gzip.decompress((tau2_dir / "claude-sonnet-4-5_airline_default_gpt4.1_1trials.json.gz").read_bytes())
+    )
     doc.pop("info")
     path = tmp_path / "noinfo.json"
     path.write_text(json.dumps(doc))
-    with_usage = [(m["role"], (m.get("raw_data") or {}).get("model")) for s in doc["simulations"]
-                  for m in s["messages"] if m.get("usage") is not None]
+    with_usage = [
+        (m["role"], (m.get("raw_data") or {}).get("model"))
+        for s in doc["simulations"]
+        for m in s["messages"]
+        if m.get("usage") is not None
+    ]
     ts = load_traces([path])
     models = [c.model for r in ts.runs for c in r.calls]
     assert models == [model for _, model in with_usage if model]
@@ -180,13 +186,26 @@ def test_costs_recorded_per_run_are_kept_for_unchanged_runs_and_shared_by_comput
     from governor.traces.model import TraceCall, TraceRun, TraceSet
 
     def call(run: str, i: int, inp: int) -> TraceCall:
-        return TraceCall(call_id=f"{run}#{i}", file="f", line=i + 1, run_id=run, index=i, timestamp=1.8e9 + i,
-                         model="gpt-4.1", input_tokens=inp, output_tokens=100, metadata={"run_id": run})
+        return TraceCall(
+            call_id=f"{run}#{i}",
+            file="f",
+            line=i + 1,
+            run_id=run,
+            index=i,
+            timestamp=1.8e9 + i,
+            model="gpt-4.1",
+            input_tokens=inp,
+            output_tokens=100,
+            metadata={"run_id": run},
+        )
 
-    runs = (TraceRun("a", tuple(call("a", i, 1_000 * (i + 1)) for i in range(3)), cost_usd=0.0123),
-            TraceRun("b", tuple(call("b", i, 2_000) for i in range(5)), cost_usd=0.05))
-    policy = load_policy_text(OBSERVE.replace("defaults: {allow_unpriced: true}", "stop:\n  - {id: four, type: "
-                                              "max_calls, max: 4}"))
+    runs = (
+        TraceRun("a", tuple(call("a", i, 1_000 * (i + 1)) for i in range(3)), cost_usd=0.0123),
+        TraceRun("b", tuple(call("b", i, 2_000) for i in range(5)), cost_usd=0.05),
+    )
+    policy = load_policy_text(
+        OBSERVE.replace("defaults: {allow_unpriced: true}", "stop:\n  - {id: four, type: max_calls, max: 4}")
+    )
     result = Replayer(policy).replay(TraceSet(runs))
     a, b = result.runs
     assert a.cost_governed == 0.0123 and a.cost_recorded == 0.0123  # unchanged: exactly what was recorded

@@ -32,8 +32,13 @@ calls:
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
 
 
@@ -63,8 +68,15 @@ def run_diff(repo: Path, tmp_path: Path, *args: str) -> tuple[int, dict]:
 
 
 def test_diff_of_two_git_revisions_on_tau2(repo: Path, tmp_path: Path, tau2_dir: Path) -> None:
-    code, d = run_diff(repo, tmp_path, "HEAD~1:policies/agents.yaml", "HEAD:policies/agents.yaml",
-                       "--traces", str(tau2_dir), "--exit-code")
+    code, d = run_diff(
+        repo,
+        tmp_path,
+        "HEAD~1:policies/agents.yaml",
+        "HEAD:policies/agents.yaml",
+        "--traces",
+        str(tau2_dir),
+        "--exit-code",
+    )
     assert code == 1  # decisions changed
     assert d["old"]["ref"] == "HEAD~1:policies/agents.yaml"
     rules = d["rules"]
@@ -87,12 +99,20 @@ def test_diff_of_two_git_revisions_on_tau2(repo: Path, tmp_path: Path, tau2_dir:
     impact = d["replay"]["outcomes"]
     assert impact["cost_usd_governed_new"] < impact["cost_usd_governed_old"]
     assert impact["cost_usd_delta"] == pytest.approx(
-        impact["cost_usd_governed_new"] - impact["cost_usd_governed_old"], abs=1e-6)
+        impact["cost_usd_governed_new"] - impact["cost_usd_governed_old"], abs=1e-6
+    )
 
 
 def test_same_policy_has_no_changes_and_exit_code_0(repo: Path, tmp_path: Path, tau2_dir: Path) -> None:
-    code, d = run_diff(repo, tmp_path, "HEAD:policies/agents.yaml", "HEAD:policies/agents.yaml",
-                       "--traces", str(tau2_dir), "--exit-code")
+    code, d = run_diff(
+        repo,
+        tmp_path,
+        "HEAD:policies/agents.yaml",
+        "HEAD:policies/agents.yaml",
+        "--traces",
+        str(tau2_dir),
+        "--exit-code",
+    )
     assert code == 0
     assert d["replay"]["changed_calls"] == 0 and d["replay"]["groups"] == []
     assert d["rules"] == {"added": [], "removed": [], "changed": [], "settings": {}}
@@ -102,8 +122,18 @@ def test_markdown_diff_for_a_pull_request(repo: Path, tmp_path: Path, tau2_dir: 
     cwd = os.getcwd()
     os.chdir(repo)
     try:
-        code = main(["diff", "HEAD~1:policies/agents.yaml", "HEAD:policies/agents.yaml", "--traces",
-                     str(tau2_dir), "--format", "markdown", "--no-progress"])
+        code = main(
+            [
+                "diff",
+                "HEAD~1:policies/agents.yaml",
+                "HEAD:policies/agents.yaml",
+                "--traces",
+                str(tau2_dir),
+                "--format",
+                "markdown",
+                "--no-progress",
+            ]
+        )
     finally:
         os.chdir(cwd)
     out = capsys.readouterr().out

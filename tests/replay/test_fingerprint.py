@@ -18,13 +18,13 @@ def test_prefix_fingerprints_equal_iff_the_engines_hash_of_the_messages_is_equal
         (sys_, u1),
         (sys_, u1, a1),
         (sys_, u1, a1, u2),
-        (sys_, u1),                                    # rewound to an earlier prefix
-        (sys_, u1, a1, u2),                            # grown again
+        (sys_, u1),  # rewound to an earlier prefix
+        (sys_, u1, a1, u2),  # grown again
         (sys_, msg("user", "hi"), dict(a1), dict(u2)),  # equal messages, new objects
-        (sys_, u1, a1, msg("user", "different")),      # same length, last message differs
-        (sys_, u1, a1, u2, u2),                        # a resent message twice
+        (sys_, u1, a1, msg("user", "different")),  # same length, last message differs
+        (sys_, u1, a1, u2, u2),  # a resent message twice
         (sys_,),
-        [sys_, u1, a1, u2],                            # a list, not a tuple
+        [sys_, u1, a1, u2],  # a list, not a tuple
     ]
     fps = PrefixFingerprints()
     ours = [call_fingerprint("m", (), fps.of(c)) for c in calls]

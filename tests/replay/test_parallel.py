@@ -26,8 +26,7 @@ COUPLED = RUN_SCOPED + "  - {id: org, scope: global, limit: {usd: 5.0}, window: 
 def _replay(tmp_path: Path, policy: str, tau2_dir: Path, *extra: str) -> dict[str, Any]:
     path, out = tmp_path / "p.yaml", tmp_path / f"r{len(extra)}.json"
     path.write_text(policy)
-    assert main(["replay", str(path), str(tau2_dir), "--no-progress", "--format", "json", "-o", str(out),
-                 *extra]) == 0
+    assert main(["replay", str(path), str(tau2_dir), "--no-progress", "--format", "json", "-o", str(out), *extra]) == 0
     return json.loads(out.read_text())
 
 

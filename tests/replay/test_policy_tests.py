@@ -33,8 +33,14 @@ def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str
 
 
 def governor(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*GOVERNOR, *args], capture_output=True, text=True, cwd=cwd, timeout=120,
-                          env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [*GOVERNOR, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def shipped_policies(policies: Path) -> list[Path]:
@@ -103,12 +109,18 @@ def test_no_test_case_is_a_failure(tmp_path: Path, capsys) -> None:  # type: ign
     assert "no test case ran" in err
 
 
-@pytest.mark.parametrize("body, message", [
-    ("cases:\n  - call: {model: m, input_tokens: 1}\n    expect: {verdikt: allow}\n", "unknown key(s) verdikt"),
-    ("cases:\n  - call: {input_tokens: 1}\n    expect: {verdict: allow}\n", "cases[0].call.model: required"),
-    ("cases:\n  - call: {model: m, input_tokens: 1}\n    state: {spend: [{budget: nope, usd: 1}]}\n"
-     "    expect: {verdict: allow}\n", "unknown budget id 'nope'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("cases:\n  - call: {model: m, input_tokens: 1}\n    expect: {verdikt: allow}\n", "unknown key(s) verdikt"),
+        ("cases:\n  - call: {input_tokens: 1}\n    expect: {verdict: allow}\n", "cases[0].call.model: required"),
+        (
+            "cases:\n  - call: {model: m, input_tokens: 1}\n    state: {spend: [{budget: nope, usd: 1}]}\n"
+            "    expect: {verdict: allow}\n",
+            "unknown budget id 'nope'",
+        ),
+    ],
+)
 def test_malformed_test_files_name_the_place(tmp_path: Path, body: str, message: str, capsys) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "tiny.yaml").write_text(POLICY)
     (tmp_path / "tiny.test.yaml").write_text(body)

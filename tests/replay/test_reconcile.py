@@ -31,8 +31,9 @@ def test_reconcile_matches_the_report_and_flags_drift(tau2_dir: Path, tmp_path: 
     assert rows["gpt-5.4"]["flagged"] and "no cache split" in rows["gpt-5.4"]["cause"]
     code, _ = _reconcile(tmp_path, str(tau2_dir), "--fail-on-drift")
     assert code == 1
-    code, _ = _reconcile(tmp_path, str(tau2_dir / "claude-sonnet-4-5_airline_default_gpt4.1_1trials.json.gz"),
-                         "--fail-on-drift")
+    code, _ = _reconcile(
+        tmp_path, str(tau2_dir / "claude-sonnet-4-5_airline_default_gpt4.1_1trials.json.gz"), "--fail-on-drift"
+    )
     assert code == 1  # its user simulator (gpt-4.1) has no cache split
     text_out = tmp_path / "recon.txt"
     assert run_cli("reconcile", str(tau2_dir), "-o", str(text_out)) == 0
@@ -52,9 +53,20 @@ def test_a_ratio_that_moves_between_days_is_read_as_a_price_change() -> None:
     def call(i: int, at: float, paid_share: float) -> TraceCall:
         cost = table.cost("gpt-4.1", 10_000, 500, 4_000)
         assert cost is not None
-        return TraceCall(call_id=f"c{i}", file="f", line=i + 1, run_id="r", index=i, timestamp=at, model="gpt-4.1",
-                         input_tokens=10_000, output_tokens=500, cache_read_tokens=4_000, cost_usd=cost * paid_share,
-                         metadata={"run_id": "r"})
+        return TraceCall(
+            call_id=f"c{i}",
+            file="f",
+            line=i + 1,
+            run_id="r",
+            index=i,
+            timestamp=at,
+            model="gpt-4.1",
+            input_tokens=10_000,
+            output_tokens=500,
+            cache_read_tokens=4_000,
+            cost_usd=cost * paid_share,
+            metadata={"run_id": "r"},
+        )
 
     calls = tuple(call(i, 1.75e9 + (i // 3) * day, 1.0 if i < 3 else 0.5) for i in range(6))
     policy = load_policy_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: o}\n")

@@ -29,8 +29,13 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     def call(run: str, tokens: int, text: str, error: str | None = None, out: int = 20) -> None:
         now[0] += 2
-        d = gov.check(model="gpt-4o-mini", messages=[{"role": "user", "content": text}], input_tokens=tokens,
-                      max_tokens=100, metadata={"run_id": run, "user": "u1"})
+        d = gov.check(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": text}],
+            input_tokens=tokens,
+            max_tokens=100,
+            metadata={"run_id": run, "user": "u1"},
+        )
         gov.record(d, input_tokens=tokens, output_tokens=0 if error else out, error=error)
 
     for i in range(3):
@@ -76,10 +81,13 @@ def test_trim_without_messages_is_estimated_and_labelled(tmp_path: Path, trace: 
     for rec in lines:
         rec.pop("messages", None)
     bare.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    policy = OPEN + """\
+    policy = (
+        OPEN
+        + """\
 context:
   - {id: cap-context, max_input_tokens: 10000, action: trim, keep_last: 2}
 """
+    )
     rep = replay(tmp_path, policy, bare)
     t = rep["totals"]
     assert t["calls_trimmed"] == 2 and t["calls_trimmed_estimated"] == 2
@@ -89,10 +97,13 @@ context:
 
 
 def test_a_run_budget_block_ends_the_run(tmp_path: Path, trace: Path) -> None:
-    policy = OPEN + """\
+    policy = (
+        OPEN
+        + """\
 budgets:
   - {id: run-calls, scope: run, limit: {calls: 2}}
 """
+    )
     rep = replay(tmp_path, policy, trace)
     runs = {r["run_id"]: r for r in rep["runs"]}
     assert runs["storm"]["stopped_at_call"] == 3 and runs["storm"]["calls_blocked"] == 2
@@ -104,10 +115,13 @@ budgets:
 
 
 def test_starting_state_spends_the_budget_first(tmp_path: Path, trace: Path) -> None:
-    policy = OPEN + """\
+    policy = (
+        OPEN
+        + """\
 budgets:
   - {id: user-usd, scope: user, limit: {usd: 1.0}}
 """
+    )
     state = tmp_path / "state.yaml"
     state.write_text("spend:\n  - {budget: user-usd, value: u1, usd: 1.0}\n")
     rep = replay(tmp_path, policy, trace, "--state", str(state))
@@ -135,7 +149,9 @@ def test_context_grown_by_resending_old_messages_is_found(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("keep_digest", [True, False])
-def test_repeated_call_without_prompt_text_uses_the_messages_digest(tmp_path: Path, trace: Path, keep_digest: bool) -> None:
+def test_repeated_call_without_prompt_text_uses_the_messages_digest(
+    tmp_path: Path, trace: Path, keep_digest: bool
+) -> None:
     # a trace recorded without prompt text: every call of a run has messages=(); only the digest tells them apart
     bare = tmp_path / "bare.jsonl"
     lines = [json.loads(l) for l in trace.read_text().splitlines()]

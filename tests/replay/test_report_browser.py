@@ -18,8 +18,17 @@ from governor.cli import main
 from governor.replay import html as html_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,8 +36,25 @@ def _replay(tmp_path: Path, tau2_dir: Path) -> tuple[Path, dict]:  # type: ignor
     page, out = tmp_path / "report.html", tmp_path / "report.json"
     outcomes = tmp_path / "reviews.csv"
     outcomes.write_text("run_id,outcome\nno-such-run,accepted\n")
-    assert main(["replay", str(REPO / "policies" / "tau2-airline.yaml"), str(tau2_dir), "--no-progress",
-                 "--format", "json", "-o", str(out), "--html", str(page), "--outcomes", str(outcomes)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(REPO / "policies" / "tau2-airline.yaml"),
+                str(tau2_dir),
+                "--no-progress",
+                "--format",
+                "json",
+                "-o",
+                str(out),
+                "--html",
+                str(page),
+                "--outcomes",
+                str(outcomes),
+            ]
+        )
+        == 0
+    )
     return page, json.loads(out.read_text())
 
 
@@ -36,15 +62,27 @@ def _replay(tmp_path: Path, tau2_dir: Path) -> tuple[Path, dict]:  # type: ignor
 def test_report_renders_in_headless_chromium_without_console_errors(tmp_path: Path, tau2_dir: Path) -> None:
     page, report = _replay(tmp_path, tau2_dir)
     profile = tmp_path / "profile"
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert not [x for x in dom.stderr.splitlines() if "CONSOLE" in x or "Uncaught" in x]
     body = dom.stdout
     assert body.count("<svg") == 6 and body.count("<table") >= 10
     assert "<pre>" not in body  # the full report is tables, not Markdown in a <pre>
-    for heading in ("Spend per week", "Savings per rule", "Runs the policy would stop", "Cost per accepted task",
-                    "Spend by model", "Spend by agent", "Low acceptance, high spend", "Full report"):
+    for heading in (
+        "Spend per week",
+        "Savings per rule",
+        "Runs the policy would stop",
+        "Cost per accepted task",
+        "Spend by model",
+        "Spend by agent",
+        "Low acceptance, high spend",
+        "Full report",
+    ):
         assert f">{heading}" in body, heading
     stopped = report["finops"]["stopped_runs"]
     rows = re.search(r">Runs the policy would stop</h2>.*?<tbody>(.*?)</tbody>", body, re.S)
@@ -53,13 +91,25 @@ def test_report_renders_in_headless_chromium_without_console_errors(tmp_path: Pa
     assert first_outcomes == sorted(first_outcomes, key=lambda o: o != "accepted")  # accepted runs first
     assert "no-such-run" in body  # the outcome record that matched no run is shown
     shot = tmp_path / "shot.png"
-    drawn = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
-                            "--window-size=1200,4000", page.as_uri()], capture_output=True, text=True, timeout=120)
+    drawn = subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            "--window-size=1200,4000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert drawn.returncode == 0 and shot.stat().st_size > 20_000  # a page was painted, not a blank one
 
 
-def test_every_run_counted_in_the_per_run_chart_and_table(tmp_path: Path, tau2_dir: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_run_counted_in_the_per_run_chart_and_table(
+    tmp_path: Path, tau2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, report = _replay(tmp_path, tau2_dir)
     runs = report["runs"]
     monkeypatch.setattr(html_report, "MAX_BARS", 40)

@@ -6,8 +6,8 @@ import json
 import os
 import pty
 import re
-import threading
 import sys
+import threading
 import xml.dom.minidom
 from pathlib import Path
 
@@ -32,8 +32,22 @@ def _policy(tmp_path: Path) -> Path:
 def test_text_markdown_and_html_agree_with_json(tmp_path: Path, tau2_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     policy = _policy(tmp_path)
     html = tmp_path / "report.html"
-    assert main(["replay", str(policy), str(tau2_dir), "--format", "json", "-o", str(tmp_path / "r.json"),
-                 "--html", str(html)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(policy),
+                str(tau2_dir),
+                "--format",
+                "json",
+                "-o",
+                str(tmp_path / "r.json"),
+                "--html",
+                str(html),
+            ]
+        )
+        == 0
+    )
     rep = json.loads((tmp_path / "r.json").read_text())
     assert main(["replay", str(policy), str(tau2_dir)]) == 0
     text = capsys.readouterr().out

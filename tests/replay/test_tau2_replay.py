@@ -66,8 +66,11 @@ def _inclusive_input(m: dict[str, Any]) -> int:
 def _calls(doc: dict[str, Any], sim: dict[str, Any]) -> list[tuple[str, int, int, float]]:
     """(model, input, output, recorded cost) of every message with usage, in message order."""
     models = {"assistant": doc["info"]["agent_info"]["llm"], "user": doc["info"]["user_info"]["llm"]}
-    return [(models[m["role"]], _inclusive_input(m), m["usage"]["completion_tokens"], m.get("cost") or 0.0)
-            for m in sim["messages"] if m.get("usage") is not None]
+    return [
+        (models[m["role"]], _inclusive_input(m), m["usage"]["completion_tokens"], m.get("cost") or 0.0)
+        for m in sim["messages"]
+        if m.get("usage") is not None
+    ]
 
 
 def _price(model: str) -> tuple[float, float] | None:
@@ -111,7 +114,8 @@ def test_totals_equal_an_independent_count(docs, tau2_dir, replay_json) -> None:
     assert rep["outcomes"]["accepted"] == accepted
     assert rep["outcomes"]["rejected"] == len(sims) - accepted
     assert rep["outcomes"]["cost_per_accepted_usd_recorded"] == pytest.approx(
-        sum(c[3] for c in calls) / accepted, abs=1e-6)
+        sum(c[3] for c in calls) / accepted, abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("cap, form", [(1, CAP), (6, CAP), (20, CAP), (6, CAP_BUDGET), (13, CAP_BUDGET)])

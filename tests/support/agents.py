@@ -33,12 +33,16 @@ def cli_bin() -> Path:
 def agent_cli(name: str) -> str:
     """The path of the pinned ``claude`` or ``codex``; skips without node, fails without the CLI."""
     if shutil.which("node") is None:
-        pytest.skip("node is not installed here, so the real coding-agent CLIs cannot run "
-                    "(the README's test command installs nodejs from Debian)")
+        pytest.skip(
+            "node is not installed here, so the real coding-agent CLIs cannot run "
+            "(the README's test command installs nodejs from Debian)"
+        )
     path = cli_bin() / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: install the pinned CLIs with "
-                    f"`npm install --prefix .ci/node {' '.join(NPM_PACKAGES)}` (the README's test command does)")
+        pytest.fail(
+            f"{path} is missing: install the pinned CLIs with "
+            f"`npm install --prefix .ci/node {' '.join(NPM_PACKAGES)}` (the README's test command does)"
+        )
     return str(path)
 
 
@@ -57,28 +61,47 @@ class AgentRun:
 
 
 def claude_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", "ANTHROPIC_BASE_URL": base_url,
-            "ANTHROPIC_API_KEY": "sk-test", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
-            **extra}
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": "sk-test",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        **extra,
+    }
 
 
-def run_claude(prompt: str, *, cwd: Path, env: dict[str, str], model: str = "claude-sonnet-4-5",
-               timeout: float = 90) -> AgentRun:
+def run_claude(
+    prompt: str, *, cwd: Path, env: dict[str, str], model: str = "claude-sonnet-4-5", timeout: float = 90
+) -> AgentRun:
     import time
 
     t = time.monotonic()
-    out = subprocess.run([agent_cli("claude"), "-p", prompt, "--model", model, "--output-format", "json",
-                          "--allowedTools", "Bash"], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=timeout, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [agent_cli("claude"), "-p", prompt, "--model", model, "--output-format", "json", "--allowedTools", "Bash"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return AgentRun(returncode=out.returncode, stdout=out.stdout, stderr=out.stderr, seconds=time.monotonic() - t)
 
 
-def hook_settings(project: Path, command: str, events: tuple[str, ...] = (
-        "SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop")) -> None:
+def hook_settings(
+    project: Path,
+    command: str,
+    events: tuple[str, ...] = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop"),
+) -> None:
     """A project ``.claude/settings.json`` that runs ``command`` on each of ``events``."""
     tool_events = {"PreToolUse", "PostToolUse"}
-    hooks = {ev: [{**({"matcher": "*"} if ev in tool_events else {}),
-                   "hooks": [{"type": "command", "command": command}]}] for ev in events}
+    hooks = {
+        ev: [{**({"matcher": "*"} if ev in tool_events else {}), "hooks": [{"type": "command", "command": command}]}]
+        for ev in events
+    }
     (project / ".claude").mkdir(parents=True, exist_ok=True)
     (project / ".claude" / "settings.json").write_text(json.dumps({"hooks": hooks}), encoding="utf-8")
 

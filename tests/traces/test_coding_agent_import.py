@@ -62,8 +62,9 @@ def test_claude_code_counts_each_upstream_call_once_with_its_tokens() -> None:
         assert c.service_tier == "standard" and c.error is None
         assert c.metadata["run_id"] == c.run_id.split("/")[0] or c.run_id.startswith(s["session"])
     # the transcript repeats a message's usage on each content-block line: more lines than calls
-    usage_lines = sum(1 for p in claude_files() for x in p.read_text().splitlines()
-                      if '"usage"' in x and '"type":"assistant"' in x)
+    usage_lines = sum(
+        1 for p in claude_files() for x in p.read_text().splitlines() if '"usage"' in x and '"type":"assistant"' in x
+    )
     assert usage_lines > len(calls)
 
 
@@ -84,8 +85,11 @@ def test_claude_code_fork_replays_count_in_the_original_session() -> None:
     # the fork alone: the history it copied counts in it, once, since its original is not read
     fork = next(r for r in ts.runs if len(r.calls) == 1 and r.calls[0].call_id == "req_scripted0007")
     alone = load_traces([fork.file])
-    assert [c.call_id for r in alone.runs for c in r.calls] == ["req_scripted0001", "req_scripted0002",
-                                                                 "req_scripted0007"]
+    assert [c.call_id for r in alone.runs for c in r.calls] == [
+        "req_scripted0001",
+        "req_scripted0002",
+        "req_scripted0007",
+    ]
 
 
 def test_claude_code_subagent_is_a_child_run_counted_once() -> None:
@@ -129,8 +133,9 @@ def test_codex_fork_is_its_own_run_without_the_parents_usage() -> None:
     ts = load_traces([CODEX])
     fork = next(r for r in ts.runs if r.metadata.get("parent_run_id"))
     assert any(r.run_id == fork.metadata["parent_run_id"] for r in ts.runs)
-    assert [c.input_tokens for c in fork.calls] == [s["usage"]["input_tokens"] for s in upstream("responses")
-                                                    if s["session"] == fork.run_id]
+    assert [c.input_tokens for c in fork.calls] == [
+        s["usage"]["input_tokens"] for s in upstream("responses") if s["session"] == fork.run_id
+    ]
 
 
 def test_gzip_and_formats_detected_together(tmp_path: Path) -> None:
@@ -222,9 +227,14 @@ def test_codex_deltas_sum_to_the_final_total(steps: list[tuple[int, int, bool]])
             grew += 1 if (inp or out) else 0
         ev = json.loads(json.dumps(template))
         info = ev["payload"]["info"]
-        usage = {"input_tokens": total["input_tokens"], "cached_input_tokens": 0, "cache_write_input_tokens": 0,
-                 "output_tokens": total["output_tokens"], "reasoning_output_tokens": 0,
-                 "total_tokens": total["input_tokens"] + total["output_tokens"]}
+        usage = {
+            "input_tokens": total["input_tokens"],
+            "cached_input_tokens": 0,
+            "cache_write_input_tokens": 0,
+            "output_tokens": total["output_tokens"],
+            "reasoning_output_tokens": 0,
+            "total_tokens": total["input_tokens"] + total["output_tokens"],
+        }
         info["total_token_usage"] = usage
         info["last_token_usage"] = usage if k == 0 else info["last_token_usage"]
         ev["timestamp"] = f"2026-12-03T16:{k // 60:02d}:{k % 60:02d}.000Z"
@@ -247,8 +257,9 @@ def test_cli_discovers_local_logs_with_a_time_window(tmp_path: Path, monkeypatch
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
     monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
     policy = tmp_path / "p.yaml"
-    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\n"
-                      "defaults:\n  allow_unpriced: true\n")
+    policy.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\ndefaults:\n  allow_unpriced: true\n"
+    )
 
     def replay(*extra: str) -> dict[str, Any]:
         out = tmp_path / "r.json"
@@ -270,21 +281,24 @@ def test_cli_discovers_local_logs_with_a_time_window(tmp_path: Path, monkeypatch
     assert main(["replay", str(policy), "--codex"]) == 2
 
 
-def test_a_file_in_the_codex_home_that_is_no_rollout_is_one_issue(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_in_the_codex_home_that_is_no_rollout_is_one_issue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copytree(CODEX, tmp_path / "codex" / "sessions")
     stray = tmp_path / "codex" / "sessions" / "2026" / "stray.jsonl"
     shutil.copy(next(CLAUDE.rglob("*.jsonl")), stray)  # a real file of another format where rollouts live
     monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
     policy = tmp_path / "p.yaml"
-    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\n"
-                      "defaults:\n  allow_unpriced: true\n")
+    policy.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\ndefaults:\n  allow_unpriced: true\n"
+    )
     out = tmp_path / "r.json"
     assert main(["replay", str(policy), "--codex", "--format", "json", "-o", str(out), "--no-progress"]) == 0
     report = json.loads(out.read_text())
     assert report["totals"]["calls"] == len(upstream("responses"))
     assert [(s["file"], s["line"], "no Codex rollout line" in s["message"]) for s in report["skipped"]] == [
-        (str(stray), 0, True)]
+        (str(stray), 0, True)
+    ]
 
 
 def test_synthetic_messages_that_are_no_api_error_are_not_calls(tmp_path: Path) -> None:

@@ -79,8 +79,11 @@ def test_without_a_trajectory_the_agent_logs_give_the_same_calls(tmp_path: Path)
     shutil.copytree(TRIALS, tmp_path / "trials")
     for trial in (tmp_path / "trials").iterdir():
         (trial / "agent" / "trajectory.json").unlink()
-    key = lambda ts: sorted((r.run_id, r.outcome, c.input_tokens, c.output_tokens) for r in ts.runs  # noqa: E731
-                            for c in r.calls)
+    key = lambda ts: sorted(
+        (r.run_id, r.outcome, c.input_tokens, c.output_tokens)
+        for r in ts.runs  # noqa: E731
+        for c in r.calls
+    )
     assert key(load_traces([tmp_path / "trials"])) == key(load_traces([TRIALS]))
 
 
@@ -121,8 +124,9 @@ def test_a_trials_reported_cost_is_the_reports_recorded_cost(tmp_path: Path) -> 
     out = tmp_path / "r.json"
     assert main(["replay", str(policy), str(TRIALS), "--format", "json", "-o", str(out), "--no-progress"]) == 0
     report = json.loads(out.read_text())
-    reported = {p.name: json.loads((p / "result.json").read_text())["agent_result"]["cost_usd"]
-                for p in TRIALS.iterdir()}
+    reported = {
+        p.name: json.loads((p / "result.json").read_text())["agent_result"]["cost_usd"] for p in TRIALS.iterdir()
+    }
     assert {r["run_id"]: r["cost_usd_recorded"] for r in report["runs"]} == pytest.approx(reported)
     assert report["totals"]["cost_usd_recorded"] == pytest.approx(sum(reported.values()))
     periods = report["finops"]["spend_over_time"]["periods"]

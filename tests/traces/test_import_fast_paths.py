@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -45,8 +46,12 @@ def test_tau2_timestamps_are_the_recorded_times_read_as_utc(tau2_dir) -> None:  
     path = sorted(tau2_dir.glob("*.json.gz"))[-1]
     with gzip.open(path, "rb") as fh:
         sims = json.load(fh)["simulations"]
-    want = [datetime.fromisoformat(m["timestamp"]).replace(tzinfo=timezone.utc).timestamp()
-            for s in sims for m in s["messages"] if m.get("usage") is not None]
+    want = [
+        datetime.fromisoformat(m["timestamp"]).replace(tzinfo=timezone.utc).timestamp()
+        for s in sims
+        for m in s["messages"]
+        if m.get("usage") is not None
+    ]
     got = [c.timestamp for r in load_traces([path]).runs for c in r.calls]
     assert got == want and len(want) > 10
 
@@ -73,14 +78,15 @@ def test_what_json_accepts_and_orjson_refuses_still_imports(tau2_dir, tmp_path) 
     from governor.traces import load_traces
 
     def edit(doc: dict) -> None:
-        doc["info"]["nan_seen"] = float("nan")      # json writes NaN, which orjson refuses
+        doc["info"]["nan_seen"] = float("nan")  # json writes NaN, which orjson refuses
         _, m = _first_call(doc)
         m["content"] = "half a pair \ud800 of surrogates"  # json writes \\ud800, which orjson refuses
 
     path, doc = _tau2_copy(tau2_dir, tmp_path, edit)
     ts = load_traces([path])
     assert not ts.issues and ts.calls == sum(
-        1 for s in doc["simulations"] for m in s["messages"] if m.get("usage") is not None)
+        1 for s in doc["simulations"] for m in s["messages"] if m.get("usage") is not None
+    )
     j, _ = _first_call(doc)
     later = next(c for c in ts.runs[0].calls if len(c.messages) > j)
     assert later.messages[j]["content"] == "half a pair \ud800 of surrogates"

@@ -52,9 +52,19 @@ def test_jsonl_snake_case_and_bad_observations_located(tmp_path: Path) -> None:
     doc = json.loads(EXPORT.read_text())
     rows = []
     for o in doc["data"]:
-        rows.append({"id": o["id"], "trace_id": o["traceId"], "start_time": o["startTime"], "type": "GENERATION",
-                     "provided_model_name": o["model"], "usage_details": o["usageDetails"],
-                     "cost_details": o["costDetails"], "session_id": o["sessionId"], "user_id": o["userId"]})
+        rows.append(
+            {
+                "id": o["id"],
+                "trace_id": o["traceId"],
+                "start_time": o["startTime"],
+                "type": "GENERATION",
+                "provided_model_name": o["model"],
+                "usage_details": o["usageDetails"],
+                "cost_details": o["costDetails"],
+                "session_id": o["sessionId"],
+                "user_id": o["userId"],
+            }
+        )
     rows[1]["usage_details"] = {**rows[1]["usage_details"], "output": -3}
     path = tmp_path / "observations.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -64,9 +74,23 @@ def test_jsonl_snake_case_and_bad_observations_located(tmp_path: Path) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.dictionaries(st.sampled_from(["input", "output", "input_cached_tokens", "cache_read_input_tokens",
-                                         "cache_creation_input_tokens", "output_reasoning_tokens", "total",
-                                         "input_audio_tokens"]), st.integers(0, 10**6)))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "input",
+                "output",
+                "input_cached_tokens",
+                "cache_read_input_tokens",
+                "cache_creation_input_tokens",
+                "output_reasoning_tokens",
+                "total",
+                "input_audio_tokens",
+            ]
+        ),
+        st.integers(0, 10**6),
+    )
+)
 def test_usage_types_partition_as_langfuse_sums_them(usage: dict[str, int]) -> None:
     inp, out, cr, cw, reasoning = usage_counts(usage, "usageDetails")
     assert inp == sum(v for k, v in usage.items() if "input" in k)

@@ -39,15 +39,30 @@ def payload_file(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     try:
         for run, n in (("run-1", 2), ("run-2", 1)):
             for i in range(n):
-                lt.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": f"{run} step {i}"}],
-                              mock_response="done", max_tokens=64,
-                              metadata={"requester_metadata": {"run": run, "agent": "coder"}}, user="alice")
-        router = lt.Router(model_list=[
-            {"model_name": "primary", "litellm_params": {"model": "gpt-4o", "mock_response": Exception("overloaded")}},
-            {"model_name": "backup", "litellm_params": {"model": "gpt-4o-mini", "mock_response": "fallback ok"}},
-        ], fallbacks=[{"primary": ["backup"]}], num_retries=0)
-        router.completion(model="primary", messages=[{"role": "user", "content": "run-3"}],
-                          metadata={"requester_metadata": {"run": "run-3"}})
+                lt.completion(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": f"{run} step {i}"}],
+                    mock_response="done",
+                    max_tokens=64,
+                    metadata={"requester_metadata": {"run": run, "agent": "coder"}},
+                    user="alice",
+                )
+        router = lt.Router(
+            model_list=[
+                {
+                    "model_name": "primary",
+                    "litellm_params": {"model": "gpt-4o", "mock_response": Exception("overloaded")},
+                },
+                {"model_name": "backup", "litellm_params": {"model": "gpt-4o-mini", "mock_response": "fallback ok"}},
+            ],
+            fallbacks=[{"primary": ["backup"]}],
+            num_retries=0,
+        )
+        router.completion(
+            model="primary",
+            messages=[{"role": "user", "content": "run-3"}],
+            metadata={"requester_metadata": {"run": "run-3"}},
+        )
         deadline = time.time() + 10
         while len(written) < 5 and time.time() < deadline:
             time.sleep(0.05)  # litellm logs success callbacks on a worker thread
@@ -102,8 +117,10 @@ def test_replay_of_litellm_payloads_through_the_cli(payload_file, tmp_path: Path
 
     path, written = payload_file
     policy = tmp_path / "p.yaml"
-    policy.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: p}\n"
-                      "routes:\n  - {id: to-mini, match: {model: gpt-4o}, to: gpt-4o-mini}\n")
+    policy.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: p}\n"
+        "routes:\n  - {id: to-mini, match: {model: gpt-4o}, to: gpt-4o-mini}\n"
+    )
     out = tmp_path / "r.json"
     assert main(["replay", str(policy), str(path), "--run-key", "run", "--format", "json", "-o", str(out)]) == 0
     rep = json.loads(out.read_text())

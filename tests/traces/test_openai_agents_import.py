@@ -37,8 +37,12 @@ def test_calls_are_the_response_and_generation_spans_once() -> None:
             assert (c.input_tokens, c.output_tokens) == (u["prompt_tokens"], u["completion_tokens"])
             assert c.cache_read_tokens == u["prompt_tokens_details"]["cached_tokens"]
             assert c.model == s["model"]
-    usage_spans = [it for it in items() if it.get("object") == "trace.span"
-                   and (it["span_data"].get("usage") or (it["span_data"].get("data") or {}).get("usage"))]
+    usage_spans = [
+        it
+        for it in items()
+        if it.get("object") == "trace.span"
+        and (it["span_data"].get("usage") or (it["span_data"].get("data") or {}).get("usage"))
+    ]
     assert len(usage_spans) > len(calls)
 
 
@@ -79,5 +83,7 @@ def test_items_one_a_line_and_bad_spans_located(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     ts = load_traces([path])
     assert [(i.line, "invalid JSON" in i.message or "input_tokens" in i.message) for i in ts.issues] == [
-        (1, True), (at + 2, True)]
+        (1, True),
+        (at + 2, True),
+    ]
     assert ts.calls == len(served()) - 1

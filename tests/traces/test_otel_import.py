@@ -86,10 +86,14 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        reply = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
-                 "choices": [{"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": "ok"}}],
-                 "usage": {"prompt_tokens": 11 + len(body["messages"]), "completion_tokens": 3, "total_tokens": 0}}
+        reply = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 11 + len(body["messages"]), "completion_tokens": 3, "total_tokens": 0},
+        }
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -113,11 +117,13 @@ def test_spans_from_the_real_openai_v2_instrumentation(tmp_path: Path) -> None:
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key="test", max_retries=0)
         tracer = tp.get_tracer("app")
-        with tracer.start_as_current_span("invoke_agent", attributes={"gen_ai.operation.name": "invoke_agent",
-                                                                    "gen_ai.usage.input_tokens": 999}):
+        with tracer.start_as_current_span(
+            "invoke_agent", attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.usage.input_tokens": 999}
+        ):
             for n in (1, 2):
-                client.chat.completions.create(model="gpt-4o-mini", max_tokens=20,
-                                               messages=[{"role": "user", "content": "hi"}] * n)
+                client.chat.completions.create(
+                    model="gpt-4o-mini", max_tokens=20, messages=[{"role": "user", "content": "hi"}] * n
+                )
     finally:
         instrumentor.uninstrument()
         server.shutdown()

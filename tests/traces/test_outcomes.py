@@ -20,8 +20,10 @@ from governor.traces.outcomes import join_outcomes, read_outcomes
 DATA = Path(__file__).resolve().parent.parent / "data"
 CLAUDE = DATA / "coding_agents" / "claude" / "projects"
 TRIALS = DATA / "harbor" / "trials"
-POLICY = ("apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\ndefaults:\n  allow_unpriced: true\n"
-          "budgets:\n  - {id: per-run, scope: run, limit: {usd: 0.01}, window: none}\n")
+POLICY = (
+    "apiVersion: governor/v1\nkind: Policy\nmetadata:\n  name: observe\ndefaults:\n  allow_unpriced: true\n"
+    "budgets:\n  - {id: per-run, scope: run, limit: {usd: 0.01}, window: none}\n"
+)
 
 
 def sessions() -> list[str]:
@@ -39,11 +41,13 @@ def replay(tmp_path: Path, *args: str) -> dict[str, Any]:
 def test_csv_outcomes_join_a_coding_agent_replay(tmp_path: Path) -> None:
     a, b, c, *_ = sessions()
     csv = tmp_path / "reviews.csv"
-    csv.write_text("run_id,outcome,time,reviewer\n"
-                   f"{a},accepted,2026-12-03T17:00:00Z,dana\n"
-                   f"{b},great,2026-12-03T17:00:00Z,dana\n"       # line 3: not an outcome
-                   f"{c},edited,,lee\n"
-                   "no-such-session,accepted,,dana\n")             # line 5: matches no run
+    csv.write_text(
+        "run_id,outcome,time,reviewer\n"
+        f"{a},accepted,2026-12-03T17:00:00Z,dana\n"
+        f"{b},great,2026-12-03T17:00:00Z,dana\n"  # line 3: not an outcome
+        f"{c},edited,,lee\n"
+        "no-such-session,accepted,,dana\n"
+    )  # line 5: matches no run
     report = replay(tmp_path, "--traces", str(CLAUDE), "--outcomes", str(csv))
     o = report["outcomes"]
     assert o["accepted"] == 1 + sum(1 for r in load_traces([CLAUDE]).runs if r.metadata.get("parent_run_id") == a)
@@ -72,8 +76,9 @@ def test_jsonl_outcomes_replace_what_the_trace_carried(tmp_path: Path) -> None:
 def test_the_latest_record_wins_and_an_untimed_one_is_older(tmp_path: Path) -> None:
     a = sessions()[0]
     path = tmp_path / "o.csv"
-    path.write_text(f"run_id,outcome,time\n{a},accepted,2026-12-03T10:00:00Z\n{a},rejected,2026-12-03T09:00:00Z\n"
-                    f"{a},escalated,\n")
+    path.write_text(
+        f"run_id,outcome,time\n{a},accepted,2026-12-03T10:00:00Z\n{a},rejected,2026-12-03T09:00:00Z\n{a},escalated,\n"
+    )
     joined = join_outcomes(load_traces([CLAUDE]), read_outcomes([path]))
     assert next(r for r in joined.runs if r.run_id == a).outcome == "accepted"
 
@@ -110,8 +115,12 @@ def test_outcomes_add_appends_lines_a_replay_reads(tmp_path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 7), st.sampled_from([*OUTCOMES, "nope"]),
-                          st.one_of(st.none(), st.integers(0, 5))), max_size=25))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.sampled_from([*OUTCOMES, "nope"]), st.one_of(st.none(), st.integers(0, 5))),
+        max_size=25,
+    )
+)
 def test_join_is_the_latest_valid_record_per_run(rows: list[tuple[int, str, int | None]]) -> None:
     import tempfile
 
@@ -119,8 +128,9 @@ def test_join_is_the_latest_valid_record_per_run(rows: list[tuple[int, str, int 
     names = [ids[i] if i < len(ids) else f"ghost-{i}" for i in range(8)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "o.csv"
-        path.write_text("run_id,outcome,ts\n" + "".join(f"{names[i]},{o},{'' if t is None else t}\n"
-                                                         for i, o, t in rows))
+        path.write_text(
+            "run_id,outcome,ts\n" + "".join(f"{names[i]},{o},{'' if t is None else t}\n" for i, o, t in rows)
+        )
         found = read_outcomes([path])
         joined = join_outcomes(load_traces([CLAUDE]), found)
     assert sorted(i.line for i in found.issues) == [k + 2 for k, (_, o, _) in enumerate(rows) if o == "nope"]

@@ -30,12 +30,21 @@ def recorded(tmp_path: Path) -> Path:
     gov = Governor(load_policy_text(POLICY), ledger=MemoryLedger(), clock=lambda: now[0], record_to=path)
     for i in range(3):  # the third call of r1 is blocked: a check line without a record
         now[0] += 1
-        d = gov.check(model="gpt-4o", input_tokens=100 + i, max_tokens=50,
-                      metadata={"run_id": "r1", "task": "classify", "user": "u1"})
+        d = gov.check(
+            model="gpt-4o",
+            input_tokens=100 + i,
+            max_tokens=50,
+            metadata={"run_id": "r1", "task": "classify", "user": "u1"},
+        )
         if not d.blocked:
             now[0] += 0.5
-            gov.record(d, input_tokens=100 + i, output_tokens=10, cache_read_tokens=20,
-                       error="Timeout: slow" if i == 1 else None)
+            gov.record(
+                d,
+                input_tokens=100 + i,
+                output_tokens=10,
+                cache_read_tokens=20,
+                error="Timeout: slow" if i == 1 else None,
+            )
     d = gov.check(model="gpt-4o", input_tokens=500, max_tokens=50, metadata={"run_id": "r2"})
     gov.record(d, input_tokens=500, output_tokens=40)
     gov.record_outcome("r1", "accepted")
@@ -70,8 +79,9 @@ def test_replaying_a_recording_under_its_own_policy_reproduces_it(recorded: Path
     rep = json.loads(out.read_text())
     assert rep["totals"]["calls"] == 3
     assert rep["totals"]["calls_rerouted"] == 2  # classify -> gpt-4o-mini again
-    recorded_cost = sum(json.loads(l)["cost_usd"] for l in recorded.read_text().splitlines()
-                        if json.loads(l).get("event") == "record")
+    recorded_cost = sum(
+        json.loads(l)["cost_usd"] for l in recorded.read_text().splitlines() if json.loads(l).get("event") == "record"
+    )
     assert rep["totals"]["cost_usd_recorded"] == pytest.approx(recorded_cost, abs=1e-12)
     assert rep["totals"]["cost_usd_governed"] == pytest.approx(recorded_cost, abs=1e-12)
     assert rep["notes"]

@@ -39,14 +39,15 @@ def test_roles_models_labels_and_outcomes(sample) -> None:  # type: ignore[no-un
     with tempfile.TemporaryDirectory() as tmp:
         ts = load_traces([_write(Path(tmp), "s.json.gz", ts_doc)])
     agent, user = doc["info"]["agent_info"]["llm"], doc["info"]["user_info"]["llm"]
-    for run, sim in zip(ts.runs, doc["simulations"]):
+    for run, sim in zip(ts.runs, doc["simulations"], strict=False):
         assert run.run_id == sim["id"]
         expected = "accepted" if sim["reward_info"]["reward"] >= 1 else "rejected"
         assert run.outcome == expected
         msgs = [sim["messages"][j] for j in _usage_positions(sim)]
         assert [c.model for c in run.calls] == [agent if m["role"] == "assistant" else user for m in msgs]
         assert [c.metadata["agent"] for c in run.calls] == [
-            "agent" if m["role"] == "assistant" else "user-simulator" for m in msgs]
+            "agent" if m["role"] == "assistant" else "user-simulator" for m in msgs
+        ]
         # the prompt of call k is the conversation before its message
         first = _usage_positions(sim)[0]
         assert len(run.calls[0].messages) == first
@@ -103,8 +104,14 @@ def test_anthropic_cache_counts_are_normalised_to_inclusive_input(sample, tmp_pa
     cr, cw = 300, 50
     # litellm reports prompt_tokens inclusive of cache; Anthropic's own input_tokens excludes it
     raw_input = prompt - cr - cw if inclusive else prompt
-    m["raw_data"] = {"usage": {"input_tokens": raw_input, "cache_read_input_tokens": cr,
-                               "cache_creation_input_tokens": cw, "output_tokens": 1}}
+    m["raw_data"] = {
+        "usage": {
+            "input_tokens": raw_input,
+            "cache_read_input_tokens": cr,
+            "cache_creation_input_tokens": cw,
+            "output_tokens": 1,
+        }
+    }
     call = load_traces([_write(tmp_path, name, doc)]).runs[0].calls[0]
     assert (call.cache_read_tokens, call.cache_write_tokens) == (cr, cw)
     assert call.input_tokens == (prompt if inclusive else prompt + cr + cw)

@@ -38,8 +38,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from scripted_agents import ScriptedUpstream, scripted, write_log  # noqa: E402
 
-TRIALS = (("hello-world__accepted", "USE_BASH: print a word", 1.0),
-          ("hello-world__rejected", "USE_AGENT: delegate a computation", 0.0))
+TRIALS = (
+    ("hello-world__accepted", "USE_BASH: print a word", 1.0),
+    ("hello-world__rejected", "USE_AGENT: delegate a computation", 0.0),
+)
 MODEL = "claude-sonnet-4-5"
 
 
@@ -60,29 +62,65 @@ def main(bin_dir: str) -> None:
             trial = scratch / "trials" / name  # moved into trials/ here once written
             agent_dir = trial / "agent"
             agent_dir.mkdir(parents=True)
-            env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(scratch / "home"),
-                   "CLAUDE_CONFIG_DIR": str(agent_dir / "sessions"), "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
-                   "ANTHROPIC_API_KEY": "sk-test", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                   "DISABLE_TELEMETRY": "1"}
+            env = {
+                "PATH": os.environ["PATH"],
+                "LANG": "C.UTF-8",
+                "HOME": str(scratch / "home"),
+                "CLAUDE_CONFIG_DIR": str(agent_dir / "sessions"),
+                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "ANTHROPIC_API_KEY": "sk-test",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_TELEMETRY": "1",
+            }
             started = datetime.now(timezone.utc)
-            out = subprocess.run([claude, "--verbose", "--output-format", "stream-json", "-p", prompt, "--model", MODEL,
-                                  "--allowedTools", "Bash", "Agent"], env=env, cwd=scratch / "app",
-                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+            out = subprocess.run(
+                [
+                    claude,
+                    "--verbose",
+                    "--output-format",
+                    "stream-json",
+                    "-p",
+                    prompt,
+                    "--model",
+                    MODEL,
+                    "--allowedTools",
+                    "Bash",
+                    "Agent",
+                ],
+                env=env,
+                cwd=scratch / "app",
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             (agent_dir / "claude-code.txt").write_text(out.stdout)
             finished = datetime.now(timezone.utc)
             agent = ClaudeCode(logs_dir=agent_dir, model_name=f"anthropic/{MODEL}")
             context = AgentContext()
             agent.populate_context_post_run(context)  # writes agent/trajectory.json (ATIF)
-            config = TrialConfig(task=TaskConfig(path=task_dir), trial_name=name, trials_dir=scratch / "trials",
-                                 agent=AgentConfig(name="claude-code", model_name=f"anthropic/{MODEL}"))
+            config = TrialConfig(
+                task=TaskConfig(path=task_dir),
+                trial_name=name,
+                trials_dir=scratch / "trials",
+                agent=AgentConfig(name="claude-code", model_name=f"anthropic/{MODEL}"),
+            )
             (trial / "config.json").write_text(config.model_dump_json(indent=4, exclude_defaults=True))
             result = TrialResult(
-                task_name="hello-world", trial_name=name, trial_uri=trial.as_uri(), task_id=LocalTaskId(path=task_dir),
-                task_checksum="0" * 64, config=config,
-                agent_info=AgentInfo(name="claude-code", version=version,
-                                     model_info=ModelInfo(name=MODEL, provider="anthropic")),
-                agent_result=context, verifier_result=VerifierResult(rewards={"reward": reward}),
-                started_at=started, finished_at=finished)
+                task_name="hello-world",
+                trial_name=name,
+                trial_uri=trial.as_uri(),
+                task_id=LocalTaskId(path=task_dir),
+                task_checksum="0" * 64,
+                config=config,
+                agent_info=AgentInfo(
+                    name="claude-code", version=version, model_info=ModelInfo(name=MODEL, provider="anthropic")
+                ),
+                agent_result=context,
+                verifier_result=VerifierResult(rewards={"reward": reward}),
+                started_at=started,
+                finished_at=finished,
+            )
             (trial / "result.json").write_text(result.model_dump_json(indent=4))
     finally:
         upstream.stop()

@@ -37,8 +37,11 @@ PRICE = {"input": 0.15e-6, "input_cached_tokens": 0.075e-6, "output": 0.6e-6, "o
 def flatten(raw: dict) -> dict[str, int]:
     cached = (raw.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
     reasoning = (raw.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    out = {"input": raw["prompt_tokens"] - cached, "output": raw["completion_tokens"] - reasoning,
-           "total": raw["total_tokens"]}
+    out = {
+        "input": raw["prompt_tokens"] - cached,
+        "output": raw["completion_tokens"] - reasoning,
+        "total": raw["total_tokens"],
+    }
     if cached:
         out["input_cached_tokens"] = cached
     if reasoning:
@@ -60,17 +63,28 @@ def main() -> None:
     port = upstream.port
     spans = InMemorySpanExporter()
     try:
-        lf = Langfuse(public_key="pk-lf-test", secret_key="sk-lf-test", base_url=f"http://127.0.0.1:{port}",
-                      span_exporter=spans, tracing_enabled=True)
+        lf = Langfuse(
+            public_key="pk-lf-test",
+            secret_key="sk-lf-test",
+            base_url=f"http://127.0.0.1:{port}",
+            span_exporter=spans,
+            tracing_enabled=True,
+        )
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0)
-        for user, session, tags, prompts in (("alice", "sess-1", ["support", "prod"], ["hi", "more"]),
-                                             ("bob", "sess-2", ["batch"], ["extract this"])):
+        for user, session, tags, prompts in (
+            ("alice", "sess-1", ["support", "prod"], ["hi", "more"]),
+            ("bob", "sess-2", ["batch"], ["extract this"]),
+        ):
             for prompt in prompts:
-                with lf.start_as_current_observation(name="ticket", as_type="span"), propagate_attributes(
-                        user_id=user, session_id=session, tags=tags, trace_name="triage",
-                        metadata={"team": "support"}):
-                    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}],
-                                                   name="answer")
+                with (
+                    lf.start_as_current_observation(name="ticket", as_type="span"),
+                    propagate_attributes(
+                        user_id=user, session_id=session, tags=tags, trace_name="triage", metadata={"team": "support"}
+                    ),
+                ):
+                    client.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], name="answer"
+                    )
         lf.flush()
     finally:
         upstream.stop()
@@ -83,16 +97,29 @@ def main() -> None:
         cost = {k: v * PRICE[k] for k, v in usage.items() if k in PRICE}
         cost["total"] = sum(cost.values())
         meta = {k.split(".")[-1]: json.loads(v) for k, v in a.items() if k.startswith("langfuse.trace.metadata.")}
-        observations.append(ObservationV2(
-            id=format(span.context.span_id, "016x"), trace_id=format(span.context.trace_id, "032x"),
-            start_time=datetime.fromtimestamp(span.start_time / 1e9, timezone.utc),
-            end_time=datetime.fromtimestamp(span.end_time / 1e9, timezone.utc), project_id="demo-project",
-            parent_observation_id=format(span.parent.span_id, "016x") if span.parent else None,
-            type="GENERATION", name=span.name, level="DEFAULT", environment=a.get("langfuse.environment", "default"),
-            user_id=a.get("user.id"), session_id=a.get("session.id"), trace_name=a.get("langfuse.trace.name"),
-            tags=list(a.get("langfuse.trace.tags") or []), metadata=meta,
-            model=a.get("langfuse.observation.model.name"), usage_details=usage, cost_details=cost,
-            total_cost=cost["total"]))
+        observations.append(
+            ObservationV2(
+                id=format(span.context.span_id, "016x"),
+                trace_id=format(span.context.trace_id, "032x"),
+                start_time=datetime.fromtimestamp(span.start_time / 1e9, timezone.utc),
+                end_time=datetime.fromtimestamp(span.end_time / 1e9, timezone.utc),
+                project_id="demo-project",
+                parent_observation_id=format(span.parent.span_id, "016x") if span.parent else None,
+                type="GENERATION",
+                name=span.name,
+                level="DEFAULT",
+                environment=a.get("langfuse.environment", "default"),
+                user_id=a.get("user.id"),
+                session_id=a.get("session.id"),
+                trace_name=a.get("langfuse.trace.name"),
+                tags=list(a.get("langfuse.trace.tags") or []),
+                metadata=meta,
+                model=a.get("langfuse.observation.model.name"),
+                usage_details=usage,
+                cost_details=cost,
+                total_cost=cost["total"],
+            )
+        )
     observations.sort(key=lambda o: o.start_time, reverse=True)  # the API pages latest first
     page = ObservationsV2Response(data=observations, meta=ObservationsV2Meta(cursor=None))
     (HERE / "observations.json").write_text(page.json(indent=2) if hasattr(page, "json") else "")

@@ -48,18 +48,34 @@ def main() -> None:
         from agents import set_default_openai_client
 
         set_default_openai_client(client, use_for_tracing=False)
-        responses_agent = Agent(name="forecaster", instructions="Answer briefly.", model="gpt-4.1-mini",
-                                tools=[weather])
-        chat_agent = Agent(name="chatty", instructions="Answer briefly.", tools=[weather],
-                           model=OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client))
-        Runner.run_sync(responses_agent, "USE_TOOL: weather in Paris?",
-                        run_config=RunConfig(workflow_name="forecast", trace_metadata={"user": "alice"}))
-        Runner.run_sync(responses_agent, "USE_TOOL: and tomorrow?",
-                        run_config=RunConfig(workflow_name="forecast", group_id="thread-42",
-                                             trace_metadata={"user": "alice", "model": "gpt-4.1-mini"}))
-        Runner.run_sync(chat_agent, "USE_TOOL: weather via chat?",
-                        run_config=RunConfig(workflow_name="chat-forecast", group_id="thread-42",
-                                             trace_metadata={"user": "bob"}))
+        responses_agent = Agent(
+            name="forecaster", instructions="Answer briefly.", model="gpt-4.1-mini", tools=[weather]
+        )
+        chat_agent = Agent(
+            name="chatty",
+            instructions="Answer briefly.",
+            tools=[weather],
+            model=OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client),
+        )
+        Runner.run_sync(
+            responses_agent,
+            "USE_TOOL: weather in Paris?",
+            run_config=RunConfig(workflow_name="forecast", trace_metadata={"user": "alice"}),
+        )
+        Runner.run_sync(
+            responses_agent,
+            "USE_TOOL: and tomorrow?",
+            run_config=RunConfig(
+                workflow_name="forecast",
+                group_id="thread-42",
+                trace_metadata={"user": "alice", "model": "gpt-4.1-mini"},
+            ),
+        )
+        Runner.run_sync(
+            chat_agent,
+            "USE_TOOL: weather via chat?",
+            run_config=RunConfig(workflow_name="chat-forecast", group_id="thread-42", trace_metadata={"user": "bob"}),
+        )
         processor.force_flush()
         processor.shutdown()
     finally:
