@@ -53,8 +53,8 @@ def bars_per_run(runs: Sequence[Mapping[str, Any]], width: int = 1040, height: i
             *ordered[: MAX_BARS - 1],
             {
                 "run_id": f"the other {len(rest):,} runs",
-                "cost_usd_recorded": sum(r["cost_usd_recorded"] or 0 for r in rest),
-                "cost_usd_governed": sum(r["cost_usd_governed"] or 0 for r in rest),
+                "cost_usd_recorded": _known_sum(r["cost_usd_recorded"] for r in rest),
+                "cost_usd_governed": _known_sum(r["cost_usd_governed"] for r in rest),
                 "stopped_at_call": None,
                 "aggregate": True,
             },
@@ -75,7 +75,6 @@ def bars_per_run(runs: Sequence[Mapping[str, Any]], width: int = 1040, height: i
         x = 58 + i * step
         for j, (key, color) in enumerate((("cost_usd_recorded", REC), ("cost_usd_governed", GOV))):
             tip = f"{r['run_id']}: {key.split('_')[-1]} {usd(r[key])}"
-            tip = f"{r['run_id']}: {key.split('_')[-1]} {usd(r[key])}"
             if r[key] is None:  # unknown cost: a marker, never a zero-height bar that reads as $0
                 parts.append(
                     f'<text x="{x + j * bw:.1f}" y="{height - 2}" fill="{STOP}">?<title>{escape(tip)}</title></text>'
@@ -94,6 +93,16 @@ def bars_per_run(runs: Sequence[Mapping[str, Any]], width: int = 1040, height: i
         f"?: cost unpriced)</text></svg>"
     )
     return _legend([("recorded", REC), ("governed", GOV)]) + "".join(parts) + f'<p class="note">{escape(caption)}</p>'
+
+
+def _known_sum(values: Any) -> float | None:
+    """The sum of costs, or None (unpriced) when any of them is unknown: never a partial sum read as the whole."""
+    total = 0.0
+    for v in values:
+        if v is None:
+            return None
+        total += v
+    return total
 
 
 def bars_over_time(periods: Sequence[Mapping[str, Any]], unit: str, width: int = 1040, height: int = 200) -> str:

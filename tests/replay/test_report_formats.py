@@ -100,3 +100,23 @@ def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path: Path, tau2_dir: P
         reader.join(timeout=5)
         os.close(master)
     assert b"replaying [" in b"".join(seen)
+
+
+def test_the_aggregate_bar_of_the_other_runs_is_unpriced_when_one_of_them_is() -> None:
+    """Past MAX_BARS the cheapest runs share one bar: with an unpriced run among them, that bar is
+    the '?' marker, never a partial sum that reads as what they cost."""
+    from governor.replay import html as html_report
+
+    def run(i: int, cost: float | None) -> dict[str, object]:
+        return {"run_id": f"r{i}", "cost_usd_recorded": cost, "cost_usd_governed": cost, "stopped_at_call": None}
+
+    priced = [run(i, 10.0 - i * 0.01) for i in range(html_report.MAX_BARS + 5)]
+    svg = html_report.bars_per_run([*priced, run(999, None)])
+    aggregate = re.findall(r"<title>the other (\d+) runs: (\w+) ([^<]+)</title>", svg)
+    assert [(n, kind) for n, kind, _ in aggregate] == [("7", "recorded"), ("7", "governed")]
+    assert all("unpriced" in value for _, _, value in aggregate), aggregate
+    svg = html_report.bars_per_run(priced)
+    assert all(
+        "unpriced" not in value
+        for _, _, value in re.findall(r"<title>the other (\d+) runs: (\w+) ([^<]+)</title>", svg)
+    )
