@@ -188,9 +188,12 @@ def check_args(
         for msg in messages:
             if type(msg) is not dict and not isinstance(msg, Mapping):
                 _bad_message(messages)
+            content = msg.get("content")
+            if content is not None and type(content) is not str and type(content) is not list:
+                _bad_message(messages)
     elif isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
         raise InvalidCall("messages", f"expected a list of message mappings, got {type(messages).__name__}")
-    elif not all(isinstance(msg, Mapping) for msg in messages):
+    else:
         _bad_message(messages)
     if max_tokens is not None:
         max_tokens = count(max_tokens, "max_tokens")
@@ -216,6 +219,13 @@ def _bad_message(messages: Sequence[Any]) -> None:
     for i, msg in enumerate(messages):
         if not isinstance(msg, Mapping):
             raise InvalidCall(f"messages[{i}]", f"expected a mapping with a role and content, got {type(msg).__name__}")
+        content = msg.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            # a provider refuses it too, after the call was admitted: refuse it here, before anything is reserved
+            raise InvalidCall(
+                f"messages[{i}].content",
+                f"expected text, a list of content parts or null, got {type(content).__name__}",
+            )
 
 
 def record_counts(

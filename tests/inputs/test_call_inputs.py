@@ -234,3 +234,16 @@ def test_messages_that_are_not_a_list_of_mappings_are_refused(messages: Any, fie
     with pytest.raises(InvalidCall) as err:
         fresh().check(model="gpt-4o", messages=messages)
     assert err.value.field == field
+
+
+def test_message_content_that_no_provider_accepts_is_refused_before_anything_is_reserved() -> None:
+    """A number or mapping as content passed the check and then failed at the provider (a proxy 500)."""
+    gov = Governor(load_policy_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: c}\n"), stats=False)
+    for content in (1, 2.5, True, {"text": "hi"}):
+        with pytest.raises(InvalidCall) as err:
+            gov.check(
+                model="gpt-4o", messages=[{"role": "user", "content": "ok"}, {"role": "user", "content": content}]
+            )
+        assert err.value.field == "messages[1].content"
+    for content in ("hi", None, [{"type": "text", "text": "hi"}], ({"type": "text", "text": "hi"},)):
+        assert gov.check(model="gpt-4o", messages=[{"role": "user", "content": content}], input_tokens=3).allowed
