@@ -189,7 +189,14 @@ def check_args(
             if type(msg) is not dict and not isinstance(msg, Mapping):
                 _bad_message(messages)
             content = msg.get("content")
-            if content is not None and type(content) is not str and type(content) is not list:
+            if (
+                content is not None
+                and type(content) is not str
+                and (
+                    type(content) is not list
+                    or any(type(part) is not dict or type(part.get("type")) is not str for part in content)
+                )
+            ):
                 _bad_message(messages)
     elif isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
         raise InvalidCall("messages", f"expected a list of message mappings, got {type(messages).__name__}")
@@ -220,7 +227,14 @@ def _bad_message(messages: Sequence[Any]) -> None:
         if not isinstance(msg, Mapping):
             raise InvalidCall(f"messages[{i}]", f"expected a mapping with a role and content, got {type(msg).__name__}")
         content = msg.get("content")
-        if content is not None and not isinstance(content, (str, list, tuple)):
+        if isinstance(content, (list, tuple)):
+            for k, part in enumerate(content):
+                if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                    raise InvalidCall(
+                        f"messages[{i}].content[{k}]",
+                        f"expected a content part (a mapping with a type), got {type(part).__name__}",
+                    )
+        elif content is not None and not isinstance(content, str):
             # a provider refuses it too, after the call was admitted: refuse it here, before anything is reserved
             raise InvalidCall(
                 f"messages[{i}].content",
