@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from governor.decision import Decision
-from governor.integrations._common import OutputMeter, stream_cap_error
+from governor.integrations._common import OutputMeter, aclose_stream, stream_cap_error
 from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
 
 
@@ -175,13 +175,7 @@ class AsyncGovernedStream:
                 return chunk
 
     async def _close_inner(self) -> None:
-        for name in ("aclose", "close"):
-            close = getattr(self._stream, name, None)
-            if close is not None:
-                result = close()
-                if hasattr(result, "__await__"):
-                    await result
-                return
+        await aclose_stream(self._stream)
 
     async def _finish(self, error: BaseException | None) -> None:
         if self._state.done:

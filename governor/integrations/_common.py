@@ -22,6 +22,18 @@ def block_message(decision: Decision) -> str:
     return str(block_error(decision))
 
 
+async def aclose_stream(stream: Any) -> None:
+    """Close a provider's async stream: ``aclose()`` where it has one, else ``close()`` (awaited if it returns
+    an awaitable). Both governed stream wrappers (chat chunks and API events) stop their source this way."""
+    for name in ("aclose", "close"):
+        close = getattr(stream, name, None)
+        if close is not None:
+            result = close()
+            if hasattr(result, "__await__"):
+                await result
+            return
+
+
 def stream_cap_error(decision: Decision, cap: int, counted: int) -> CostCapExceeded:
     """The error raised when a stream passes its call's output cap mid-way.
 

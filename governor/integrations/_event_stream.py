@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from governor.decision import Decision
-from governor.integrations._common import stream_cap_error
+from governor.integrations._common import aclose_stream, stream_cap_error
 from governor.integrations.usage import Usage, from_anthropic_usage, from_any_usage
 
 
@@ -214,13 +214,7 @@ class AsyncGovernedEventStream:
         return event
 
     async def _close_inner(self) -> None:
-        for name in ("aclose", "close"):
-            close = getattr(self._stream, name, None)
-            if close is not None:
-                result = close()
-                if hasattr(result, "__await__"):
-                    await result
-                return
+        await aclose_stream(self._stream)
 
     async def _finish(self, error: BaseException | None) -> None:
         if not self._s.done:
