@@ -181,3 +181,8 @@ BLOCK_ERRORS: dict[str, type[CallBlocked]] = {
 def block_error(decision: Decision) -> CallBlocked:
     """The ``CallBlocked`` subclass matching ``decision.block_kind`` (CallBlocked itself otherwise)."""
     return BLOCK_ERRORS.get(decision.block_kind or "", CallBlocked)(decision)
+
+
+class NoAcceptedRuns(GovernorError):
+    """``governor suggest`` was given runs none of which (in the part it fits on) has an accepted outcome:
+    without accepted work there is nothing a cap must keep, so no policy is suggested."""

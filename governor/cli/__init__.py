@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "replay": "governor.cli.replay",
     "diff": "governor.cli.diff",
     "test": "governor.cli.policytest",
+    "suggest": "governor.cli.suggest",
     "reconcile": "governor.cli.reconcile",
     "outcomes": "governor.cli.outcomes",
     "status": "governor.cli.status",
