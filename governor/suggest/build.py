@@ -149,8 +149,8 @@ def _suggest(
         raise NoAcceptedRuns(_no_accepted(traces, split))
     mode = None if base is None or base.mode == "enforce" else "enforce"
     base_policy = base if base is not None else build_policy((), base=None)
-    base_fit = replay_policy(base_policy, split.fit)
-    base_sum = (summarize(base_fit), summarize(replay_policy(base_policy, split.held)))
+    base_fit, base_held = replay_policy(base_policy, split.fit), replay_policy(base_policy, split.held)
+    base_sum = (summarize(base_fit), summarize(base_held))
     spend = measure(base_fit, scope)
     cands, skipped = candidates(spend)
     if knobs is not None:
@@ -178,7 +178,9 @@ def _suggest(
             f"{len(blocked_unpriced)} candidate(s) block calls only because their model has no price; those blocks "
             "are not savings and such candidates are never picked: price the model under models.prices in --base"
         )
-    routes = route_candidates(base_policy, base_fit, split, scope, route_to, base_path=base_path, mode=mode)
+    routes = route_candidates(
+        base_policy, (base_fit, base_held), split, scope, route_to, base_path=base_path, mode=mode
+    )
     return Suggestion(
         split=split,
         base=str(base_path) if base_path is not None else None,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from governor.policy.model import Policy
-from governor.replay.result import ReplayResult
+from governor.replay.result import CallResult, ReplayResult
 from governor.replay.run import replay_policy
 from governor.suggest.knobs import match_item, matches
 from governor.suggest.split import Split
@@ -61,16 +61,16 @@ class RouteCandidate:
     """Per --route-to model: the same calls rerouted (an assumption, see ASSUMPTION)."""
 
 
-def _group_key(result: ReplayResult, scope: Mapping[str, str]) -> str | None:
+def _group_key(calls: Sequence[CallResult], scope: Mapping[str, str]) -> str | None:
     for key in GROUP_KEYS:
-        if any(key in c.call.metadata for c in result.calls() if matches(c.call.metadata, scope)):
+        if any(key in c.call.metadata for c in calls if matches(c.call.metadata, scope)):
             return key
     return None
 
 
 def route_candidates(
     base: Policy,
-    base_fit: ReplayResult,
+    base_replays: Sequence[ReplayResult],
     split: Split,
     scope: Mapping[str, str],
     route_to: Sequence[str],
@@ -78,14 +78,15 @@ def route_candidates(
     base_path: Path | None,
     mode: str | None,
 ) -> tuple[RouteCandidate, ...]:
-    """The groups (at most 10, largest short spend first) whose short calls carry spend, on all runs."""
+    """The groups (at most 10, largest short spend first) whose short calls carry spend, on all runs
+    (``base_replays``: the base policy's replays of the fit and held-out parts)."""
     from governor.suggest.sweep import build_policy
 
     everything = TraceSet(split.fit.runs + split.held.runs, (), split.fit.formats, ())
-    result = replay_policy(base, everything) if split.held.runs else base_fit
-    key = _group_key(result, scope)
+    calls = [c for result in base_replays for c in result.calls()]
+    key = _group_key(calls, scope)
     groups: dict[str, list[float]] = {}  # value -> [calls, short calls, spend, short spend]
-    for c in result.calls():
+    for c in calls:
         if not matches(c.call.metadata, scope) or c.verdict == "block":
             continue
         value = str(c.call.metadata.get(key, "")) if key else "all calls"

@@ -307,3 +307,32 @@ def test_no_accepted_outcomes_gets_a_message_instead_of_a_policy(
     err = capsys.readouterr().err
     assert f"none of the {len(runs)} runs has an accepted outcome" in err and "--outcomes" in err
     assert not target.exists() and not (tmp_path / "suggested.test.yaml").exists()
+
+
+def test_a_suggestion_extends_its_base_and_governor_diff_works_on_it_at_once(
+    tau2_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import POLICIES_DIR
+
+    base = POLICIES_DIR / "tau2-airline.yaml"
+    target = tmp_path / "out" / "suggested.yaml"
+    target.parent.mkdir()
+    report = tmp_path / "report.json"
+    argv = ["suggest", str(tau2_dir), "--base", str(base), "--match", "agent=agent", "--knob", "run-calls"]
+    code = main([*argv, "-o", str(target), "--format", "json", "--report", str(report)])
+    assert code == 0
+    text = target.read_text(encoding="utf-8")
+    assert "\nextends: ../../" in text and text.rstrip().count("tau2-airline.yaml") >= 1
+    from governor.policy.loader import load_policy
+
+    policy = load_policy(target)
+    base_ids = {r.id for g in (load_policy(base).stop, load_policy(base).budgets) for r in g}
+    assert base_ids <= {r.id for g in (policy.stop, policy.budgets) for r in g}  # the base's rules stay
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["base"] == str(base)
+    assert main(["test", str(target.with_name("suggested.test.yaml"))]) == 0
+    capsys.readouterr()
+    assert main(["diff", str(base), str(target), "--traces", str(tau2_dir), "--format", "markdown"]) == 0
+    diff = capsys.readouterr().out
+    if data["combined"]["picks"]:
+        assert "suggested-run-calls" in diff
