@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     policies, traces = loaded
-    base_path = Path(args.base).resolve() if args.base else None
+    base_path = Path(os.path.abspath(args.base)) if args.base else None  # symlinks kept: extends as the user sees it
     try:
         s = suggest(
             traces,

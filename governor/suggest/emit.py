@@ -73,7 +73,8 @@ def policy_yaml(s: Suggestion, *, output: Path, name: str, sources: Sequence[str
     ]
     if s.match:
         lines.append(f"# Scope: every rule matches the calls with {', '.join(f'{k}={v}' for k, v in s.match.items())}.")
-    base = "the base policy" if s.base else "what was paid"
+    rel = Path(os.path.relpath(os.path.abspath(s.base), os.path.abspath(output.parent))).as_posix() if s.base else ""
+    base = f"the base policy ({rel})" if s.base else "what was paid"
     lines += [
         f"# Savings are against {base}, on the recorded costs (docs/replay.md); a stopped run is assumed",
         "# not to reach its outcome. Review before use: run `governor test` on the .test.yaml beside this file.",
@@ -89,8 +90,7 @@ def policy_yaml(s: Suggestion, *, output: Path, name: str, sources: Sequence[str
         "  description: Caps and stops suggested from recorded runs (governor suggest)",
     ]
     if s.base:
-        rel = os.path.relpath(Path(s.base).resolve(), output.resolve().parent)
-        lines.append(f"extends: {Path(rel).as_posix()}")
+        lines.append(f"extends: {rel}")
     sections: dict[str, list[Evaluated]] = {}
     for e in c.picks:
         sections.setdefault(KNOBS[e.candidate.knob].section, []).append(e)
