@@ -86,16 +86,19 @@ class Suggestion:
     """Things worth saying (unpriced blocks, knobs dropped)."""
     base_fit: ReplayResult | None = None
     """The base policy's replay of the fit part (the decisive test cases are drawn from it)."""
+    rule_mode: str | None = None
+    """``enforce`` when the base policy's mode is not (the rules are written with it), else None."""
 
     @property
     def rules(self) -> tuple[Rule, ...]:
         """The suggested rules, as (section, item)."""
-        return tuple(_rule(e.candidate, self.match) for e in self.combined.picks)
+        return tuple(_rule(e.candidate, self.match, self.rule_mode) for e in self.combined.picks)
 
 
-def _rule(c: Candidate, scope: Mapping[str, str]) -> Rule:
+def _rule(c: Candidate, scope: Mapping[str, str], mode: str | None = None) -> Rule:
     k = KNOBS[c.knob]
-    return k.section, k.item(c.value, scope)
+    item = k.item(c.value, scope)
+    return k.section, item if mode is None else {**item, "mode": mode}
 
 
 def _no_accepted(traces: TraceSet, split: Split) -> str:
@@ -194,6 +197,7 @@ def _suggest(
         routes=routes,
         notes=tuple(notes),
         base_fit=base_fit,
+        rule_mode=mode,
     )
 
 

@@ -110,7 +110,8 @@ def policy_yaml(s: Suggestion, *, output: Path, name: str, sources: Sequence[str
                 f"  #   alone, fit part:  {effect(e.fit)}",
                 f"  #   alone, held out:  {effect(e.held)}",
             ]
-            lines += _flow(knob.item(e.candidate.value, s.match))
+            item = knob.item(e.candidate.value, s.match)
+            lines += _flow(item if s.rule_mode is None else {**item, "mode": s.rule_mode})
     if not c.picks:
         lines.append("# No knob saved anything without stopping accepted work: the base policy is kept as it is.")
     not_suggested = [(k.knob, k.why) for k in s.knobs if k.pick is None]
