@@ -67,7 +67,7 @@ def _scope(pairs: list[str]) -> dict[str, str] | str:
 
 def run(args: argparse.Namespace) -> int:
     from governor.cli.replay import emit, load_inputs, skipped_exit
-    from governor.errors import NoAcceptedRuns
+    from governor.errors import GovernorError, NoAcceptedRuns
     from governor.replay.policyref import split_ref
     from governor.suggest.build import suggest
     from governor.suggest.emit import check_policy, policy_yaml, test_cases, test_yaml, verify_cases
@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.base and split_ref(args.base) is not None:
         print(f"governor: --base {args.base}: give a policy file (the suggestion extends it)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output and not Path(args.output).parent.is_dir():
+        print(f"governor: -o {args.output}: no such directory {Path(args.output).parent}", file=sys.stderr)
         return EXIT_USAGE
     loaded = load_inputs(args, [args.base] if args.base else [])
     if isinstance(loaded, int):
@@ -108,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     except NoAcceptedRuns as exc:
         print(f"governor: no policy suggested: {exc}", file=sys.stderr)
         return EXIT_FINDINGS
+    except GovernorError as exc:
+        print(f"governor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     report = to_json(s)
     notes = list(traces.notes)
     if args.output:

@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from governor.errors import NoAcceptedRuns
+from governor.errors import GovernorError, NoAcceptedRuns
 from governor.policy.model import Policy
 from governor.replay.result import ReplayResult
 from governor.replay.run import replay_policy
 from governor.suggest.figures import ACCEPTED_WORK, Figures, compare, summarize
-from governor.suggest.knobs import KNOBS, Candidate, Spend, candidates, measure
+from governor.suggest.knobs import KNOBS, Candidate, Spend, candidates, matches, measure
 from governor.suggest.pick import Evaluated, default_pick, frontier
 from governor.suggest.routes import RouteCandidate, route_candidates
 from governor.suggest.split import Split, split_runs
@@ -154,6 +154,12 @@ def _suggest(
     base_policy = base if base is not None else build_policy((), base=None)
     base_fit, base_held = replay_policy(base_policy, split.fit), replay_policy(base_policy, split.held)
     base_sum = (summarize(base_fit), summarize(base_held))
+    if scope and not any(matches(c.metadata, scope) for r in split.fit.runs for c in r.calls):
+        keys = sorted({k for r in split.fit.runs for c in r.calls for k in c.metadata})
+        raise GovernorError(
+            f"--match {', '.join(f'{k}={v}' for k, v in scope.items())}: no call of the fit runs has that metadata "
+            f"(metadata keys seen: {', '.join(keys[:20]) or 'none'})"
+        )
     spend = measure(base_fit, scope)
     cands, skipped = candidates(spend)
     if knobs is not None:

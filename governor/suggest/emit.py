@@ -127,7 +127,13 @@ def policy_yaml(s: Suggestion, *, output: Path, name: str, sources: Sequence[str
             group = f"{r.key}={r.value}" if r.key else r.value
             what = ", ".join(f"{usd(x.cost_usd)} on {x.to}" for x in r.reroutes) or "give --route-to MODEL to price it"
             lines.append(f"#   {group}: {r.short_calls} short calls carry {usd(r.short_spend_usd)}; rerouted: {what}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(_one_line(x) if x.lstrip().startswith("#") else x for x in lines) + "\n"
+
+
+def _one_line(comment: str) -> str:
+    """A comment stays one line of plain text whatever a path or a --match value holds: a newline would end
+    it, and YAML refuses control characters anywhere, so both are written escaped (``\\n``, ``\\x1f``)."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in comment)
 
 
 def check_policy(text: str, output: Path) -> Policy:
