@@ -54,7 +54,7 @@ def main() -> int:
     import yaml
 
     from governor.suggest.knobs import KNOBS
-    from governor.suggest.sweep import policy_document
+    from governor.suggest.sweep import Frame, policy_document
 
     scope = ["--match", args.match] if args.match else []
     knob = ["--knob", "run-calls"] if args.quick else []
@@ -72,7 +72,7 @@ def main() -> int:
         for k in data["knobs"]:
             for c in k["candidates"]:
                 section = KNOBS[c["knob"]].section
-                doc = policy_document([(section, KNOBS[c["knob"]].item(c["value"], match))], base=None)
+                doc = policy_document([(section, KNOBS[c["knob"]].item(c["value"], match))], Frame())
                 path = Path(tmp) / f"candidate-{len(files)}.yaml"
                 path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
                 files.append(path)

@@ -26,7 +26,7 @@ from governor.suggest.knobs import KNOBS, Candidate, Spend, candidates, matches,
 from governor.suggest.pick import Evaluated, default_pick, frontier
 from governor.suggest.routes import RouteCandidate, route_candidates
 from governor.suggest.split import Split, split_runs
-from governor.suggest.sweep import Rule, Summaries, build_policy, quiet_engine, replay_all, replay_both
+from governor.suggest.sweep import Frame, Rule, Summaries, build_policy, quiet_engine, replay_all, replay_both
 from governor.traces.model import TraceSet
 
 
@@ -86,19 +86,28 @@ class Suggestion:
     """Things worth saying (unpriced blocks, knobs dropped)."""
     base_fit: ReplayResult | None = None
     """The base policy's replay of the fit part (the decisive test cases are drawn from it)."""
-    rule_mode: str | None = None
-    """``enforce`` when the base policy's mode is not (the rules are written with it), else None."""
+    frame: Frame = Frame()
+    """The base, mode and defaults every candidate shared (the written policy sets the same)."""
 
     @property
     def rules(self) -> tuple[Rule, ...]:
         """The suggested rules, as (section, item)."""
-        return tuple(_rule(e.candidate, self.match, self.rule_mode) for e in self.combined.picks)
+        return tuple(_rule(e.candidate, self.match, self.frame.mode) for e in self.combined.picks)
 
 
 def _rule(c: Candidate, scope: Mapping[str, str], mode: str | None = None) -> Rule:
     k = KNOBS[c.knob]
     item = k.item(c.value, scope)
     return k.section, item if mode is None else {**item, "mode": mode}
+
+
+def _unpriced_models(traces: TraceSet) -> list[str]:
+    """The models of the runs no price table knows (an empty policy would block them: not what was paid)."""
+    from governor.pricing import PriceTable
+
+    table = PriceTable()
+    models = sorted({c.model for r in traces.runs for c in r.calls})
+    return [m for m in models if table.lookup(m) is None]
 
 
 def _no_accepted(traces: TraceSet, split: Split) -> str:
@@ -150,8 +159,12 @@ def _suggest(
     split = split_runs(traces, holdout=holdout, seed=seed)
     if not any(r.outcome in ACCEPTED_WORK for r in split.fit.runs):
         raise NoAcceptedRuns(_no_accepted(traces, split))
-    mode = None if base is None or base.mode == "enforce" else "enforce"
-    base_policy = base if base is not None else build_policy((), base=None)
+    frame = Frame(
+        base=base_path,
+        mode=None if base is None or base.mode == "enforce" else "enforce",
+        defaults={} if base is not None or not _unpriced_models(traces) else {"allow_unpriced": True},
+    )
+    base_policy = base if base is not None else build_policy((), frame)
     base_fit, base_held = replay_policy(base_policy, split.fit), replay_policy(base_policy, split.held)
     base_sum = (summarize(base_fit), summarize(base_held))
     if scope and not any(matches(c.metadata, scope) for r in split.fit.runs for c in r.calls):
@@ -166,7 +179,7 @@ def _suggest(
         skipped = {k: v for k, v in skipped.items() if k in knobs}
         cands = [c for c in cands if c.knob in knobs]
 
-    policies = [build_policy([_rule(c, scope)], base=base_path, mode=mode) for c in cands]
+    policies = [build_policy([_rule(c, scope)], frame) for c in cands]
     results = replay_all(policies, split, jobs=jobs)
     evaluated = [
         Evaluated(candidate=c, fit=compare(base_sum[0], fit), held=compare(base_sum[1], held))
@@ -179,7 +192,7 @@ def _suggest(
             continue
         pick, why = default_pick(mine)
         per_knob.append(KnobResult(knob=name, evaluated=mine, pick=pick, why=why))
-    combined = _combine([k.pick for k in per_knob if k.pick is not None], split, base_sum, base_path, scope, mode)
+    combined = _combine([k.pick for k in per_knob if k.pick is not None], split, base_sum, frame, scope)
     notes = []
     blocked_unpriced = [e for e in evaluated if e.fit.unpriced_blocks or e.held.unpriced_blocks]
     if blocked_unpriced:
@@ -187,9 +200,7 @@ def _suggest(
             f"{len(blocked_unpriced)} candidate(s) block calls only because their model has no price; those blocks "
             "are not savings and such candidates are never picked: price the model under models.prices in --base"
         )
-    routes = route_candidates(
-        base_policy, (base_fit, base_held), split, scope, route_to, base_path=base_path, mode=mode
-    )
+    routes = route_candidates(base_policy, (base_fit, base_held), split, scope, route_to, frame=frame)
     return Suggestion(
         split=split,
         base=str(base_path) if base_path is not None else None,
@@ -203,7 +214,7 @@ def _suggest(
         routes=routes,
         notes=tuple(notes),
         base_fit=base_fit,
-        rule_mode=mode,
+        frame=frame,
     )
 
 
@@ -211,9 +222,8 @@ def _combine(
     picks: Sequence[Evaluated],
     split: Split,
     base_sum: Summaries,
-    base_path: Path | None,
+    frame: Frame,
     scope: Mapping[str, str],
-    mode: str | None,
 ) -> Combined:
     """Add the picks one at a time, largest fit saving first, keeping each that still spares accepted work."""
     kept: list[Evaluated] = []
@@ -226,7 +236,7 @@ def _combine(
         if len(trial) == 1:
             f, h = e.fit, e.held
         else:
-            fs, hs = replay_both(build_policy(rules, base=base_path, mode=mode), split)
+            fs, hs = replay_both(build_policy(rules, frame), split)
             f, h = compare(base_sum[0], fs), compare(base_sum[1], hs)
         if f.accepted_touched:
             dropped[e.candidate.knob] = "combined with the picks before it, it stops or trims an accepted fit run"

@@ -91,6 +91,13 @@ def policy_yaml(s: Suggestion, *, output: Path, name: str, sources: Sequence[str
     ]
     if s.base:
         lines.append(f"extends: {rel}")
+    if s.frame.defaults.get("allow_unpriced"):
+        lines += [
+            "# Some runs use models no price table knows: an empty policy would block their calls, which is not",
+            "# what was measured (what was paid). Better: price them under models.prices and remove this.",
+            "defaults:",
+            "  allow_unpriced: true",
+        ]
     sections: dict[str, list[Evaluated]] = {}
     for e in c.picks:
         sections.setdefault(KNOBS[e.candidate.knob].section, []).append(e)
@@ -111,7 +118,7 @@ def policy_yaml(s: Suggestion, *, output: Path, name: str, sources: Sequence[str
                 f"  #   alone, held out:  {effect(e.held)}",
             ]
             item = knob.item(e.candidate.value, s.match)
-            lines += _flow(item if s.rule_mode is None else {**item, "mode": s.rule_mode})
+            lines += _flow(item if s.frame.mode is None else {**item, "mode": s.frame.mode})
     if not c.picks:
         lines.append("# No knob saved anything without stopping accepted work: the base policy is kept as it is.")
     not_suggested = [(k.knob, k.why) for k in s.knobs if k.pick is None]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from governor.policy.model import Policy
 from governor.replay.result import CallResult, ReplayResult
@@ -23,6 +23,9 @@ from governor.replay.run import replay_policy
 from governor.suggest.knobs import match_item, matches
 from governor.suggest.split import Split
 from governor.traces.model import TraceSet
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governor.suggest.sweep import Frame
 
 SHORT_INPUT = 3000
 GROUP_KEYS = ("agent", "task", "workflow")
@@ -75,8 +78,7 @@ def route_candidates(
     scope: Mapping[str, str],
     route_to: Sequence[str],
     *,
-    base_path: Path | None,
-    mode: str | None,
+    frame: Frame,
 ) -> tuple[RouteCandidate, ...]:
     """The groups (at most 10, largest short spend first) whose short calls carry spend, on all runs
     (``base_replays``: the base policy's replays of the fit and held-out parts)."""
@@ -108,7 +110,7 @@ def route_candidates(
                 where.update(match_item({key: value}))
             where["input_tokens"] = {"lte": SHORT_INPUT}
             route = {"id": "suggested-route", "match": where, "to": target}
-            policy = build_policy([("routes", route)], base=base_path, mode=mode)
+            policy = build_policy([("routes", route)], frame)
             routed = replay_policy(policy, everything)
             moved = [c for c in routed.calls() if c.verdict == "reroute" and "suggested-route" in c.rule_ids]
             cost = None if any(c.cost_governed is None for c in moved) else sum(c.cost_governed or 0.0 for c in moved)

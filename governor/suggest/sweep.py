@@ -16,6 +16,7 @@ import contextlib
 import logging
 import multiprocessing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,29 +30,41 @@ Summaries = tuple[tuple[RunSummary, ...], tuple[RunSummary, ...]]  # (fit part, 
 _JOB: dict[str, Any] = {}  # the compiled policies and the split, inherited by the forked workers
 
 
-def policy_document(
-    rules: Iterable[Rule], *, base: Path | None, name: str = "suggested", mode: str | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class Frame:
+    """What every candidate policy shares: the base it extends, and what it sets around its rules."""
+
+    base: Path | None = None
+    """The base policy file (None: no base)."""
+    mode: str | None = None
+    """``enforce`` when the base's mode is not (the rules do what is measured), else None."""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """``defaults:`` of the candidate (without a base: ``allow_unpriced`` when the runs use unpriced models)."""
+
+
+def policy_document(rules: Iterable[Rule], frame: Frame, *, name: str = "suggested") -> dict[str, Any]:
     """The document of the base policy plus ``rules`` (``extends`` the base file when there is one)."""
     doc: dict[str, Any] = {"apiVersion": "governor/v1", "kind": "Policy", "metadata": {"name": name}}
-    if base is not None:
-        doc["extends"] = str(base)
+    if frame.base is not None:
+        doc["extends"] = str(frame.base)
+    if frame.defaults:
+        doc["defaults"] = dict(frame.defaults)
     for section, item in rules:
         entry = dict(item)
-        if mode is not None:
-            entry["mode"] = mode
+        if frame.mode is not None:
+            entry["mode"] = frame.mode
         doc.setdefault(section, []).append(entry)
     return doc
 
 
-def build_policy(rules: Iterable[Rule], *, base: Path | None, mode: str | None = None) -> Policy:
+def build_policy(rules: Iterable[Rule], frame: Frame) -> Policy:
     """Load and compile the base plus ``rules`` (raises PolicyError if the loader refuses it)."""
     import yaml
 
     from governor.policy.loader import load_policy_text
 
-    anchor = str((base.parent if base is not None else Path.cwd()) / "suggested.yaml")
-    text = yaml.safe_dump(policy_document(rules, base=base, mode=mode), sort_keys=False)
+    anchor = str((frame.base.parent if frame.base is not None else Path.cwd()) / "suggested.yaml")
+    text = yaml.safe_dump(policy_document(rules, frame), sort_keys=False)
     return load_policy_text(text, file=anchor)
 
 

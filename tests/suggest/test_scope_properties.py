@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from governor.engine.governor import Governor
 from governor.ledger.memory import MemoryLedger
 from governor.suggest.knobs import KNOBS, match_item, matches
-from governor.suggest.sweep import build_policy
+from governor.suggest.sweep import Frame, build_policy
 from governor.traces.model import TraceCall, TraceRun, TraceSet
 
 KEYS = st.one_of(st.sampled_from(["agent", "task", "user", "team", "workflow", "project"]), st.text(min_size=1))
@@ -20,7 +20,7 @@ SCOPES = st.dictionaries(KEYS, st.text(), min_size=1, max_size=3)
 @settings(max_examples=40, deadline=None)
 @given(scope=SCOPES, other=st.text())
 def test_the_engine_applies_a_scoped_rule_to_exactly_the_calls_in_scope(scope: dict[str, str], other: str) -> None:
-    policy = build_policy([("stop", KNOBS["run-calls"].item(1, scope))], base=None)
+    policy = build_policy([("stop", KNOBS["run-calls"].item(1, scope))], Frame())
     assert policy.stop[0].match == match_item(scope)
     key = next(iter(scope))
     for meta in ({**scope}, {**scope, key: scope[key] + other + "~"}):

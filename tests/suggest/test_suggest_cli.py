@@ -78,3 +78,40 @@ def test_text_and_markdown_reports_show_fit_and_held_out(fmt: str, capsys: pytes
     assert main(["suggest", str(DEMO), "--knob", "run-usd", "--format", fmt]) == 0
     out = capsys.readouterr().out
     assert "fit part" in out and "held out" in out and "Pareto frontier" in out
+
+
+def test_without_a_base_runs_on_unpriced_models_keep_what_was_paid_and_the_policy_says_why(tmp_path: Path) -> None:
+    from governor.suggest.build import suggest
+    from governor.suggest.emit import check_policy, policy_yaml
+    from governor.traces.model import TraceCall, TraceRun, TraceSet
+
+    def run(i: int, calls: int, outcome: str) -> TraceRun:
+        return TraceRun(
+            run_id=f"r{i}",
+            outcome=outcome,
+            calls=tuple(
+                TraceCall(
+                    call_id=f"r{i}#{k}",
+                    file="gen.jsonl",
+                    line=k + 1,
+                    run_id=f"r{i}",
+                    index=k,
+                    timestamp=100.0 * i + k,
+                    model="in-house-model-7b",  # no price table knows it; the trace recorded what it cost
+                    input_tokens=500,
+                    output_tokens=50,
+                    cost_usd=0.002,
+                    metadata={"run_id": f"r{i}"},
+                )
+                for k in range(calls)
+            ),
+        )
+
+    traces = TraceSet((run(0, 3, "accepted"), run(1, 9, "rejected"), run(2, 3, "accepted")), (), {}, ())
+    s = suggest(traces, holdout=0.0, knobs=["run-calls"])
+    assert s.combined.fit.base_usd == pytest.approx(s.combined.fit.paid_usd) == pytest.approx(15 * 0.002)
+    (pick,) = s.combined.picks
+    assert pick.candidate.value == 3 and s.combined.fit.saved_usd == pytest.approx(6 * 0.002)
+    out = tmp_path / "s.yaml"
+    text = policy_yaml(s, output=out, name="suggested", sources=["gen.jsonl"])
+    assert check_policy(text, out).allow_unpriced and "price them under models.prices" in text

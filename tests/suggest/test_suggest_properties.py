@@ -39,7 +39,7 @@ def run_sets(draw: st.DrawFn) -> TraceSet:
                     run_id=f"r{i}",
                     index=k,
                     timestamp=start + k,
-                    model=draw(st.sampled_from(["gpt-4.1", "gpt-4.1-mini"])),
+                    model=draw(st.sampled_from(["gpt-4.1", "gpt-4.1-mini", "no-such-model-x"])),
                     input_tokens=draw(st.integers(1, 30000)),
                     output_tokens=draw(st.integers(0, 3000)),
                     cost_usd=draw(st.one_of(st.none(), st.floats(0, 0.5, allow_nan=False))),
