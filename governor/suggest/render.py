@@ -103,7 +103,25 @@ def to_json(s: Suggestion) -> dict[str, Any]:
     }
 
 
-HEAD = ("value", "basis", "fit saved", "fit acc", "fit rej/unk", "held saved", "held acc", "held rej/unk", "")
+HEAD = (
+    "value",
+    "basis",
+    "fit saved",
+    "fit acc",
+    "fit rej/unk",
+    "fit $/acc",
+    "held saved",
+    "held acc",
+    "held rej/unk",
+    "held $/acc",
+    "",
+)
+
+
+LEGEND = (
+    "acc: accepted runs stopped (+Nt: trimmed); rej/unk: rejected or escalated / unknown runs stopped; "
+    "$/acc: cost per accepted task after (before: the base's, in the combined lines)"
+)
 
 
 def _stops(f: Mapping[str, Any]) -> str:
@@ -123,9 +141,11 @@ def _row(p: Mapping[str, Any]) -> list[str]:
         _pct(f),
         _stops(f),
         f"{f['rejected_stopped']}/{f['unknown_stopped']}",
+        usd(f["cost_per_accepted_after"]),
         _pct(h),
         _stops(h),
         f"{h['rejected_stopped']}/{h['unknown_stopped']}",
+        usd(h["cost_per_accepted_after"]),
         "<- pick" if p.get("picked") else "",
     ]
 
@@ -168,7 +188,7 @@ def render_text(j: Mapping[str, Any]) -> str:
     lines += ["", "Pareto frontier (fit part: fewest accepted runs stopped or trimmed, most saved):"]
     lines += ["  " + x for x in _text_table(("knob", *HEAD[:-1]), [[p["knob"], *_row(p)[:-1]] for p in j["frontier"]])]
     lines += _routes_text(j)
-    lines += ["", "acc: accepted runs stopped (+Nt: trimmed); rej/unk: rejected or escalated / unknown runs stopped"]
+    lines += ["", LEGEND]
     lines += [f"note: {n}" for n in j["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -212,7 +232,7 @@ def render_markdown(j: Mapping[str, Any]) -> str:
     routes = _routes_text(j)
     if routes:
         lines += ["", "### Route candidates", "", *(x.strip() for x in routes[1:])]
-    lines += ["", "_acc: accepted runs stopped (+Nt: trimmed); rej/unk: rejected or escalated / unknown runs stopped._"]
+    lines += ["", f"_{LEGEND}._"]
     lines += [f"\n> note: {n}" for n in j["notes"]]
     return "\n".join(lines) + "\n"
 
