@@ -139,7 +139,12 @@ def suggest(
     knobs: Sequence[str] | None = None,
     route_to: Sequence[str] = (),
 ) -> Suggestion:
-    """Sweep every knob over ``traces``; raises :class:`NoAcceptedRuns` when the fit runs hold no accepted work."""
+    """Sweep every knob over ``traces``; raises :class:`NoAcceptedRuns` when the fit runs hold no accepted work.
+
+    ``base`` is the policy the candidates extend (``base_path``: its file, default ``base.source_file``);
+    ``match`` scopes every rule to calls with that metadata; ``knobs`` restricts the sweep; ``route_to``
+    prices short calls rerouted to those models (an assumption, never a saving).
+    """
     with quiet_engine():
         return _suggest(traces, base, base_path, match, holdout, seed, jobs, knobs, route_to)
 
@@ -159,6 +164,14 @@ def _suggest(
     split = split_runs(traces, holdout=holdout, seed=seed)
     if not any(r.outcome in ACCEPTED_WORK for r in split.fit.runs):
         raise NoAcceptedRuns(_no_accepted(traces, split))
+    if scope and not any(matches(c.metadata, scope) for r in split.fit.runs for c in r.calls):
+        keys = sorted({k for r in split.fit.runs for c in r.calls for k in c.metadata})
+        raise GovernorError(
+            f"--match {', '.join(f'{k}={v}' for k, v in scope.items())}: no call of the fit runs has that metadata "
+            f"(metadata keys seen: {', '.join(keys[:20]) or 'none'})"
+        )
+    if base is not None and base_path is None:
+        base_path = Path(base.source_file)  # the candidates extend the file the base was loaded from
     frame = Frame(
         base=base_path,
         mode=None if base is None or base.mode == "enforce" else "enforce",
@@ -167,12 +180,6 @@ def _suggest(
     base_policy = base if base is not None else build_policy((), frame)
     base_fit, base_held = replay_policy(base_policy, split.fit), replay_policy(base_policy, split.held)
     base_sum = (summarize(base_fit), summarize(base_held))
-    if scope and not any(matches(c.metadata, scope) for r in split.fit.runs for c in r.calls):
-        keys = sorted({k for r in split.fit.runs for c in r.calls for k in c.metadata})
-        raise GovernorError(
-            f"--match {', '.join(f'{k}={v}' for k, v in scope.items())}: no call of the fit runs has that metadata "
-            f"(metadata keys seen: {', '.join(keys[:20]) or 'none'})"
-        )
     spend = measure(base_fit, scope)
     cands, skipped = candidates(spend)
     if knobs is not None:
