@@ -172,6 +172,8 @@ def measure(base_fit: ReplayResult, match: Mapping[str, str]) -> Spend:
         if r.run.outcome not in ACCEPTED_WORK:
             continue
         allowed = [c for c in scoped if c.verdict != "block"]
+        if not allowed:
+            continue  # a run with no call in scope says nothing about a cap on the calls in scope
         costs = [c.cost_governed for c in allowed]
         if all(v is not None for v in costs):
             usd.append(sum(v for v in costs if v is not None))
@@ -198,6 +200,8 @@ def _cap_candidates(
     for p in PERCENTILES:
         raw = percentile(values, p)
         v = float(math.ceil(raw)) if integer else nice_up(raw)
+        if v <= 0:
+            continue  # a cap of nothing is no candidate (and no valid limit)
         name = "the largest" if p == 100 else f"p{p}"
         out.setdefault(v, Candidate(knob=knob, value=v, basis=f"{name} of {what} ({fmt(raw)})"))
     top = max(values)

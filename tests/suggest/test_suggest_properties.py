@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governor.errors import NoAcceptedRuns
+from governor.errors import GovernorError, NoAcceptedRuns
 from governor.suggest.build import Suggestion, suggest
 from governor.suggest.figures import ACCEPTED_WORK, Figures
 from governor.suggest.split import split_runs
@@ -45,7 +45,7 @@ def run_sets(draw: st.DrawFn) -> TraceSet:
                     cost_usd=draw(st.one_of(st.none(), st.floats(0, 0.5, allow_nan=False))),
                     error=draw(st.sampled_from([None, None, None, "RateLimitError"])),
                     messages=[{"role": "user", "content": prompt}] if draw(st.booleans()) else None,
-                    metadata={"run_id": f"r{i}"},
+                    metadata={"run_id": f"r{i}", "agent": draw(st.sampled_from(["a", "b"]))},
                 )
             )
         runs.append(TraceRun(run_id=f"r{i}", calls=tuple(calls), outcome=draw(OUTCOMES), file="generated.jsonl"))
@@ -65,14 +65,20 @@ def _consistent(f: Figures, runs: int) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(traces=run_sets(), holdout=st.sampled_from([0.0, 0.3, 0.5]))
-def test_no_default_pick_stops_accepted_fit_work_and_figures_add_up(traces: TraceSet, holdout: float) -> None:
+@given(traces=run_sets(), holdout=st.sampled_from([0.0, 0.3, 0.5]), match=st.sampled_from([{}, {"agent": "a"}]))
+def test_no_default_pick_stops_accepted_fit_work_and_figures_add_up(
+    traces: TraceSet, holdout: float, match: dict[str, str]
+) -> None:
     sp = split_runs(traces, holdout=holdout)
     if not any(r.outcome in ACCEPTED_WORK for r in sp.fit.runs):
         with pytest.raises(NoAcceptedRuns):
-            suggest(traces, holdout=holdout)
+            suggest(traces, holdout=holdout, match=match)
         return
-    s: Suggestion = suggest(traces, holdout=holdout)
+    if match and not any(c.metadata["agent"] == "a" for r in sp.fit.runs for c in r.calls):
+        with pytest.raises(GovernorError, match="no call of the fit runs has that metadata"):
+            suggest(traces, holdout=holdout, match=match)
+        return
+    s: Suggestion = suggest(traces, holdout=holdout, match=match)
     n_fit, n_held = len(s.split.fit.runs), len(s.split.held.runs)
     assert n_fit + n_held == len(traces.runs) and n_held == math.floor(len(traces.runs) * holdout)
     assert s.combined.fit.accepted_touched == 0
