@@ -237,9 +237,12 @@ def render_markdown(j: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def frontier_chart(j: Mapping[str, Any], width: int = 760, height: int = 320) -> str:
-    """Every candidate as a dot (dollars saved in the fit part against accepted runs stopped or trimmed),
-    the frontier as a line, the picks ringed."""
+PARTS = {"fit": "fit part", "held_out": "held out"}
+
+
+def frontier_chart(j: Mapping[str, Any], part: str = "fit", width: int = 760, height: int = 320) -> str:
+    """Every candidate as a dot (dollars saved against accepted runs stopped or trimmed, on ``part``: fit or
+    held_out), coloured by what it does in the fit part; the fit part's frontier as a line; the picks ringed."""
     from governor.replay.html import GOV, REC, STOP
 
     points = [p for k in j["knobs"] for p in k["candidates"]]
@@ -247,11 +250,11 @@ def frontier_chart(j: Mapping[str, Any], width: int = 760, height: int = 320) ->
         return '<p class="note">No candidates.</p>'
 
     def touched(p: Mapping[str, Any]) -> int:
-        return int(p["fit"]["accepted_stopped"] + p["fit"]["accepted_trimmed"])
+        return int(p[part]["accepted_stopped"] + p[part]["accepted_trimmed"])
 
     left, bottom, top, right = 60, 40, 14, 16
     xmax = max(max(touched(p) for p in points), 1)
-    ymax = max(float(max(p["fit"]["saved_usd"] for p in points)), 1e-9)
+    ymax = max(float(max(p[part]["saved_usd"] for p in points)), 1e-9)
 
     def x(v: float) -> float:
         return left + (width - left - right) * v / xmax
@@ -259,7 +262,7 @@ def frontier_chart(j: Mapping[str, Any], width: int = 760, height: int = 320) ->
     def y(v: float) -> float:
         return height - bottom - (height - bottom - top) * max(v, 0.0) / ymax
 
-    out = [f'<svg width="{width}" height="{height}" role="img" aria-label="Pareto frontier">']
+    out = [f'<svg width="{width}" height="{height}" role="img" aria-label="Pareto frontier, {PARTS[part]}">']
     out.append(f'<line x1="{left}" y1="{y(0)}" x2="{width - right}" y2="{y(0)}" stroke="#8895a3"/>')
     out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{y(0)}" stroke="#8895a3"/>')
     for i in range(5):
@@ -269,21 +272,22 @@ def frontier_chart(j: Mapping[str, Any], width: int = 760, height: int = 320) ->
         out.append(f'<text x="{x(v):.1f}" y="{height - bottom + 16}" text-anchor="middle">{v}</text>')
     out.append(
         f'<text x="{(left + width) / 2:.0f}" y="{height - 6}" text-anchor="middle">'
-        "accepted runs stopped or trimmed (fit part)</text>"
+        f"accepted runs stopped or trimmed ({PARTS[part]})</text>"
     )
-    front = sorted(j["frontier"], key=lambda p: (touched(p), p["fit"]["saved_usd"]))
-    path = " ".join(f"{x(touched(p)):.1f},{y(p['fit']['saved_usd']):.1f}" for p in front)
-    out.append(f'<polyline points="{path}" fill="none" stroke="{GOV}" stroke-width="1.5"/>')
+    front = j["frontier"]  # in the fit part's order (fewest accepted runs touched first), on either part
+    path = " ".join(f"{x(touched(p)):.1f},{y(p[part]['saved_usd']):.1f}" for p in front)
+    if part == "fit":  # on the held-out runs the same candidates need not form a frontier: dots only
+        out.append(f'<polyline points="{path}" fill="none" stroke="{GOV}" stroke-width="1.5"/>')
     for p in points:
-        title = escape(f"{KNOBS[p['knob']].label} {p['text']}: saves {usd(p['fit']['saved_usd'])}")
-        colour = STOP if touched(p) else GOV
+        title = escape(f"{KNOBS[p['knob']].label} {p['text']}: saves {usd(p[part]['saved_usd'])}")
+        colour = STOP if p["fit"]["accepted_stopped"] + p["fit"]["accepted_trimmed"] else GOV
         out.append(
-            f'<circle cx="{x(touched(p)):.1f}" cy="{y(p["fit"]["saved_usd"]):.1f}" r="4" fill="{colour}" '
+            f'<circle cx="{x(touched(p)):.1f}" cy="{y(p[part]["saved_usd"]):.1f}" r="4" fill="{colour}" '
             f'fill-opacity="0.6"><title>{title}</title></circle>'
         )
         if p.get("picked"):
             out.append(
-                f'<circle cx="{x(touched(p)):.1f}" cy="{y(p["fit"]["saved_usd"]):.1f}" r="8" fill="none" '
+                f'<circle cx="{x(touched(p)):.1f}" cy="{y(p[part]["saved_usd"]):.1f}" r="8" fill="none" '
                 f'stroke="{REC}" stroke-width="2"/>'
             )
     out.append("</svg>")
@@ -304,7 +308,9 @@ def render_html(j: Mapping[str, Any]) -> str:
         *(f"<p>{escape(x.strip())}</p>" for x in _combined_lines(j)),
         "<h2>Pareto frontier</h2>",
         _legend([("spares every accepted fit run", GOV), ("stops or trims accepted work", STOP), ("pick", REC)]),
-        frontier_chart(j),
+        frontier_chart(j, "fit"),
+        "<p>The same candidates on the held-out runs (colours and rings from the fit part):</p>",
+        frontier_chart(j, "held_out"),
         table(["knob", *heads[:-1]], [[p["knob"], *_row(p)[:-1]] for p in j["frontier"]], "fit part and held out"),
     ]
     for k in j["knobs"]:

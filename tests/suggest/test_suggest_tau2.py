@@ -282,8 +282,9 @@ def test_the_report_renders_the_frontier(suggested: tuple[Path, dict[str, Any]])
     from governor.suggest.render import render_markdown, render_text
 
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert '<svg width="760" height="320" role="img" aria-label="Pareto frontier">' in html
-    assert html.count("<circle") >= sum(len(k["candidates"]) for k in report["knobs"])
+    for part in ("fit part", "held out"):
+        assert f'<svg width="760" height="320" role="img" aria-label="Pareto frontier, {part}">' in html
+    assert html.count("<circle") >= 2 * sum(len(k["candidates"]) for k in report["knobs"])
     assert "<h2>Pareto frontier</h2>" in html and "<table>" in html
     front = report["frontier"]
     assert front and all(
