@@ -51,7 +51,9 @@ ITEMS = {"messages": "messages", "responses": "input", "chat": "messages"}
 @pytest.fixture(scope="module")
 def gov(tmp_path_factory: pytest.TempPathFactory) -> Governor:
     path = tmp_path_factory.mktemp("sdk-bodies") / "policy.yaml"
-    path.write_text("apiVersion: governor/v1\nkind: Policy\nmetadata: {name: any-body}\ndefaults: {allow_unpriced: true}\n")
+    path.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: any-body}\ndefaults: {allow_unpriced: true}\n"
+    )
     return Governor(load_policy(path), stats=False, observers=False)
 
 
