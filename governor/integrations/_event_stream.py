@@ -250,6 +250,13 @@ def _final_usage(inner: Any) -> Usage | None:
         found = from_anthropic_usage(_get(snapshot, "usage"))
         if found is not None and found.input_tokens:
             return found
+    try:
+        chat = getattr(inner, "current_completion_snapshot", None)  # openai ChatCompletionStream
+    except Exception:  # noqa: BLE001 - no chunk yet
+        chat = None
+    if chat is not None:
+        found = from_any_usage(_get(chat, "usage"))
+        return found if found is not None and found.input_tokens else None
     final = getattr(inner, "get_final_response", None)  # openai ResponseStream
     if final is not None:
         try:
