@@ -7,7 +7,7 @@ SDKs' ``parse``), ``stream`` for the SDK's helper streams
 ``with_raw_response`` / ``with_streaming_response`` (see ``_raw_response``). A
 block raises the ``CallBlocked`` subclass of the decision before anything is
 sent; an error of the call is recorded and re-raised; a stream records when it
-ends (chat chunks: ``_chat_stream``; API events: ``_event_stream``).
+ends (``_streams``).
 
 :class:`GovernedResource` is an SDK resource (``chat.completions``,
 ``responses``, ``messages``...) with those methods governed and everything else
@@ -21,20 +21,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from governor.decision import Decision
-from governor.integrations._chat_stream import (
+from governor.integrations._common import block_error
+from governor.integrations._raw_response import BodySettle, GovernedBody, StreamedResponse
+from governor.integrations._streams import (
     AsyncGovernedStream,
+    AsyncGovernedStreamManager,
     GovernedStream,
+    GovernedStreamManager,
     asked_for_usage,
     with_usage_option,
 )
-from governor.integrations._common import block_error
-from governor.integrations._event_stream import (
-    AsyncGovernedEventStream,
-    AsyncGovernedStreamManager,
-    GovernedEventStream,
-    GovernedStreamManager,
-)
-from governor.integrations._raw_response import BodySettle, GovernedBody, StreamedResponse
 from governor.integrations.shapes import Call, decided_request, read_call
 from governor.integrations.usage import (
     Usage,
@@ -132,21 +128,11 @@ class GovernedCall:
         return call, decision
 
     def governed_stream(self, stream: Any, decision: Decision, kwargs: Mapping[str, Any], *, is_async: bool) -> Any:
-        """The SDK's ``stream=True`` stream, recorded at its end: chat chunks (the usage chunk the caller did not
-        ask for is hidden from them) or API events."""
-        if self.shape == "chat":
-            chat = AsyncGovernedStream if is_async else GovernedStream
-            return chat(
-                stream,
-                self.governor,
-                decision,
-                stop_at_cap=self.stop_at_cap,
-                show_usage_chunk=asked_for_usage(kwargs),
-            )
-        if is_async and not hasattr(stream, "__anext__") and hasattr(stream, "__aiter__"):
-            stream = stream.__aiter__()
-        events = AsyncGovernedEventStream if is_async else GovernedEventStream
-        return events(stream, self.governor, decision, stop_at_cap=self.stop_at_cap)
+        """The SDK's ``stream=True`` stream, recorded at its end (a chat usage chunk the caller did not ask for
+        is hidden from them)."""
+        wrapper = AsyncGovernedStream if is_async else GovernedStream
+        show = asked_for_usage(kwargs) if self.shape == "chat" else True
+        return wrapper(stream, self.governor, decision, stop_at_cap=self.stop_at_cap, show_usage_chunk=show)
 
     def create(self, send: Callable[..., Any], kwargs: dict[str, Any], governor_metadata: Any = None) -> Any:
         call, decision = self.check(kwargs, governor_metadata)
@@ -323,4 +309,20 @@ class GovernedResource:
         return getattr(self._inner, name)
 
 
-__all__ = ["API_KEY", "GovernedCall", "GovernedResource", "response_usage"]
+class WrappedClient:
+    """The part every governed SDK client shares: the client it wraps, and everything it does not govern."""
+
+    _client: Any
+
+    @property
+    def unwrapped(self) -> Any:
+        """The SDK's own client."""
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._client, name)
+
+
+__all__ = ["API_KEY", "GovernedCall", "GovernedResource", "WrappedClient", "response_usage"]

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from governor.decision import Decision
-from governor.integrations._event_stream import StreamTally
+from governor.integrations._streams import StreamTally
 from governor.integrations.usage import Usage
 
 

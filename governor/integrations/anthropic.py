@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from governor.integrations._governed_call import GovernedCall, GovernedResource
+from governor.integrations._governed_call import GovernedCall, GovernedResource, WrappedClient
 
 
-class GovernedAnthropic:
+class GovernedAnthropic(WrappedClient):
     """An Anthropic client whose ``messages.create`` / ``messages.stream`` are governed."""
 
     def __init__(self, client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> None:
@@ -37,13 +37,6 @@ class GovernedAnthropic:
         is_async = isinstance(client, AsyncAnthropic)
         call = GovernedCall("messages", governor, stop_at_cap=stop_streams_at_cap)
         self.messages = GovernedResource(client.messages, call, is_async=is_async, methods=("create", "parse"))
-
-    @property
-    def unwrapped(self) -> Any:
-        return self._client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def wrap(client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> GovernedAnthropic:

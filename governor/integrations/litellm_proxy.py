@@ -69,7 +69,7 @@ except ImportError:  # pragma: no cover - older litellm
 from governor.decision import Decision
 from governor.errors import GovernorError, InvalidCall, UnreadableCall
 from governor.integrations._common import block_error
-from governor.integrations._event_stream import StreamTally
+from governor.integrations._streams import StreamTally
 from governor.integrations.coding_agents import agent_session
 from governor.integrations.shapes import Call, decided_request, read_call
 from governor.integrations.usage import Usage, estimated_usage, from_any_usage, from_standard_logging

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from governor.integrations._governed_call import GovernedCall, GovernedResource
+from governor.integrations._governed_call import GovernedCall, GovernedResource, WrappedClient
 
 
 class _Chat:
@@ -29,7 +29,7 @@ class _Chat:
         return getattr(self._inner, name)
 
 
-class GovernedClient:
+class GovernedClient(WrappedClient):
     """An OpenAI client whose model calls (chat, Responses, completions, embeddings) are governed."""
 
     def __init__(self, client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> None:
@@ -47,13 +47,6 @@ class GovernedClient:
         self.responses = resource(client.responses, "responses", "create", "parse")
         self.completions = resource(client.completions, "completions", "create")
         self.embeddings = resource(client.embeddings, "embeddings", "create")
-
-    @property
-    def unwrapped(self) -> Any:
-        return self._client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def wrap(client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> GovernedClient:
