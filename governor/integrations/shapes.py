@@ -310,37 +310,25 @@ def read_responses(request: Mapping[str, Any]) -> Call:
     if isinstance(raw, str):
         if not raw and not stored:
             raise UnreadableCall("responses request field 'input' is empty: there is nothing to send")
-        return Call(
-            shape="responses",
-            model=_model("responses", request),
-            messages=(*fixed, {"role": "user", "content": raw}),
-            items=(raw,),
-            items_key=None,  # a text input is one turn: nothing to trim
-            fixed=len(fixed),
-            tools=_tools("responses", request),
-            max_tokens=_int_or_none(request.get("max_output_tokens"), "responses", "max_output_tokens"),
-            max_tokens_key="max_output_tokens",
-            previous_response_id=previous if isinstance(previous, str) else None,
-            stream=bool(request.get("stream")),
-            extra={"string_input": True},
-        )
-    if raw is None and stored:
-        items: list[Any] = []
+        # a text input is one turn: nothing to trim
+        items: list[Any] = [raw]
+        messages: list[Mapping[str, Any]] = [{"role": "user", "content": raw}]
     else:
-        items = _items("responses", request, "input")
-    messages = [_responses_item(item, i) for i, item in enumerate(items)]
+        items = [] if raw is None and stored else _items("responses", request, "input")
+        messages = [_responses_item(item, i) for i, item in enumerate(items)]
     return Call(
         shape="responses",
         model=_model("responses", request),
         messages=(*fixed, *messages),
         items=tuple(items),
-        items_key="input",
+        items_key=None if isinstance(raw, str) else "input",
         fixed=len(fixed),
         tools=_tools("responses", request),
         max_tokens=_int_or_none(request.get("max_output_tokens"), "responses", "max_output_tokens"),
         max_tokens_key="max_output_tokens",
         previous_response_id=previous if isinstance(previous, str) else None,
         stream=bool(request.get("stream")),
+        extra={"string_input": True} if isinstance(raw, str) else {},
     )
 
 
