@@ -148,7 +148,8 @@ def hook_alone(policy_path: Path, n: int, shape: str = "chat") -> list[float]:
                 "litellm_trace_id": f"run-{i // 50}",
                 "metadata": {"requester_metadata": {"task": "support"}},
             }
-            slo = {"prompt_tokens": 40, "completion_tokens": 12, "metadata": {"usage_object": None}}
+            output = 0 if shape == "embeddings" else 12  # an embedding has no output tokens
+            slo = {"prompt_tokens": 40, "completion_tokens": output, "metadata": {"usage_object": None}}
             start = time.perf_counter_ns()
             data = await handler.async_pre_call_hook(key, None, data, call_type)
             await handler.async_log_success_event(
