@@ -210,11 +210,11 @@ class RedisLedger:
             out = self._reserve_some(reservation_id, counters, amount, now, lease_s, keep_ms, None)
             if not out[0]:
                 return ReserveResult(False, denied=counters[int(out[1]) - 1], denied_metric=_text(out[2]))
-            return ReserveResult(True, used_after=_amounts(out[3:]))
+            return ReserveResult(True, used=_figures(out[3:]))
         groups = self._groups(counters)
         loc = self._locator(reservation_id)
         self._call(lambda: self._client.set(loc, json.dumps([b for b, _ in groups]), px=keep_ms, nx=True))
-        used: list[Amount] = [Amount()] * len(counters)
+        used: list[tuple[int, int, int]] = [(0, 0, 0)] * len(counters)
         done: list[str] = []
         for budget, idx in groups:
             part = [counters[i] for i in idx]
@@ -225,9 +225,9 @@ class RedisLedger:
                 self._call(lambda: self._client.delete(loc))
                 return ReserveResult(False, denied=part[int(out[1]) - 1], denied_metric=_text(out[2]))
             done.append(budget)
-            for i, a in zip(idx, _amounts(out[3:]), strict=True):
+            for i, a in zip(idx, _figures(out[3:]), strict=True):
                 used[i] = a
-        return ReserveResult(True, used_after=tuple(used))
+        return ReserveResult(True, used=tuple(used))
 
     def _reserve_some(
         self,
@@ -353,6 +353,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _amounts(flat: Sequence[Any]) -> tuple[Amount, ...]:
+def _figures(flat: Sequence[Any]) -> tuple[tuple[int, int, int], ...]:
     vals = [int(v) for v in flat]
-    return tuple(Amount(vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3))
+    return tuple((vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3))

@@ -252,14 +252,14 @@ class SqliteLedger:
         check_amount(amount)
         with self._write(now) as conn:
             if self._known(conn, reservation_id, now):
-                return ReserveResult(True, used_after=tuple(self._used(conn, c, now) for c in counters))
-            after: list[Amount] = []
+                return ReserveResult(True, used=tuple(self._used(conn, c, now).figures() for c in counters))
+            after: list[tuple[int, int, int]] = []
             for c in counters:
                 total = self._used(conn, c, now) + amount
                 metric = c.limit.exceeded_by(total) or total.beyond_storage()
                 if metric is not None:
                     return ReserveResult(False, denied=c, denied_metric=metric)
-                after.append(total)
+                after.append(total.figures())
             conn.execute(
                 "INSERT INTO reservations VALUES (?,?,?,?,?)",
                 (reservation_id, now + lease_s, amount.usd_nano, amount.tokens, amount.calls),
@@ -267,7 +267,7 @@ class SqliteLedger:
             conn.executemany(
                 "INSERT OR IGNORE INTO reservation_counters VALUES (?,?)", [(c.key, reservation_id) for c in counters]
             )
-            return ReserveResult(True, used_after=tuple(after))
+            return ReserveResult(True, used=tuple(after))
 
     def settle(
         self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *, now: float, reserved_at: float
