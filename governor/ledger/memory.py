@@ -422,11 +422,19 @@ class MemoryLedger:
                 self._reclaim(now)
             if reservation_id in self._settled_ids:
                 return False
+            cells = self._group(counters).cells
             res = self._held.pop(reservation_id, None)
+            back_usd = back_tokens = back_calls = 0  # what the reservation held on these cells
             if res is not None:
-                self._give_back(res)
+                if res.cells is cells:  # the usual case: given back in the loop below
+                    back_usd, back_tokens, back_calls = res.usd, res.tokens, res.calls
+                else:
+                    self._give_back(res)
             usd, tokens, calls = actual.usd_nano, actual.tokens, actual.calls
-            for cell in self._group(counters).cells:  # into the slots of the reservation's time
+            for cell in cells:  # into the slots of the reservation's time
+                cell.held_usd -= back_usd
+                cell.held_tokens -= back_tokens
+                cell.held_calls -= back_calls
                 if cell.lo <= reserved_at < cell.hi:  # the usual case: the cell's current slot
                     slot = cell.now_slot
                     slot[0] += usd
