@@ -109,6 +109,51 @@ def run_latency(spec: tuple[str, str, str], procs: int, n: int) -> dict[str, flo
     }
 
 
+# -- Redis: server time per governed call against a small EVAL ----------------------
+def _evalsha_usec(client: Any) -> tuple[int, float]:
+    """(calls, microseconds) of EVALSHA on the server since the last CONFIG RESETSTAT."""
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), float(stats.get("usec", 0))
+
+
+def redis_server_time(url: str, n: int) -> dict[str, float]:
+    """What one Redis core spends per reserve, per settle and per small EVAL, from the server's own
+    command statistics (INFO commandstats: time inside the command, not the round trip), so the
+    client's and the machine's load barely enter: governed calls/s per core = 1e6 / (reserve + settle).
+    The small EVAL is ``return 1`` with two keys and two arguments, run the same way by EVALSHA."""
+    import redis
+
+    from governor.ledger.redis import RedisLedger
+
+    client = redis.Redis.from_url(url)
+    ledger = RedisLedger(url, key_prefix="srv")
+    cs = counters(10**18)
+    now = time.time()
+    rids = [f"srv-{i}" for i in range(n)]
+    for i in range(50):  # warm: scripts loaded, keys created
+        ledger.reserve(f"warm-{i}", cs, Amount(3_000_000, 1500, 1), now=now, lease_s=600.0)
+        ledger.settle(f"warm-{i}", cs, Amount(1_500_000, 1200, 1), now=now, reserved_at=now)
+    out: dict[str, float] = {}
+    for phase in ("reserve", "settle"):
+        client.config_resetstat()
+        for rid in rids:
+            if phase == "reserve":
+                ledger.reserve(rid, cs, Amount(3_000_000, 1500, 1), now=now, lease_s=600.0)
+            else:
+                ledger.settle(rid, cs, Amount(1_500_000, 1200, 1), now=now, reserved_at=now)
+        calls, usec = _evalsha_usec(client)
+        out[phase] = usec / max(calls, 1)
+    small = client.script_load("return 1")
+    client.config_resetstat()
+    for i in range(n):
+        client.evalsha(small, 2, "srv:a", "srv:b", str(i), "x")
+    calls, usec = _evalsha_usec(client)
+    out["eval"] = usec / max(calls, 1)
+    ledger.close()
+    client.close()
+    return out
+
+
 # -- overspend: naive read-check-write versus reservations ---------------------------
 def naive_sqlite(path: str, call_s: float) -> int:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -193,6 +238,15 @@ def main() -> None:
                     f"{name:<8} {label:>5} {r['ops']:>6} {r['p50']:>8.0f} {r['p99']:>8.0f} {r['rate']:>9.0f}",
                     flush=True,
                 )
+
+        srv = redis_server_time(server.url, n1)
+        per_call = srv["reserve"] + srv["settle"]
+        print(
+            f"\nredis server time (INFO commandstats, {n1} calls): reserve {srv['reserve']:.1f} us, "
+            f"settle {srv['settle']:.1f} us, a small EVAL {srv['eval']:.1f} us\n"
+            f"  per Redis core: {1e6 / per_call:,.0f} governed calls/s (reserve + settle) against "
+            f"{1e6 / srv['eval']:,.0f} small EVALs/s ({srv['eval'] * 2 / per_call:.0%} of the rate of two small EVALs)"
+        )
 
         print(
             f"\noverspend: 8 processes, budget {LIMIT / 1e9:.2f} USD, {COST / 1e9:.2f} USD per call "
