@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 
-from governor.ledger.base import MAX_QUANTITY, Amount, Counter, ReserveResult, check_amount
+from governor.ledger.base import MAX_QUANTITY, Amount, Counter, Limit, ReserveResult, check_amount
 from governor.ledger.forks import after_fork_in_child
 from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
@@ -134,18 +134,31 @@ class _Group:
 
     __slots__ = ("counters", "cells", "limits", "gen")
 
-    def __init__(self, counters: Sequence[Counter], cells: tuple[_Cell, ...], gen: int) -> None:
+    def __init__(
+        self,
+        counters: Sequence[Counter],
+        cells: tuple[_Cell, ...],
+        gen: int,
+        shared: dict[Limit, tuple[int, int, int]],
+    ) -> None:
         self.counters = counters  # held, so the id the entry is keyed by is not reused while it lives
         self.cells = cells
-        self.limits = tuple(
-            (
-                MAX_QUANTITY if c.limit.usd_nano is None else c.limit.usd_nano,
-                MAX_QUANTITY if c.limit.tokens is None else c.limit.tokens,
-                MAX_QUANTITY if c.limit.calls is None else c.limit.calls,
-            )
-            for c in counters
-        )
+        self.limits = tuple(shared.get(c.limit) or _limit_figures(c.limit, shared) for c in counters)
         self.gen = gen  # the cells generation the cells were resolved in
+
+
+def _limit_figures(limit: Limit, shared: dict[Limit, tuple[int, int, int]]) -> tuple[int, int, int]:
+    """``limit`` as three integers, kept in ``shared`` (one per distinct limit: every run's counter of a
+    per-run budget has the same one)."""
+    figures = (
+        MAX_QUANTITY if limit.usd_nano is None else limit.usd_nano,
+        MAX_QUANTITY if limit.tokens is None else limit.tokens,
+        MAX_QUANTITY if limit.calls is None else limit.calls,
+    )
+    if len(shared) >= MAX_GROUPS:
+        shared.clear()
+    shared[limit] = figures
+    return figures
 
 
 class _Held:
@@ -179,6 +192,7 @@ class MemoryLedger:
         self._next_forget = 0.0  # when the oldest settled id may be forgotten
         self._calendar_slots: dict[tuple[str, str, int], str] = {}  # (tz, unit, minute) -> slot
         self._groups: dict[int, _Group] = {}  # id(counter list) -> its group
+        self._limits: dict[Limit, tuple[int, int, int]] = {}  # a limit as integers, shared by its groups
         self._cells_gen = 0  # bumped when a cell is forgotten or read another way: groups resolve again
         self._claims: dict[str, float] = {}  # marker key -> held until (claim / unclaim)
         self._pid = os.getpid()
@@ -214,7 +228,7 @@ class MemoryLedger:
         group = self._groups.get(id(counters))
         if group is not None and group.counters is counters and group.gen == self._cells_gen:
             return group
-        group = _Group(counters, tuple(self._cell(c) for c in counters), self._cells_gen)
+        group = _Group(counters, tuple(self._cell(c) for c in counters), self._cells_gen, self._limits)
         if len(self._groups) >= MAX_GROUPS:
             self._groups.clear()
         self._groups[id(counters)] = group
