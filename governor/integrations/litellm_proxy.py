@@ -403,7 +403,7 @@ class GovernorProxyHandler(CustomLogger):
         if not Path(path).is_file():
             raise GovernorError(f"{POLICY_ENV}={path}: no such policy file")
         record_to = os.environ.get(DECISION_LOG_ENV) or None
-        handler = cls(Governor.from_path(path, record_to=record_to))
+        handler = cls(Governor.from_path(path, record_to=record_to, freeze_gc=True))  # a server: its imports live on
         from governor.integrations.proxy_metrics import enable
 
         enable(handler.governor)  # GET /metrics (GOVERNOR_METRICS=off leaves it out)
