@@ -3,7 +3,8 @@
 :func:`budget_status` lists, for each budget of the policy (call-scoped and
 ``mode: off`` budgets hold nothing), every scope value the ledger holds spend or
 live reservations for (``Ledger.scopes``), with spend, limit, remaining, when the
-window resets and the reservations in flight (``Ledger.in_flight``). It reads
+window resets and the reservations in flight (``Ledger.in_flight``), with the
+operators' raises and resets in force applied (``Ledger.adjustments``). It reads
 through the ledger protocol only, so it works on any store the policy names.
 Stopped runs live in each governor's memory; :func:`stopped_runs` finds them
 in a decision log (the last check of a run that a stop condition blocked).
@@ -17,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from governor.ledger.base import Counter, Ledger, Limit, nano_to_usd, usd_to_nano
+from governor.engine.adjust import room, widen
+from governor.ledger.base import Adjustment, Amount, Counter, Ledger, Limit, nano_to_usd, usd_to_nano
 from governor.ledger.windows import window_period
 from governor.policy.model import Budget, Policy
 
@@ -54,6 +56,10 @@ class ScopeStatus:
     """Reservations held now (calls checked, not yet recorded)."""
     in_flight_usd: float
     """USD those reservations hold."""
+    policy_limit_usd: float | None = None
+    """The USD limit the policy sets, before operators' raises (``limit_usd`` includes them)."""
+    adjustments: tuple[str, ...] = ()
+    """The ids of the operators' raises and resets in force for this scope (``governor budget raise|reset``)."""
 
 
 def counter_of(budget: Budget, key: str) -> Counter:
@@ -66,23 +72,33 @@ def counter_of(budget: Budget, key: str) -> Counter:
 
 
 def budget_status(policy: Policy, ledger: Ledger, *, now: float) -> list[ScopeStatus]:
-    """Every scope of every budget of ``policy`` that ``ledger`` holds something for."""
+    """Every scope of every budget of ``policy`` that ``ledger`` holds something for, with the operators'
+    adjustments in force applied: raises add to the limit, resets set spend aside (``Ledger.adjustments``)."""
+    by_key: dict[str, list[Adjustment]] = {}
+    for a in ledger.adjustments(now=now):
+        if a.kind in ("raise", "reset"):
+            by_key.setdefault(a.key, []).append(a)
     out: list[ScopeStatus] = []
     for b in policy.budgets:
         if b.scope == "call" or b.mode == "off":
             continue
-        for key in ledger.scopes(b.id, now=now):
+        keys = set(ledger.scopes(b.id, now=now)) | {k for k in by_key if k.partition("|")[0] == b.id}
+        for key in sorted(keys):
             c = counter_of(b, key)
+            adj = by_key.get(key, [])
+            limit = widen(c.limit, room([a for a in adj if a.kind == "raise"]))
+            aside = room([a for a in adj if a.kind == "reset"])
             used = ledger.usage(c, now=now)
             n, held = ledger.in_flight(c, now=now)
             spend_usd, spend_tokens, spend_calls = (
-                used.usd_nano - held.usd_nano,
-                used.tokens - held.tokens,
-                used.calls - held.calls,
+                max(0, used.usd_nano - held.usd_nano - aside.usd_nano),
+                max(0, used.tokens - held.tokens - aside.tokens),
+                max(0, used.calls - held.calls - aside.calls),
             )
+            counted = Amount(spend_usd + held.usd_nano, spend_tokens + held.tokens, spend_calls + held.calls)
             remaining = None
-            if b.limit_usd is not None:
-                remaining = round(max(0.0, b.limit_usd - nano_to_usd(used.usd_nano)), 9)
+            if limit.usd_nano is not None:
+                remaining = round(max(0.0, nano_to_usd(limit.usd_nano - counted.usd_nano)), 9)
             out.append(
                 ScopeStatus(
                     budget=b.id,
@@ -91,30 +107,48 @@ def budget_status(policy: Policy, ledger: Ledger, *, now: float) -> list[ScopeSt
                     spend_usd=nano_to_usd(spend_usd),
                     spend_tokens=spend_tokens,
                     spend_calls=spend_calls,
-                    limit_usd=b.limit_usd,
-                    limit_tokens=b.limit_tokens,
-                    limit_calls=b.limit_calls,
+                    limit_usd=None if limit.usd_nano is None else nano_to_usd(limit.usd_nano),
+                    limit_tokens=limit.tokens,
+                    limit_calls=limit.calls,
                     remaining_usd=remaining,
-                    utilization=round(c.limit.fraction(used), 6),
+                    utilization=round(limit.fraction(counted), 6),
                     resets_at=window_period(b.window, now)[1],
                     in_flight=n,
                     in_flight_usd=nano_to_usd(held.usd_nano),
+                    policy_limit_usd=b.limit_usd,
+                    adjustments=tuple(a.id for a in adj),
                 )
             )
     return out
 
 
-def stopped_runs(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs whose last check in a decision log was blocked by a stop condition: run_id, stop, reason, ts."""
+def stopped_runs(records: Iterable[dict[str, Any]], resumes: Iterable[Adjustment] = ()) -> list[dict[str, Any]]:
+    """Runs whose last check in a decision log was blocked by a stop condition: run_id, stop, reason, ts, and
+    ``resumed_by``: the id of an operator's resume written after that check (None when none was)."""
     last: dict[str, dict[str, Any]] = {}
     for rec in records:
         if rec.get("event") == "check" and rec.get("run_id") is not None:
             last[str(rec["run_id"])] = rec
-    return [
-        {"run_id": run, "stop": rec.get("blocked_by"), "reason": (rec.get("reasons") or [""])[0], "ts": rec.get("ts")}
-        for run, rec in sorted(last.items())
-        if rec.get("verdict") == "block" and rec.get("block_kind") == "stop"
-    ]
+    resumed: dict[str, list[Adjustment]] = {}
+    for a in resumes:
+        if a.kind == "resume":
+            resumed.setdefault(a.run_id, []).append(a)
+    out = []
+    for run, rec in sorted(last.items()):
+        if rec.get("verdict") != "block" or rec.get("block_kind") != "stop":
+            continue
+        ts = rec.get("ts")
+        later = [a for a in resumed.get(run, ()) if not isinstance(ts, (int, float)) or a.at >= ts]
+        out.append(
+            {
+                "run_id": run,
+                "stop": rec.get("blocked_by"),
+                "reason": (rec.get("reasons") or [""])[0],
+                "ts": ts,
+                "resumed_by": later[-1].id if later else None,
+            }
+        )
+    return out
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
@@ -131,12 +165,20 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def as_json(scopes: list[ScopeStatus], stopped: list[dict[str, Any]], policy: Policy, now: float) -> dict[str, Any]:
+def as_json(
+    scopes: list[ScopeStatus],
+    stopped: list[dict[str, Any]],
+    policy: Policy,
+    now: float,
+    adjustments: Iterable[Adjustment] = (),
+    ledger: str | None = None,
+) -> dict[str, Any]:
     return {
         "policy": policy.name,
         "revision": str(policy.revision),
-        "ledger": policy.ledger.type,
+        "ledger": ledger or policy.ledger.type,
         "ts": now,
         "scopes": [asdict(s) for s in scopes],
         "stopped_runs": stopped,
+        "adjustments": [a.as_dict() for a in adjustments],
     }

@@ -60,6 +60,7 @@ def render_text(data: dict[str, Any]) -> str:
     rows = []
     for s in data["scopes"]:
         ns = SimpleNamespace(**s)
+        raised = "*" if ns.adjustments else ""
         spend = (
             _money(ns.spend_usd)
             if ns.limit_usd is not None or not (ns.limit_tokens or ns.limit_calls)
@@ -70,7 +71,7 @@ def render_text(data: dict[str, Any]) -> str:
                 ns.budget,
                 ns.scope,
                 spend,
-                _limit(ns),
+                _limit(ns) + raised,
                 _money(ns.remaining_usd),
                 f"{ns.utilization:.0%}",
                 f"{ns.in_flight} ({_money(ns.in_flight_usd)})" if ns.in_flight else "0",
@@ -86,7 +87,17 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append("")
         lines.append("stopped runs:")
         for r in data["stopped_runs"]:
-            lines.append(f"  {r['run_id']}  {r['stop']}  {_when(r['ts'])}  {r['reason']}")
+            resumed = f"  (resumed by {r['resumed_by']})" if r.get("resumed_by") else ""
+            lines.append(f"  {r['run_id']}  {r['stop']}  {_when(r['ts'])}  {r['reason']}{resumed}")
+    if data.get("adjustments"):
+        from governor.engine.adjust import describe
+        from governor.ledger.base import Adjustment
+
+        lines.append("")
+        lines.append("adjustments in force (governor budget raise|reset, governor run resume):")
+        for doc in data["adjustments"]:
+            a = Adjustment.from_dict(doc)
+            lines.append(f"  {_when(a.at)}  {describe(a)}  (until {_when(a.until)})")
     return "\n".join(lines)
 
 
@@ -94,8 +105,9 @@ def snapshot(policy: Any, ledger: Any, log: str | None) -> dict[str, Any]:
     from governor.status import as_json, budget_status, read_log, stopped_runs
 
     now = time.time()
-    stopped = stopped_runs(read_log(log)) if log else []
-    return as_json(budget_status(policy, ledger, now=now), stopped, policy, now)
+    adjustments = ledger.adjustments(now=now)
+    stopped = stopped_runs(read_log(log), adjustments) if log else []
+    return as_json(budget_status(policy, ledger, now=now), stopped, policy, now, adjustments)
 
 
 def run(args: argparse.Namespace) -> int:

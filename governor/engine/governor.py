@@ -260,6 +260,8 @@ class Governor:
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if self._log.enabled:
+            for adj in checked.adjustments:  # before the check it changed: a reader meets the record first
+                self._log.adjustment(adj, ts=now, policy=cp.name, revision=cp.revision)
             self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools, hashes=hashes)
         for fn in self._observers:
             try:
