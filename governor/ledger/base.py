@@ -236,9 +236,9 @@ class Adjustment:
 
         def count(name: str) -> int:
             v = doc.get(name, 0)
-            if v.__class__ is not int or not 0 <= v <= MAX_QUANTITY:  # type: ignore[operator]
+            if v.__class__ is not int or not 0 <= v <= MAX_QUANTITY:
                 raise ValueError(f"adjustment field {name!r} must be an integer in 0..{MAX_QUANTITY}, got {v!r}")
-            return v  # type: ignore[return-value]
+            return v
 
         def when(name: str, optional: bool = False) -> float | None:
             v = doc.get(name)

@@ -316,3 +316,40 @@ def test_actions_are_functions_too() -> None:
     policy = load_policy_text(HYP_POLICY)
     with pytest.raises(OperatorError, match="per call|no budget"):
         raise_budget(policy, MemoryLedger(), "x", None, by=1, reason="r", operator="o", now=0.0)
+
+
+def test_replay_shows_and_applies_the_adjustments_a_governor_trace_recorded(policy: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "calls.jsonl"
+    gov = Governor.from_path(policy, record_to=str(trace))
+    try:
+        verdicts = [call(gov).verdict for _ in range(4)]  # three allowed, the fourth refused
+        raised = act(
+            "budget", "raise", "team-daily", "--scope", "team=platform", "--by", "0.5", "--reason", "launch",
+            "-p", str(policy),
+        )  # fmt: skip
+        verdicts += [call(gov).verdict for _ in range(3)]  # two admitted by the raise, then refused
+        loop = {"team": "agents", "run": "loop", "digest": "d"}
+        assert call(gov, **loop).allowed and call(gov, **loop).blocked
+        resumed = act("run", "resume", "loop", "--reason", "fixed", "-p", str(policy))
+        assert call(gov, **loop).allowed
+    finally:
+        gov.close()
+    assert verdicts == ["allow"] * 3 + ["block"] + ["allow"] * 2 + ["block"]
+    out = cli("replay", str(policy), str(trace), "--format", "json", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [a["id"] for a in report["adjustments"]] == [raised["id"], resumed["id"]]
+    assert report["adjustments"][0]["reason"] == "launch"
+    # replayed with the adjustments at their time: every recorded (settled) call is allowed again
+    totals = report["totals"]
+    assert (totals["calls"], totals["calls_allowed"], totals["calls_blocked"]) == (7, 7, 0), totals
+    text = cli("replay", str(policy), str(trace), "--no-progress").stdout
+    assert "Operators' adjustments in the traces" in text and "resume run loop" in text
+    # a damaged adjustment line is reported with its file and line; the calls are still replayed
+    lines = trace.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if '"event":"adjustment"' in line.replace(" ", ""))
+    lines[at] = lines[at].replace('"kind":"raise"', '"kind":"grow"').replace('"kind": "raise"', '"kind": "grow"')
+    trace.write_text("\n".join(lines) + "\n")
+    report = json.loads(cli("replay", str(policy), str(trace), "--format", "json", "--no-progress").stdout)
+    assert [(s["line"], "'kind'" in s["message"]) for s in report["skipped"]] == [(at + 1, True)]
+    assert [a["id"] for a in report["adjustments"]] == [resumed["id"]]
