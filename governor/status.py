@@ -8,6 +8,8 @@ operators' raises and resets in force applied (``Ledger.adjustments``). It reads
 through the ledger protocol only, so it works on any store the policy names.
 Stopped runs live in each governor's memory; :func:`stopped_runs` finds them
 in a decision log (the last check of a run that a stop condition blocked).
+A memory ledger lives in its process: :func:`ledger_from_trace` rebuilds it
+from the governor's trace (``record_to=``) or JSON decision log.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from governor.engine.adjust import room, widen
-from governor.ledger.base import Adjustment, Amount, Counter, Ledger, Limit, nano_to_usd, usd_to_nano
+from governor.ledger.base import MAX_QUANTITY, Adjustment, Amount, Counter, Ledger, Limit, nano_to_usd, usd_to_nano
+from governor.ledger.memory import MemoryLedger
 from governor.ledger.windows import window_period
 from governor.policy.model import Budget, Policy
 
@@ -182,3 +185,113 @@ def as_json(
         "stopped_runs": stopped,
         "adjustments": [a.as_dict() for a in adjustments],
     }
+
+
+def read_trace(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of a governor trace or JSON decision log, and one ``FILE:LINE: problem`` per line skipped."""
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as exc:
+                problems.append(f"{path}:{n}: not JSON ({exc.msg}); skipped")
+                continue
+            if not isinstance(rec, dict):
+                problems.append(f"{path}:{n}: not a JSON object; skipped")
+                continue
+            records.append(rec)
+    return records, problems
+
+
+def _number(rec: dict[str, Any], key: str) -> float | None:
+    v = rec.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v >= 0 else None
+
+
+def _count(rec: dict[str, Any], key: str) -> int:
+    v = rec.get(key)
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_QUANTITY else 0
+
+
+def ledger_from_trace(
+    policy: Policy, records: Iterable[dict[str, Any]], *, problems: list[str] | None = None
+) -> MemoryLedger:
+    """A memory ledger holding what a governor trace says (``record_to=``, or a JSON decision log): a memory
+    ledger lives in its process, so its trace is how ``governor status`` sees it from outside.
+
+    Each ``record`` line is settled (by its decision id, at its check time, for its recorded cost) on the
+    counters of the budgets whose match holds for its model and metadata (one that failed before using a
+    token is not: the governor released it); each allowed ``check`` without a
+    ``record`` is a reservation of its worst case until its lease ends; each ``adjustment`` line is stored.
+    A line that cannot be used is named in ``problems`` and skipped; the rest is counted.
+    """
+    from governor.engine.compiled import CompiledPolicy
+    from governor.engine.match import CallContext
+
+    cp = CompiledPolicy(policy)
+    budgets = [b for b in cp.budgets if b.scope != "call" and b.rule.mode != "off"]
+    ledger = MemoryLedger()
+    checks: dict[str, dict[str, Any]] = {}
+    settled: set[str] = set()
+    problems = problems if problems is not None else []
+
+    def counters(rec: dict[str, Any]) -> tuple[Counter, ...]:
+        meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+        meta = {**meta, **{k: rec[k] for k in ("run_id", "user", "team") if k in rec and k not in meta}}
+        model = rec.get("model") if isinstance(rec.get("model"), str) else ""
+        ctx = CallContext(model, meta, _count(rec, "input_tokens"), ())
+        run = meta.get("run_id")
+        chain = (str(run),) if run is not None else ()
+        found = [c for b in budgets if b.holds_fully(ctx) for c in b.counters_for(meta, chain)]
+        return tuple(Counter(c.key, c.budget_id, Limit(), c.window) for c in found)  # held and settled, never denied
+
+    for rec in records:
+        event, did = rec.get("event"), rec.get("decision_id")
+        if event == "adjustment":
+            try:
+                doc = rec.get("adjustment")
+                ledger.adjust(Adjustment.from_dict(doc if isinstance(doc, dict) else {}))
+            except ValueError as exc:
+                problems.append(f"adjustment line skipped: {exc}")
+            continue
+        if event not in ("check", "record") or not isinstance(did, str):
+            continue
+        if event == "check":
+            if rec.get("verdict") != "block":
+                checks[did] = rec
+            continue
+        at = _number(rec, "check_ts") or _number(rec, "ts")
+        if at is None:
+            problems.append(f"record {did}: no time; skipped")
+            continue
+        settled.add(did)
+        if rec.get("error") and not (_count(rec, "input_tokens") or _count(rec, "output_tokens")):
+            continue  # failed before it cost anything: the governor released its reservation
+        cost = _number(rec, "cost_usd")
+        actual = Amount(
+            0 if cost is None else min(usd_to_nano(cost), MAX_QUANTITY),
+            min(_count(rec, "input_tokens") + _count(rec, "output_tokens"), MAX_QUANTITY),
+            1,
+        )
+        cs = counters(rec)
+        if cs:
+            ledger.settle(did, cs, actual, now=at, reserved_at=at)
+    for did, rec in checks.items():
+        at = _number(rec, "ts")
+        if did in settled or at is None:
+            continue
+        cost = _number(rec, "estimated_cost_usd")
+        out = rec.get("max_tokens") if isinstance(rec.get("max_tokens"), int) else cp.default_output_tokens
+        worst = Amount(
+            0 if cost is None else min(usd_to_nano(cost), MAX_QUANTITY),
+            min(_count(rec, "input_tokens") + max(0, out), MAX_QUANTITY),
+            1,
+        )
+        cs = counters(rec)
+        if cs:
+            ledger.reserve(did, cs, worst, now=at, lease_s=cp.lease_s)
+    return ledger
