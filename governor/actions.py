@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass
 
 from governor.engine.adjust import room, widen
-from governor.errors import GovernorError
+from governor.errors import OperatorError
 from governor.ledger.base import Adjustment, Amount, Counter, Ledger, Limit, nano_to_usd, usd_to_nano
 from governor.ledger.windows import parse_duration, window_period
 from governor.policy.model import Budget, Policy
@@ -35,11 +35,7 @@ from governor.policy.model import Budget, Policy
 RESUME_FOR_S = 86400.0  # how long a resume waits for the run's governors to meet its stop
 METRICS = ("usd", "tokens", "calls")
 
-__all__ = ["OperatorError", "Target", "raise_budget", "reset_budget", "resume_run", "target", "who"]
-
-
-class OperatorError(GovernorError, ValueError):
-    """An operator action that cannot be done as asked (unknown budget, wrong scope, a raise that lowers)."""
+__all__ = ["Target", "raise_budget", "reset_budget", "resume_run", "target", "until_of", "who"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -198,7 +198,7 @@ def read_trace(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
             try:
                 rec = json.loads(line)
             except ValueError as exc:
-                problems.append(f"{path}:{n}: not JSON ({exc.msg}); skipped")
+                problems.append(f"{path}:{n}: not JSON ({getattr(exc, 'msg', exc)}); skipped")
                 continue
             if not isinstance(rec, dict):
                 problems.append(f"{path}:{n}: not a JSON object; skipped")
@@ -240,9 +240,13 @@ def ledger_from_trace(
     problems = problems if problems is not None else []
 
     def counters(rec: dict[str, Any]) -> tuple[Counter, ...]:
-        meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-        meta = {**meta, **{k: rec[k] for k in ("run_id", "user", "team") if k in rec and k not in meta}}
-        model = rec.get("model") if isinstance(rec.get("model"), str) else ""
+        given = rec.get("metadata")
+        meta: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+        for k in ("run_id", "user", "team"):
+            if k in rec and k not in meta:
+                meta[k] = rec[k]
+        sent = rec.get("model")
+        model = sent if isinstance(sent, str) else ""
         ctx = CallContext(model, meta, _count(rec, "input_tokens"), ())
         run = meta.get("run_id")
         chain = (str(run),) if run is not None else ()
@@ -285,7 +289,8 @@ def ledger_from_trace(
         if did in settled or at is None:
             continue
         cost = _number(rec, "estimated_cost_usd")
-        out = rec.get("max_tokens") if isinstance(rec.get("max_tokens"), int) else cp.default_output_tokens
+        limit = rec.get("max_tokens")
+        out = limit if isinstance(limit, int) else cp.default_output_tokens
         worst = Amount(
             0 if cost is None else min(usd_to_nano(cost), MAX_QUANTITY),
             min(_count(rec, "input_tokens") + max(0, out), MAX_QUANTITY),

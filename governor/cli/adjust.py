@@ -124,9 +124,9 @@ def _resume(args: argparse.Namespace, policy: Any, ledger: Any, operator: str, n
 
 def _run(action: Callable[..., Any]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from governor.actions import OperatorError, who
+        from governor.actions import who
         from governor.engine.adjust import describe
-        from governor.errors import LedgerError, PolicyError
+        from governor.errors import LedgerError, OperatorError, PolicyError
         from governor.ledger.factory import open_ledger
         from governor.policy.loader import load_policy
 

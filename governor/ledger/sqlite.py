@@ -360,8 +360,10 @@ class SqliteLedger:
             return cur.rowcount > 0
 
     def adjustments(self, *, now: float, include_expired: bool = False) -> list[Adjustment]:
-        with self._transaction("BEGIN IMMEDIATE") as conn:
-            self._adjustments_table(conn)
+        with self._transaction("BEGIN") as conn:  # a reader: never the write lock (the table may not exist yet)
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'adjustments'")
+            if exists.fetchone() is None:
+                return []
             if include_expired:
                 rows = conn.execute("SELECT record FROM adjustments ORDER BY at, id").fetchall()
             else:

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from governor import Governor
-from governor.actions import OperatorError, raise_budget, reset_budget
+from governor.actions import raise_budget, reset_budget
+from governor.errors import OperatorError
 from governor.ledger.base import NANO, Adjustment
 from governor.ledger.memory import MemoryLedger
 from governor.ledger.sqlite import SqliteLedger
