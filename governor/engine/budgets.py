@@ -12,6 +12,9 @@
   with a warning (USD unknown, tokens and calls still counted); otherwise the
   call is blocked with a reason that says how to add a price. Never $0.
 * Store errors (:class:`LedgerError`) follow the budgets' ``on_error``.
+* A denied reservation is tried once more with the operators' raises and
+  resets in force for its counters (:mod:`governor.engine.adjust`); the
+  decision names those that admitted it.
 """
 
 from __future__ import annotations
@@ -202,6 +205,7 @@ def budget_stage(
     audit_counters, audit_owners = plan.audit_counters, plan.audit_owners
 
     reserved = False
+    adjusted = None  # (counters, adjustments, result) when a denial was looked at again with adjustments
     if counters:
         try:
             result = ledger.reserve(decision_id, counters, amount, now=now, lease_s=cp.lease_s)
@@ -214,7 +218,6 @@ def budget_stage(
             w.warnings.append(f"budget store is down ({exc}); budgets {ids} fail open: call not counted")
             counters, owners = (), ()
         else:
-            adjusted = None
             if not result.ok:  # an operator may have raised or reset a denying budget: look once, in the ledger
                 adjusted = _with_adjustments(ledger, decision_id, counters, amount, now, cp.lease_s)
                 if adjusted is not None:

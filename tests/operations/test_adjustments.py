@@ -264,12 +264,21 @@ HYP_POLICY = POLICY.format(ledger="{type: memory}")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS, kind=st.sampled_from(["memory", "sqlite"]))
-def test_admissions_follow_limit_plus_adjustments_each_applied_once(tmp_path: Path, ops: list, kind: str) -> None:
+@given(ops=OPS, kind=st.sampled_from(["memory", "sqlite", "redis"]))
+def test_admissions_follow_limit_plus_adjustments_each_applied_once(
+    tmp_path: Path, redis_server: Any, ops: list, kind: str
+) -> None:
     """Whatever the order of calls, raises, resets and retried writes: the ledger's total is the sum of the settled
     calls (a reset deletes nothing), and a call is admitted exactly when it fits the policy's limit plus the
     distinct adjustments (a retried write never adds room twice)."""
-    ledger: Any = MemoryLedger() if kind == "memory" else SqliteLedger(tmp_path / f"{time.monotonic_ns()}.db")
+    from governor.ledger.redis import RedisLedger
+
+    if kind == "memory":
+        ledger: Any = MemoryLedger()
+    elif kind == "sqlite":
+        ledger = SqliteLedger(tmp_path / f"{time.monotonic_ns()}.db")
+    else:
+        ledger = RedisLedger(redis_server.url, key_prefix=f"hyp-{time.monotonic_ns()}", socket_timeout_s=5.0)
     clock = [1_800_000_000.0]
     gov = Governor(load_policy_text(HYP_POLICY), ledger=ledger, clock=lambda: clock[0], observers=False)
     counter = next(b for b in gov._compiled.budgets if b.id == "team-daily").counter("platform")
@@ -305,6 +314,7 @@ def test_admissions_follow_limit_plus_adjustments_each_applied_once(tmp_path: Pa
                 assert row.limit_usd == pytest.approx((NANO + _raised(ledger, clock[0])) / NANO)
     finally:
         gov.close()
+        ledger.close()
 
 
 def _raised(ledger: Any, now: float) -> int:
