@@ -27,6 +27,7 @@ RUNS = {
     "bench_hook.py": (["--quick"], "hand-written python hook"),
     "bench_pricing.py": (["--quick"], "PriceTable.cost (engine: Governor.record)"),
     "bench_operations.py": (["--quick"], "metrics add"),
+    "bench_adjustments.py": (["--quick"], "a refusal looks for adjustments"),
 }
 
 
