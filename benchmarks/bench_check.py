@@ -117,13 +117,38 @@ budgets:
 """
 
 
-def _scale_gov(tmp: Path, global_usd: float) -> Any:
+def _scale_gov(tmp: Path, global_usd: float, freeze_gc: bool = False) -> Any:
     from governor import Governor
     from governor.policy.loader import load_policy
 
     path = tmp / f"near-limit-{global_usd:g}.yaml"
     path.write_text(SCALE_POLICY % global_usd, encoding="utf-8")
-    return Governor(load_policy(path), observers=False)
+    return Governor(load_policy(path), observers=False, freeze_gc=freeze_gc)
+
+
+class GcPauses:
+    """The garbage collector's pauses while installed (gc.callbacks): count and longest per generation."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.longest = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._t0 = 0.0
+        self._gc = gc
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        g = info["generation"]
+        self.count[g] += 1
+        self.longest[g] = max(self.longest[g], time.perf_counter() - self._t0)
+
+    def stop(self) -> str:
+        self._gc.callbacks.remove(self._on)
+        return "; ".join(f"gen{g} {self.count[g]}x, max {self.longest[g] * 1e3:,.1f} ms" for g in (0, 1, 2))
 
 
 def _scale_call(gov: Any, run: int, i: int) -> Any:
@@ -149,25 +174,33 @@ def scale_rows(tmp: Path, n: Callable[[int], int]) -> list[tuple[str, str]]:
 
     rows: list[tuple[str, str]] = []
     calls = n(30000)
-    # a global limit the load reaches: each call costs $0.0035, so it ends about 72% of the way
-    gov = _scale_gov(tmp, round(calls * 0.0035 * 0.72, 2))
-    blocked = 0
-    samples = [0] * calls
-    clock = time.perf_counter_ns
-    for i in range(calls):
-        t0 = clock()
-        d = _scale_call(gov, i % 2000, i)
-        samples[i] = clock() - t0
-        blocked += d.blocked
-    rows.append(("(e) near the limit: 2,000 runs, 4 budgets, calls blocked", f"{blocked / calls:.0%} of {calls:,}"))
-    rows.append(
-        (
-            "(e) near the limit: p50 / p99 / p99.9 us",
-            f"{pct(samples, 0.5):,.1f} / {pct(samples, 0.99):,.1f} / {pct(samples, 0.999):,.1f}",
+    for freeze in (False, True):
+        # a global limit the load reaches: each call costs $0.0035, so it ends about 72% of the way
+        gov = _scale_gov(tmp, round(calls * 0.0035 * 0.72, 2), freeze_gc=freeze)
+        label = "(e) near the limit" + (", freeze_gc=True" if freeze else "")
+        blocked = 0
+        samples = [0] * calls
+        clock = time.perf_counter_ns
+        pauses = GcPauses()
+        for i in range(calls):
+            t0 = clock()
+            d = _scale_call(gov, i % 2000, i)
+            samples[i] = clock() - t0
+            blocked += d.blocked
+        collections = pauses.stop()
+        if not freeze:
+            rows.append((f"{label}: 2,000 runs, 4 budgets, calls blocked", f"{blocked / calls:.0%} of {calls:,}"))
+        rows.append(
+            (
+                f"{label}: p50 / p99 / p99.9 us",
+                f"{pct(samples, 0.5):,.1f} / {pct(samples, 0.99):,.1f} / {pct(samples, 0.999):,.1f}",
+            )
         )
-    )
-    rows.append(("(e) near the limit: slowest single check+record", f"{max(samples) / 1e6:,.2f} ms"))
-    gov.close()
+        rows.append((f"{label}: slowest single check+record", f"{max(samples) / 1e6:,.2f} ms"))
+        rows.append((f"{label}: garbage collections (wall)", collections))
+        gov.close()
+        if freeze:
+            gc.unfreeze()  # the rows below measure a governor without it
 
     per_call = {}
     for active in (1000, n(100_000)):
@@ -203,15 +236,17 @@ def scale_rows(tmp: Path, n: Callable[[int], int]) -> list[tuple[str, str]]:
 
 def print_pauses(rows: list[tuple[str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
-    print(f"| {'pauses and scale':<{width}} | {'figure':>28} |")
-    print(f"|{'-' * (width + 2)}|{'-' * 30}|")
+    vwidth = max(28, *(len(r[1]) for r in rows))
+    print(f"| {'pauses and scale':<{width}} | {'figure':>{vwidth}} |")
+    print(f"|{'-' * (width + 2)}|{'-' * (vwidth + 2)}|")
     for name, value in rows:
-        print(f"| {name:<{width}} | {value:>28} |")
+        print(f"| {name:<{width}} | {value:>{vwidth}} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier figures)")
+    ap.add_argument("--pauses-only", action="store_true", help="only section (e): pauses, scale, memory per run")
     args = ap.parse_args()
     scale = 0.2 if args.quick else 1.0
 
@@ -222,7 +257,10 @@ def main() -> None:
     from governor._litellm import litellm
     from governor.engine.tokens import TokenCounter
 
-    ll = litellm()
+    ll = litellm()  # imported before (e) in every mode: its objects are part of the heap a collection scans
+    if args.pauses_only:
+        print_pauses(scale_rows(Path(tempfile.mkdtemp(prefix="bench-governor-")), n))
+        return
     rng = random.Random(7)
     table = Table()
     tmp = Path(tempfile.mkdtemp(prefix="bench-governor-"))

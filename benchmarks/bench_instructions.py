@@ -3,6 +3,7 @@
     python benchmarks/bench_instructions.py          # ~40 s; needs valgrind (Debian: apt-get install valgrind)
     python benchmarks/bench_instructions.py --quick  # a tenth of the calls: a smoke run (~30 s, mostly start-up)
     python benchmarks/bench_instructions.py --policy my.yaml  # rows (a) and (b) on another policy
+    python benchmarks/bench_instructions.py --only check_record  # one row (~15 s): while changing the code
 
 ``bench_check.py`` times calls, and on a shared VM its p50 moves by +-2% from run
 to run: a change worth 0.3 us is lost in it. callgrind counts the instructions
@@ -170,6 +171,9 @@ def main() -> None:
         default=POLICY,
         help="the policy of rows (a) and (b) (default: policies/thirty-rules.yaml)",
     )
+    ap.add_argument(
+        "--only", choices=[k for k in SCENARIOS if k != "empty"], help="count this scenario only (no ratio printed)"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -185,7 +189,7 @@ def main() -> None:
     base = count("empty", scale, policy)
     per_call: dict[str, float] = {}
     for name, (what, _) in SCENARIOS.items():
-        if name == "empty":
+        if name == "empty" or (args.only and name != args.only):
             continue
         per_call[name] = (count(name, scale, policy) - base) / _calls(name, scale)
         print(f"  counted: {what}", file=sys.stderr)
@@ -199,6 +203,8 @@ def main() -> None:
         f"policy {policy.name}; python {sys.version.split()[0]}, PYTHONHASHSEED=0; "
         f"the empty on/off ({base:,} instructions) is subtracted"
     )
+    if args.only:
+        return
     print(
         "check+record / litellm.cost_per_token, in instructions = "
         f"{per_call['check_record'] / per_call['cost_per_token']:.3f}"

@@ -1,11 +1,16 @@
 """Ledger benchmark: reserve+settle latency and throughput, and what a naive
 read-check-write costs in overspend at the same concurrency.
 
-    /work/venv/bin/python benchmarks/bench_ledger.py [--quick]
+    python benchmarks/bench_ledger.py [--quick]
+    python benchmarks/bench_ledger.py --latency-only --redis-instructions   # + redis-server under callgrind
 
 Starts its own redis-server on 127.0.0.1 (Debian package) and a fresh SQLite
-file in a temp dir. "8" means 8 processes (spawn) sharing one store; the
-in-memory ledger cannot be shared by processes, so its "8" row is 8 threads.
+file in a temp dir. "4" and "8" mean processes (spawn) sharing one store; the
+in-memory ledger cannot be shared by processes, so its rows are threads.
+Redis is also measured from the server's side, in one run: its time per
+reserve, per settle and per small EVAL (INFO commandstats), and with
+``--redis-instructions`` the instructions it executes for each (callgrind),
+the figure that does not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -109,6 +114,117 @@ def run_latency(spec: tuple[str, str, str], procs: int, n: int) -> dict[str, flo
     }
 
 
+# -- Redis: server time per governed call against a small EVAL ----------------------
+def _evalsha_usec(client: Any) -> tuple[int, float]:
+    """(calls, microseconds) of EVALSHA on the server since the last CONFIG RESETSTAT."""
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), float(stats.get("usec", 0))
+
+
+def redis_server_time(url: str, n: int) -> dict[str, float]:
+    """What one Redis core spends per reserve, per settle and per small EVAL, from the server's own
+    command statistics (INFO commandstats: time inside the command, not the round trip), so the
+    client's and the machine's load barely enter: governed calls/s per core = 1e6 / (reserve + settle).
+    The small EVAL is ``return 1`` with two keys and two arguments, run the same way by EVALSHA."""
+    import redis
+
+    from governor.ledger.redis import RedisLedger
+
+    client = redis.Redis.from_url(url)
+    ledger = RedisLedger(url, key_prefix="srv")
+    cs = counters(10**18)
+    now = time.time()
+    rids = [f"srv-{i}" for i in range(n)]
+    for i in range(50):  # warm: scripts loaded, keys created
+        ledger.reserve(f"warm-{i}", cs, Amount(3_000_000, 1500, 1), now=now, lease_s=600.0)
+        ledger.settle(f"warm-{i}", cs, Amount(1_500_000, 1200, 1), now=now, reserved_at=now)
+    out: dict[str, float] = {}
+    for phase in ("reserve", "settle"):
+        client.config_resetstat()
+        for rid in rids:
+            if phase == "reserve":
+                ledger.reserve(rid, cs, Amount(3_000_000, 1500, 1), now=now, lease_s=600.0)
+            else:
+                ledger.settle(rid, cs, Amount(1_500_000, 1200, 1), now=now, reserved_at=now)
+        calls, usec = _evalsha_usec(client)
+        out[phase] = usec / max(calls, 1)
+    small = client.script_load("return 1")
+    client.config_resetstat()
+    for i in range(n):
+        client.evalsha(small, 2, "srv:a", "srv:b", str(i), "x")
+    calls, usec = _evalsha_usec(client)
+    out["eval"] = usec / max(calls, 1)
+    ledger.close()
+    client.close()
+    return out
+
+
+def redis_instructions(n: int = 300) -> dict[str, float]:
+    """Instructions redis-server executes per reserve, per settle and per small EVAL: each measured
+    in a redis-server of its own under ``valgrind --tool=callgrind``, counting only while the
+    calls run (the set-up's calls are not counted). The same from run to run, whatever the load."""
+    import os
+    import re
+    import subprocess
+
+    import redis
+    from redis_proc import REDIS_SERVER, free_port
+
+    from governor.ledger.redis import RedisLedger
+
+    cs = counters(10**18)
+    now = time.time()
+
+    def measure(prepare: Any, call: Any) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            port, out = free_port(), os.path.join(tmp, "callgrind.out")
+            args = ["--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]
+            cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", REDIS_SERVER]
+            proc = subprocess.Popen(cmd + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                client = redis.Redis(port=port, socket_timeout=60)
+                for _ in range(600):
+                    try:
+                        client.ping()
+                        break
+                    except redis.exceptions.ConnectionError:
+                        time.sleep(0.1)
+                ctx = prepare(port)
+                subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True, check=True)
+                for i in range(n):
+                    call(ctx, i)
+                subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], capture_output=True, check=True)
+            finally:
+                proc.terminate()
+                proc.wait()
+            m = re.search(r"^totals: (\d+)", Path(out).read_text(), re.M)
+            return int(m.group(1)) / n if m else float("nan")
+
+    def ledger(port: int, reserved: bool = False) -> RedisLedger:
+        led = RedisLedger(f"redis://127.0.0.1:{port}/0", key_prefix="i", socket_timeout_s=60, connect_timeout_s=60)
+        for i in range(20):  # scripts loaded, counters created
+            led.reserve(f"w{i}", cs, Amount(3_000_000, 1500, 1), now=now, lease_s=600.0)
+            led.settle(f"w{i}", cs, Amount(1_500_000, 1200, 1), now=now, reserved_at=now)
+        for i in range(n if reserved else 0):
+            led.reserve(f"r{i}", cs, Amount(3_000_000, 1500, 1), now=now, lease_s=600.0)
+        return led
+
+    def small(port: int) -> tuple[Any, str]:
+        client = redis.Redis(port=port, socket_timeout=60)
+        return client, client.script_load("return 1")
+
+    return {
+        "reserve": measure(
+            ledger, lambda led, i: led.reserve(f"r{i}", cs, Amount(3_000_000, 1500, 1), now=now, lease_s=600.0)
+        ),
+        "settle": measure(
+            lambda port: ledger(port, True),
+            lambda led, i: led.settle(f"r{i}", cs, Amount(1_500_000, 1200, 1), now=now, reserved_at=now),
+        ),
+        "eval": measure(small, lambda ctx, i: ctx[0].evalsha(ctx[1], 2, "i:a", "i:b", str(i), "x")),
+    }
+
+
 # -- overspend: naive read-check-write versus reservations ---------------------------
 def naive_sqlite(path: str, call_s: float) -> int:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -173,6 +289,15 @@ def run_overspend(mode: str, target: Any, procs: int, call_s: float) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    ap.add_argument(
+        "--latency-only", action="store_true", help="the latency rows and Redis server time only (no overspend runs)"
+    )
+    ap.add_argument("--stores", default="memory,sqlite,redis", help="comma-separated: which ledgers' latency rows")
+    ap.add_argument(
+        "--redis-instructions",
+        action="store_true",
+        help="also count redis-server's instructions per reserve, settle and small EVAL (needs valgrind; ~2 min)",
+    )
     args = ap.parse_args()
     n1, n8 = (300, 100) if args.quick else (3000, 500)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
@@ -186,7 +311,9 @@ def main() -> None:
         print("reserve+settle (2 counters: team USD, rolling-hour calls), one call = reserve + settle")
         print(f"{'ledger':<8} {'procs':>5} {'calls':>6} {'p50 us':>8} {'p99 us':>8} {'calls/s':>9}")
         for name, spec in stores.items():
-            for procs in (1, 8):
+            if name not in args.stores.split(","):
+                continue
+            for procs in (1, 4, 8):
                 r = run_latency(spec, procs, n1 if procs == 1 else n8)
                 label = f"{procs}{'t' if name == 'memory' and procs > 1 else ''}"
                 print(
@@ -194,6 +321,24 @@ def main() -> None:
                     flush=True,
                 )
 
+        srv = redis_server_time(server.url, n1)
+        per_call = srv["reserve"] + srv["settle"]
+        print(
+            f"\nredis server time (INFO commandstats, {n1} calls): reserve {srv['reserve']:.1f} us, "
+            f"settle {srv['settle']:.1f} us, a small EVAL {srv['eval']:.1f} us\n"
+            f"  per Redis core: {1e6 / per_call:,.0f} governed calls/s (reserve + settle) against "
+            f"{1e6 / srv['eval']:,.0f} small EVALs/s ({srv['eval'] * 2 / per_call:.0%} of the rate of two small EVALs)"
+        )
+
+        if args.redis_instructions:
+            ins = redis_instructions()
+            both = ins["reserve"] + ins["settle"]
+            print(
+                f"redis-server instructions (callgrind): reserve {ins['reserve']:,.0f}, settle {ins['settle']:,.0f}, "
+                f"a small EVAL {ins['eval']:,.0f}: reserve + settle = {both / ins['eval']:.1f} small EVALs"
+            )
+        if args.latency_only:
+            return
         print(
             f"\noverspend: 8 processes, budget {LIMIT / 1e9:.2f} USD, {COST / 1e9:.2f} USD per call "
             f"(limit = {LIMIT // COST} calls)"

@@ -7,15 +7,18 @@ answer from the scripted upstream of the tests (tests/support/upstream.py, on
 127.0.0.1, no database): one plain, one with
 ``governor.integrations.litellm_proxy.proxy_handler_instance`` and a policy
 with a route, a context cap, a call cap and two budgets (none of which blocks).
-Each request of each shape (Chat Completions, Responses, Anthropic Messages) is
-sent to both, in alternating order, with the real OpenAI and Anthropic clients
-over keep-alive connections; the table gives p50 / p99 / mean in milliseconds
-and the governed-minus-plain difference per shape. Figures, not assertions.
+Each request of each shape (Chat Completions, Responses, Anthropic Messages,
+Embeddings) is sent to both, in alternating order, with the real OpenAI and
+Anthropic clients over keep-alive connections; the table gives p50 / p99 / mean
+in milliseconds and the governed-minus-plain difference per shape, with the
+machine's load average before and after (on a shared machine the figures move
+with it: compare the rows of one run). Figures, not assertions.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -34,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from litellm_proxy_proc import MASTER_KEY, start_proxy, write_upstream_config  # noqa: E402
 from support.upstream import Reply, ScriptedUpstream, Tokens  # noqa: E402
 
-SHAPES = ("chat", "responses", "messages")
+SHAPES = ("chat", "responses", "messages", "embeddings")
 
 POLICY = """\
 apiVersion: governor/v1
@@ -93,6 +96,9 @@ def senders(base_url: str) -> dict[str, Callable[[int], Any]]:
             messages=MESSAGES[1:],
             extra_headers=run,
         ),
+        "embeddings": lambda i: oai.embeddings.create(
+            model="text-embedding-3-small", input=MESSAGES[1]["content"], extra_headers=run
+        ),
     }
 
 
@@ -117,13 +123,13 @@ HOOK_REQUESTS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
             "messages": [dict(MESSAGES[1])],
         },
     ),
+    "embeddings": ("aembedding", lambda: {"model": "text-embedding-3-small", "input": MESSAGES[1]["content"]}),
 }
 
 
 def hook_alone(policy_path: Path, n: int, shape: str = "chat") -> list[float]:
     """The pre-call hook plus the success hook in-process, in microseconds per request."""
     import asyncio
-    import os
 
     from litellm.proxy._types import UserAPIKeyAuth
 
@@ -142,7 +148,8 @@ def hook_alone(policy_path: Path, n: int, shape: str = "chat") -> list[float]:
                 "litellm_trace_id": f"run-{i // 50}",
                 "metadata": {"requester_metadata": {"task": "support"}},
             }
-            slo = {"prompt_tokens": 40, "completion_tokens": 12, "metadata": {"usage_object": None}}
+            output = 0 if shape == "embeddings" else 12  # an embedding has no output tokens
+            slo = {"prompt_tokens": 40, "completion_tokens": output, "metadata": {"usage_object": None}}
             start = time.perf_counter_ns()
             data = await handler.async_pre_call_hook(key, None, data, call_type)
             await handler.async_log_success_event(
@@ -163,6 +170,7 @@ def main() -> None:
     n = 40 if args.quick else args.requests
 
     times: dict[tuple[str, str], list[float]] = {(s, p): [] for s in SHAPES for p in ("plain", "governed")}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, ScriptedUpstream(default=Reply(text="ok", usage=Tokens(output=5))) as up:
         directory = Path(tmp)
         (directory / "policy.yaml").write_text(POLICY)
@@ -193,7 +201,12 @@ def main() -> None:
         finally:
             plain.stop()
 
+    load_after = os.getloadavg()
     print(f"litellm proxy latency per API shape, {n} requests per shape and proxy, alternating, one run")
+    print(
+        f"load average (1/5/15 min) before {' / '.join(f'{x:.2f}' for x in load_before)}, "
+        f"after {' / '.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} CPUs"
+    )
     print(
         f"litellm {version('litellm')}, openai {version('openai')}, anthropic {version('anthropic')}, "
         f"python {sys.version.split()[0]}; upstream: the scripted provider on 127.0.0.1"

@@ -251,6 +251,16 @@ def record_counts(
     error: Any,
 ) -> tuple[int, int, int, int, int]:
     """The token counts of ``Governor.record``, checked (None is 0 for the optional ones), or :class:`InvalidCall`."""
+    if (  # the usual case: two counts in range, no cache or reasoning tokens, no error
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and 0 <= input_tokens <= MAX_COUNT
+        and 0 <= output_tokens <= MAX_COUNT
+        and not (cache_read_tokens or cache_write_tokens or reasoning_tokens)
+        and error is None
+        and cache_read_tokens.__class__ is cache_write_tokens.__class__ is reasoning_tokens.__class__ is int
+    ):
+        return input_tokens, output_tokens, 0, 0, 0
     counts = (
         count(input_tokens, "input_tokens"),
         count(output_tokens, "output_tokens"),

@@ -97,7 +97,8 @@ class Plan:
         self.per_call = tuple(per_call)
         self.counters, self.owners = tuple(counters), tuple(owners)
         self.audit_counters, self.audit_owners = tuple(audit_counters), tuple(audit_owners)
-        self.soft = any(b.rule.soft is not None for b in owners)
+        # (position in counters, budget, threshold) per soft threshold: the usages reserve is read for
+        self.soft = tuple((i, b, b.rule.soft.at) for i, b in enumerate(owners) if b.rule.soft is not None)
         self.ledger = ledger  # the ledger the plan was made for (a plan is never shared between ledgers)
         # what every call granted on this plan reserved: one value, shared (it is frozen)
         self.granted = Reservation(counters=self.counters, audit_counters=self.audit_counters, reserved=True)
@@ -230,11 +231,10 @@ def budget_stage(
                 w.block(b.id, "budget", _denied_text(b, result.denied, result.denied_metric, amount, ledger, now))
                 return w, None
             reserved = True
-            for b, c, used in zip(owners, counters, result.used_after, strict=True) if plan.soft else ():
-                if b.rule.soft is not None:
-                    frac = c.limit.fraction(used)  # the budget's limit, widened by the adjustments applied
-                    if frac >= b.rule.soft.at:
-                        soft_hits.append((b, frac))
+            for i, b, at in plan.soft:
+                frac = counters[i].limit.fraction(result.used_by(i))  # the budget's limit, widened by adjustments
+                if frac >= at:
+                    soft_hits.append((b, frac))
         if reserved and adjusted is None and not (soft_hits or audit_counters):  # the usual case: nothing to say
             return w, plan.granted
 

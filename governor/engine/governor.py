@@ -9,6 +9,7 @@ per-call path is a few dict lookups, one ledger call and one run-state lock.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -60,6 +61,15 @@ class Governor:
     ``stats=False`` keeps no :meth:`stats` and ``observers=False`` installs no
     default observer (the OpenTelemetry span annotator): a replay builds its
     own report, and must not annotate the caller's span with simulated calls.
+
+    ``freeze_gc=True`` calls :func:`gc.freeze` once the policy is compiled (and
+    after each reload): every object alive then -- the host's imports, litellm's
+    price tables, the compiled policy -- leaves the cyclic garbage collector's
+    scans, so its full collections no longer stall a check for tens of
+    milliseconds (``benchmarks/README.md``, bench_check row (e)). It acts on the
+    whole process, hence opt-in: an object alive at that moment that later becomes
+    part of unreachable reference cycles is never collected (objects freed by
+    reference counting, the usual case, are freed as ever).
     """
 
     def __init__(
@@ -74,9 +84,11 @@ class Governor:
         tokens: TokenCounter | None = None,
         stats: bool = True,
         observers: bool = True,
+        freeze_gc: bool = False,
     ) -> None:
         self._clock = clock or time.time
         self._compiled = CompiledPolicy(policy)
+        self._freeze_gc = freeze_gc
         self._owns_ledger = ledger is None
         base_dir = os.path.dirname(os.fspath(path)) if path is not None else None
         self._ledger: Ledger = ledger if ledger is not None else open_ledger(policy.ledger, base_dir=base_dir)
@@ -107,6 +119,8 @@ class Governor:
         if policy.alerts is not None:
             self._attach_alerts()
         after_fork_in_child(self, Governor._after_fork)
+        if freeze_gc:
+            _freeze_gc()
 
     def _after_fork(self) -> None:
         """In a forked child: a new decision-id prefix and counter (the parent's ids would be handed
@@ -137,11 +151,15 @@ class Governor:
         log: Any = None,
         record_to: str | os.PathLike[str] | None = None,
         watch: bool | float = False,
+        freeze_gc: bool = False,
     ) -> Governor:
-        """Load and compile the policy at ``path``. ``watch=True`` (or seconds) polls it for changes."""
+        """Load and compile the policy at ``path``. ``watch=True`` (or seconds) polls it for changes;
+        ``freeze_gc`` as in the constructor."""
         from governor.policy.loader import load_policy
 
-        gov = cls(load_policy(path), ledger=ledger, clock=clock, log=log, record_to=record_to, path=path)
+        gov = cls(
+            load_policy(path), ledger=ledger, clock=clock, log=log, record_to=record_to, path=path, freeze_gc=freeze_gc
+        )
         if watch:
             gov.watch(2.0 if watch is True else float(watch))
         return gov
@@ -600,6 +618,8 @@ class Governor:
                 log.warning("policy reload changes the ledger section; the running ledger is kept until restart")
             self._runs.fp_ttl = compiled.fp_ttl
             self._compiled = compiled
+            if self._freeze_gc:
+                _freeze_gc()
             if self.alerts is None and policy.alerts is not None:
                 self._attach_alerts()
             log.info("policy %s reloaded: revision %s -> %s", policy.name, old.revision, compiled.revision)
@@ -632,3 +652,9 @@ class Governor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _freeze_gc() -> None:
+    """Collect what is garbage now, then move every surviving object out of the collector's scans."""
+    gc.collect()
+    gc.freeze()

@@ -76,43 +76,6 @@ def kept_messages(originals: Sequence[T], sent: Sequence[Any], decided: Sequence
     return out
 
 
-class OutputMeter:
-    """Counts streamed output approximately (characters / 4), chunk by chunk.
-
-    Used to stop a stream that passes its call's cap before the provider's
-    own usage report arrives (which comes, if at all, in the last chunk).
-    """
-
-    __slots__ = ("chars", "text_parts")
-
-    def __init__(self) -> None:
-        self.chars = 0
-        self.text_parts: list[str] = []
-
-    def feed_chat_chunk(self, chunk: Any) -> None:
-        """Add the content and tool-call arguments of one chat-completions chunk."""
-        for choice in getattr(chunk, "choices", None) or ():
-            delta = getattr(choice, "delta", None)
-            if delta is None:
-                continue
-            content = getattr(delta, "content", None)
-            if content:
-                self.chars += len(content)
-                self.text_parts.append(content)
-            for call in getattr(delta, "tool_calls", None) or ():
-                fn = getattr(call, "function", None)
-                args = getattr(fn, "arguments", None) if fn is not None else None
-                if args:
-                    self.chars += len(args)
-
-    @property
-    def tokens(self) -> int:
-        return (self.chars + 3) // 4
-
-    def text(self) -> str:
-        return "".join(self.text_parts)
-
-
 def message_text(content: Any) -> str:
     """Plain text of a message ``content`` (a string or a list of parts)."""
     if content is None:
@@ -134,7 +97,6 @@ def message_text(content: Any) -> str:
 
 __all__ = [
     "BLOCK_ERRORS",
-    "OutputMeter",
     "block_error",
     "block_message",
     "estimate_tokens",

@@ -1,4 +1,4 @@
-"""Governed Anthropic Python client: ``wrap(client, gov)`` governs ``messages.create`` and ``messages.stream``.
+"""Governed Anthropic Python client: ``wrap(client, gov)`` governs ``messages.create`` / ``stream`` / ``parse``.
 
     from anthropic import Anthropic
     from governor.integrations.anthropic import wrap
@@ -12,40 +12,21 @@ Messages API behind ``base_url``). ``messages.create(stream=True)`` and
 ``messages.stream(...)`` record when the stream ends, from the usage of its
 ``message_start`` and last ``message_delta`` events (input excludes the cache
 in Anthropic's report; the record's input includes cache reads and writes).
-A stream the caller closes early records what was streamed. Everything else on
-the client (``messages.count_tokens``, ``models``...) is the client's own. A
+A stream the caller closes early records what was streamed. ``messages.parse``
+and ``messages.with_raw_response`` / ``with_streaming_response`` are governed
+the same way. Everything else on the client (``messages.count_tokens``,
+``models``, ``beta``...) is the client's own. A
 block raises the ``CallBlocked`` subclass of the decision before anything is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from governor.integrations._governed_call import GovernedCall
+from governor.integrations._governed_call import GovernedCall, GovernedResource, WrappedClient
 
 
-class _Messages:
-    def __init__(self, inner: Any, call: GovernedCall, is_async: bool) -> None:
-        self._inner, self._call, self._async = inner, call, is_async
-
-    def create(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
-        """``messages.create`` governed (``stream=True`` included); extra keywords go to the SDK unchanged."""
-        if self._async:
-            return self._call.acreate(self._inner.create, kwargs, governor_metadata)
-        return self._call.create(self._inner.create, kwargs, governor_metadata)
-
-    def stream(self, *, governor_metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
-        """``messages.stream`` governed: use it as the SDK's (``with ... as stream``)."""
-        if self._async:
-            return self._call.astream(self._inner.stream, kwargs, governor_metadata)
-        return self._call.stream(self._inner.stream, kwargs, governor_metadata)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class GovernedAnthropic:
+class GovernedAnthropic(WrappedClient):
     """An Anthropic client whose ``messages.create`` / ``messages.stream`` are governed."""
 
     def __init__(self, client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> None:
@@ -55,14 +36,7 @@ class GovernedAnthropic:
         self.governor = governor
         is_async = isinstance(client, AsyncAnthropic)
         call = GovernedCall("messages", governor, stop_at_cap=stop_streams_at_cap)
-        self.messages = _Messages(client.messages, call, is_async)
-
-    @property
-    def unwrapped(self) -> Any:
-        return self._client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        self.messages = GovernedResource(client.messages, call, is_async=is_async, methods=("create", "parse"))
 
 
 def wrap(client: Any, governor: Any, *, stop_streams_at_cap: bool = False) -> GovernedAnthropic:

@@ -24,14 +24,14 @@ from typing import Any
 
 from governor._litellm import litellm
 from governor.decision import Decision
-from governor.integrations._chat_stream import (
+from governor.integrations._common import block_error
+from governor.integrations._governed_call import API_KEY, GovernedCall
+from governor.integrations._streams import (
     AsyncGovernedStream,
     GovernedStream,
     asked_for_usage,
     with_usage_option,
 )
-from governor.integrations._common import block_error
-from governor.integrations._governed_call import API_KEY, GovernedCall
 from governor.integrations.usage import Usage, estimated_usage, from_chat_usage
 
 DECISION_ID_KEY = "governor_decision_id"

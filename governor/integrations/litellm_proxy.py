@@ -69,7 +69,7 @@ except ImportError:  # pragma: no cover - older litellm
 from governor.decision import Decision
 from governor.errors import GovernorError, InvalidCall, UnreadableCall
 from governor.integrations._common import block_error
-from governor.integrations._event_stream import StreamTally
+from governor.integrations._streams import StreamTally
 from governor.integrations.coding_agents import agent_session
 from governor.integrations.shapes import Call, decided_request, read_call
 from governor.integrations.usage import Usage, estimated_usage, from_any_usage, from_standard_logging
@@ -403,7 +403,7 @@ class GovernorProxyHandler(CustomLogger):
         if not Path(path).is_file():
             raise GovernorError(f"{POLICY_ENV}={path}: no such policy file")
         record_to = os.environ.get(DECISION_LOG_ENV) or None
-        handler = cls(Governor.from_path(path, record_to=record_to))
+        handler = cls(Governor.from_path(path, record_to=record_to, freeze_gc=True))  # a server: its imports live on
         from governor.integrations.proxy_metrics import enable
 
         enable(handler.governor)  # GET /metrics (GOVERNOR_METRICS=off leaves it out)

@@ -9,20 +9,31 @@ read into that form here, one chat message per item of the request, so a trim
 ``chat``        Chat Completions: ``messages`` as they are; ``max_completion_tokens`` or
                 ``max_tokens``.
 ``responses``   OpenAI Responses: ``instructions`` (a system message), ``input`` as text or
-                items (messages; ``function_call`` / ``*_call`` as assistant tool calls;
-                ``function_call_output`` / ``*_call_output`` as tool results; ``reasoning`` as
-                assistant reasoning glued to the item after it); ``max_output_tokens``;
-                ``previous_response_id`` (the stored history the request does not carry).
-``messages``    Anthropic Messages: top-level ``system``; content blocks ``text``, ``image``,
-                ``document``, ``tool_use`` (tool calls), ``tool_result`` (a user message of
-                results only is a tool message; one that also has text stays the user's
-                and names its results), ``thinking``; ``max_tokens``; ``tools``.
+                items, each read by its type's pattern so new item types read too
+                (messages; ``*_call``, ``program``, ``mcp_approval_request`` as assistant
+                tool calls; ``*_output``, ``mcp_approval_response`` as their results;
+                ``reasoning`` as assistant reasoning glued to the item after it; other
+                items as context counted by their JSON); ``max_output_tokens``;
+                ``previous_response_id`` / ``conversation`` / ``prompt`` (stored input the
+                request does not carry: ``input`` may then be absent).
+``messages``    Anthropic Messages: top-level ``system`` (text or text blocks); messages
+                of role ``user``, ``assistant`` or ``system`` (a system message between
+                turns, as Claude Code sends); content blocks ``text``, ``image``,
+                ``document``, ``tool_use`` / ``server_tool_use`` (tool calls),
+                ``tool_result`` (a user message of results only is a tool message; one
+                that also has text stays the user's and names its results), ``thinking``,
+                ``redacted_thinking``, and any other block (search results, server tool
+                results, blocks yet unknown) counted by its JSON; ``cache_control`` is not
+                counted; ``max_tokens``; ``tools``.
 ``completions`` Legacy completions: ``prompt`` (text, texts or token ids) as one user message.
 ``embeddings``  Embeddings: ``input`` as one user message, no output (priced by input tokens).
 ==============  ==========================================================================
 
-A request that cannot be read (no model, an empty or malformed ``messages`` /
-``input`` / ``prompt``) raises :class:`governor.errors.UnreadableCall` naming the
+Every body valid by the installed ``openai`` / ``anthropic`` SDKs' request
+types reads (tests/integrations/test_shapes_sdk_bodies.py generates them from
+those types). A request that cannot be read (no model, an empty or malformed
+``messages`` / ``input`` / ``prompt``, a message or item that is not an object
+or has no role or type) raises :class:`governor.errors.UnreadableCall` naming the
 field, so the caller can refuse it instead of letting it through unchecked.
 """
 
@@ -235,38 +246,53 @@ def _responses_parts(content: Any) -> Any:
     return parts
 
 
+def _call_message(call_id: Any, name: Any, arguments: str) -> dict[str, Any]:
+    call = {"id": str(call_id or ""), "type": "function", "function": {"name": str(name), "arguments": arguments}}
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
+def _rest(item: Mapping[str, Any], *drop: str) -> str:
+    """The JSON text of an item's fields but ``drop`` (how an item of no text is counted: an estimate)."""
+    return _json({k: v for k, v in item.items() if k not in drop})
+
+
 def _responses_item(item: Any, index: int) -> dict[str, Any]:
+    """One input item as a chat message, by its type's pattern, so an item type added to the API reads too.
+
+    ``message`` (or an item with a ``role``) is a message; ``*_call``, ``program`` and ``mcp_approval_request``
+    are tool calls (by ``call_id``, else ``id``); ``*_output`` and ``mcp_approval_response`` are their results;
+    ``reasoning`` is assistant reasoning; an ``item_reference`` (or an item of only an ``id``) is a stored item;
+    any other typed item (``compaction``, ``additional_tools``, ...) is context in its ``role`` (assistant when
+    it has none), counted by its JSON.
+    """
     item = _plain(item)
     if isinstance(item, str):
         return {"role": "user", "content": item}
     if not isinstance(item, Mapping):
         raise UnreadableCall(f"responses request field 'input[{index}]' must be an object, not {type(item).__name__}")
-    kind = item.get("type") or ("message" if "role" in item else None)
+    kind = item.get("type") or ("message" if "role" in item else "item_reference" if "id" in item else None)
+    if not isinstance(kind, str):
+        raise UnreadableCall(f"responses request field 'input[{index}]' has no type")
     if kind == "message":
         role = _RESPONSES_ROLES.get(str(item.get("role")), "user")
         return {"role": role, "content": _responses_parts(item.get("content"))}
     if kind == "reasoning":
         summary = " ".join(_text(s) for s in item.get("summary") or ())
         return {"role": "assistant", "content": [{"type": REASONING_PART, "text": summary}]}
-    if kind == "function_call_output" or (isinstance(kind, str) and kind.endswith("_call_output")):
+    if kind.endswith("_output") or kind == "mcp_approval_response":
         output = item.get("output")
-        text = output if isinstance(output, str) else _text(output) if output is not None else _json(item)
-        return {"role": "tool", "tool_call_id": str(item.get("call_id") or item.get("id") or ""), "content": text}
-    if isinstance(kind, str) and kind.endswith("_call"):
-        name = item.get("name") or kind
+        text = output if isinstance(output, str) else _text(output) if output is not None else ""
+        result_id = item.get("call_id") or item.get("approval_request_id") or item.get("id")
+        return {"role": "tool", "tool_call_id": str(result_id or ""), "content": text or _rest(item, "type", "id")}
+    if kind.endswith("_call") or kind in ("program", "mcp_approval_request"):
         arguments = item.get("arguments")
         if not isinstance(arguments, str):
-            rest = {k: v for k, v in item.items() if k not in ("type", "id", "call_id", "status", "name")}
-            arguments = _json(rest)
-        call = {
-            "id": str(item.get("call_id") or item.get("id") or ""),
-            "type": "function",
-            "function": {"name": str(name), "arguments": arguments},
-        }
-        return {"role": "assistant", "content": None, "tool_calls": [call]}
+            arguments = _rest(item, "type", "id", "call_id", "status", "name")
+        return _call_message(item.get("call_id") or item.get("id"), item.get("name") or kind, arguments)
     if kind == "item_reference":
         return {"role": "assistant", "content": ""}  # a stored item: its tokens are not in the request
-    raise UnreadableCall(f"responses request field 'input[{index}]' has an unknown type {kind!r}")
+    role = _RESPONSES_ROLES.get(str(item.get("role")), "assistant")
+    return {"role": role, "content": _rest(item, "id", "role")}
 
 
 def read_responses(request: Mapping[str, Any]) -> Call:
@@ -278,85 +304,85 @@ def read_responses(request: Mapping[str, Any]) -> Call:
     elif isinstance(instructions, Sequence) and not isinstance(instructions, str) and instructions:
         fixed.append({"role": "system", "content": " ".join(_text(_get(i, "content", i)) for i in instructions)})
     previous = request.get("previous_response_id")
+    # the request may carry no input of its own: a stored history (previous_response_id, conversation) or a
+    # stored prompt template holds it, and the engine counts only what the request carries
+    stored = previous or request.get("conversation") or request.get("prompt")
     if isinstance(raw, str):
-        if not raw and not previous:
+        if not raw and not stored:
             raise UnreadableCall("responses request field 'input' is empty: there is nothing to send")
-        return Call(
-            shape="responses",
-            model=_model("responses", request),
-            messages=(*fixed, {"role": "user", "content": raw}),
-            items=(raw,),
-            items_key=None,  # a text input is one turn: nothing to trim
-            fixed=len(fixed),
-            tools=_tools("responses", request),
-            max_tokens=_int_or_none(request.get("max_output_tokens"), "responses", "max_output_tokens"),
-            max_tokens_key="max_output_tokens",
-            previous_response_id=previous if isinstance(previous, str) else None,
-            stream=bool(request.get("stream")),
-            extra={"string_input": True},
-        )
-    if raw is None and previous:
-        items: list[Any] = []
+        # a text input is one turn: nothing to trim
+        items: list[Any] = [raw]
+        messages: list[Mapping[str, Any]] = [{"role": "user", "content": raw}]
     else:
-        items = _items("responses", request, "input")
-    messages = [_responses_item(item, i) for i, item in enumerate(items)]
+        items = [] if raw is None and stored else _items("responses", request, "input")
+        messages = [_responses_item(item, i) for i, item in enumerate(items)]
     return Call(
         shape="responses",
         model=_model("responses", request),
         messages=(*fixed, *messages),
         items=tuple(items),
-        items_key="input",
+        items_key=None if isinstance(raw, str) else "input",
         fixed=len(fixed),
         tools=_tools("responses", request),
         max_tokens=_int_or_none(request.get("max_output_tokens"), "responses", "max_output_tokens"),
         max_tokens_key="max_output_tokens",
         previous_response_id=previous if isinstance(previous, str) else None,
         stream=bool(request.get("stream")),
+        extra={"string_input": True} if isinstance(raw, str) else {},
     )
 
 
 # --- Anthropic Messages ----------------------------------------------------------------------
 
 
+_TOOL_USES = ("tool_use", "server_tool_use", "mcp_tool_use")
+
+
+def _anthropic_block(block: Any, role: str, parts: list[dict[str, Any]], calls: list[Any], results: list[str]) -> None:
+    """Read one content block into the message's parts, tool calls and the tool results it answers."""
+    block = _plain(block)
+    kind = _get(block, "type")
+    if kind in _TOOL_USES:
+        calls.append(_call_message(_get(block, "id"), _get(block, "name") or kind, _json(_get(block, "input") or {})))
+    elif kind == "tool_result" or (role == "user" and isinstance(kind, str) and kind.endswith("_tool_result")):
+        results.append(str(_get(block, "tool_use_id") or ""))
+        inner = _get(block, "content")
+        parts.append({"type": "text", "text": inner if isinstance(inner, str) else _text(inner)})
+    elif kind in ("image", "document", "container_upload"):
+        source = _get(block, "source") or {}
+        if kind == "document" and _get(source, "type") == "text":
+            parts.append({"type": "text", "text": str(_get(source, "data") or "")})
+        elif kind == "document" and _get(source, "type") == "content":
+            parts.append({"type": "text", "text": _text(_get(source, "content"))})
+        else:
+            parts.append({"type": "image"})  # counted as an image: an estimate
+    elif kind == "redacted_thinking":
+        parts.append({"type": "text", "text": str(_get(block, "data") or "")})
+    elif kind in ("text", "thinking"):
+        parts.append({"type": "text", "text": _text(block)})
+    elif isinstance(block, Mapping):  # search results, server tool results, blocks yet unknown: their JSON
+        parts.append({"type": "text", "text": _json({k: v for k, v in block.items() if k != "cache_control"})})
+    else:
+        parts.append({"type": "text", "text": _text(block)})
+
+
 def _anthropic_message(message: Any, index: int) -> dict[str, Any]:
     message = _plain(message)
-    if not isinstance(message, Mapping) or message.get("role") not in ("user", "assistant"):
-        raise UnreadableCall(f"messages request field 'messages[{index}]' needs a role of user or assistant")
+    if not isinstance(message, Mapping) or message.get("role") not in ("user", "assistant", "system"):
+        raise UnreadableCall(f"messages request field 'messages[{index}]' needs a role of user, assistant or system")
     role = message["role"]
     content = message.get("content")
     if isinstance(content, str):
         return {"role": role, "content": content}
     if not isinstance(content, Sequence):
         raise UnreadableCall(f"messages request field 'messages[{index}].content' must be text or a list of blocks")
+    if role == "system":  # a system message between turns (Claude Code sends one): text blocks
+        return {"role": "system", "content": _text(list(content))}
     parts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     results: list[str] = []
     for block in content:
-        block = _plain(block)
-        kind = _get(block, "type")
-        if kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-            arguments = _json(_get(block, "input") or {})
-            calls.append(
-                {
-                    "id": str(_get(block, "id") or ""),
-                    "type": "function",
-                    "function": {"name": str(_get(block, "name") or kind), "arguments": arguments},
-                }
-            )
-        elif kind == "tool_result" or (isinstance(kind, str) and kind.endswith("_tool_result")):
-            results.append(str(_get(block, "tool_use_id") or ""))
-            inner = _get(block, "content")
-            parts.append({"type": "text", "text": inner if isinstance(inner, str) else _text(inner)})
-        elif kind in ("image", "document", "search_result", "container_upload"):
-            source = _get(block, "source") or {}
-            if kind == "document" and _get(source, "type") == "text":
-                parts.append({"type": "text", "text": str(_get(source, "data") or "")})
-            else:
-                parts.append({"type": "image"})  # counted as an image: an estimate
-        elif kind == "redacted_thinking":
-            parts.append({"type": "text", "text": str(_get(block, "data") or "")})
-        else:  # text, thinking, and blocks yet unknown: their text
-            parts.append({"type": "text", "text": _text(block)})
+        _anthropic_block(block, role, parts, calls, results)
     # a message of tool results only is a tool message; a user message that also says something stays the
     # user's (its text is the last user message) and names its results, so a trim never opens at it
     only_results = bool(results) and len(parts) == len(results)
@@ -364,12 +390,12 @@ def _anthropic_message(message: Any, index: int) -> dict[str, Any]:
     if results:
         out["tool_call_id"] = ",".join(results)
     if calls:
-        out["tool_calls"] = calls
+        out["tool_calls"] = [c for call in calls for c in call["tool_calls"]]
     return out
 
 
 def _anthropic_system(system: Any) -> list[Mapping[str, Any]]:
-    if system is None or system == "" or system == []:
+    if system is None or system == "" or (isinstance(system, Sequence) and not system):
         return []
     if isinstance(system, str):
         return [{"role": "system", "content": system}]

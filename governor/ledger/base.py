@@ -80,6 +80,10 @@ class Amount:
     def usd(self) -> float:
         return self.usd_nano / NANO
 
+    def figures(self) -> tuple[int, int, int]:
+        """(nano-USD, tokens, calls)."""
+        return self.usd_nano, self.tokens, self.calls
+
     def beyond_storage(self) -> str | None:
         """The first metric above MAX_QUANTITY ("usd", "tokens", "calls"), or None."""
         if self.usd_nano > MAX_QUANTITY:
@@ -160,10 +164,28 @@ class Counter:
 
 @dataclass(frozen=True, slots=True)
 class ReserveResult:
+    """What ``reserve`` answered."""
+
     ok: bool
-    denied: Counter | None = None  # the counter that refused, when not ok
-    denied_metric: str | None = None  # "usd" | "tokens" | "calls"
-    used_after: tuple[Amount, ...] = ()  # per counter, in the order given, incl. this reservation
+    """True: reserved on every counter (or the id was reserved already); False: nothing changed."""
+    denied: Counter | None = None
+    """The counter that refused, when not ok."""
+    denied_metric: str | None = None
+    """The metric it refused on: "usd" | "tokens" | "calls"."""
+    used: tuple[tuple[int, int, int], ...] = ()
+    """Per counter, in the order given, what it has used including this reservation, as
+    (nano-USD, tokens, calls): plain integers, so a ledger builds no value per counter; read
+    them as amounts with :meth:`used_by` or :attr:`used_after`."""
+
+    def used_by(self, index: int) -> Amount:
+        """What the ``index``-th counter has used, including this reservation."""
+        usd, tokens, calls = self.used[index]
+        return Amount(usd, tokens, calls)
+
+    @property
+    def used_after(self) -> tuple[Amount, ...]:
+        """:attr:`used` as amounts, one per counter."""
+        return tuple(Amount(usd, tokens, calls) for usd, tokens, calls in self.used)
 
 
 ADJUSTMENT_KINDS = ("raise", "reset", "resume")

@@ -26,13 +26,14 @@ in one go):
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 
-from governor.ledger.base import MAX_QUANTITY, Adjustment, Amount, Counter, ReserveResult, check_amount
+from governor.ledger.base import MAX_QUANTITY, Adjustment, Amount, Counter, Limit, ReserveResult, check_amount
 from governor.ledger.forks import after_fork_in_child
 from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
@@ -43,7 +44,7 @@ EVICT_SCAN = 8  # counters looked at per new counter beyond MAX_CELLS
 MAX_GROUPS = 8192  # counter lists whose cells are remembered
 _CAL_CACHE_MAX = 4096
 
-_NOTHING = (0, 0, 0)
+_EMPTY: list[int] = [0, 0, 0]  # a placeholder never written to (a cell's lo == hi)
 Slot = str | int  # a window slot: "all", a calendar slot ("d2026-11-22"), or a rolling bucket index
 
 
@@ -65,8 +66,27 @@ def _calendar_bounds(window: Window, at: float) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
+def _edge(bucket: int, width: float) -> float:
+    """The earliest time whose rolling bucket (``int(t // width)``, as every ledger computes it) is
+    ``bucket`` or later: the exact float, so a cell's [lo, hi) agrees with that division everywhere."""
+    t = bucket * width
+    while t // width >= bucket:
+        t = math.nextafter(t, -math.inf)
+    while t // width < bucket:
+        t = math.nextafter(t, math.inf)
+    return t
+
+
 class _Cell:
-    """One counter: settled spend by slot, its live reservations, a rolling sum."""
+    """One counter: settled spend by slot, its live reservations, and its current window.
+
+    ``now_sum`` is the settled spend a read at a time in ``[lo, hi)`` sees, and
+    ``now_slot`` the slot a charge made in ``[lo, hi)`` goes to: for a ``none``
+    or calendar window both are the current slot's list; for a rolling one
+    ``now_sum`` is the running sum of the live buckets and ``now_slot`` the
+    current bucket. Outside ``[lo, hi)`` (a new day, bucket, or another clock)
+    :meth:`MemoryLedger._current` moves them.
+    """
 
     __slots__ = (
         "key",
@@ -76,13 +96,11 @@ class _Cell:
         "held_usd",
         "held_tokens",
         "held_calls",
+        "lo",
+        "hi",
+        "now_sum",
+        "now_slot",
         "rolling_bucket",
-        "rolling_usd",
-        "rolling_tokens",
-        "rolling_calls",
-        "cal_lo",
-        "cal_hi",
-        "cal_slot",
         "spent",
     )
 
@@ -93,21 +111,54 @@ class _Cell:
         self.spent = False  # spent since eviction last passed it (a second chance: see MemoryLedger)
         self.slots: dict[Slot, list[int]] = {}  # slot -> [usd, tokens, calls]
         self.held_usd = self.held_tokens = self.held_calls = 0  # the sum of live reservations
-        self.rolling_bucket: int | None = None  # rolling: the bucket the running sum is for
-        self.rolling_usd = self.rolling_tokens = self.rolling_calls = 0
-        self.cal_lo = self.cal_hi = 0.0  # calendar: [lo, hi) epoch seconds of cal_slot
-        self.cal_slot = ""
+        self.lo = self.hi = 0.0  # [lo, hi): when now_sum and now_slot hold (empty: not yet known)
+        self.now_sum: list[int] = _EMPTY
+        self.now_slot: list[int] = _EMPTY
+        self.rolling_bucket: int | None = None  # rolling: the bucket now_sum is the running sum for
 
     def retarget(self, window: Window) -> None:
         """The policy changed this budget's window: keep the spend, read it the new way."""
         self.window = window
         self.kind = window.kind
         self.rolling_bucket = None
-        self.cal_lo = self.cal_hi = 0.0
+        self.lo = self.hi = 0.0
 
     @property
     def idle(self) -> bool:
         return not (self.held_usd or self.held_tokens or self.held_calls)
+
+
+class _Group:
+    """A counter list as the ledger uses it: its cells, and each counter's limits as plain integers
+    (an unlimited metric as MAX_QUANTITY, which no stored figure passes). Made once per list."""
+
+    __slots__ = ("counters", "cells", "limits", "gen")
+
+    def __init__(
+        self,
+        counters: Sequence[Counter],
+        cells: tuple[_Cell, ...],
+        gen: int,
+        shared: dict[Limit, tuple[int, int, int]],
+    ) -> None:
+        self.counters = counters  # held, so the id the entry is keyed by is not reused while it lives
+        self.cells = cells
+        self.limits = tuple(shared.get(c.limit) or _limit_figures(c.limit, shared) for c in counters)
+        self.gen = gen  # the cells generation the cells were resolved in
+
+
+def _limit_figures(limit: Limit, shared: dict[Limit, tuple[int, int, int]]) -> tuple[int, int, int]:
+    """``limit`` as three integers, kept in ``shared`` (one per distinct limit: every run's counter of a
+    per-run budget has the same one)."""
+    figures = (
+        MAX_QUANTITY if limit.usd_nano is None else limit.usd_nano,
+        MAX_QUANTITY if limit.tokens is None else limit.tokens,
+        MAX_QUANTITY if limit.calls is None else limit.calls,
+    )
+    if len(shared) >= MAX_GROUPS:
+        shared.clear()
+    shared[limit] = figures
+    return figures
 
 
 class _Held:
@@ -140,8 +191,8 @@ class MemoryLedger:
         self._settled_ids: dict[str, float] = {}  # id -> settle time, oldest first
         self._next_forget = 0.0  # when the oldest settled id may be forgotten
         self._calendar_slots: dict[tuple[str, str, int], str] = {}  # (tz, unit, minute) -> slot
-        # id(counter list) -> (that list, its cells, the cells generation they were resolved in)
-        self._groups: dict[int, tuple[Sequence[Counter], tuple[_Cell, ...], int]] = {}
+        self._groups: dict[int, _Group] = {}  # id(counter list) -> its group
+        self._limits: dict[Limit, tuple[int, int, int]] = {}  # a limit as integers, shared by its groups
         self._cells_gen = 0  # bumped when a cell is forgotten or read another way: groups resolve again
         self._claims: dict[str, float] = {}  # marker key -> held until (claim / unclaim)
         self._adjustments: dict[str, Adjustment] = {}  # id -> an operator's adjustment, in the order written
@@ -172,17 +223,17 @@ class MemoryLedger:
                 cell.window = counter.window  # an equal window from a reloaded policy
         return cell
 
-    def _cells_of(self, counters: Sequence[Counter]) -> tuple[_Cell, ...]:
-        """The cells of ``counters``, remembered per list object (the entry holds the list, so its
-        id cannot be reused while the entry lives)."""
+    def _group(self, counters: Sequence[Counter]) -> _Group:
+        """The :class:`_Group` of ``counters``, remembered per list object (a budget plan's, the same
+        object on every call of the plan); resolved again after a cell was forgotten or retargeted."""
         group = self._groups.get(id(counters))
-        if group is not None and group[0] is counters and group[2] == self._cells_gen:
-            return group[1]
-        cells = tuple(self._cell(c) for c in counters)
+        if group is not None and group.counters is counters and group.gen == self._cells_gen:
+            return group
+        group = _Group(counters, tuple(self._cell(c) for c in counters), self._cells_gen, self._limits)
         if len(self._groups) >= MAX_GROUPS:
             self._groups.clear()
-        self._groups[id(counters)] = (counters, cells, self._cells_gen)
-        return cells
+        self._groups[id(counters)] = group
+        return group
 
     def _forget_idle_cells(self) -> None:
         """Look at up to EVICT_SCAN of the oldest counters: one spent since the last look, or with
@@ -263,28 +314,19 @@ class MemoryLedger:
             s[:] = [min(x, MAX_QUANTITY) for x in s]  # saturate: such a counter denies every reservation
         bucket = cell.rolling_bucket
         if bucket is not None and slot.__class__ is int and bucket - ROLLING_SLOTS < slot <= bucket:
-            cell.rolling_usd += usd
-            cell.rolling_tokens += tokens
-            cell.rolling_calls += calls
+            total = cell.now_sum
+            total[0] += usd
+            total[1] += tokens
+            total[2] += calls
 
-    def _calendar_slot(self, cell: _Cell, at: float) -> str:
-        """The calendar slot of ``at``; the cell remembers the current slot's bounds."""
-        if cell.cal_lo <= at < cell.cal_hi:
-            return cell.cal_slot
-        window = cell.window
+    def _calendar_slot(self, window: Window, at: float) -> str:
+        """The calendar slot of ``at`` (cached per minute of time)."""
         key = (window.tz, window.unit, int(at // 60))
         slot = self._calendar_slots.get(key)
         if slot is None:
             if len(self._calendar_slots) >= _CAL_CACHE_MAX:
                 self._calendar_slots.clear()
             slot = self._calendar_slots[key] = current_slot(window, at)
-        lo, hi = _calendar_bounds(window, at)
-        if (
-            lo <= at < hi
-            and current_slot(window, lo) == slot == current_slot(window, hi - 0.001)
-            and current_slot(window, hi) != slot
-        ):
-            cell.cal_lo, cell.cal_hi, cell.cal_slot = lo, hi, slot
         return slot
 
     def _slot(self, cell: _Cell, at: float) -> Slot:
@@ -293,29 +335,48 @@ class MemoryLedger:
         if kind == "none":
             return "all"
         if kind == "calendar":
-            return cell.cal_slot if cell.cal_lo <= at < cell.cal_hi else self._calendar_slot(cell, at)
+            return self._calendar_slot(cell.window, at)
         return int(at // cell.window.slot_seconds)
 
-    def _settled(self, cell: _Cell, now: float) -> tuple[int, int, int]:
-        """The cell's settled spend in the window at ``now``."""
-        if cell.kind != "rolling":
-            s = cell.slots.get(self._slot(cell, now))
-            return (s[0], s[1], s[2]) if s is not None else (0, 0, 0)
-        bucket = int(now // cell.window.slot_seconds)
-        if bucket != cell.rolling_bucket:
+    def _current(self, cell: _Cell, now: float) -> list[int]:
+        """Move ``cell``'s current window to the one containing ``now`` and return its settled spend
+        (``cell.now_sum``). For a rolling window the buckets that left it are dropped and the live
+        ones summed again: once per bucket (a minute of a 1h window), not per call."""
+        kind = cell.kind
+        slots = cell.slots
+        if kind == "none":
+            cell.now_slot = cell.now_sum = slots.setdefault("all", [0, 0, 0])
+            cell.lo, cell.hi = float("-inf"), float("inf")
+        elif kind == "calendar":
+            window = cell.window
+            slot = self._calendar_slot(window, now)
+            cell.now_slot = cell.now_sum = slots.setdefault(slot, [0, 0, 0])
+            lo, hi = _calendar_bounds(window, now)
+            if not (
+                lo <= now < hi
+                and current_slot(window, lo) == slot == current_slot(window, hi - 0.001)
+                and current_slot(window, hi) != slot
+            ):  # wall-clock arithmetic missed (a DST change at midnight): the slot holds for this minute
+                lo = now // 60 * 60
+                hi = lo + 60
+            cell.lo, cell.hi = lo, hi
+        else:
+            width = cell.window.slot_seconds
+            bucket = int(now // width)
             low = bucket - ROLLING_SLOTS
-            for old in [i for i in cell.slots if not isinstance(i, int) or i <= low]:
-                del cell.slots[old]
-            live = [s for i, s in cell.slots.items() if isinstance(i, int) and i <= bucket]
+            for old in [i for i in slots if not isinstance(i, int) or i <= low]:
+                del slots[old]
+            live = [s for i, s in slots.items() if isinstance(i, int) and i <= bucket]
             cell.rolling_bucket = bucket
-            cell.rolling_usd = sum(s[0] for s in live)
-            cell.rolling_tokens = sum(s[1] for s in live)
-            cell.rolling_calls = sum(s[2] for s in live)
-        return cell.rolling_usd, cell.rolling_tokens, cell.rolling_calls
+            cell.now_sum = [sum(s[0] for s in live), sum(s[1] for s in live), sum(s[2] for s in live)]
+            cell.now_slot = slots.setdefault(bucket, [0, 0, 0])
+            cell.lo, cell.hi = _edge(bucket, width), _edge(bucket + 1, width)
+        return cell.now_sum
 
-    def _used(self, cell: _Cell, now: float) -> Amount:
-        usd, tokens, calls = self._settled(cell, now)
-        return Amount(usd + cell.held_usd, tokens + cell.held_tokens, calls + cell.held_calls)
+    def _used(self, cell: _Cell, now: float) -> tuple[int, int, int]:
+        """Settled spend in the window at ``now`` plus live reservations: (nano-USD, tokens, calls)."""
+        cur = cell.now_sum if cell.lo <= now < cell.hi else self._current(cell, now)
+        return cur[0] + cell.held_usd, cur[1] + cell.held_tokens, cur[2] + cell.held_calls
 
     # -- the Ledger protocol ---------------------------------------------------
     def reserve(
@@ -332,30 +393,23 @@ class MemoryLedger:
             if self._due(now):
                 self._reclaim(now)
             if reservation_id in self._held or reservation_id in self._settled_ids:
-                return ReserveResult(True, used_after=tuple(self._used(self._cell(c), now) for c in counters))
-            cells = self._cells_of(counters)
+                return ReserveResult(True, used=tuple(self._used(self._cell(c), now) for c in counters))
+            group = self._group(counters)
+            cells = group.cells
             usd, tokens, calls = amount.usd_nano, amount.tokens, amount.calls
-            after: list[Amount] = []
-            for c, cell in zip(counters, cells, strict=True):
-                if cell.kind == "rolling":
-                    u, t, n = self._settled(cell, now)
-                else:  # inline: the slot of a calendar cell within its bounds, or the only one
-                    slot = cell.cal_slot if cell.cal_lo <= now < cell.cal_hi else self._slot(cell, now)
-                    u, t, n = cell.slots.get(slot) or _NOTHING
-                u += cell.held_usd + usd
-                t += cell.held_tokens + tokens
-                n += cell.held_calls + calls
-                lim = c.limit
-                if (
-                    u > (MAX_QUANTITY if lim.usd_nano is None else lim.usd_nano)
-                    or t > (MAX_QUANTITY if lim.tokens is None else lim.tokens)
-                    or n > (MAX_QUANTITY if lim.calls is None else lim.calls)
-                ):
+            after: list[tuple[int, int, int]] = []
+            for cell, (max_usd, max_tokens, max_calls) in zip(cells, group.limits, strict=True):
+                cur = cell.now_sum if cell.lo <= now < cell.hi else self._current(cell, now)
+                u = cur[0] + cell.held_usd + usd
+                t = cur[1] + cell.held_tokens + tokens
+                n = cur[2] + cell.held_calls + calls
+                if u > max_usd or t > max_tokens or n > max_calls:
+                    c = counters[len(after)]
                     total = Amount(u, t, n)
                     return ReserveResult(
-                        False, denied=c, denied_metric=lim.exceeded_by(total) or total.beyond_storage()
+                        False, denied=c, denied_metric=c.limit.exceeded_by(total) or total.beyond_storage()
                     )
-                after.append(Amount(u, t, n))
+                after.append((u, t, n))
             for cell in cells:
                 cell.held_usd += usd
                 cell.held_tokens += tokens
@@ -366,7 +420,7 @@ class MemoryLedger:
                 heapq.heappush(self._early, (expires, reservation_id))
             else:
                 self._latest_expiry = expires
-            return ReserveResult(True, used_after=tuple(after))
+            return ReserveResult(True, used=tuple(after))
 
     def settle(
         self,
@@ -383,13 +437,34 @@ class MemoryLedger:
                 self._reclaim(now)
             if reservation_id in self._settled_ids:
                 return False
+            cells = self._group(counters).cells
             res = self._held.pop(reservation_id, None)
+            back_usd = back_tokens = back_calls = 0  # what the reservation held on these cells
             if res is not None:
-                self._give_back(res)
+                if res.cells is cells:  # the usual case: given back in the loop below
+                    back_usd, back_tokens, back_calls = res.usd, res.tokens, res.calls
+                else:
+                    self._give_back(res)
             usd, tokens, calls = actual.usd_nano, actual.tokens, actual.calls
-            add, slot_of = self._add, self._slot
-            for cell in self._cells_of(counters):  # into the slots of the reservation's time
-                add(cell, slot_of(cell, reserved_at), usd, tokens, calls)
+            for cell in cells:  # into the slots of the reservation's time
+                cell.held_usd -= back_usd
+                cell.held_tokens -= back_tokens
+                cell.held_calls -= back_calls
+                if cell.lo <= reserved_at < cell.hi:  # the usual case: the cell's current slot
+                    slot = cell.now_slot
+                    slot[0] += usd
+                    slot[1] += tokens
+                    slot[2] += calls
+                    total = cell.now_sum
+                    if total is not slot:  # rolling: the running sum too
+                        total[0] += usd
+                        total[1] += tokens
+                        total[2] += calls
+                    cell.spent = True
+                    if slot[0] > MAX_QUANTITY or slot[1] > MAX_QUANTITY or slot[2] > MAX_QUANTITY:
+                        slot[:] = [min(x, MAX_QUANTITY) for x in slot]  # saturate: it denies every reservation
+                else:
+                    self._add(cell, self._slot(cell, reserved_at), usd, tokens, calls)
             self._remember_settled(reservation_id, now)
             return True
 
@@ -407,7 +482,7 @@ class MemoryLedger:
             cell = self._cells.get(counter.key)
             if cell is None:
                 return Amount()
-            return self._used(self._cell(counter), now)
+            return Amount(*self._used(self._cell(counter), now))
 
     def claim(self, key: str, *, now: float, until: float) -> bool:
         with self._lock:

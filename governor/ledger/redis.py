@@ -1,8 +1,11 @@
 """The Redis ledger: one budget shared by many processes on many hosts.
 
-Each operation is one Lua script (:mod:`governor.ledger.redis_scripts`), so a
-reserve checks and charges every counter of a call atomically on the server; no
-client-side read-check-write window exists for concurrent workers to race in.
+Each operation is one Lua script (:mod:`governor.ledger.redis_scripts`) in one
+round trip, so a reserve checks and charges every counter of a call atomically on
+the server; no client-side read-check-write window exists for concurrent workers
+to race in. The scripts are light: one hash per counter, read by one HMGET and
+written by one HSET, so a reserve and a settle cost a Redis core about what a few
+small EVALs do (``benchmarks/bench_ledger.py`` prints both).
 Scripts run by EVALSHA; a server that answers NOSCRIPT (restarted, or a new
 cluster node) gets the script once by EVAL, which caches it there.
 
@@ -160,15 +163,17 @@ class RedisLedger:
         return base
 
     def _counter_keys(self, counters: Sequence[Counter]) -> list[str]:
-        keys: list[str] = []
-        for c in counters:
-            base = self._base(c)
-            keys += (base + ":s", base + ":i", base + ":z", base + ":a")
-        return keys
+        """Each counter's hash (see redis_scripts)."""
+        return [self._base(c) + ":v" for c in counters]
+
+    def _tag(self, budget: str | None) -> str:
+        """The hash tag of a budget's reservation keys in a cluster; the bare prefix on a single primary."""
+        return self.prefix if budget is None else f"{{{self.prefix}:{budget}}}"
 
     def _id_keys(self, rid: str, budget: str | None = None) -> list[str]:
-        tag = self.prefix if budget is None else f"{{{self.prefix}:{budget}}}"
-        return [f"{tag}:res:{rid}", f"{tag}:done:{rid}"]
+        """The reservation's record, its settled marker and the leases it is listed in."""
+        tag = self._tag(budget)
+        return [f"{tag}:res:{rid}", f"{tag}:done:{rid}", f"{tag}:leases"]
 
     def _locator(self, rid: str) -> str:
         return f"{self.prefix}:loc:{rid}"
@@ -218,24 +223,24 @@ class RedisLedger:
             out = self._reserve_some(reservation_id, counters, amount, now, lease_s, keep_ms, None)
             if not out[0]:
                 return ReserveResult(False, denied=counters[int(out[1]) - 1], denied_metric=_text(out[2]))
-            return ReserveResult(True, used_after=_amounts(out[3:]))
+            return ReserveResult(True, used=_figures(out[3:]))
         groups = self._groups(counters)
         loc = self._locator(reservation_id)
         self._call(lambda: self._client.set(loc, json.dumps([b for b, _ in groups]), px=keep_ms, nx=True))
-        used: list[Amount] = [Amount()] * len(counters)
+        used: list[tuple[int, int, int]] = [(0, 0, 0)] * len(counters)
         done: list[str] = []
         for budget, idx in groups:
             part = [counters[i] for i in idx]
             out = self._reserve_some(reservation_id, part, amount, now, lease_s, keep_ms, budget)
             if not out[0]:
                 for b in done:  # compensate: the call is denied as a whole
-                    self._run(self._release, self._id_keys(reservation_id, b)[:1], [reservation_id])
+                    self._drop(reservation_id, b)
                 self._call(lambda: self._client.delete(loc))
                 return ReserveResult(False, denied=part[int(out[1]) - 1], denied_metric=_text(out[2]))
             done.append(budget)
-            for i, a in zip(idx, _amounts(out[3:]), strict=True):
+            for i, a in zip(idx, _figures(out[3:]), strict=True):
                 used[i] = a
-        return ReserveResult(True, used_after=tuple(used))
+        return ReserveResult(True, used=tuple(used))
 
     def _reserve_some(
         self,
@@ -247,6 +252,7 @@ class RedisLedger:
         keep_ms: int,
         budget: str | None,
     ) -> Any:
+        keys = self._counter_keys(counters)
         args: list[Any] = [
             rid,
             repr(now),
@@ -255,13 +261,16 @@ class RedisLedger:
             amount.tokens,
             amount.calls,
             keep_ms,
-            json.dumps([self._base(c) for c in counters]),
+            json.dumps(keys),
+            self._tag(budget) + ":res:",
         ]
         for c in counters:
             lim = c.limit
+            ttl = c.window.ttl()
             args += self._window_args(c, now)
             args += [_lim(lim.usd_nano), _lim(lim.tokens), _lim(lim.calls)]
-        return self._run(self._reserve, self._id_keys(rid, budget) + self._counter_keys(counters), args)
+            args.append(max(keep_ms, (int(math.ceil(ttl)) + KEEP_MARGIN_S) * 1000) if ttl else 0)
+        return self._run(self._reserve, self._id_keys(rid, budget) + keys, args)
 
     def settle(
         self, reservation_id: str, counters: Sequence[Counter], actual: Amount, *, now: float, reserved_at: float
@@ -279,38 +288,61 @@ class RedisLedger:
         held = self._call(lambda: self._client.get(loc))
         for budget in json.loads(held) if held else ():
             if budget not in seen:  # reserved on a budget this settle does not charge
-                self._run(self._release, self._id_keys(reservation_id, budget)[:1], [reservation_id])
+                self._drop(reservation_id, budget)
         self._call(lambda: self._client.delete(loc))
         return settled
 
     def _settle_some(
         self, rid: str, counters: Sequence[Counter], actual: Amount, now: float, reserved_at: float, budget: str | None
     ) -> bool:
-        args: list[Any] = [rid, repr(now), self.settled_ttl_s, actual.usd_nano, actual.tokens, actual.calls]
+        args: list[Any] = [
+            rid,
+            repr(now),
+            self.settled_ttl_s,
+            actual.usd_nano,
+            actual.tokens,
+            actual.calls,
+            self._tag(budget) + ":res:",
+        ]
         for c in counters:
-            ttl = c.window.ttl()
-            args += [current_slot(c.window, reserved_at), int(math.ceil(ttl)) + KEEP_MARGIN_S if ttl else 0]
+            window = c.window
+            ttl = window.ttl()
+            args += [
+                current_slot(window, reserved_at),
+                "r" if window.kind == "rolling" else "c",
+                int(math.ceil(ttl)) + KEEP_MARGIN_S if ttl else 0,
+            ]
         return bool(self._run(self._settle, self._id_keys(rid, budget) + self._counter_keys(counters), args))
+
+    def _drop(self, rid: str, budget: str | None) -> bool:
+        """Give back the reservation ``rid`` holds on ``budget`` (all of it on a single primary)."""
+        res, _, leases = self._id_keys(rid, budget)
+        return bool(self._run(self._release, [res, leases], [rid]))
 
     def release(self, reservation_id: str, *, now: float) -> bool:
         if not self._clustered():
-            return bool(self._run(self._release, self._id_keys(reservation_id)[:1], [reservation_id]))
+            return self._drop(reservation_id, None)
         loc = self._locator(reservation_id)
         held = self._call(lambda: self._client.get(loc))
         if not held:
             return False
         dropped = False
         for budget in json.loads(held):
-            dropped = (
-                bool(self._run(self._release, self._id_keys(reservation_id, budget)[:1], [reservation_id])) or dropped
-            )
+            dropped = self._drop(reservation_id, budget) or dropped
         self._call(lambda: self._client.delete(loc))
         return dropped
 
     def usage(self, counter: Counter, *, now: float) -> Amount:
-        self._clustered()
-        out = self._run(self._usage, self._counter_keys([counter]), [repr(now)] + self._window_args(counter, now))
-        return Amount(int(out[0]), int(out[1]), int(out[2]))
+        return self._usage_of(counter, now)[0]
+
+    def _usage_of(self, counter: Counter, now: float) -> tuple[Amount, int]:
+        """What ``counter`` has used (settled in its window plus live reservations), and how many
+        reservations are live on it, expired leases given back first."""
+        budget = counter.budget_id if self._clustered() else None
+        keys = self._counter_keys([counter]) + self._id_keys("", budget)[2:]
+        args = [repr(now), *self._window_args(counter, now), self._tag(budget) + ":res:"]
+        out = self._run(self._usage, keys, args)
+        return Amount(int(out[0]), int(out[1]), int(out[2])), int(out[3])
 
     def claim(self, key: str, *, now: float, until: float) -> bool:
         ttl_ms = max(1, int((until - now) * 1000))
@@ -326,16 +358,14 @@ class RedisLedger:
         head = f"{{{self.prefix}:{budget_id}}}:c:"
         pattern = head.replace("[", "\\[").replace("*", "\\*").replace("?", "\\?") + "*"
         found = self._call(lambda: [_text(k) for k in self._client.scan_iter(match=pattern, count=1000)])
-        keys = {k[len(head) : -2] for k in found if k.endswith((":s", ":z"))}
+        keys = {k[len(head) : -2] for k in found if k.endswith(":v")}
         return sorted(k for k in keys if k.partition("|")[0] == budget_id)
 
     def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]:
-        self.usage(counter, now=now)  # reclaims expired leases first
-        base = self._base(counter)
-        n = self._call(lambda: self._client.zcount(base + ":z", f"({now}", "+inf"))
-        held = self._call(lambda: self._client.hgetall(base + ":i"))
-        vals = {_text(k): int(v) for k, v in held.items()}
-        return int(n), Amount(vals.get("u", 0), vals.get("t", 0), vals.get("c", 0))
+        _, n = self._usage_of(counter, now)  # gives back expired leases first
+        held = self._call(lambda: self._client.hmget(self._base(counter) + ":v", "iu", "it", "ic"))
+        usd, tokens, calls = (int(v or 0) for v in held)
+        return n, Amount(usd, tokens, calls)
 
     def _adjustments_key(self) -> str:
         """One HASH, id -> the record as JSON: the operators' adjustments (never rewritten: the audit trail)."""
@@ -379,6 +409,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _amounts(flat: Sequence[Any]) -> tuple[Amount, ...]:
+def _figures(flat: Sequence[Any]) -> tuple[tuple[int, int, int], ...]:
     vals = [int(v) for v in flat]
-    return tuple(Amount(vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3))
+    return tuple((vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3))

@@ -31,10 +31,15 @@ kind: Policy
 metadata: {name: coding-agents-proxy}
 models:
   prices:
+    claude-opus-4-1: {input_per_mtok: 15, output_per_mtok: 75, cache_read_per_mtok: 1.5}
+    claude-opus-4-8: {input_per_mtok: 5, output_per_mtok: 25, cache_read_per_mtok: 0.5}
     claude-sonnet-4-5: {input_per_mtok: 3, output_per_mtok: 15, cache_read_per_mtok: 0.3}
     claude-sonnet-4-5-20250929: {input_per_mtok: 3, output_per_mtok: 15}
 budgets:
-  - {id: session-calls, scope: run, match: {model: [claude-sonnet-4-5, gpt-4o]}, limit: {calls: 1}}
+  - id: session-calls
+    scope: run
+    match: {model: [claude-opus-4-1, claude-opus-4-8, claude-sonnet-4-5, gpt-4o]}
+    limit: {calls: 1}
   - id: developer-daily
     scope: user
     match: {model: claude-sonnet-4-5-20250929}
@@ -45,6 +50,10 @@ budgets:
 
 CONFIG = """\
 model_list:
+  - model_name: claude-opus-4-1
+    litellm_params: {{model: anthropic/claude-opus-4-1, api_key: sk-fake, api_base: '{up}'}}
+  - model_name: claude-opus-4-8
+    litellm_params: {{model: anthropic/claude-opus-4-8, api_key: sk-fake, api_base: '{up}'}}
   - model_name: claude-sonnet-4-5
     litellm_params: {{model: anthropic/claude-sonnet-4-5, api_key: sk-fake, api_base: '{up}'}}
   - model_name: claude-sonnet-4-5-20250929
@@ -115,13 +124,17 @@ def _session_requests(env: Env, route: str, header: str, value: str) -> list[Rec
     return [r for r in env.upstream.requests_to(route) if r.headers.get(header) == value]
 
 
-def test_claude_code_session_is_refused_its_second_call_and_stops_with_the_reason(env: Env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["claude-opus-4-1", "claude-sonnet-4-5"])
+def test_claude_code_session_is_refused_its_second_call_and_stops_with_the_reason(
+    env: Env, tmp_path: Path, model: str
+) -> None:
     project = tmp_path / "proj"
     project.mkdir()
     before = len(env.upstream.requests_to("messages"))
     run = run_claude(
         "say hi with bash",
         cwd=project,
+        model=model,
         env=claude_env(tmp_path / "home", env.proxy.base_url, ANTHROPIC_API_KEY=MASTER_KEY),
         timeout=60,
     )
@@ -130,6 +143,10 @@ def test_claude_code_session_is_refused_its_second_call_and_stops_with_the_reaso
     assert run.seconds < 30
     out = run.stdout + run.stderr
     assert "session-calls" in out, out[-3000:]
+    if "opus" in model:
+        # Claude Code sends Opus models a system message between turns (the reader once refused it)
+        assert served[0].body["model"].startswith("claude-opus-")
+        assert any(m.get("role") == "system" for m in served[0].body["messages"]), served[0].body["messages"]
 
 
 def test_codex_session_is_refused_its_second_call_and_stops_with_the_reason(env: Env, tmp_path: Path) -> None:

@@ -257,7 +257,7 @@ def test_completions_and_embeddings_read_prompts_and_token_ids() -> None:
         ("chat", {"messages": [{"role": "user", "content": "x"}]}, "'model'"),
         ("chat", {"model": "gpt-4o", "messages": "hi"}, "must be a list"),
         ("responses", {"model": "gpt-4o", "input": []}, "'input' is empty"),
-        ("responses", {"model": "gpt-4o", "input": [{"type": "mystery"}]}, "'input[0]' has an unknown type"),
+        ("responses", {"model": "gpt-4o", "input": [{"content": "x"}]}, "'input[0]' has no type"),
         ("messages", {"model": "c", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}, "messages[0]"),
         (
             "messages",

@@ -1,12 +1,31 @@
-"""Governed streams of every API: Responses events, Anthropic Messages events, completions chunks.
+"""Governed streams of every API: one tally-driven wrapper, sync and async, and a reader per event format.
 
-:class:`StreamTally` watches a stream whatever its API (objects, dicts or raw
-SSE bytes): the text streamed so far and the usage report of the final event
-(``response.completed``'s ``response.usage``; Anthropic's ``message_start``
-input and ``message_delta`` cumulative output; a chat/completions usage chunk).
-The wrappers pass every event through and record the call exactly once: from
-the final usage when the stream completes, from what was streamed (an estimate,
-never zero) when it is closed early, fails or is abandoned by the client.
+:class:`StreamTally` watches a stream whatever its API and form (SDK objects,
+dicts, or raw SSE bytes/lines), reading each event with its format's reader:
+
+- chat / completions chunks (``choices``): content, tool-call arguments and
+  completion text streamed; the final usage chunk
+  (``stream_options={"include_usage": True}``, which :func:`with_usage_option`
+  asks for) with its service tier;
+- Anthropic Messages events: ``content_block_delta`` text, JSON and thinking;
+  ``message_start``'s input and cache counts, ``message_delta``'s cumulative
+  output (the last word);
+- Responses events: ``*.delta`` text; ``response.completed``'s
+  ``response.usage``.
+
+:class:`GovernedStream` / :class:`AsyncGovernedStream` pass every event
+through and record the call exactly once: from the final usage when the stream
+completes, from what was streamed (an estimate, never zero) when it is closed
+early, fails, or is abandoned (garbage-collected, sync streams). With
+``stop_at_cap`` they stop a stream whose counted output passes the call's cap
+before its usage report came, raising :class:`governor.errors.CostCapExceeded`
+after recording what was streamed. A usage-only chunk the caller did not ask for
+(``show_usage_chunk=False``) is recorded and not passed on, so a loop over
+``chunk.choices[0]`` keeps working.
+
+:class:`GovernedStreamManager` / :class:`AsyncGovernedStreamManager` govern the
+SDKs' helper streams (``responses.stream``, ``messages.stream``,
+``chat.completions.stream``) the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +37,20 @@ from typing import Any
 
 from governor.decision import Decision
 from governor.integrations._common import aclose_stream, stream_cap_error
-from governor.integrations.usage import Usage, from_anthropic_usage, from_any_usage
+from governor.integrations.usage import Usage, from_anthropic_usage, from_any_usage, from_chat_usage
+
+
+def asked_for_usage(kwargs: Mapping[str, Any]) -> bool:
+    """Whether the caller asked for the usage chunk themselves (else the wrapper hides it from them)."""
+    return bool((kwargs.get("stream_options") or {}).get("include_usage"))
+
+
+def with_usage_option(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Ask the provider for a final usage chunk, keeping the caller's other stream options."""
+    options = dict(kwargs.get("stream_options") or {})
+    options.setdefault("include_usage", True)
+    kwargs["stream_options"] = options
+    return kwargs
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -41,6 +73,7 @@ class StreamTally:
         self._anthropic_input: Any = None  # message_start's usage (input and cache counts)
 
     def feed(self, item: Any) -> None:
+        """Read one event: an SDK object or dict, or raw SSE text (bytes or str, whole ``data:`` lines)."""
         if isinstance(item, (bytes, str)):
             text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
             for line in text.splitlines():
@@ -53,41 +86,60 @@ class StreamTally:
         self._event(item)
 
     def _event(self, event: Any) -> None:
+        if _get(event, "choices") is not None or _get(event, "object") == "chat.completion.chunk":
+            self._chunk(event)
+            return
         kind = _get(event, "type")
-        for choice in _get(event, "choices") or ():
+        if kind in ("message_start", "message_delta", "content_block_delta"):
+            self._anthropic(kind, event)
+            return
+        self._responses(event)
+
+    def _found(self, found: Usage | None) -> None:
+        if found is not None and (found.input_tokens or found.output_tokens):
+            self.reported, self.final = found, True
+
+    # -- the readers, one per event format ---------------------------------------------------------
+
+    def _chunk(self, chunk: Any) -> None:
+        """A chat or completions chunk: its deltas, and the usage of the final chunk."""
+        for choice in _get(chunk, "choices") or ():
             delta = _get(choice, "delta")
             self.chars += len(_get(delta, "content") or "") + len(_get(choice, "text") or "")
             for call in _get(delta, "tool_calls") or ():
                 self.chars += len(_get(_get(call, "function"), "arguments") or "")
-        delta = _get(event, "delta")
-        if isinstance(delta, str):  # Responses *.delta events
-            self.chars += len(delta)
-        elif delta is not None and kind == "content_block_delta":
+        usage = _get(chunk, "usage")
+        if usage is not None:
+            self._found(from_chat_usage(usage, service_tier=_get(chunk, "service_tier")))
+
+    def _anthropic(self, kind: str, event: Any) -> None:
+        """An Anthropic Messages event: deltas; message_start's input, message_delta's cumulative counts."""
+        if kind == "content_block_delta":
+            delta = _get(event, "delta")
             self.chars += len(_get(delta, "text") or _get(delta, "partial_json") or _get(delta, "thinking") or "")
-        if kind == "message_start":
+        elif kind == "message_start":
             self._anthropic_input = _get(_get(event, "message"), "usage")
             self.reported = from_anthropic_usage(self._anthropic_input)
-            return
-        if kind == "message_delta":
-            self._anthropic_delta(_get(event, "usage"))
+        else:  # message_delta: counts are cumulative; input counts come from message_start unless repeated
+            merged: dict[str, Any] = {}
+            for source in (self._anthropic_input, _get(event, "usage")):
+                if source is None:
+                    continue
+                plain = source if isinstance(source, Mapping) else getattr(source, "__dict__", {})
+                merged.update({k: v for k, v in plain.items() if v is not None})
+            found = from_anthropic_usage(merged)
+            if found is not None:
+                self.reported = found
             self.final = True
-            return
-        usage = _get(event, "usage") or _get(_get(event, "response"), "usage")
-        found = from_any_usage(usage) if usage is not None else None
-        if found is not None and (found.input_tokens or found.output_tokens):
-            self.reported, self.final = found, True
 
-    def _anthropic_delta(self, usage: Any) -> None:
-        """message_delta's counts are cumulative; input counts come from message_start unless repeated."""
-        merged: dict[str, Any] = {}
-        for source in (self._anthropic_input, usage):
-            if source is None:
-                continue
-            plain = source if isinstance(source, Mapping) else getattr(source, "__dict__", {})
-            merged.update({k: v for k, v in plain.items() if v is not None})
-        found = from_anthropic_usage(merged)
-        if found is not None:
-            self.reported = found
+    def _responses(self, event: Any) -> None:
+        """A Responses event (or any other): ``*.delta`` text, and the usage it carries."""
+        delta = _get(event, "delta")
+        if isinstance(delta, str):
+            self.chars += len(delta)
+        usage = _get(event, "usage") or _get(_get(event, "response"), "usage")
+        if usage is not None:
+            self._found(from_any_usage(usage))
 
     @property
     def tokens(self) -> int:
@@ -105,14 +157,20 @@ class StreamTally:
 
 
 class _Settle:
-    """The state a sync and an async wrapper share: tally, cap, and record-once."""
+    """What a sync and an async wrapper share: the tally, the cap, which events are hidden, record-once."""
 
-    def __init__(self, governor: Any, decision: Decision, stop_at_cap: bool) -> None:
+    def __init__(self, governor: Any, decision: Decision, stop_at_cap: bool, show_usage_chunk: bool = True) -> None:
         self.gov = governor
         self.decision = decision
         self.tally = StreamTally()
         self.cap = decision.max_tokens if stop_at_cap else None
+        self.show_usage_chunk = show_usage_chunk
         self.done = False
+
+    def observe(self, event: Any) -> bool:
+        """Tally one event; whether it goes on to the caller (a usage-only chunk they did not ask for: not)."""
+        self.tally.feed(event)
+        return self.show_usage_chunk or bool(_get(event, "choices")) or _get(event, "usage") is None
 
     def over_cap(self) -> bool:
         return self.cap is not None and not self.tally.final and self.tally.tokens > self.cap
@@ -120,37 +178,54 @@ class _Settle:
     def cap_error(self) -> Exception:
         return stream_cap_error(self.decision, self.cap or 0, self.tally.tokens)
 
+    def take(self) -> bool:
+        """True once: the caller records now."""
+        if self.done:
+            return False
+        self.done = True
+        return True
+
     def kwargs(self, final: Usage | None = None) -> dict[str, int]:
         return (final or self.tally.usage(self.decision.input_tokens)).as_kwargs()
 
 
-class GovernedEventStream:
-    """A sync stream of events (``stream=True``): iterate it as the SDK's own; records at its end."""
+class GovernedStream:
+    """A sync stream (``stream=True``) of any API: iterate it as the SDK's own; records at its end."""
 
-    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        governor: Any,
+        decision: Decision,
+        *,
+        stop_at_cap: bool = False,
+        show_usage_chunk: bool = True,
+    ) -> None:
         self._stream = stream
-        self._s = _Settle(governor, decision, stop_at_cap)
+        self._s = _Settle(governor, decision, stop_at_cap, show_usage_chunk)
         self.decision = decision
 
     def __iter__(self) -> Iterator[Any]:
         return self
 
     def __next__(self) -> Any:
-        try:
-            event = next(self._stream)
-        except StopIteration:
-            self._finish(None)
-            raise
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        self._s.tally.feed(event)
-        if self._s.over_cap():
-            error = self._s.cap_error()
-            self._close_inner()
-            self._finish(error)
-            raise error
-        return event
+        while True:
+            try:
+                event = next(self._stream)
+            except StopIteration:
+                self._finish(None)
+                raise
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+            shown = self._s.observe(event)
+            if self._s.over_cap():
+                error = self._s.cap_error()
+                self._close_inner()
+                self._finish(error)
+                raise error
+            if shown:
+                return event
 
     def _close_inner(self) -> None:
         close = getattr(self._stream, "close", None)
@@ -158,8 +233,7 @@ class GovernedEventStream:
             close()
 
     def _finish(self, error: BaseException | None) -> None:
-        if not self._s.done:
-            self._s.done = True
+        if self._s.take():
             self._s.gov.record(self.decision, **self._s.kwargs(), error=error)
 
     def close(self) -> None:
@@ -167,7 +241,7 @@ class GovernedEventStream:
         self._close_inner()
         self._finish(None)
 
-    def __enter__(self) -> GovernedEventStream:
+    def __enter__(self) -> GovernedStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -185,50 +259,58 @@ class GovernedEventStream:
         return getattr(self._stream, name)
 
 
-class AsyncGovernedEventStream:
-    """An async stream of events (``stream=True``); records at its end, close or error."""
+class AsyncGovernedStream:
+    """An async stream (``stream=True``) of any API; records at its end, close or error."""
 
-    def __init__(self, stream: Any, governor: Any, decision: Decision, *, stop_at_cap: bool = False) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        governor: Any,
+        decision: Decision,
+        *,
+        stop_at_cap: bool = False,
+        show_usage_chunk: bool = True,
+    ) -> None:
+        if not hasattr(stream, "__anext__") and hasattr(stream, "__aiter__"):
+            stream = stream.__aiter__()
         self._stream = stream
-        self._s = _Settle(governor, decision, stop_at_cap)
+        self._s = _Settle(governor, decision, stop_at_cap, show_usage_chunk)
         self.decision = decision
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
 
     async def __anext__(self) -> Any:
-        try:
-            event = await self._stream.__anext__()
-        except StopAsyncIteration:
-            await self._finish(None)
-            raise
-        except BaseException as exc:
-            await self._finish(exc)
-            raise
-        self._s.tally.feed(event)
-        if self._s.over_cap():
-            error = self._s.cap_error()
-            await self._close_inner()
-            await self._finish(error)
-            raise error
-        return event
-
-    async def _close_inner(self) -> None:
-        await aclose_stream(self._stream)
+        while True:
+            try:
+                event = await self._stream.__anext__()
+            except StopAsyncIteration:
+                await self._finish(None)
+                raise
+            except BaseException as exc:
+                await self._finish(exc)
+                raise
+            shown = self._s.observe(event)
+            if self._s.over_cap():
+                error = self._s.cap_error()
+                await aclose_stream(self._stream)
+                await self._finish(error)
+                raise error
+            if shown:
+                return event
 
     async def _finish(self, error: BaseException | None) -> None:
-        if not self._s.done:
-            self._s.done = True
+        if self._s.take():
             await self._s.gov.arecord(self.decision, **self._s.kwargs(), error=error)
 
     async def aclose(self) -> None:
         """Stop early: what was streamed so far is recorded."""
-        await self._close_inner()
+        await aclose_stream(self._stream)
         await self._finish(None)
 
     close = aclose
 
-    async def __aenter__(self) -> AsyncGovernedEventStream:
+    async def __aenter__(self) -> AsyncGovernedStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -240,16 +322,23 @@ class AsyncGovernedEventStream:
         return getattr(self._stream, name)
 
 
+# --- the SDKs' helper streams ------------------------------------------------------------------------
+
+
 def _final_usage(inner: Any) -> Usage | None:
-    """The usage of a helper stream (``responses.stream`` / ``messages.stream``) that got that far."""
-    try:
-        snapshot = getattr(inner, "current_message_snapshot", None)  # anthropic MessageStream
-    except Exception:  # noqa: BLE001 - no event yet
-        snapshot = None
-    if snapshot is not None:
-        found = from_anthropic_usage(_get(snapshot, "usage"))
-        if found is not None and found.input_tokens:
-            return found
+    """The usage of a helper stream (``responses.stream`` / ``messages.stream`` / ``chat.completions.stream``)
+    that got that far."""
+    for name, read in (
+        ("current_message_snapshot", from_anthropic_usage),  # anthropic MessageStream
+        ("current_completion_snapshot", from_any_usage),  # openai ChatCompletionStream
+    ):
+        try:
+            snapshot = getattr(inner, name, None)
+        except Exception:  # noqa: BLE001 - no event yet
+            snapshot = None
+        if snapshot is not None:
+            found = read(_get(snapshot, "usage"))
+            return found if found is not None and found.input_tokens else None
     final = getattr(inner, "get_final_response", None)  # openai ResponseStream
     if final is not None:
         try:
@@ -288,7 +377,8 @@ class _HelperStream:
 
 
 class GovernedStreamManager:
-    """``responses.stream(...)`` / ``messages.stream(...)`` governed: a context manager like the SDK's."""
+    """A helper stream (``responses.stream(...)``, ``messages.stream(...)``) governed: a context manager like
+    the SDK's."""
 
     def __init__(self, manager: Any, governor: Any, decision: Decision) -> None:
         self._manager = manager
@@ -311,14 +401,13 @@ class GovernedStreamManager:
             self._finish(exc)
 
     def _finish(self, error: BaseException | None) -> None:
-        if not self._s.done:
-            self._s.done = True
+        if self._s.take():
             final = _final_usage(self._inner) if self._inner is not None else None
             self._s.gov.record(self._s.decision, **self._s.kwargs(final), error=error)
 
 
 class AsyncGovernedStreamManager:
-    """The async ``responses.stream(...)`` / ``messages.stream(...)`` governed: checked on ``async with``.
+    """The async helper stream governed: checked on ``async with``.
 
     ``start`` is a coroutine function returning ``(decision, the SDK's manager)``; a block raises from it.
     """
@@ -349,16 +438,17 @@ class AsyncGovernedStreamManager:
 
     async def _finish(self, error: BaseException | None) -> None:
         s = self._s
-        if s is not None and not s.done:
-            s.done = True
+        if s is not None and s.take():
             final = _final_usage(self._inner) if self._inner is not None else None
             await s.gov.arecord(s.decision, **s.kwargs(final), error=error)
 
 
 __all__ = [
-    "AsyncGovernedEventStream",
+    "AsyncGovernedStream",
     "AsyncGovernedStreamManager",
-    "GovernedEventStream",
+    "GovernedStream",
     "GovernedStreamManager",
     "StreamTally",
+    "asked_for_usage",
+    "with_usage_option",
 ]
