@@ -77,6 +77,9 @@ class Decision:
     """The route's fallback models, in order, for the caller to try when the model fails."""
     blocked_by: str | None = None
     """The id of the rule that blocked the call; None unless ``verdict == "block"``."""
+    adjustments: tuple[str, ...] = ()
+    """The ids of the operators' adjustments (``governor budget raise|reset``, ``governor run resume``) without
+    which this call would have been refused; empty when none changed the outcome."""
 
     @property
     def blocked(self) -> bool:

@@ -123,6 +123,11 @@ class LedgerError(GovernorError):
     """The budget store is unavailable or answered something it should not."""
 
 
+class OperatorError(GovernorError, ValueError):
+    """An operator action that cannot be done as asked (``governor budget raise|reset``, ``governor run
+    resume``): an unknown budget, a scope of the wrong kind, a raise that would lower a limit."""
+
+
 class CallBlocked(GovernorError):
     """A call was blocked by the policy. ``decision`` says which rule and why."""
 

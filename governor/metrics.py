@@ -240,7 +240,11 @@ class GovernorMetrics:
 
     def on_record(self, r: Recorded, gov: Governor | None) -> None:
         d = r.decision
-        base = self._attrs(d, verdict=d.verdict)
+        if r.observed:  # accounted after the fact (a coding-agent hook): never checked, so counted here
+            self.calls.add(1, self._attrs(d, verdict="observed", rule="none"))
+            base = self._attrs(d, verdict="observed")
+        else:
+            base = self._attrs(d, verdict=d.verdict)
         if r.cost_usd is None:
             self.unpriced.add(1, base)
         else:

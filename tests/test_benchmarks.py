@@ -28,6 +28,7 @@ RUNS = {
     "bench_pricing.py": (["--quick"], "PriceTable.cost (engine: Governor.record)"),
     "bench_operations.py": (["--quick"], "metrics add"),
     "bench_suggest.py": (["--quick"], "faster than the separate replays"),
+    "bench_adjustments.py": (["--quick"], "a refusal looks for adjustments"),
 }
 
 

@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "reconcile": "governor.cli.reconcile",
     "outcomes": "governor.cli.outcomes",
     "status": "governor.cli.status",
+    "budget": "governor.cli.adjust",
+    "run": "governor.cli.adjust",  # the same module registers both
     "hook": "governor.cli.hook",
 }
 
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="governor", description="Policy-as-code budget governor for LLM calls.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMANDS.values():
+    for module_name in dict.fromkeys(COMMANDS.values()):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

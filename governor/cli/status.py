@@ -1,4 +1,5 @@
-"""``governor status POLICY``: every budget scope in the policy's ledger, once or live (``--watch``)."""
+"""``governor status POLICY``: every budget scope in the policy's ledger (or, ``--trace``, in what a governor's
+trace says), once or live (``--watch``)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,19 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "status",
         help="spend, limit, remaining and reservations of every budget scope in the ledger",
-        description="Read the policy's ledger (SQLite or Redis) and show every budget scope.",
+        description="Read the policy's ledger (SQLite or Redis) and show every budget scope. A memory ledger "
+        "lives in its process: read the governor's trace (record_to=) or JSON decision log with --trace.",
     )
     p.add_argument("policy", help="the policy file (its ledger: section names the store)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--log", metavar="FILE", help="a decision log (JSONL): also list the runs a stop condition stopped")
+    p.add_argument(
+        "--trace",
+        metavar="FILE",
+        action="append",
+        help="read budgets from a governor trace (record_to=) or JSON decision log instead of the ledger: "
+        "how a memory ledger is seen from outside (repeatable; --watch re-reads it)",
+    )
     p.add_argument(
         "--watch",
         nargs="?",
@@ -60,6 +69,7 @@ def render_text(data: dict[str, Any]) -> str:
     rows = []
     for s in data["scopes"]:
         ns = SimpleNamespace(**s)
+        raised = "*" if ns.adjustments else ""
         spend = (
             _money(ns.spend_usd)
             if ns.limit_usd is not None or not (ns.limit_tokens or ns.limit_calls)
@@ -70,7 +80,7 @@ def render_text(data: dict[str, Any]) -> str:
                 ns.budget,
                 ns.scope,
                 spend,
-                _limit(ns),
+                _limit(ns) + raised,
                 _money(ns.remaining_usd),
                 f"{ns.utilization:.0%}",
                 f"{ns.in_flight} ({_money(ns.in_flight_usd)})" if ns.in_flight else "0",
@@ -86,16 +96,43 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append("")
         lines.append("stopped runs:")
         for r in data["stopped_runs"]:
-            lines.append(f"  {r['run_id']}  {r['stop']}  {_when(r['ts'])}  {r['reason']}")
+            resumed = f"  (resumed by {r['resumed_by']})" if r.get("resumed_by") else ""
+            lines.append(f"  {r['run_id']}  {r['stop']}  {_when(r['ts'])}  {r['reason']}{resumed}")
+    if data.get("adjustments"):
+        from governor.engine.adjust import describe
+        from governor.ledger.base import Adjustment
+
+        lines.append("")
+        lines.append("adjustments in force (governor budget raise|reset, governor run resume):")
+        for doc in data["adjustments"]:
+            a = Adjustment.from_dict(doc)
+            lines.append(f"  {_when(a.at)}  {describe(a)}  (until {_when(a.until)})")
     return "\n".join(lines)
 
 
-def snapshot(policy: Any, ledger: Any, log: str | None) -> dict[str, Any]:
-    from governor.status import as_json, budget_status, read_log, stopped_runs
+def snapshot(policy: Any, ledger: Any, log: str | None, traces: list[str] | None = None) -> dict[str, Any]:
+    from governor.status import as_json, budget_status, ledger_from_trace, read_log, read_trace, stopped_runs
 
     now = time.time()
-    stopped = stopped_runs(read_log(log)) if log else []
-    return as_json(budget_status(policy, ledger, now=now), stopped, policy, now)
+    records: list[dict[str, Any]] = []
+    where = None
+    if traces:
+        problems: list[str] = []
+        for path in traces:
+            found, bad = read_trace(path)
+            records += found
+            problems += bad
+        ledger = ledger_from_trace(policy, records, problems=problems)
+        for problem in problems[:20]:
+            print(f"governor status: {problem}", file=sys.stderr)
+        if len(problems) > 20:
+            print(f"governor status: ... and {len(problems) - 20} more lines skipped", file=sys.stderr)
+        where = f"memory (from the trace {', '.join(traces)})"
+    adjustments = ledger.adjustments(now=now)
+    if log:
+        records += read_log(log)
+    stopped = stopped_runs(records, adjustments) if records else []
+    return as_json(budget_status(policy, ledger, now=now), stopped, policy, now, adjustments, where)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,23 +148,32 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"governor status: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if policy.ledger.type == "memory":
+    for path in args.trace or ():
+        if not os.path.isfile(path):
+            print(f"governor status: --trace {path}: no such file", file=sys.stderr)
+            return EXIT_USAGE
+    ledger: Any = None
+    if args.trace:
+        pass  # read from the trace on every snapshot
+    elif policy.ledger.type == "memory":
         print(
             f"governor status: {args.policy}: the policy's ledger is memory (each process's own): nothing to "
-            "read from outside; name a sqlite or redis ledger to share and inspect budgets",
+            "read from outside; pass the governor's trace (record_to=) or decision log with --trace FILE, or "
+            "name a sqlite or redis ledger to share and inspect budgets",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        ledger = open_ledger(policy.ledger, base_dir=os.path.dirname(os.path.abspath(args.policy)))
-    except LedgerError as exc:
-        print(f"governor status: {exc}", file=sys.stderr)
-        return EXIT_FINDINGS
+    else:
+        try:
+            ledger = open_ledger(policy.ledger, base_dir=os.path.dirname(os.path.abspath(args.policy)))
+        except LedgerError as exc:
+            print(f"governor status: {exc}", file=sys.stderr)
+            return EXIT_FINDINGS
     try:
         while True:
             try:
-                data = snapshot(policy, ledger, args.log)
-            except LedgerError as exc:
+                data = snapshot(policy, ledger, args.log, args.trace)
+            except (LedgerError, OSError) as exc:
                 print(f"governor status: {exc}", file=sys.stderr)
                 if not args.watch:
                     return EXIT_FINDINGS
@@ -143,4 +189,5 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
-        ledger.close()
+        if ledger is not None:
+            ledger.close()

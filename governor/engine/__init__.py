@@ -24,11 +24,14 @@ The decision: one pipeline, the only place a decision is made
                  protocol only), 6. soft thresholds (warn / downgrade).
     work         :class:`Work`: the mutable scratch of one check while the stages run.
     runstate     per-run state (calls, errors, cost, fingerprints) for stop conditions.
+    adjust       operators' raises, resets and resumes (ledger records), read when stage 1 or 5
+                 would refuse a call.
 
 After the decision
     pending      allowed calls awaiting ``record()`` (what they were decided with).
     settle_queue settlements the store refused while down, retried later.
     stats        running totals by run / user / team / model.
+    observed     calls made without a check (a coding-agent hook), accounted after the fact.
     decision_log the JSON decision log and ``record_to`` traces (trace_recorder).
     reload       loading a changed policy with errors logged; the file watcher.
 

@@ -12,6 +12,9 @@
   with a warning (USD unknown, tokens and calls still counted); otherwise the
   call is blocked with a reason that says how to add a price. Never $0.
 * Store errors (:class:`LedgerError`) follow the budgets' ``on_error``.
+* A denied reservation is tried once more with the operators' raises and
+  resets in force for its counters (:mod:`governor.engine.adjust`); the
+  decision names those that admitted it.
 """
 
 from __future__ import annotations
@@ -20,13 +23,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from governor.engine.adjust import describe, widened
 from governor.engine.caps import call_stage, context_stage
 from governor.engine.compiled import CompiledBudget, CompiledPolicy, View
 from governor.engine.match import CallContext
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
 from governor.errors import LedgerError
-from governor.ledger.base import MAX_QUANTITY, Amount, Counter, Ledger, nano_to_usd, usd_to_nano
+from governor.ledger.base import (
+    MAX_QUANTITY,
+    Adjustment,
+    Amount,
+    Counter,
+    Ledger,
+    Limit,
+    ReserveResult,
+    nano_to_usd,
+    usd_to_nano,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,6 +206,7 @@ def budget_stage(
     audit_counters, audit_owners = plan.audit_counters, plan.audit_owners
 
     reserved = False
+    adjusted = None  # (counters, adjustments, result) when a denial was looked at again with adjustments
     if counters:
         try:
             result = ledger.reserve(decision_id, counters, amount, now=now, lease_s=cp.lease_s)
@@ -204,16 +219,23 @@ def budget_stage(
             w.warnings.append(f"budget store is down ({exc}); budgets {ids} fail open: call not counted")
             counters, owners = (), ()
         else:
+            if not result.ok:  # an operator may have raised or reset a denying budget: look once, in the ledger
+                adjusted = _with_adjustments(ledger, decision_id, counters, amount, now, cp.lease_s)
+                if adjusted is not None:
+                    counters, applied, result = adjusted
+                    if result.ok:
+                        w.adjustments += applied
+                        w.warnings += [f"admitted by adjustment {describe(a)}" for a in applied]
             if not result.ok:
                 b = owners[counters.index(result.denied)] if result.denied in counters else owners[0]
                 w.block(b.id, "budget", _denied_text(b, result.denied, result.denied_metric, amount, ledger, now))
                 return w, None
             reserved = True
             for i, b, at in plan.soft:
-                frac = b.limit.fraction(result.used_by(i))
+                frac = counters[i].limit.fraction(result.used_by(i))  # the budget's limit, widened by adjustments
                 if frac >= at:
                     soft_hits.append((b, frac))
-        if reserved and not (soft_hits or audit_counters):  # the usual case: granted, nothing to say
+        if reserved and adjusted is None and not (soft_hits or audit_counters):  # the usual case: nothing to say
             return w, plan.granted
 
     for c, b in zip(audit_counters, audit_owners, strict=True):
@@ -246,6 +268,22 @@ def budget_stage(
         seen.add(b.id)
         w = _soft(cp, w, b, frac, ctx, metadata, fp, tokens, usd_nano)
     return w, reservation
+
+
+def _with_adjustments(
+    ledger: Ledger, decision_id: str, counters: tuple[Counter, ...], amount: Amount, now: float, lease_s: float
+) -> tuple[tuple[Counter, ...], tuple[Adjustment, ...], ReserveResult] | None:
+    """A denied reservation tried once more on the counters widened by the raises and resets in force for
+    them (:mod:`governor.engine.adjust`): (the counters, the adjustments, the result); None when none applies."""
+    found = widened(ledger, counters, now)
+    if found is None:
+        return None
+    wider, applied = found
+    try:
+        result = ledger.reserve(decision_id, wider, amount, now=now, lease_s=lease_s)
+    except LedgerError:
+        return None
+    return wider, applied, result
 
 
 def _unpriced(cp: CompiledPolicy, w: Work, budgets: Sequence[CompiledBudget]) -> bool:
@@ -322,9 +360,13 @@ def _scope_value(c: Counter) -> str:
 
 
 def _limit_text(b: CompiledBudget, metric: str) -> str:
+    return _limit_value(b.limit, metric)
+
+
+def _limit_value(limit: Limit, metric: str) -> str:
     if metric == "usd":
-        return f"${nano_to_usd(b.limit.usd_nano or 0):.4f}"
-    return str(b.limit.tokens if metric == "tokens" else b.limit.calls)
+        return f"${nano_to_usd(limit.usd_nano or 0):.4f}"
+    return str(limit.tokens if metric == "tokens" else limit.calls)
 
 
 def _amount_text(a: Amount, metric: str) -> str:
@@ -345,7 +387,10 @@ def _denied_text(
         except LedgerError:
             pass
     where = _scope_value(c) if c is not None else b.scope
+    limit = _limit_text(b, metric)
+    if c is not None and c.limit != b.limit:
+        limit = f"{_limit_value(c.limit, metric)} (the policy's {limit}, raised by operators' adjustments)"
     return (
         f"budget {b.id} ({where}, {b.window.describe()}): {used}this call's worst case {_amount_text(amount, metric)} "
-        f"would exceed the {metric} limit {_limit_text(b, metric)}"
+        f"would exceed the {metric} limit {limit}"
     )

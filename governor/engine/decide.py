@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from governor.decision import Decision, Verdict
+from governor.engine.adjust import describe, resume_runs
 from governor.engine.budgets import Reservation, budget_stage
 from governor.engine.caps import call_stage, context_stage
 from governor.engine.compiled import CompiledPolicy
@@ -32,7 +33,7 @@ from governor.engine.runstate import RunState, RunStates
 from governor.engine.stops import Admission, note_tails, stop_stage, unadmit
 from governor.engine.tokens import TokenCounter
 from governor.engine.work import Work
-from governor.ledger.base import Ledger
+from governor.ledger.base import Adjustment, Ledger
 
 
 @dataclass(slots=True, kw_only=True)
@@ -75,6 +76,8 @@ class Checked:
     """What was reserved on the budgets (None: a block, or no budget matched)."""
     runs: Sequence[RunState]
     """The states of the runs the call was admitted to (empty when blocked)."""
+    adjustments: tuple[Adjustment, ...] = ()
+    """The operators' adjustments that changed the outcome (what ``Decision.adjustments`` names)."""
 
 
 def decide(cp: CompiledPolicy, runs: RunStates, ledger: Ledger, tokens: TokenCounter, call: CallRequest) -> Checked:
@@ -88,6 +91,15 @@ def decide(cp: CompiledPolicy, runs: RunStates, ledger: Ledger, tokens: TokenCou
     admission: Admission | None = None
     if call.run_chain and cp.needs_runs:  # 1.
         admission = stop_stage(view, runs, call.run_chain, w, ctx, call.fingerprint, call.now, reads_runs=cp.reads_runs)
+        if w.block_kind == "stop":  # an operator may have resumed the run: look once, in the ledger
+            resumed = resume_runs(ledger, runs, call.run_chain, call.now)
+            if resumed:
+                w = Work(model, call.messages, call.max_tokens, call.input_tokens, call.estimated)
+                w.adjustments += resumed
+                w.warnings += [f"run resumed by adjustment {describe(a)}" for a in resumed]
+                admission = stop_stage(
+                    view, runs, call.run_chain, w, ctx, call.fingerprint, call.now, reads_runs=cp.reads_runs
+                )
 
     reservation = None
     if not w.blocked:
@@ -140,9 +152,10 @@ def decide(cp: CompiledPolicy, runs: RunStates, ledger: Ledger, tokens: TokenCou
         block_kind=w.block_kind,
         fallbacks=w.fallbacks,
         blocked_by=w.blocked_by,
+        adjustments=tuple(a.id for a in w.adjustments),
     )
     admitted: Sequence[RunState] = admission.states if admission is not None and not w.blocked else ()
-    return Checked(decision=decision, reservation=reservation, runs=admitted)
+    return Checked(decision=decision, reservation=reservation, runs=admitted, adjustments=tuple(w.adjustments))
 
 
 def _verdict(w: Work, requested: str) -> Verdict:

@@ -29,6 +29,7 @@ from typing import IO, Any
 from governor.decision import OUTCOMES, Decision
 from governor.engine.trace_recorder import TRACE_FORMAT, MessagesDigest, TraceRecorder, dumps, jsonable
 from governor.errors import GovernorError
+from governor.ledger.base import Adjustment
 from governor.redact import scrub
 
 __all__ = ["TRACE_FORMAT", "DecisionLog", "jsonable"]
@@ -77,6 +78,7 @@ class DecisionLog:
         self._pending_max = pending_max
         self._pending_lock = threading.Lock()
         self._digest = MessagesDigest() if self.enabled else None
+        self._adjustments: OrderedDict[str, None] = OrderedDict()  # adjustment ids written (each once), bounded
 
     def _make_logger(self, sink: Sink) -> Any:
         import structlog
@@ -141,6 +143,8 @@ class DecisionLog:
         if decision.block_kind:
             rec["block_kind"] = decision.block_kind
             rec["blocked_by"] = decision.blocked_by
+        if decision.adjustments:
+            rec["adjustments"] = list(decision.adjustments)
         self._add_messages(rec, decision, messages, hashes)
         if decision.verdict != "block":
             kept = rec.get("messages")
@@ -230,6 +234,24 @@ class DecisionLog:
         rec["outcome"] = outcome
         if metadata:
             rec["metadata"] = dict(metadata)
+        self._emit(rec)
+        return rec
+
+    def adjustment(
+        self, adjustment: Adjustment, *, ts: float, policy: str = "", revision: str = ""
+    ) -> dict[str, Any] | None:
+        """Log an operator's adjustment the first time it changes a decision of this log (once per id): who,
+        when, why and by how much, so a trace read later (replay, ``governor status --trace``) shows it."""
+        if not self.enabled:
+            return None
+        with self._pending_lock:
+            if adjustment.id in self._adjustments:
+                return None
+            self._adjustments[adjustment.id] = None
+            if len(self._adjustments) > 4096:
+                self._adjustments.popitem(last=False)
+        rec: dict[str, Any] = {"event": "adjustment", "ts": ts, "policy": policy, "revision": revision}
+        rec["adjustment"] = {k: (scrub(v) if isinstance(v, str) else v) for k, v in adjustment.as_dict().items()}
         self._emit(rec)
         return rec
 

@@ -2,7 +2,8 @@
 
 Decision observers (``Governor.add_observer``) see every check; record
 observers (``Governor.add_record_observer``) see every settled call as a
-:class:`Recorded`. Metrics (:mod:`governor.metrics`) and alerts
+:class:`Recorded`: the calls ``record()`` settles, and the calls ``observe()``
+accounts after the fact (``Recorded.observed``). Metrics (:mod:`governor.metrics`) and alerts
 (:mod:`governor.alerts`) are built on these two hooks only, so they need
 nothing else from the engine. Observers run on the caller's thread: they must
 be quick (count, or put on a queue) and never raise.
@@ -46,12 +47,15 @@ class Recorded:
     """The store could not take the settlement now (it is queued and retried)."""
     ts: float = 0.0
     """When the call was recorded (the governor's clock, epoch seconds)."""
+    observed: bool = False
+    """The call was made without a check and accounted after the fact (``Governor.observe``, the coding-agent
+    hooks): ``decision`` is made up from what was observed (verdict allow, no rules, no worst case)."""
 
     @property
     def overrun_usd(self) -> float:
         """How much the actual cost exceeded the check's worst case (0.0 when it did not, or is unknown)."""
         est = self.decision.estimated_cost_usd
-        if self.cost_usd is None or est is None:
+        if self.cost_usd is None or est is None or self.observed:
             return 0.0
         return max(0.0, self.cost_usd - est)
 

@@ -278,6 +278,8 @@ class Governor:
         if self._unsettled.items:
             self._unsettled.flush(self._ledger, now)
         if self._log.enabled:
+            for adj in checked.adjustments:  # before the check it changed: a reader meets the record first
+                self._log.adjustment(adj, ts=now, policy=cp.name, revision=cp.revision)
             self._log.check(d, ts=now, messages=msgs, max_tokens=max_tokens, tools=tools, hashes=hashes)
         for fn in self._observers:
             try:
@@ -508,9 +510,11 @@ class Governor:
         """Account for a call made without a check (a transcript a hook reads): charge its budgets
         (idempotent by ``call_id``) and count it in its runs. See :mod:`governor.engine.observed`."""
         md, chain = _scope.resolve(metadata)
-        model = self._compiled.policy.aliases.get(model, model)
-        return observe(
-            self._compiled,
+        cp = self._compiled
+        model = cp.policy.aliases.get(model, model)
+        now = self._clock() if at is None else at
+        cost, counters, fresh = observe(
+            cp,
             self._ledger,
             self._runs,
             call_id=call_id,
@@ -525,9 +529,43 @@ class Governor:
             error=error,
             metadata=md,
             run_chain=chain,
-            at=self._clock() if at is None else at,
+            at=now,
             tail=tail,
         )
+        if fresh and self._record_observers:  # metrics and alerts see the hook path's calls too
+            decision = Decision(
+                verdict="allow",
+                model=model,
+                messages=(),
+                max_tokens=None,
+                rule_ids=(),
+                reasons=(),
+                revision=cp.revision,
+                estimated_cost_usd=None,
+                decision_id=call_id,
+                requested_model=model,
+                input_tokens=input_tokens,
+                policy_name=cp.name,
+                metadata=md,
+            )
+            event = Recorded(
+                decision=decision,
+                cost_usd=cost,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                error=error,
+                ts=now,
+                counters=counters,
+                observed=True,
+            )
+            for ob in self._record_observers:
+                try:
+                    ob(event)
+                except Exception:
+                    log.exception("record observer %r failed", ob)
+        return cost
 
     def export_run(self, run_id: str) -> dict[str, Any] | None:
         """The stop-condition state of ``run_id`` as JSON values (a hook keeps it between its processes)."""

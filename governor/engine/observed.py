@@ -20,7 +20,7 @@ from governor.engine.compiled import CompiledPolicy
 from governor.engine.match import CallContext
 from governor.engine.progress import Tail
 from governor.engine.runstate import RunStates
-from governor.ledger.base import Amount, Ledger, usd_to_nano
+from governor.ledger.base import Amount, Counter, Ledger, usd_to_nano
 
 
 def observe(
@@ -42,8 +42,10 @@ def observe(
     run_chain: Sequence[str],
     at: float,
     tail: Tail | None,
-) -> float | None:
-    """Charge one call that was made and count it in its runs; its USD cost, None if the model is unpriced."""
+) -> tuple[float | None, tuple[Counter, ...], bool]:
+    """Charge one call that was made and count it in its runs: its USD cost (None if the model is
+    unpriced), the budget counters it was charged to, and False when the ledger had settled this
+    ``call_id`` already (charged once: record observers are told only of a first charge)."""
     cost = cp.prices.cost(
         model,
         input_tokens,
@@ -58,10 +60,11 @@ def observe(
         at,
     )
     ctx = CallContext(model, metadata, input_tokens, ())
-    counters = [c for b in cp.budgets if b.holds_fully(ctx) for c in b.counters_for(metadata, run_chain)]
+    counters = tuple(c for b in cp.budgets if b.holds_fully(ctx) for c in b.counters_for(metadata, run_chain))
+    fresh = True
     if counters:
         usd = 0 if cost is None else usd_to_nano(cost)
-        ledger.settle(call_id, counters, Amount(usd, input_tokens + output_tokens, 1), now=at, reserved_at=at)
+        fresh = ledger.settle(call_id, counters, Amount(usd, input_tokens + output_tokens, 1), now=at, reserved_at=at)
     if run_chain:
         with runs.lock:
             states = [runs.get(r, at) for r in run_chain]
@@ -70,4 +73,4 @@ def observe(
                 if tail is not None:
                     st.note_tail(tail)
         runs.settle(states, cost, error)
-    return cost
+    return cost, counters, fresh

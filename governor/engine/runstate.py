@@ -118,6 +118,7 @@ class RunState:
         "sent",
         "tools",
         "overruns",
+        "resumed",
     )
 
     def __init__(self, run_id: str, now: float, fp_ttl: float) -> None:
@@ -137,6 +138,22 @@ class RunState:
         self.stale = 0  # consecutive admitted calls that added no new content
         self.sent = 0  # messages in the last admitted call: the next call's tail starts there
         self.tools: dict[str, int] = {}  # tool name -> calls of it seen in the run's messages
+        self.resumed: tuple[str, ...] = ()  # ids of the operators' resumes this state has taken (each once)
+
+    def clear_stops(self, now: float) -> None:
+        """An operator resumed the run: what its stop conditions and run match conditions count starts again
+        (calls, matching calls, errors, cost, overruns, repeats, wall time, the no-progress streak, tool calls).
+        The content seen so far is kept, so the next call's new messages are still told apart."""
+        self.calls = 0
+        self.matched = {}
+        self.consecutive_errors = 0
+        self.cost_usd = 0.0
+        self.overruns = 0
+        self.seen = {}
+        self.order = deque()
+        self.started_at = now
+        self.stale = 0
+        self.tools = {}
 
     def adds_content(self, t: Tail) -> bool | None:
         """Whether a call with tail ``t`` adds content the run has not seen; None for an empty tail."""
@@ -217,6 +234,7 @@ class CompactRun:
         "recent",
         "progress",
         "overruns",
+        "resumed",
     )
 
     def __init__(self, st: RunState) -> None:
@@ -224,6 +242,7 @@ class CompactRun:
         self.consecutive_errors = st.consecutive_errors
         self.cost_usd = st.cost_usd
         self.overruns = st.overruns
+        self.resumed = st.resumed
         self.started_at = st.started_at
         self.outcome = st.outcome
         self.matched: tuple[tuple[str, int], ...] = tuple(st.matched.items())
@@ -252,6 +271,7 @@ class CompactRun:
         )
         st.matched = dict(self.matched)
         st.overruns = self.overruns
+        st.resumed = self.resumed
         if self.progress is not None:
             st.stale, st.sent, tools, content = self.progress
             st.tools, st.content = dict(tools), dict.fromkeys(content)
@@ -306,6 +326,7 @@ class RunStates:
                 "content": list(st.content),
                 "stale": st.stale,
                 "tools": dict(st.tools),
+                "resumed": list(st.resumed),
             }
 
     def restore(self, run_id: str, doc: Mapping[str, Any], now: float) -> RunState:
@@ -321,6 +342,8 @@ class RunStates:
             for name in ("matched", "tools"):
                 if isinstance(doc.get(name), dict):
                     setattr(st, name, {str(k): v for k, v in doc[name].items() if isinstance(v, int)})
+            if isinstance(doc.get("resumed"), list):
+                st.resumed = tuple(str(r) for r in doc["resumed"] if isinstance(r, str))
             if isinstance(doc.get("content"), list):
                 st.content = dict.fromkeys(d for d in doc["content"] if isinstance(d, int))
             st.sent = 0  # the restorer passes each call's new messages only
@@ -377,6 +400,24 @@ class RunStates:
                     kept.consecutive_errors = 0
                 if cost_usd:
                     kept.cost_usd += cost_usd
+
+    def resume(self, resumes: Sequence[Any], now: float) -> list[Any]:
+        """Apply operators' resumes (:class:`~governor.ledger.base.Adjustment`, kind ``resume``): each clears,
+        once, the stop state of its run when this governor knew the run before the resume was written.
+        Returns the resumes applied now."""
+        applied = []
+        with self.lock:
+            for a in resumes:
+                if a.run_id not in self._runs and a.run_id not in self._compact:
+                    continue
+                st = self.get(a.run_id, now)
+                if a.id in st.resumed:
+                    continue
+                st.resumed = (*st.resumed[-63:], a.id)
+                if st.started_at <= a.at:  # known before the resume: its stop is what the operator lifted
+                    st.clear_stops(now)
+                    applied.append(a)
+        return applied
 
     def set_outcome(self, run_id: str, outcome: str) -> None:
         with self.lock:

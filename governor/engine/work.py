@@ -32,6 +32,7 @@ class Work:
         "fallbacks",
         "estimated_cost",
         "context_rerouted",
+        "adjustments",
     )
 
     def __init__(
@@ -57,6 +58,7 @@ class Work:
         self.fallbacks: tuple[str, ...] = ()
         self.estimated_cost: float | None = None
         self.context_rerouted = False
+        self.adjustments: list[Any] = []  # the operators' adjustments that changed the outcome (ledger.base.Adjustment)
 
     def copy(self) -> Work:
         w = Work(self.model, self.messages, self.max_tokens, self.input_tokens, self.estimated)
@@ -70,6 +72,7 @@ class Work:
         w.fallbacks = self.fallbacks
         w.estimated_cost = self.estimated_cost
         w.context_rerouted = self.context_rerouted
+        w.adjustments = list(self.adjustments)
         return w
 
     def block(self, rule_id: str, kind: str, reason: str) -> None:

@@ -1,7 +1,8 @@
 """Ledgers: where budget counters live. The engine reaches them only through the protocol in base.
 
-base     the :class:`Ledger` protocol (reserve / settle / release / usage / close), the
-         values it speaks (Amount, Limit, Counter, ReserveResult) and the stored bounds.
+base     the :class:`Ledger` protocol (reserve / settle / release / usage, claim, scopes /
+         in_flight, adjust / adjustments, close), the values it speaks (Amount, Limit,
+         Counter, ReserveResult, Adjustment) and the stored bounds.
 windows  budget windows (none, rolling, calendar) mapped to slots, the same in every store.
 memory   the in-process ledger: the default, and the reference semantics.
 sqlite   one WAL file shared by processes on one machine.

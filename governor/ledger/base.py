@@ -22,6 +22,14 @@ the same semantics, so the engine never knows which one it talks to:
 * ``scopes`` -- the counter keys of one budget that hold spend or live
   reservations, and ``in_flight`` -- a counter's live reservations (how many,
   how much): what ``governor status`` shows of a shared store.
+* ``adjust`` -- store an operator's :class:`Adjustment` (a limit raised, a
+  scope's spend reset, a stopped run resumed), idempotent by its id: a second
+  write of the same id changes nothing and returns False. ``adjustments`` --
+  the stored records in force at ``now`` (``until`` not passed), oldest first,
+  or every record (the audit trail) with ``include_expired``. Records are never
+  edited or deleted by the governor (a reset is a record, not a deletion of
+  spend); running governors read them when a budget or a stop would refuse a
+  call (:mod:`governor.engine.adjust`).
 
 Money is integer nano-USD (1e-9 USD) so every ledger adds exactly. Every stored
 quantity (an amount, a counter's total) stays within ``0 .. MAX_QUANTITY``
@@ -35,11 +43,15 @@ engine then applies the budget's ``on_error`` rule.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from governor.ledger.windows import Window
+
+log = logging.getLogger("governor.ledger")
 
 NANO = 1_000_000_000  # nano-USD per USD
 MAX_QUANTITY = 2**53 - 1  # the largest nano-USD, token or call count a ledger stores (~$9.0M; 9e15 tokens)
@@ -176,6 +188,121 @@ class ReserveResult:
         return tuple(Amount(usd, tokens, calls) for usd, tokens, calls in self.used)
 
 
+ADJUSTMENT_KINDS = ("raise", "reset", "resume")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Adjustment:
+    """One operator action, as the shared ledger keeps it (``governor budget raise|reset``, ``governor run resume``)."""
+
+    id: str
+    """Unique id (``adj-`` + random hex): the ledgers store each id once."""
+    kind: str
+    """``raise`` (a limit raised), ``reset`` (a scope's spend in the current window set aside) or ``resume``
+    (a stopped run's stop conditions cleared)."""
+    budget: str = ""
+    """The budget id (raise, reset); empty for a resume."""
+    scope: str = ""
+    """The budget scope value as counter keys spell it (``team=platform``, ``global``); empty for a resume."""
+    run_id: str = ""
+    """The run resumed (resume only)."""
+    amount: Amount = ZERO
+    """By how much: a raise adds it to the limit; a reset holds the spend it set aside (also counted as room
+    above the limit, so nothing is deleted). Zero for a resume."""
+    at: float
+    """When it was written (epoch seconds)."""
+    until: float | None = None
+    """When it stops applying (epoch seconds): the end of the window it was made in unless the operator said
+    otherwise; None: never (a budget without a window)."""
+    by: str
+    """Who: the operator's OS user, or the name given with ``--by-user``."""
+    reason: str
+    """Why, in the operator's words."""
+
+    @property
+    def key(self) -> str:
+        """The counter key it applies to (``budget|scope``); empty for a resume."""
+        return f"{self.budget}|{self.scope}" if self.budget else ""
+
+    def live(self, now: float) -> bool:
+        """Whether it applies at ``now``."""
+        return self.until is None or now < self.until
+
+    def as_dict(self) -> dict[str, object]:
+        """As JSON values (what the SQLite and Redis ledgers store, and trace and status output show)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "budget": self.budget,
+            "scope": self.scope,
+            "run_id": self.run_id,
+            "usd": nano_to_usd(self.amount.usd_nano),
+            "usd_nano": self.amount.usd_nano,
+            "tokens": self.amount.tokens,
+            "calls": self.amount.calls,
+            "at": self.at,
+            "until": self.until,
+            "by": self.by,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, object]) -> Adjustment:
+        """The inverse of :meth:`as_dict`; ValueError naming the field that is missing or of the wrong type."""
+
+        def text(name: str, required: bool = False) -> str:
+            v = doc.get(name, "")
+            if not isinstance(v, str) or (required and not v):
+                raise ValueError(f"adjustment field {name!r} must be a non-empty string, got {v!r}")
+            return v
+
+        def count(name: str) -> int:
+            v = doc.get(name, 0)
+            if v.__class__ is not int or not 0 <= v <= MAX_QUANTITY:
+                raise ValueError(f"adjustment field {name!r} must be an integer in 0..{MAX_QUANTITY}, got {v!r}")
+            return v
+
+        def when(name: str, optional: bool = False) -> float | None:
+            v = doc.get(name)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise ValueError(f"adjustment field {name!r} must be epoch seconds, got {v!r}")
+            return float(v)
+
+        kind = text("kind", True)
+        if kind not in ADJUSTMENT_KINDS:
+            raise ValueError(f"adjustment field 'kind' must be one of {', '.join(ADJUSTMENT_KINDS)}, got {kind!r}")
+        at = when("at")
+        assert at is not None
+        return cls(
+            id=text("id", True),
+            kind=kind,
+            budget=text("budget"),
+            scope=text("scope"),
+            run_id=text("run_id"),
+            amount=Amount(count("usd_nano"), count("tokens"), count("calls")),
+            at=at,
+            until=when("until", optional=True),
+            by=text("by"),
+            reason=text("reason"),
+        )
+
+
+def decode_adjustments(records: Iterable[str | bytes], where: str) -> list[Adjustment]:
+    """Stored adjustment records (JSON) as values; one that does not read is logged and skipped, never applied."""
+    out = []
+    for raw in records:
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            out.append(Adjustment.from_dict(doc))
+        except ValueError as exc:
+            log.error("ledger %s: an adjustment record does not read (%s); it is not applied: %r", where, exc, raw)
+    return out
+
+
 @runtime_checkable
 class Ledger(Protocol):
     """What the engine needs from a budget store. See the module docstring."""
@@ -211,5 +338,9 @@ class Ledger(Protocol):
     def scopes(self, budget_id: str, *, now: float) -> list[str]: ...
 
     def in_flight(self, counter: Counter, *, now: float) -> tuple[int, Amount]: ...
+
+    def adjust(self, adjustment: Adjustment) -> bool: ...
+
+    def adjustments(self, *, now: float, include_expired: bool = False) -> list[Adjustment]: ...
 
     def close(self) -> None: ...

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 
-from governor.ledger.base import MAX_QUANTITY, Amount, Counter, Limit, ReserveResult, check_amount
+from governor.ledger.base import MAX_QUANTITY, Adjustment, Amount, Counter, Limit, ReserveResult, check_amount
 from governor.ledger.forks import after_fork_in_child
 from governor.ledger.windows import ROLLING_SLOTS, Window, _zone, current_slot
 
@@ -195,6 +195,7 @@ class MemoryLedger:
         self._limits: dict[Limit, tuple[int, int, int]] = {}  # a limit as integers, shared by its groups
         self._cells_gen = 0  # bumped when a cell is forgotten or read another way: groups resolve again
         self._claims: dict[str, float] = {}  # marker key -> held until (claim / unclaim)
+        self._adjustments: dict[str, Adjustment] = {}  # id -> an operator's adjustment, in the order written
         self._pid = os.getpid()
         after_fork_in_child(self, MemoryLedger._after_fork)
 
@@ -510,6 +511,19 @@ class MemoryLedger:
                 return 0, Amount()
             n = sum(1 for h in self._held.values() if cell in h.cells)
             return n, Amount(cell.held_usd, cell.held_tokens, cell.held_calls)
+
+    def adjust(self, adjustment: Adjustment) -> bool:
+        check_amount(adjustment.amount)
+        with self._lock:
+            if adjustment.id in self._adjustments:
+                return False
+            self._adjustments[adjustment.id] = adjustment
+            return True
+
+    def adjustments(self, *, now: float, include_expired: bool = False) -> list[Adjustment]:
+        with self._lock:
+            found = [a for a in self._adjustments.values() if include_expired or a.live(now)]
+        return sorted(found, key=lambda a: a.at)
 
     def close(self) -> None:
         return None

@@ -34,7 +34,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from governor.errors import LedgerError
 from governor.ledger import redis_scripts
-from governor.ledger.base import MAX_QUANTITY, Amount, Counter, ReserveResult, check_amount
+from governor.ledger.base import (
+    MAX_QUANTITY,
+    Adjustment,
+    Amount,
+    Counter,
+    ReserveResult,
+    check_amount,
+    decode_adjustments,
+)
 from governor.ledger.forks import after_fork_in_child
 from governor.ledger.memory import SETTLED_ID_TTL_S
 from governor.ledger.windows import ROLLING_SLOTS, current_slot
@@ -358,6 +366,24 @@ class RedisLedger:
         held = self._call(lambda: self._client.hmget(self._base(counter) + ":v", "iu", "it", "ic"))
         usd, tokens, calls = (int(v or 0) for v in held)
         return n, Amount(usd, tokens, calls)
+
+    def _adjustments_key(self) -> str:
+        """One HASH, id -> the record as JSON: the operators' adjustments (never rewritten: the audit trail)."""
+        return f"{self.prefix}:adjustments"
+
+    def adjust(self, adjustment: Adjustment) -> bool:
+        check_amount(adjustment.amount)
+        self._clustered()
+        record = json.dumps(adjustment.as_dict(), sort_keys=True)
+        key = self._adjustments_key()
+        return bool(self._call(lambda: self._client.hsetnx(key, adjustment.id, record)))
+
+    def adjustments(self, *, now: float, include_expired: bool = False) -> list[Adjustment]:
+        self._clustered()
+        key = self._adjustments_key()
+        stored = self._call(lambda: self._client.hvals(key))
+        found = decode_adjustments(stored, self.where)
+        return sorted((a for a in found if include_expired or a.live(now)), key=lambda a: (a.at, a.id))
 
     def close(self) -> None:
         try:

@@ -37,6 +37,7 @@ overflows, and never turns into a REAL).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -49,7 +50,15 @@ from pathlib import Path
 from typing import Any
 
 from governor.errors import LedgerError
-from governor.ledger.base import MAX_QUANTITY, Amount, Counter, ReserveResult, check_amount
+from governor.ledger.base import (
+    MAX_QUANTITY,
+    Adjustment,
+    Amount,
+    Counter,
+    ReserveResult,
+    check_amount,
+    decode_adjustments,
+)
 from governor.ledger.forks import after_fork_in_child
 from governor.ledger.memory import SETTLED_ID_TTL_S
 from governor.ledger.windows import ROLLING_SLOTS, Window, current_slot
@@ -76,6 +85,14 @@ CREATE INDEX IF NOT EXISTS slots_expiry ON slots(expires_at) WHERE expires_at > 
 CREATE TABLE IF NOT EXISTS settled (rid TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS settled_at ON settled(at);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL);
+"""
+
+# Operators' adjustments (governor budget raise|reset, governor run resume): a table of their own, created on
+# first use, never rewritten: the audit trail. ``until`` NULL: in force until the records are read otherwise.
+_ADJUSTMENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS adjustments (
+    id TEXT PRIMARY KEY, at REAL NOT NULL, until REAL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS adjustments_until ON adjustments(until);
 """
 
 
@@ -139,6 +156,7 @@ class SqliteLedger:
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
         self._lost = False  # the file was deleted or replaced (logged once)
         self._inherited: list[sqlite3.Connection] = []  # a parent's connections, kept open in a child
+        self._adjustments_ready: sqlite3.Connection | None = None  # the connection the adjustments table was made on
         self._next_sweep = float("-inf")  # when this process deletes expired rows next (ledger time)
         with self._lock:
             self._connection()
@@ -359,6 +377,38 @@ class SqliteLedger:
                 (counter.key, now),
             ).fetchone()
         return int(row[0]), Amount(int(row[1]), int(row[2]), int(row[3]))
+
+    def _adjustments_table(self, conn: sqlite3.Connection) -> None:
+        """Create the adjustments table on first use (inside the caller's transaction)."""
+        if self._adjustments_ready is not conn:
+            for statement in _ADJUSTMENTS_SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            self._adjustments_ready = conn
+
+    def adjust(self, adjustment: Adjustment) -> bool:
+        check_amount(adjustment.amount)
+        record = json.dumps(adjustment.as_dict(), sort_keys=True)
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            self._adjustments_table(conn)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO adjustments VALUES (?,?,?,?)",
+                (adjustment.id, adjustment.at, adjustment.until, record),
+            )
+            return cur.rowcount > 0
+
+    def adjustments(self, *, now: float, include_expired: bool = False) -> list[Adjustment]:
+        with self._transaction("BEGIN") as conn:  # a reader: never the write lock (the table may not exist yet)
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'adjustments'")
+            if exists.fetchone() is None:
+                return []
+            if include_expired:
+                rows = conn.execute("SELECT record FROM adjustments ORDER BY at, id").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT record FROM adjustments WHERE until IS NULL OR until > ? ORDER BY at, id", (now,)
+                ).fetchall()
+        return decode_adjustments((r[0] for r in rows), self.path)
 
     def close(self) -> None:
         with self._lock:

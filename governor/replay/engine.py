@@ -14,7 +14,9 @@ cost is computed from the price table (and labelled so); a blocked call
 costs nothing; a stop condition or a run-scoped budget that blocks ends the
 run (the agent would have stopped), so its later calls are blocked too
 without being checked. Budgets are settled with these costs, so they count
-what was paid.
+what was paid. The operators' adjustments a governor trace recorded (raises,
+resets, resumes) are written to the replay's ledger at their time, so they
+apply as they did, and a run they lifted goes on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from governor._slots import slots_constructor
+from governor.ledger.base import Adjustment
 from governor.policy.model import Budget, ContextCap, Policy
 from governor.pricing import CallUsage, PriceTable
 from governor.replay.fingerprint import PrefixFingerprints
@@ -135,7 +138,12 @@ class Replayer:
         total = traces.calls
         done = 0
         step = max(total // 200, 1)
-        for _, i, _, call in _ordered(runs):
+        pending = sorted(traces.adjustments, key=lambda a: (a.at, a.id))
+        k = 0
+        for t, i, _, call in _ordered(runs):
+            while k < len(pending) and pending[k].at <= t:  # an operator's action, in the ledger at its time
+                self._adjust(pending[k], state)
+                k += 1
             st = state[i]
             st.results.append(self._one(st, call))
             done += 1
@@ -150,6 +158,7 @@ class Replayer:
             runs=tuple(RunResult(s.run, tuple(s.results), s.stopped_at, s.stop_rule, s.stop_reason) for s in state),
             issues=traces.issues,
             formats=dict(traces.formats),
+            adjustments=tuple(pending),
             rule_ids=tuple(
                 r.id
                 for g in (
@@ -162,6 +171,19 @@ class Replayer:
                 for r in g
             ),
         )
+
+    def _adjust(self, a: Adjustment, state: Sequence[_Run]) -> None:
+        """Write a recorded adjustment to the replay's ledger, and let a run it lifted go on: a resume of a run a
+        stop ended, a raise or reset of the run-scoped budget that ended it (the recorded run did go on)."""
+        self.ledger.adjust(a)
+        for st in state:
+            if st.stopped_at is None:
+                continue
+            run_id = st.run.run_id
+            resumed = a.kind == "resume" and a.run_id == run_id and st.stop_kind == "stop"
+            raised = a.kind != "resume" and st.stop_kind == "budget" and a.key == f"{st.stop_rule}|run={run_id}"
+            if resumed or raised:
+                st.stopped_at = st.stop_rule = st.stop_kind = st.stop_reason = None
 
     def _run_shares(self, runs: Sequence[TraceRun]) -> dict[str, float]:
         """Per-call shares of the costs recorded per run (not per call), by each call's computed cost

@@ -46,7 +46,7 @@ def _work(k: int) -> ReplayResult:
     from governor.replay.engine import Replayer
 
     traces: TraceSet = _JOB["traces"]
-    part = TraceSet(tuple(traces.runs[i] for i in _JOB["parts"][k]), (), traces.formats, ())
+    part = TraceSet(tuple(traces.runs[i] for i in _JOB["parts"][k]), (), traces.formats, (), (), traces.adjustments)
     return Replayer(_JOB["policy"]).replay(part)
 
 
@@ -69,4 +69,5 @@ def replay_parallel(policy: Policy, traces: TraceSet, jobs: int) -> ReplayResult
         runs=tuple(by_position[i] for i in range(len(traces.runs))),
         issues=traces.issues,
         formats=dict(traces.formats),
+        adjustments=tuple(sorted(traces.adjustments, key=lambda a: (a.at, a.id))),
     )

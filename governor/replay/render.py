@@ -200,7 +200,23 @@ def _sections(rep: Mapping[str, Any], md: bool) -> list[tuple[str, str]]:
             for s in rep["skipped"][:50]
         ]
         out.append(("Skipped records", table(["where", "problem"], rows, md)))
+    if rep.get("adjustments"):
+        from governor.engine.adjust import describe
+        from governor.ledger.base import Adjustment
+
+        rows = []
+        for doc in rep["adjustments"]:
+            a = Adjustment.from_dict(doc)
+            rows.append([_utc(a.at), a.kind, describe(a).partition(" ")[2]])
+        title = "Operators' adjustments in the traces (applied at their time)"
+        out.append((title, table(["at", "kind", "what"], rows, md)))
     return out
+
+
+def _utc(ts: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def reconciliation_text(recon: Mapping[str, Any], md: bool) -> str:

@@ -215,4 +215,5 @@ def build_report(
     report["skipped"] = [
         {"file": i.file, "line": i.line, "where": i.where, "message": i.message} for i in result.issues
     ]
+    report["adjustments"] = [a.as_dict() for a in result.adjustments]
     return report

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from governor.engine.overrun import Overrun
+from governor.ledger.base import Adjustment
 from governor.traces.model import TraceCall, TraceIssue, TraceRun
 
 COST_SOURCES = ("recorded", "computed", "unknown")
@@ -134,6 +135,7 @@ class ReplayResult:
     issues: tuple[TraceIssue, ...] = ()
     formats: Mapping[str, str] = field(default_factory=dict)
     rule_ids: tuple[str, ...] = ()
+    adjustments: tuple[Adjustment, ...] = ()  # the operators' adjustments of the traces, applied at their time
 
     def calls(self) -> Iterator[CallResult]:
         for r in self.runs:

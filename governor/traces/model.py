@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from governor.ledger.base import Adjustment
 from governor.pricing import CallUsage
 
 
@@ -118,6 +119,7 @@ class TraceSet:
     formats: Mapping[str, str] = field(default_factory=dict)  # file -> format name
     notes: tuple[str, ...] = ()  # not errors, but worth saying (e.g. recorded calls without usage)
     skipped_files: tuple[str, ...] = ()  # files that could not be parsed at all (each also among issues)
+    adjustments: tuple[Adjustment, ...] = ()  # operators' adjustments a governor trace recorded, once per id
 
     @property
     def calls(self) -> int:

@@ -5,7 +5,8 @@ One call per ``record`` line (self-contained): the model replayed is the
 top-level ``run_id`` (else a run of its own per decision). A ``check`` line
 with no ``record`` of the same decision was blocked or never settled: it has
 no actual usage, so it is not replayed, but it is counted in the notes, never
-dropped silently. A run's outcome is its last ``outcome`` line.
+dropped silently. A run's outcome is its last ``outcome`` line. An ``adjustment`` line (an
+operator's raise, reset or resume the governor applied) is kept for replay, once per id.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from governor.ledger.base import Adjustment
 from governor.traces._io import json_lines
 from governor.traces.model import TraceCall, TraceRun
 from governor.traces.registry import ImportContext, group_calls, register
@@ -60,6 +62,8 @@ class RecordedImporter:
             elif event == "check":
                 if isinstance(rec.get("decision_id"), str):
                     checks[rec["decision_id"]] = line
+            elif event == "adjustment":
+                self._adjustment(file, line, rec, ctx)
             elif event == "outcome":
                 if rec.get("run_id") is not None and isinstance(rec.get("outcome"), str):
                     outcomes[str(rec["run_id"])] = rec["outcome"]
@@ -74,6 +78,19 @@ class RecordedImporter:
                 f"no usage to replay), first at line {checks[unsettled[0]]}"
             )
         yield from group_calls(calls, outcomes)
+
+    @staticmethod
+    def _adjustment(file: str, line: int, rec: dict[str, Any], ctx: ImportContext) -> None:
+        """An operator's adjustment the governor applied (written once per id): kept for replay, once."""
+        doc = rec.get("adjustment")
+        try:
+            if not isinstance(doc, dict):
+                raise ValueError("field 'adjustment' must be an object")
+            adj = Adjustment.from_dict(doc)
+        except ValueError as exc:
+            ctx.issue(file, line, str(exc))
+            return
+        ctx.state.setdefault("adjustments", {}).setdefault(adj.id, adj)
 
     def _call(self, file: str, line: int, rec: dict[str, Any], ctx: ImportContext) -> TraceCall | None:
         try:

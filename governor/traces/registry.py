@@ -216,7 +216,8 @@ def load_traces(
         finish = getattr(table[name], "finish", None)  # what an importer held back until every file was read
         for run in _checked(finish(ctx) if finish is not None else (), ctx, "", name):
             add(run, bool(getattr(table[name], "streams", False)), Path(run.file).name)
-    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes), tuple(skipped))
+    adjustments = tuple(ctx.state.get("adjustments", {}).values())
+    return TraceSet(tuple(runs), tuple(ctx.issues), formats, tuple(ctx.notes), tuple(skipped), adjustments)
 
 
 def _checked(found: Iterable[TraceRun], ctx: ImportContext, file: str, reader: str) -> Iterator[TraceRun]:

@@ -171,3 +171,56 @@ def test_spend_total_equals_the_sum_of_recorded_costs(calls: list[tuple[str, int
     assert total(rows, "governor_calls_total") == len(calls)
     assert total(rows, "governor_tokens_total", kind="input") == sum(c[1] for c in calls)
     m.close()
+
+
+def test_calls_a_hook_accounts_through_observe_reach_the_metrics(tmp_path: Any) -> None:
+    """The Claude Code hook path (``Governor.observe``, no check): calls, spend, tokens and the budgets' spend
+    show in the metrics, once per call however often the hook reads the transcript."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from governor.hooks.claude_code import handle
+    from governor.traces import load_traces
+
+    data = Path(__file__).resolve().parent.parent / "data" / "coding_agents" / "claude" / "projects"
+    session = "a3e2b169-8489-4446-9bdf-2e9e5e890536"
+    src = data / "-tmp-budget-governor-record-proj" / f"{session}.jsonl"
+    transcript = tmp_path / f"{session}.jsonl"
+    shutil.copy(src, transcript)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: governor/v1\nkind: Policy\nmetadata: {name: hook-metrics}\n"
+        f"ledger: {{type: sqlite, path: {tmp_path / 'ledger.db'}}}\n"
+        "models:\n  prices:\n    claude-sonnet-4-5: {input_per_mtok: 3, output_per_mtok: 15, cache_read_per_mtok: 0.3, "
+        "cache_write_per_mtok: 3.75}\n"
+        "budgets:\n  - {id: dev-daily, scope: user, limit: {usd: 100}, window: {calendar: day}}\n"
+    )
+    from governor.policy.loader import load_policy
+
+    gov = Governor(load_policy(policy), path=policy, stats=False, observers=False)
+    metrics = GovernorMetrics(registry=CollectorRegistry()).attach(gov)
+    event = json.dumps(
+        {"session_id": session, "transcript_path": str(transcript), "cwd": "/tmp/proj", "hook_event_name": "Stop"}
+    )
+    try:
+        for _ in range(2):  # read twice: the second event finds no new call
+            assert handle(event, gov, user="dev1", state_dir=tmp_path / "state").exit_code == 0
+        handle(event, gov, user="dev1", state_dir=tmp_path / "state2")  # state lost: the ledger still dedupes
+        calls = [c for r in load_traces([src]).runs for c in r.calls]
+        assert calls
+        rows = samples(metrics)
+        assert total(rows, "governor_calls_total", verdict="observed") == len(calls)
+        assert total(rows, "governor_tokens_total", verdict="observed", kind="output") == sum(
+            c.output_tokens for c in calls
+        )
+        spend = total(rows, "governor_spend_usd_total", verdict="observed")
+        used = gov.ledger.usage(
+            next(b for b in gov._compiled.budgets if b.id == "dev-daily").counter("dev1"), now=gov._clock()
+        )
+        assert spend > 0 and spend == pytest.approx(used.usd, abs=1e-9)
+        assert total(rows, "governor_budget_spend_usd_total", budget="dev-daily") == pytest.approx(spend)
+        assert total(rows, "governor_budget_used_usd", budget="dev-daily") == pytest.approx(used.usd)
+    finally:
+        metrics.close()
+        gov.close()
