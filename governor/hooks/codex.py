@@ -122,7 +122,8 @@ def _read_rollout(
     if got is None:
         return
     lines, offset = got
-    parser = fstate.get("parser") if isinstance(fstate.get("parser"), dict) else {}
+    kept_parser = fstate.get("parser")
+    parser: dict[str, Any] = kept_parser if isinstance(kept_parser, dict) else {}
     model: str | None = parser.get("model") if isinstance(parser.get("model"), str) else None
     records = parser.get("records") is True
     prev = tuple(parser["prev"]) if isinstance(parser.get("prev"), list) else None
