@@ -72,21 +72,32 @@ def run(args: argparse.Namespace) -> int:
     else:
         from governor.hooks.claude_code import handle
     from governor.hooks.policy_cache import load_cached
+    from governor.hooks.price_rows import price_rows
     from governor.hooks.state import default_dir
+    from governor.pricing import PriceTable
 
+    state_dir = args.state_dir or default_dir()
     try:
-        policy = load_cached(args.policy, args.state_dir or default_dir())
+        policy = load_cached(args.policy, state_dir)
     except (GovernorError, OSError) as exc:
         _emit({"systemMessage": f"budget-governor: policy {args.policy} not loaded, session not governed: {exc}"})
         return EXIT_OK
-    gov = Governor(policy, path=args.policy, stats=False, observers=False)
+    rows = price_rows(state_dir)  # litellm's price rows this machine's hooks looked up, not the whole table
+    prices = (
+        None
+        if rows is None
+        else PriceTable(policy.prices, table=rows, table_version=rows.version, genai_dates=rows.dates)
+    )
+    gov = Governor(policy, path=args.policy, stats=False, observers=False, prices=prices)
     try:
-        answer = handle(raw, gov, user=_user(args.user), team=args.team, state_dir=args.state_dir)
+        answer = handle(raw, gov, user=_user(args.user), team=args.team, state_dir=state_dir)
     except GovernorError as exc:  # a ledger that is down, with fail_closed: the policy's own on_error
         _emit({"systemMessage": f"budget-governor: {exc}"})
         return EXIT_OK
     finally:
         gov.close()
+        if rows is not None:
+            rows.save()
     for note in answer.notes:
         print(f"governor hook: {note}", file=sys.stderr)
     _emit(answer.output)

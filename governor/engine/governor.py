@@ -42,6 +42,7 @@ from governor.ledger.base import MAX_QUANTITY, Amount, Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.ledger.forks import after_fork_in_child
 from governor.policy.model import Policy
+from governor.pricing import PriceTable
 
 log = logging.getLogger("governor.engine")
 
@@ -60,6 +61,10 @@ class Governor:
     ``stats=False`` keeps no :meth:`stats` and ``observers=False`` installs no
     default observer (the OpenTelemetry span annotator): a replay builds its
     own report, and must not annotate the caller's span with simulated calls.
+    ``prices`` is the price table for ``policy`` (built from its
+    ``models.prices`` with a table of its own, as ``governor hook`` does with
+    the price rows it keeps); by default one is built from the policy. A
+    reload builds its own.
     """
 
     def __init__(
@@ -74,9 +79,10 @@ class Governor:
         tokens: TokenCounter | None = None,
         stats: bool = True,
         observers: bool = True,
+        prices: PriceTable | None = None,
     ) -> None:
         self._clock = clock or time.time
-        self._compiled = CompiledPolicy(policy)
+        self._compiled = CompiledPolicy(policy, prices)
         self._owns_ledger = ledger is None
         base_dir = os.path.dirname(os.fspath(path)) if path is not None else None
         self._ledger: Ledger = ledger if ledger is not None else open_ledger(policy.ledger, base_dir=base_dir)
