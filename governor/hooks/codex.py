@@ -148,8 +148,9 @@ def _read_rollout(
                 if p.get("type") in ITEMS:
                     pending.append({k: v for k, v in p.items() if k != "id"})
                 if isinstance(p.get("call_id"), str) and p.get("type") != "function_call_output":
-                    tools = state.setdefault("tools", [])
-                    tools[:] = [*tools[-(MAX_TOOL_IDS - 1) :], p["call_id"]]
+                    tools = state.get("tools")
+                    kept_ids = tools[-(MAX_TOOL_IDS - 1) :] if isinstance(tools, list) else []
+                    state["tools"] = [*kept_ids, p["call_id"]]
             elif kind == "token_usage_record":
                 response_id, usage = usage_record(p)
                 records = True
