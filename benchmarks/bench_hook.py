@@ -6,8 +6,12 @@ A Claude Code transcript of ``--calls`` model calls is built from a session the
 real CLI recorded (tests/data/coding_agents: one line per content block, usage
 repeated on each, tool results between). Then, in one run:
 
-- ``governor hook`` cold: a new session state (the first event of a session
-  that already has the transcript: every call is read and settled into SQLite);
+- ``governor hook`` cold: a new state directory (the first event ever on the
+  machine, of a session that already has the transcript: the policy validated,
+  the price table read, every call read and settled into SQLite);
+- ``governor hook`` on a new session of a machine whose hooks ran before (the
+  state directory keeps the validated policy and the price rows): every call
+  of the transcript read and settled;
 - ``governor hook`` warm: the transcript gains one turn (a call with a tool
   use and its result) before each event: what every tool call of a session pays;
 - the same warm events answered in process (``handle``, no interpreter start);
@@ -117,10 +121,10 @@ def build(path: Path, calls: int) -> list[dict]:
     return template
 
 
-def event(transcript: Path) -> bytes:
+def event(transcript: Path, session: str = "bench-session") -> bytes:
     return json.dumps(
         {
-            "session_id": "bench-session",
+            "session_id": session,
             "transcript_path": str(transcript),
             "cwd": "/tmp/proj",
             "hook_event_name": "PreToolUse",
@@ -157,7 +161,8 @@ def main() -> None:
         hand = tmp / "hand_hook.py"
         hand.write_text(HAND_HOOK, encoding="utf-8")
         rows: dict[str, list[float]] = {
-            "governor hook, cold (new session state)": [],
+            "governor hook, cold (new state directory)": [],
+            "governor hook, new session (machine warm)": [],
             "governor hook, warm (+1 call per event)": [],
             "  the same, in process (handle())": [],
             "hand-written python hook (re-reads all)": [],
@@ -165,11 +170,15 @@ def main() -> None:
         }
         for k in range(events):
             state = tmp / f"cold-{k}"
-            rows["governor hook, cold (new session state)"].append(
+            rows["governor hook, cold (new state directory)"].append(
                 timed([*hook, "--state-dir", str(state)], event(transcript), env)
             )
         warm_state = tmp / "warm"
         timed([*hook, "--state-dir", str(warm_state)], event(transcript), env)  # the session's first event
+        for k in range(events):
+            rows["governor hook, new session (machine warm)"].append(
+                timed([*hook, "--state-dir", str(warm_state)], event(transcript, f"bench-new-{k}"), env)
+            )
         from governor.engine.governor import Governor
         from governor.hooks.claude_code import handle
         from governor.policy.loader import load_policy

@@ -407,6 +407,8 @@ class PriceTable:
         *,
         genai: bool = True,
         policy_version: str = "",
+        table_version: str = "",
+        genai_dates: dict[str, float | None] | None = None,
     ) -> None:
         self._schedules: dict[str, tuple[ModelPrice, ...]] = {}
         current: dict[str, ModelPrice] = {}
@@ -425,7 +427,10 @@ class PriceTable:
         self._cache: dict[str, ModelPrice | None] = {}
         self._genai_quoted: set[str] = set()  # genai-prices models with tiered rates: priced by genai-prices
         self._lock = threading.Lock()
-        self._version = ""
+        self._version = table_version  # "litellm <version>" of ``table`` (empty: read when first needed)
+        # model -> genai-prices' latest dated change (None: undated or unknown), filled as models are priced;
+        # a caller that keeps it between processes (governor hook) spares them importing genai-prices
+        self._dates: dict[str, float | None] = {} if genai_dates is None else genai_dates
         import time
 
         # a call older than this (replayed history) is priced with its date in mind (quote)
@@ -619,14 +624,22 @@ class PriceTable:
 
     def _genai_serves(self, model: str, usage: CallUsage, at: float | None) -> bool:
         """genai-prices prices this call better than litellm: it predates a dated change, or it is fast mode."""
-        if not _GENAI.available():
-            return False
         if usage.speed and usage.speed != "standard":
-            return _GENAI.has_speed(model, usage.speed)
+            return _GENAI.available() and _GENAI.has_speed(model, usage.speed)
         if at is not None:
-            change = _GENAI.last_change(model)
+            change = self._last_change(model)
             return change is not None and at < change
         return False
+
+    def _last_change(self, model: str) -> float | None:
+        """genai-prices' latest dated price change for ``model`` (kept in ``genai_dates``), None if none."""
+        try:
+            return self._dates[model]
+        except KeyError:
+            pass
+        change = _GENAI.last_change(model) if _GENAI.available() else None
+        self._dates[model] = change
+        return change
 
 
 _PER_MTOK_INT = 1_000_000

@@ -32,11 +32,13 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command's parser, with the subcommands ``commands`` (default: all)."""
     parser = argparse.ArgumentParser(prog="governor", description="Policy-as-code budget governor for LLM calls.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in dict.fromkeys(COMMANDS.values()):
+    wanted = COMMANDS.values() if commands is None else (COMMANDS[c] for c in commands)
+    for module_name in dict.fromkeys(wanted):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -54,7 +56,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # a named subcommand needs only its own module (``governor hook`` runs on every tool call of an agent)
+    parser = build_parser([argv[0]] if argv and argv[0] in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

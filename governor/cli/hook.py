@@ -1,11 +1,11 @@
-"""``governor hook claude-code``: the command Claude Code's hooks run (governor.hooks.claude_code).
+"""``governor hook claude-code`` / ``governor hook codex``: the command the agents' hooks run.
 
-Reads one hook event on stdin, prints the hook's JSON answer on stdout and
-exits 0; problems with the transcript go to stderr with file and line. A
-policy that cannot be loaded is reported to the user (``systemMessage``) and
-the event proceeds: a broken policy file must not lock a developer out of
-their editor. ``governor hook codex`` explains why Codex is governed through
-the proxy instead.
+Reads one hook event on stdin (governor.hooks.claude_code, governor.hooks.codex:
+both agents speak the same hook protocol, governor.hooks.protocol), prints the
+hook's JSON answer on stdout and exits 0; problems with the transcript or
+rollout go to stderr with file and line. A policy that cannot be loaded is
+reported to the user (``systemMessage``) and the event proceeds: a broken
+policy file must not lock a developer out of their editor.
 """
 
 from __future__ import annotations
@@ -18,19 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from governor.cli import EXIT_OK, EXIT_USAGE
-
-CODEX_NOTE = (
-    "governor hook codex: Codex 0.171's notify program runs after each turn, when the turn's calls are already "
-    "made, and its answer cannot stop a tool or the session; govern Codex through the litellm proxy instead "
-    "(docs/coding-agents.md)."
-)
+from governor.cli import EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "hook",
-        help="answer a coding agent's hook event (Claude Code)",
+        help="answer a coding agent's hook event (Claude Code, Codex)",
         description="Answer one hook event of a coding agent, read on stdin.",
     )
     parser.add_argument("agent", choices=("claude-code", "codex"), help="the agent whose hook runs this")
@@ -66,32 +60,44 @@ def _emit(output: dict[str, Any] | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.agent == "codex":
-        print(CODEX_NOTE, file=sys.stderr)
-        return EXIT_USAGE
     raw = sys.stdin.buffer.read()
     if not args.policy:
         _emit({"systemMessage": "budget-governor: no policy: pass --policy or set GOVERNOR_POLICY"})
         return EXIT_OK
     from governor.engine.governor import Governor
     from governor.errors import GovernorError
-    from governor.hooks.claude_code import handle
-    from governor.hooks.policy_cache import load_cached
-    from governor.hooks.state import default_dir
 
+    if args.agent == "codex":
+        from governor.hooks.codex import handle
+    else:
+        from governor.hooks.claude_code import handle
+    from governor.hooks.policy_cache import load_cached
+    from governor.hooks.price_rows import price_rows
+    from governor.hooks.state import default_dir
+    from governor.pricing import PriceTable
+
+    state_dir = args.state_dir or default_dir()
     try:
-        policy = load_cached(args.policy, args.state_dir or default_dir())
+        policy = load_cached(args.policy, state_dir)
     except (GovernorError, OSError) as exc:
         _emit({"systemMessage": f"budget-governor: policy {args.policy} not loaded, session not governed: {exc}"})
         return EXIT_OK
-    gov = Governor(policy, path=args.policy, stats=False, observers=False)
+    rows = price_rows(state_dir)  # litellm's price rows this machine's hooks looked up, not the whole table
+    prices = (
+        None
+        if rows is None
+        else PriceTable(policy.prices, table=rows, table_version=rows.version, genai_dates=rows.dates)
+    )
+    gov = Governor(policy, path=args.policy, stats=False, observers=False, prices=prices)
     try:
-        answer = handle(raw, gov, user=_user(args.user), team=args.team, state_dir=args.state_dir)
+        answer = handle(raw, gov, user=_user(args.user), team=args.team, state_dir=state_dir)
     except GovernorError as exc:  # a ledger that is down, with fail_closed: the policy's own on_error
         _emit({"systemMessage": f"budget-governor: {exc}"})
         return EXIT_OK
     finally:
         gov.close()
+        if rows is not None:
+            rows.save()
     for note in answer.notes:
         print(f"governor hook: {note}", file=sys.stderr)
     _emit(answer.output)

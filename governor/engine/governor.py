@@ -43,6 +43,7 @@ from governor.ledger.base import MAX_QUANTITY, Amount, Ledger, usd_to_nano
 from governor.ledger.factory import is_blocking, open_ledger
 from governor.ledger.forks import after_fork_in_child
 from governor.policy.model import Policy
+from governor.pricing import PriceTable
 
 log = logging.getLogger("governor.engine")
 
@@ -70,6 +71,11 @@ class Governor:
     whole process, hence opt-in: an object alive at that moment that later becomes
     part of unreachable reference cycles is never collected (objects freed by
     reference counting, the usual case, are freed as ever).
+
+    ``prices`` is the price table for ``policy`` (built from its
+    ``models.prices`` with a table of its own, as ``governor hook`` does with
+    the price rows it keeps); by default one is built from the policy. A
+    reload builds its own.
     """
 
     def __init__(
@@ -85,9 +91,10 @@ class Governor:
         stats: bool = True,
         observers: bool = True,
         freeze_gc: bool = False,
+        prices: PriceTable | None = None,
     ) -> None:
         self._clock = clock or time.time
-        self._compiled = CompiledPolicy(policy)
+        self._compiled = CompiledPolicy(policy, prices)
         self._freeze_gc = freeze_gc
         self._owns_ledger = ledger is None
         base_dir = os.path.dirname(os.fspath(path)) if path is not None else None

@@ -6,7 +6,10 @@ grows), or all of them when the history shrank (compaction, a trim). Each
 message of the tail gets a content digest that ignores what differs between
 two otherwise identical turns: call ids (``id``, ``tool_call_id``,
 ``tool_use_id``, ``call_id``), ``cache_control`` breakpoints (clients move them
-to the last message) and thinking signatures. A tail whose digests were all
+to the last message), thinking signatures, Codex's per-item bookkeeping
+(``internal_chat_message_metadata_passthrough``) and the header lines Codex
+puts on every command's output (``Chunk ID: <random>``, ``Wall time: <n>
+seconds``: without this, two runs of one command never look alike). A tail whose digests were all
 seen before in the run adds no new content: the same tool call with the same
 arguments and the same result, or a context that grows only by repeats.
 
@@ -22,12 +25,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-IGNORED_KEYS = frozenset({"id", "tool_call_id", "tool_use_id", "call_id", "cache_control", "signature"})
+IGNORED_KEYS = frozenset(
+    {
+        "id",
+        "tool_call_id",
+        "tool_use_id",
+        "call_id",
+        "cache_control",
+        "signature",
+        "internal_chat_message_metadata_passthrough",
+    }
+)
+VOLATILE_LINES = re.compile(r"(?m)^(?:Chunk ID: [0-9A-Za-z]+|Wall time: [0-9.]+ seconds)\n")
+"""Lines of a Codex command output that differ on every run of the same command."""
 RESPONSES_TOOL_ITEMS = {"function_call": "name", "custom_tool_call": "name"}
 MAX_CONTENT = 8192  # digests kept per run; the oldest are forgotten first
 
@@ -49,6 +65,8 @@ def _strip(value: Any) -> Any:
         return {str(k): _strip(v) for k, v in value.items() if k not in IGNORED_KEYS}
     if isinstance(value, (list, tuple)):
         return [_strip(v) for v in value]
+    if isinstance(value, str):
+        return VOLATILE_LINES.sub("", value)
     return value
 
 

@@ -1,10 +1,18 @@
 """Coding-agent hooks: govern an agent that talks to its provider directly, from its own hook events.
 
-* ``claude_code``: ``governor hook claude-code``, a command for Claude Code's
-  hooks. Each event reads what the session's transcript gained since the last
-  event (by byte offset, state kept in a small file per session), accounts for
-  each new model call once (:meth:`governor.Governor.observe`), asks the policy
-  about the session's next call (:meth:`governor.Governor.check`) and answers
-  in the hook protocol: deny the tool, stop the session, or warn.
+* ``protocol``: the hook protocol Claude Code and Codex share (the event on
+  stdin, the answer on stdout) and the one pipeline every event goes through:
+  under the session's state lock, the agent's reader accounts for each new
+  model call once (:meth:`governor.Governor.observe`), then the policy is
+  asked about the session's next call (:meth:`governor.Governor.check`) and
+  the answer denies the tool, stops the session, or warns.
+* ``claude_code``: ``governor hook claude-code``; reads the session's
+  transcript and its subagents' transcripts by byte offset.
+* ``codex``: ``governor hook codex`` (Codex 0.171's hooks); reads the
+  session's rollout by byte offset.
 * ``state``: the per-session state file, read and written under a lock.
+* ``policy_cache``: the validated policy, kept between hook processes.
+* ``price_rows``: the price-table rows the hooks looked up, kept between hook
+  processes (a hook process reads no whole price table and imports no price
+  library once they are there).
 """

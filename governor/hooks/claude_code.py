@@ -35,96 +35,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from governor.decision import Decision
-from governor.engine.governor import Governor
 from governor.engine.progress import tail
-from governor.errors import HookInputError
-from governor.hooks.state import default_dir, locked_state, state_path
+from governor.hooks.protocol import STOP_EVENTS, Answer, HookEvent, Reading, handle_event, new_lines, parse_event
 from governor.traces.claude_code import AGENT, TranscriptParser
 
-# events whose block stops the session (continue: false). Claude Code 2.1.197 ignores continue: false in a
-# PreToolUse answer that also denies the tool, and runs the tool when the answer only stops: PreToolUse denies.
-STOP_EVENTS = frozenset({"Stop", "SubagentStop", "UserPromptSubmit", "PostToolUse"})
-MAX_READ = 64 << 20  # bytes of transcript read per file and event; the rest waits for the next event
+if TYPE_CHECKING:
+    from governor.engine.governor import Governor
+
+__all__ = ["AGENT", "STOP_EVENTS", "Answer", "HookEvent", "handle", "parse_event"]
+
 DEFAULT_MODEL = "claude-sonnet-4-5"  # the probe's model before the session made a call (ANTHROPIC_MODEL wins)
-
-
-@dataclass(frozen=True, kw_only=True)
-class HookEvent:
-    """One hook event, as Claude Code sends it on stdin."""
-
-    event: str
-    """``hook_event_name``: PreToolUse, PostToolUse, Stop, UserPromptSubmit, SessionStart ..."""
-    session: str
-    """``session_id``: the run the session's calls count in."""
-    transcript: Path | None
-    """``transcript_path``: the session's JSONL transcript (None: nothing to account for yet)."""
-    cwd: str | None = None
-    """``cwd``: kept as the ``project`` metadata."""
-    tool_name: str | None = None
-    """``tool_name`` (tool events)."""
-    tool_input: Any = None
-    """``tool_input`` (tool events)."""
-    tool_use_id: str | None = None
-    """``tool_use_id`` (tool events, recent versions)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Answer:
-    """What the hook prints and exits with."""
-
-    output: dict[str, Any] | None
-    """The JSON object for stdout (None: print nothing, the event proceeds)."""
-    exit_code: int = 0
-    """0: Claude Code reads ``output``."""
-    notes: tuple[str, ...] = ()
-    """Lines for stderr: located transcript problems (shown in Claude Code's verbose mode)."""
-    decision: Decision | None = None
-    """The probe's decision (None when the event was not evaluated)."""
-    new_calls: int = 0
-    """Model calls this event accounted for."""
-
-
-def parse_event(raw: bytes | str) -> HookEvent:
-    """The event in ``raw``; :class:`HookInputError` naming the field when it is not one."""
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HookInputError(f"hook input is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HookInputError(f"hook input must be a JSON object, got {type(doc).__name__}")
-
-    def text(name: str, required: bool = False) -> str | None:
-        value = doc.get(name)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value:
-            raise HookInputError(f"hook input field {name!r} must be a non-empty string, got {value!r:.80}")
-        return value
-
-    event, session = text("hook_event_name", True), text("session_id", True)
-    transcript = text("transcript_path")
-    return HookEvent(
-        event=event or "",
-        session=session or "",
-        transcript=Path(transcript) if transcript else None,
-        cwd=text("cwd"),
-        tool_name=text("tool_name"),
-        tool_input=doc.get("tool_input"),
-        tool_use_id=text("tool_use_id"),
-    )
-
-
-@dataclass
-class _Reading:
-    """What one event read from the transcripts."""
-
-    notes: list[str] = field(default_factory=list)
-    calls: int = 0
 
 
 def _subagent_files(transcript: Path) -> list[Path]:
@@ -152,33 +75,17 @@ def _read_file(
     seen: dict[str, int],
     last: dict[str, Any],
     metadata: dict[str, Any],
-    reading: _Reading,
+    reading: Reading,
 ) -> None:
     """Account for the complete lines ``path`` gained since ``fstate['offset']``."""
-    offset = fstate.get("offset", 0) if isinstance(fstate.get("offset"), int) else 0
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < offset:  # rewritten or truncated: read it again (seen calls are not counted twice)
-                offset, fstate["line"], fstate["pending"] = 0, 0, []
-            fh.seek(offset)
-            chunk = fh.read(min(size - offset, MAX_READ))
-    except FileNotFoundError:
+    got = new_lines(path, fstate, reading)
+    if got is None:
         return
-    except OSError as exc:
-        reading.notes.append(f"{path}: cannot read: {exc}")
-        return
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return  # no complete line yet (the line being written is read by a later event)
+    lines, offset = got
     parser = TranscriptParser(fstate.get("parser") if isinstance(fstate.get("parser"), dict) else None)
-    line_no = fstate.get("line", 0) if isinstance(fstate.get("line"), int) else 0
     kept = fstate.get("pending")
     pending: list[Any] = kept if isinstance(kept, list) else []
-    for raw in chunk[:end].split(b"\n"):
-        line_no += 1
-        if not raw.strip():
-            continue
+    for line_no, raw in lines:
         try:
             rec = json.loads(raw)
             call = parser.feed(rec, line_no)
@@ -213,77 +120,42 @@ def _read_file(
                 seen.setdefault(key, call["output_tokens"])
         if message is not None:
             pending.append(message)
-    fstate.update(offset=offset + end + 1, line=line_no, parser=parser.state(), pending=pending)
+    fstate.update(offset=offset, parser=parser.state(), pending=pending)
 
 
-def _answer(event: HookEvent, d: Decision, notes: list[str], calls: int) -> Answer:
-    rule = f" [rule {d.blocked_by}, policy {d.policy_name}@{d.revision}]" if d.blocked_by else ""
-    if d.verdict == "block":
-        reason = f"budget-governor: {'; '.join(d.reasons) or 'blocked'}{rule}"
-        if event.event == "PreToolUse":
-            out: dict[str, Any] = {
-                "hookSpecificOutput": {
-                    "hookEventName": "PreToolUse",
-                    "permissionDecision": "deny",
-                    "permissionDecisionReason": reason,
-                },
-                "systemMessage": reason,
-            }
-        elif event.event in STOP_EVENTS:
-            out = {"continue": False, "stopReason": reason, "systemMessage": reason}
-        else:
-            out = {"systemMessage": reason}
-        return Answer(output=out, notes=tuple(notes), decision=d, new_calls=calls)
-    warnings = list(d.warnings) + ([f"would route to {d.model}"] if d.verdict == "reroute" else [])
-    if warnings:
-        return Answer(
-            output={"systemMessage": "budget-governor: " + "; ".join(warnings)},
-            notes=tuple(notes),
-            decision=d,
-            new_calls=calls,
-        )
-    return Answer(output=None, notes=tuple(notes), decision=d, new_calls=calls)
+def _read(
+    gov: Governor, event: HookEvent, state: dict[str, Any], metadata: dict[str, Any], reading: Reading
+) -> list[Any]:
+    """The session's transcript and its subagents' transcripts: new calls accounted for; the messages since
+    the main transcript's last call (and the tool a PreToolUse is about)."""
+    if event.transcript is None:
+        return _pending_tool(event, [])
+    files = state["files"]
+    for f in [event.transcript, *_subagent_files(event.transcript)]:
+        fstate = files.setdefault(str(f), {})
+        _read_file(gov, f, fstate, state["seen"], state["last"], metadata, reading)
+    pending = list(files.get(str(event.transcript), {}).get("pending") or ())
+    return pending + _pending_tool(event, pending)
+
+
+def _default_model(event: HookEvent) -> str:
+    return os.environ.get("ANTHROPIC_MODEL") or DEFAULT_MODEL
 
 
 def handle(
     raw: bytes | str, gov: Governor, *, user: str | None = None, team: str | None = None, state_dir: Path | None = None
 ) -> Answer:
-    """Answer one hook event with governor ``gov`` (its policy and ledger)."""
-    try:
-        event = parse_event(raw)
-    except HookInputError as exc:
-        return Answer(output={"systemMessage": f"budget-governor: {exc}"}, exit_code=0, notes=(str(exc),))
-    metadata: dict[str, Any] = {"run_id": event.session, "agent": AGENT}
-    for key, value in (("user", user), ("team", team), ("project", event.cwd)):
-        if value:
-            metadata[key] = value
-    reading = _Reading()
-    path = state_path(state_dir or default_dir(), AGENT, event.session)
-    with locked_state(path) as state:
-        run = state.get("run")
-        gov.restore_run(event.session, run if isinstance(run, dict) else {})
-        seen = state.setdefault("seen", {})
-        last = state.setdefault("last", {})
-        files = state.setdefault("files", {})
-        if not isinstance(seen, dict) or not isinstance(last, dict) or not isinstance(files, dict):
-            state.update(seen={}, last={}, files={})
-            seen, last, files = state["seen"], state["last"], state["files"]
-        pending_main: list[Any] = []
-        if event.transcript is not None:
-            for f in [event.transcript, *_subagent_files(event.transcript)]:
-                fstate = files.setdefault(str(f), {})
-                _read_file(gov, f, fstate, seen, last, metadata, reading)
-            pending_main = list(files.get(str(event.transcript), {}).get("pending") or ())
-        state["run"] = gov.export_run(event.session) or {}
-    # the probe: the session's next call, as far as the hook can know it
-    messages = pending_main + _pending_tool(event, pending_main)
-    model = last.get("model")
-    if not isinstance(model, str):
-        model = os.environ.get("ANTHROPIC_MODEL") or DEFAULT_MODEL
-    context = last.get("input_tokens") if isinstance(last.get("input_tokens"), int) else 0
-    d = gov.check(model=model, messages=messages, input_tokens=context, max_tokens=1, metadata=metadata)
-    gov.cancel(d)
-    return _answer(event, d, reading.notes, reading.calls)
+    """Answer one Claude Code hook event with governor ``gov`` (its policy and ledger)."""
+    return handle_event(
+        raw,
+        gov,
+        agent=AGENT,
+        read=_read,
+        default_model=_default_model,
+        user=user,
+        team=team,
+        state_dir=state_dir,
+    )
 
 
 def _pending_tool(event: HookEvent, pending: list[Any]) -> list[dict[str, Any]]:

@@ -32,7 +32,10 @@ error shape (the OpenAI ``error`` object; Anthropic's ``{"type": "error",
 "error": {...}}`` on ``/v1/messages``): HTTP 429 for budgets and stop
 conditions, 400 for a context cap, 403 for a cost cap or an unpriced model,
 503 when a fail-closed budget store is down; the body names the rule ids,
-reasons and policy revision. Every refusal carries ``x-should-retry: false``
+reasons and policy revision. A refusal of a Codex request (``originator`` /
+``user-agent``) is HTTP 400 whatever the reason, with the status it would have
+had in ``x-governor-status``: the only status Codex 0.171 shows the body of
+without retrying (governor.integrations.coding_agents). Every refusal carries ``x-should-retry: false``
 (clients retry 429 by default), and ``Retry-After`` when a windowed budget is
 the reason. Usage is recorded from ``standard_logging_object`` on success and
 the error on failure, matched to the decision by the id stashed in the request
@@ -70,7 +73,7 @@ from governor.decision import Decision
 from governor.errors import GovernorError, InvalidCall, UnreadableCall
 from governor.integrations._common import block_error
 from governor.integrations._streams import StreamTally
-from governor.integrations.coding_agents import agent_session
+from governor.integrations.coding_agents import agent_session, client_agent, refusal_status
 from governor.integrations.shapes import Call, decided_request, read_call
 from governor.integrations.usage import Usage, estimated_usage, from_any_usage, from_standard_logging
 from governor.ledger.windows import seconds_until_window_frees
@@ -181,15 +184,19 @@ def retry_after_seconds(policy: Policy, decision: Decision, now: float) -> int |
     return None if wait is None else max(1, math.ceil(wait))
 
 
-def proxy_exception(decision: Decision, *, retry_after: int | None = None) -> ProxyException:
-    """The HTTP error for a blocked decision; never a 500. Clients are told not to retry it."""
-    status = STATUS_BY_KIND.get(decision.block_kind or "", 403)
+def proxy_exception(decision: Decision, *, retry_after: int | None = None, agent: str | None = None) -> ProxyException:
+    """The HTTP error for a blocked decision; never a 500. Clients are told not to retry it; a coding agent
+    (``agent``) gets the status that makes it show the reason and stop (coding_agents.refusal_status)."""
+    reason_status = STATUS_BY_KIND.get(decision.block_kind or "", 403)
+    status = refusal_status(reason_status, agent)
     headers = {
         "x-governor-decision-id": decision.decision_id,
         "x-governor-blocked-by": decision.blocked_by or "",
         "x-governor-rule-ids": ",".join(decision.rule_ids),
         "x-should-retry": "false",
     }
+    if status != reason_status:
+        headers["x-governor-status"] = str(reason_status)
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
     return ProxyException(
@@ -199,7 +206,10 @@ def proxy_exception(decision: Decision, *, retry_after: int | None = None) -> Pr
         code=status,
         openai_code=decision.block_kind or "blocked",
         headers=headers,
-        provider_specific_fields={
+        # Codex prints the whole body of a 400: only the message, which names the rule (headers keep the rest)
+        provider_specific_fields=None
+        if agent == "codex"
+        else {
             "governor": {
                 "blocked_by": decision.blocked_by,
                 "verdict": decision.verdict,
@@ -226,8 +236,12 @@ def invalid_request(exc: InvalidCall) -> ProxyException:
     )
 
 
-def ungoverned_exception(route: str, reason: str, *, status: int = 403) -> ProxyException:
+def ungoverned_exception(route: str, reason: str, *, status: int = 403, agent: str | None = None) -> ProxyException:
     """The refusal of a request the governor does not read: names the route and how to allow it."""
+    reason_status, status = status, refusal_status(status, agent)
+    headers = {"x-should-retry": "false", "x-governor-verdict": "ungoverned"}
+    if status != reason_status:
+        headers["x-governor-status"] = str(reason_status)
     message = (
         f"budget-governor refused {route}: {reason}. Requests the governor cannot check are refused so that "
         "no route bypasses the budgets; to let them through unchecked set 'ungoverned: allow' in the policy"
@@ -238,9 +252,16 @@ def ungoverned_exception(route: str, reason: str, *, status: int = 403) -> Proxy
         param=None,
         code=status,
         openai_code="ungoverned",
-        headers={"x-should-retry": "false", "x-governor-verdict": "ungoverned"},
+        headers=headers,
         provider_specific_fields={"governor": {"verdict": "ungoverned", "route": route, "reason": reason}},
     )
+
+
+def _headers(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's headers as the proxy received them, names lower-cased (empty when unknown)."""
+    proxy_request = data.get("proxy_server_request") or {}
+    raw = proxy_request.get("headers") if isinstance(proxy_request, Mapping) else None
+    return {str(k).lower(): v for k, v in raw.items()} if isinstance(raw, Mapping) else {}
 
 
 def _metadata_key(data: Mapping[str, Any]) -> str:
@@ -315,9 +336,7 @@ def request_metadata(
     out.update(_canonical(body_meta))
     for name in IDENTITY_KEYS:
         out.pop(name, None)
-    proxy_request = data.get("proxy_server_request") or {}
-    raw_headers = proxy_request.get("headers") if isinstance(proxy_request, Mapping) else None
-    headers = {str(k).lower(): v for k, v in raw_headers.items()} if isinstance(raw_headers, Mapping) else {}
+    headers = _headers(data)
     if not out.get("run_id"):
         session, agent = agent_session(headers)  # a Claude Code or Codex session is a run
         run = headers.get(RUN_HEADER) or session or data.get("litellm_session_id") or data.get("litellm_trace_id")
@@ -430,7 +449,9 @@ class GovernorProxyHandler(CustomLogger):
             raise invalid_request(exc) from None
         if decision.blocked:
             raise proxy_exception(
-                decision, retry_after=retry_after_seconds(self.governor.policy, decision, time.time())
+                decision,
+                retry_after=retry_after_seconds(self.governor.policy, decision, time.time()),
+                agent=client_agent(_headers(data)),
             )
         self._apply(call, decision, data)
         return data
@@ -440,7 +461,7 @@ class GovernorProxyHandler(CustomLogger):
         if self.governor.policy.ungoverned == "allow":
             log.warning("budget-governor let %s through unchecked (ungoverned: allow): %s", route, reason)
             return data
-        raise ungoverned_exception(route, reason, status=status)
+        raise ungoverned_exception(route, reason, status=status, agent=client_agent(_headers(data)))
 
     def _apply(self, call: Call, decision: Decision, data: dict[str, Any]) -> None:
         """Write the decision into the request the proxy sends, and remember it until the call settles."""

@@ -49,12 +49,25 @@ def litellm_price_table() -> Mapping[str, Any]:
         return model_cost_table()
 
 
-@lru_cache(maxsize=1)
-def _bundled() -> dict[str, Any]:
+def bundled_file() -> Path:
+    """The price file bundled with the installed litellm, found without importing litellm."""
     spec = importlib.util.find_spec("litellm")  # finds the package without running its __init__
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("litellm")
-    path = Path(next(iter(spec.submodule_search_locations))) / _FILE
+    return Path(next(iter(spec.submodule_search_locations))) / _FILE
+
+
+def uses_bundled_file() -> bool:
+    """Whether :func:`litellm_price_table` reads :func:`bundled_file` (litellm not imported, local map)."""
+    module = sys.modules.get("litellm")
+    if module is not None and isinstance(getattr(module, "model_cost", None), Mapping):
+        return False
+    return os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "true").strip().lower() in ("true", "1", "yes")
+
+
+@lru_cache(maxsize=1)
+def _bundled() -> dict[str, Any]:
+    path = bundled_file()
     table: dict[str, Any] = json.loads(path.read_bytes())
     table.pop(_RESERVED, None)
     return _expand_aliases(table)

@@ -38,10 +38,30 @@ SEEN = "codex.events"
 KEYS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens", "reasoning_output_tokens")
 
 
-def _usage(obj: Any, name: str) -> tuple[int, ...]:
+def usage_counts(obj: Any, name: str) -> tuple[int, ...]:
     if not isinstance(obj, dict):
         raise ValueError(f"{name} must be an object")
     return f.counts(obj, name, *KEYS)
+
+
+def token_count_delta(
+    prev: tuple[int, ...] | None, total: tuple[int, ...], last: tuple[int, ...] | None
+) -> tuple[int, ...] | None:
+    """The call a ``token_count`` event with cumulative ``total`` (and ``last_token_usage`` ``last``) stands
+    for, after an event with ``prev`` (None: the file's first); None when it is a re-emission, not a call."""
+    if prev is None:
+        return last if last is not None and last != total else total
+    if total == prev:
+        return None  # re-emitted with unchanged totals
+    if any(t < q for t, q in zip(total, prev, strict=True)):
+        return last  # counters reset: the event's own call
+    return tuple(t - q for t, q in zip(total, prev, strict=True))
+
+
+def usage_record(payload: dict[str, Any]) -> tuple[str | None, tuple[int, ...]]:
+    """``(response id, usage)`` of a ``token_usage_record`` line (Codex 0.171+: one per model response,
+    written before the response's tools run); ValueError naming the field when its usage is not counts."""
+    return f.text(payload.get("response_id")), usage_counts(payload.get("usage"), "payload.usage")
 
 
 class CodexImporter:
@@ -91,9 +111,9 @@ class CodexImporter:
                 info = p["info"]
                 if not isinstance(info, dict):
                     raise ValueError("payload.info must be an object")
-                total = _usage(info.get("total_token_usage"), "payload.info.total_token_usage")
+                total = usage_counts(info.get("total_token_usage"), "payload.info.total_token_usage")
                 last = (
-                    _usage(info.get("last_token_usage"), "payload.info.last_token_usage")
+                    usage_counts(info.get("last_token_usage"), "payload.info.last_token_usage")
                     if info.get("last_token_usage") is not None
                     else None
                 )
@@ -102,14 +122,7 @@ class CodexImporter:
                 ctx.issue(file, line, str(exc))
                 continue
             key = (ts, total)
-            if prev is None:
-                delta = last if last is not None and last != total else total
-            elif total == prev:
-                delta = None  # re-emitted with unchanged totals
-            elif any(t < q for t, q in zip(total, prev, strict=True)):
-                delta = last  # counters reset: the event's own call
-            else:
-                delta = tuple(t - q for t, q in zip(total, prev, strict=True))
+            delta = token_count_delta(prev, total, last)
             prev = total
             if delta is None or not any(delta) or key in seen:
                 continue

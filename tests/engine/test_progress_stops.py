@@ -170,3 +170,24 @@ def test_bad_stops_are_located(item: str, message: str) -> None:
             f"apiVersion: governor/v1\nkind: Policy\nmetadata: {{name: x}}\nstop:\n  - {item}\n", "bad.yaml"
         )
     assert "bad.yaml:5" in str(err.value) and message in str(err.value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.text("0123456789abcdef", min_size=6, max_size=6),
+    st.text("0123456789abcdef", min_size=6, max_size=6),
+    st.floats(0, 100, allow_nan=False),
+    st.floats(0, 100, allow_nan=False),
+    st.text(max_size=40),
+)
+def test_two_runs_of_one_codex_command_look_alike_and_another_output_does_not(
+    chunk_a: str, chunk_b: str, wall_a: float, wall_b: float, output: str
+) -> None:
+    """Codex heads every command output with a random chunk id and the wall time (codex 0.171 rollouts)."""
+
+    def item(chunk: str, wall: float, out: str) -> dict[str, Any]:
+        text = f"Chunk ID: {chunk}\nWall time: {wall:.4f} seconds\nProcess exited with code 0\nOutput:\n{out}\n"
+        return {"type": "function_call_output", "call_id": f"call_{chunk}", "output": text}
+
+    assert content_digest(item(chunk_a, wall_a, output)) == content_digest(item(chunk_b, wall_b, output))
+    assert content_digest(item(chunk_a, wall_a, output)) != content_digest(item(chunk_a, wall_a, output + "x"))

@@ -197,9 +197,13 @@ def test_codex_session_is_refused_its_second_call_and_stops_with_the_reason(env:
     ]
     assert refused and refused[0]["blocked_by"] == "session-calls"
     assert refused[0]["metadata"]["agent"] == "codex"
-    # Codex 0.171 retries a 429 a few times (each refused again, none reaching the upstream) and then
-    # prints only the status, not the body that names the rule
-    assert "429" in done.stdout + done.stderr
+    # the refusal is a 400 for Codex: it does not retry it (one refused check) and prints the governor's reason
+    assert len(refused) == 1, [d["decision_id"] for d in refused]
+    failed = [json.loads(x) for x in done.stdout.splitlines() if '"turn.failed"' in x]
+    assert done.returncode != 0 and failed, done.stdout[-3000:]
+    shown = failed[-1]["error"]["message"]
+    assert "blocked by session-calls" in shown and "would exceed the calls limit 1" in shown, shown
+    assert "429" not in shown and "retry limit" not in done.stdout, done.stdout[-3000:]
 
 
 def _decisions(env: Env) -> list[dict[str, Any]]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from litellm.proxy._types import UserAPIKeyAuth
 
+from governor.integrations.coding_agents import client_agent, refusal_status
 from governor.integrations.litellm_proxy import request_metadata
 
 
@@ -108,3 +111,28 @@ def test_a_coding_agent_session_is_the_run_and_the_key_is_the_developer() -> Non
         "proxy_server_request": {"headers": {"x-governor-run-id": "r-9", "x-claude-code-session-id": "s"}},
     }
     assert request_metadata(key, both)["run_id"] == "r-9" and request_metadata(key, both)["agent"] == "mine"
+
+
+def test_the_client_a_refusal_is_worded_for_comes_from_its_headers() -> None:
+    assert client_agent({"x-claude-code-session-id": "s", "user-agent": "claude-cli/2.1.197"}) == "claude-code"
+    assert client_agent({"originator": "codex_exec", "session-id": "t"}) == "codex"
+    assert client_agent({"user-agent": "codex_cli_rs/0.171.0 (Debian 12.0.0; x86_64)"}) == "codex"
+    assert client_agent({"user-agent": "OpenAI/Python 1.99.0"}) is None
+    # Codex gets the one status it shows the body of without retrying; every other client keeps the reason's
+    assert [refusal_status(s, "codex") for s in (429, 403, 503, 400)] == [400, 400, 400, 400]
+    assert [refusal_status(s, a) for s in (429, 403) for a in ("claude-code", None)] == [429, 429, 403, 403]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["originator", "user-agent", "x-claude-code-session-id", "session-id", "x-other"]),
+        st.one_of(st.text(max_size=30), st.integers(), st.none()),
+    ),
+    st.sampled_from([400, 403, 429, 503]),
+)
+def test_any_headers_name_one_client_at_most_and_only_codex_changes_the_status(
+    headers: dict[str, object], status: int
+) -> None:
+    agent = client_agent(headers)
+    assert agent in ("claude-code", "codex", None)
+    assert refusal_status(status, agent) == (400 if agent == "codex" else status)

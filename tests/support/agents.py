@@ -108,3 +108,56 @@ def hook_settings(
 
 def transcripts(home: Path) -> list[Path]:
     return sorted((home / ".claude" / "projects").glob("*/*.jsonl"))
+
+
+def codex_home(home: Path, base_url: str, *, hook: str | None = None, events: tuple[str, ...] = ()) -> Path:
+    """A ``$CODEX_HOME`` whose ``config.toml`` points Codex at ``base_url`` (Responses API) and whose
+    ``hooks.json`` runs ``hook`` on each of ``events`` (Codex 0.171 hooks, Claude Code's format)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        'model = "gpt-4o"\nmodel_provider = "scripted"\n[model_providers.scripted]\nname = "scripted"\n'
+        f'base_url = "{base_url}/v1"\nenv_key = "CODEX_TEST_KEY"\nwire_api = "responses"\n',
+        encoding="utf-8",
+    )
+    if hook is not None:
+        groups = {ev: [{"hooks": [{"type": "command", "command": hook}]}] for ev in events}
+        (home / "hooks.json").write_text(json.dumps({"hooks": groups}), encoding="utf-8")
+    return home
+
+
+def run_codex(prompt: str, *, cwd: Path, home: Path, timeout: float = 90, extra: tuple[str, ...] = ()) -> AgentRun:
+    """``codex exec --json`` in ``cwd`` with ``$CODEX_HOME`` ``home``. Hooks in ``home`` are not yet trusted
+    (Codex records trust per hook): ``--dangerously-bypass-hook-trust`` runs them, as automation would."""
+    import time
+
+    t = time.monotonic()
+    out = subprocess.run(
+        [
+            agent_cli("codex"),
+            "exec",
+            "--skip-git-repo-check",
+            "--disable",
+            "plugins",
+            "--dangerously-bypass-hook-trust",
+            "--json",
+            *extra,
+            prompt,
+        ],
+        cwd=cwd,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(home.parent),
+            "CODEX_HOME": str(home),
+            "CODEX_TEST_KEY": "sk-test",
+            "LANG": "C.UTF-8",
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return AgentRun(returncode=out.returncode, stdout=out.stdout, stderr=out.stderr, seconds=time.monotonic() - t)
+
+
+def rollouts(home: Path) -> list[Path]:
+    return sorted((home / "sessions").glob("*/*/*/rollout-*.jsonl"))
